@@ -1,0 +1,118 @@
+//! A counting global allocator: current and peak heap bytes, for measuring the
+//! peak memory of a region of code (the study, benches, memory tests).
+//!
+//! Install it in a binary or test crate:
+//! ```ignore
+//! #[global_allocator]
+//! static ALLOC: autodiff_runtime::alloc::CountingAllocator = autodiff_runtime::alloc::CountingAllocator;
+//! ```
+//! and read it with [`current_bytes`], [`peak_bytes`], [`reset_peak`] or [`measure`].
+//! Without it installed, every reading is zero ([`is_installed`] tells).
+//! The counters are process-wide: measure with one thread doing the work.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+/// The system allocator with byte counters. Zero-sized; see the module docs.
+pub struct CountingAllocator;
+
+impl CountingAllocator {
+    fn grow(size: usize) {
+        let now = CURRENT.fetch_add(size, Ordering::Relaxed) + size;
+        PEAK.fetch_max(now, Ordering::Relaxed);
+    }
+
+    fn shrink(size: usize) {
+        CURRENT.fetch_sub(size, Ordering::Relaxed);
+    }
+}
+
+// SAFETY: every call is forwarded to `System` unchanged; the counters only observe sizes.
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        INSTALLED.store(true, Ordering::Relaxed);
+        let ptr = System.alloc(layout);
+        if !ptr.is_null() {
+            Self::grow(layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        INSTALLED.store(true, Ordering::Relaxed);
+        let ptr = System.alloc_zeroed(layout);
+        if !ptr.is_null() {
+            Self::grow(layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout);
+        Self::shrink(layout.size());
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let new = System.realloc(ptr, layout, new_size);
+        if !new.is_null() {
+            if new_size >= layout.size() {
+                Self::grow(new_size - layout.size());
+            } else {
+                Self::shrink(layout.size() - new_size);
+            }
+        }
+        new
+    }
+}
+
+/// Whether a [`CountingAllocator`] is the global allocator of this process
+/// (true once it has served one allocation).
+pub fn is_installed() -> bool {
+    INSTALLED.load(Ordering::Relaxed)
+}
+
+/// Heap bytes allocated and not yet freed.
+pub fn current_bytes() -> usize {
+    CURRENT.load(Ordering::Relaxed)
+}
+
+/// The highest value [`current_bytes`] has reached since the last [`reset_peak`].
+pub fn peak_bytes() -> usize {
+    PEAK.load(Ordering::Relaxed)
+}
+
+/// Sets the peak to the current value, starting a new measurement window.
+pub fn reset_peak() {
+    PEAK.store(CURRENT.load(Ordering::Relaxed), Ordering::Relaxed);
+}
+
+/// What [`measure`] saw of one region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryReport {
+    /// Bytes live when the region started.
+    pub baseline: usize,
+    /// The most bytes live at once during the region, above the baseline.
+    pub peak_above_baseline: usize,
+    /// Bytes live when the region ended, above the baseline (negative if it freed
+    /// memory it did not allocate).
+    pub retained: isize,
+}
+
+/// Runs `f` and reports its peak heap use above the bytes live when it started.
+pub fn measure<R>(f: impl FnOnce() -> R) -> (R, MemoryReport) {
+    reset_peak();
+    let baseline = current_bytes();
+    let result = f();
+    let peak = peak_bytes();
+    let end = current_bytes();
+    let report = MemoryReport {
+        baseline,
+        peak_above_baseline: peak.saturating_sub(baseline),
+        retained: end as isize - baseline as isize,
+    };
+    (result, report)
+}

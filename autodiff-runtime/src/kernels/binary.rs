@@ -1,0 +1,293 @@
+//! Elementwise `+ - * /` with ndarray broadcasting, their array-scalar and
+//! scalar-array forms, and the vector-Jacobian products of each.
+//!
+//! Naming: `add` is the forward of `a + b`; `add_grad_lhs`/`add_grad_rhs` take the
+//! output's adjoint `g` (by value, so its buffer can be reused) and return the
+//! adjoint of one operand, already reduced back to that operand's shape.
+//! Scalar operands are plain `F`; `_scalar` means "array op scalar" and
+//! `scalar_` means "scalar op array".
+
+use ndarray::{Array, ArrayBase, Axis, Data, DimMax, Dimension, Zip};
+
+use crate::Float;
+
+/// Sums `g` over the axes along which an operand of shape `dim` was broadcast,
+/// so that the result has exactly the operand's shape.
+///
+/// This is ndarray's broadcasting rule run backwards: leading axes that the
+/// operand lacks are summed away, and axes where the operand had length 1 are
+/// summed with the axis kept. When no axis was broadcast the buffer is reused.
+///
+/// # Panics
+/// If `dim` cannot broadcast to `g`'s shape.
+pub fn unbroadcast<F: Float, E: Dimension, D: Dimension>(g: Array<F, E>, dim: &D) -> Array<F, D> {
+    let target = dim.slice();
+    if g.shape() == target {
+        return g.into_dimensionality::<D>().unwrap_or_else(|_| {
+            unreachable!("equal shapes imply equal rank")
+        });
+    }
+    assert!(
+        g.ndim() >= target.len(),
+        "unbroadcast: operand shape {:?} has more axes than the gradient shape {:?}",
+        target,
+        g.shape()
+    );
+    let mut g = g.into_dyn();
+    while g.ndim() > target.len() {
+        g = g.sum_axis(Axis(0));
+    }
+    for (axis, &len) in target.iter().enumerate() {
+        let have = g.shape()[axis];
+        if len == 1 && have != 1 {
+            g = g.sum_axis(Axis(axis)).insert_axis(Axis(axis));
+        } else {
+            assert_eq!(
+                have,
+                len,
+                "unbroadcast: operand shape {:?} does not broadcast to the gradient shape {:?}",
+                target,
+                g.shape()
+            );
+        }
+    }
+    g.into_dimensionality::<D>()
+        .unwrap_or_else(|_| unreachable!("rank was reduced to the operand's rank"))
+}
+
+/// The output shape of broadcasting `a` with `b`, or a panic naming `op` and both shapes.
+fn check_broadcast(op: &str, a: &[usize], b: &[usize]) {
+    let n = a.len().max(b.len());
+    for i in 0..n {
+        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
+        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        assert!(
+            da == db || da == 1 || db == 1,
+            "{op}: shapes {a:?} and {b:?} cannot be broadcast together"
+        );
+    }
+}
+
+macro_rules! broadcasting_forward {
+    ($($(#[$doc:meta])* $name:ident => $op:tt;)*) => {$(
+        $(#[$doc])*
+        ///
+        /// # Panics
+        /// If the shapes cannot be broadcast together; the message names both.
+        pub fn $name<F, S1, S2, D1, D2>(
+            a: &ArrayBase<S1, D1>,
+            b: &ArrayBase<S2, D2>,
+        ) -> Array<F, <D1 as DimMax<D2>>::Output>
+        where
+            F: Float,
+            S1: Data<Elem = F>,
+            S2: Data<Elem = F>,
+            D1: Dimension + DimMax<D2>,
+            D2: Dimension,
+        {
+            check_broadcast(stringify!($name), a.shape(), b.shape());
+            a $op b
+        }
+    )*};
+}
+
+broadcasting_forward! {
+    /// `a + b`, broadcasting.
+    add => +;
+    /// `a - b`, broadcasting.
+    sub => -;
+    /// `a * b` elementwise, broadcasting.
+    mul => *;
+    /// `a / b` elementwise, broadcasting.
+    div => /;
+}
+
+/// Adjoint of `a` in `a + b` (and of either operand of `+`): `g` unbroadcast to `a_dim`.
+pub fn add_grad_lhs<F: Float, E: Dimension, D: Dimension>(g: Array<F, E>, a_dim: &D) -> Array<F, D> {
+    unbroadcast(g, a_dim)
+}
+
+/// Adjoint of `b` in `a + b`.
+pub fn add_grad_rhs<F: Float, E: Dimension, D: Dimension>(g: Array<F, E>, b_dim: &D) -> Array<F, D> {
+    unbroadcast(g, b_dim)
+}
+
+/// Adjoint of `a` in `a - b`.
+pub fn sub_grad_lhs<F: Float, E: Dimension, D: Dimension>(g: Array<F, E>, a_dim: &D) -> Array<F, D> {
+    unbroadcast(g, a_dim)
+}
+
+/// Adjoint of `b` in `a - b`: `-g`, unbroadcast.
+pub fn sub_grad_rhs<F: Float, E: Dimension, D: Dimension>(g: Array<F, E>, b_dim: &D) -> Array<F, D> {
+    neg_grad(unbroadcast(g, b_dim))
+}
+
+/// Adjoint of `a` in `a * b`: `g * b`, unbroadcast to `a_dim`.
+/// (By symmetry, the adjoint of `b` is `mul_grad_lhs(g, a, b_dim)`.)
+pub fn mul_grad_lhs<F, S, E, D2, D>(mut g: Array<F, E>, b: &ArrayBase<S, D2>, a_dim: &D) -> Array<F, D>
+where
+    F: Float,
+    S: Data<Elem = F>,
+    E: Dimension,
+    D2: Dimension,
+    D: Dimension,
+{
+    Zip::from(&mut g).and_broadcast(b).for_each(|g, &b| *g = *g * b);
+    unbroadcast(g, a_dim)
+}
+
+/// Adjoint of `b` in `a * b`: `g * a`, unbroadcast to `b_dim`.
+pub fn mul_grad_rhs<F, S, E, D1, D>(g: Array<F, E>, a: &ArrayBase<S, D1>, b_dim: &D) -> Array<F, D>
+where
+    F: Float,
+    S: Data<Elem = F>,
+    E: Dimension,
+    D1: Dimension,
+    D: Dimension,
+{
+    mul_grad_lhs(g, a, b_dim)
+}
+
+/// Adjoint of `a` in `a / b`: `g / b`, unbroadcast to `a_dim`.
+pub fn div_grad_lhs<F, S, E, D2, D>(mut g: Array<F, E>, b: &ArrayBase<S, D2>, a_dim: &D) -> Array<F, D>
+where
+    F: Float,
+    S: Data<Elem = F>,
+    E: Dimension,
+    D2: Dimension,
+    D: Dimension,
+{
+    Zip::from(&mut g).and_broadcast(b).for_each(|g, &b| *g = *g / b);
+    unbroadcast(g, a_dim)
+}
+
+/// Adjoint of `b` in `a / b`: `-g * a / b²`, unbroadcast to `b_dim`.
+pub fn div_grad_rhs<F, S1, S2, E, D1, D2>(
+    mut g: Array<F, E>,
+    a: &ArrayBase<S1, D1>,
+    b: &ArrayBase<S2, D2>,
+) -> Array<F, D2>
+where
+    F: Float,
+    S1: Data<Elem = F>,
+    S2: Data<Elem = F>,
+    E: Dimension,
+    D1: Dimension,
+    D2: Dimension,
+{
+    Zip::from(&mut g)
+        .and_broadcast(a)
+        .and_broadcast(b)
+        .for_each(|g, &a, &b| *g = -*g * a / (b * b));
+    unbroadcast(g, &b.raw_dim())
+}
+
+/// `-a`.
+pub fn neg<F: Float, S: Data<Elem = F>, D: Dimension>(a: &ArrayBase<S, D>) -> Array<F, D> {
+    a.mapv(|x| -x)
+}
+
+/// Adjoint of `a` in `-a`: `-g`, in place.
+pub fn neg_grad<F: Float, D: Dimension>(mut g: Array<F, D>) -> Array<F, D> {
+    g.mapv_inplace(|x| -x);
+    g
+}
+
+/// `a + s` for an array `a` and a scalar `s`.
+pub fn add_scalar<F: Float, S: Data<Elem = F>, D: Dimension>(a: &ArrayBase<S, D>, s: F) -> Array<F, D> {
+    a.mapv(|x| x + s)
+}
+
+/// `a - s`.
+pub fn sub_scalar<F: Float, S: Data<Elem = F>, D: Dimension>(a: &ArrayBase<S, D>, s: F) -> Array<F, D> {
+    a.mapv(|x| x - s)
+}
+
+/// `s - a`.
+pub fn scalar_sub<F: Float, S: Data<Elem = F>, D: Dimension>(s: F, a: &ArrayBase<S, D>) -> Array<F, D> {
+    a.mapv(|x| s - x)
+}
+
+/// `a * s`.
+pub fn mul_scalar<F: Float, S: Data<Elem = F>, D: Dimension>(a: &ArrayBase<S, D>, s: F) -> Array<F, D> {
+    a.mapv(|x| x * s)
+}
+
+/// `a / s`.
+pub fn div_scalar<F: Float, S: Data<Elem = F>, D: Dimension>(a: &ArrayBase<S, D>, s: F) -> Array<F, D> {
+    a.mapv(|x| x / s)
+}
+
+/// `s / a`.
+pub fn scalar_div<F: Float, S: Data<Elem = F>, D: Dimension>(s: F, a: &ArrayBase<S, D>) -> Array<F, D> {
+    a.mapv(|x| s / x)
+}
+
+/// `g * s` in place: the adjoint of `a` in `a * s` or `s * a`.
+pub fn scale_grad<F: Float, D: Dimension>(mut g: Array<F, D>, s: F) -> Array<F, D> {
+    g.mapv_inplace(|x| x * s);
+    g
+}
+
+/// Adjoint of `a` in `a / s`: `g / s`, in place.
+pub fn div_scalar_grad_array<F: Float, D: Dimension>(mut g: Array<F, D>, s: F) -> Array<F, D> {
+    g.mapv_inplace(|x| x / s);
+    g
+}
+
+/// `Σ g`: the adjoint of the scalar `s` in `a + s` or `s + a`.
+pub fn sum_grad_of_scalar<F: Float, S: Data<Elem = F>, D: Dimension>(g: &ArrayBase<S, D>) -> F {
+    g.sum()
+}
+
+/// `Σ g·a`: the adjoint of the scalar `s` in `a * s` or `s * a`.
+///
+/// # Panics
+/// If the shapes differ.
+pub fn sum_product<F, S1, S2, D>(g: &ArrayBase<S1, D>, a: &ArrayBase<S2, D>) -> F
+where
+    F: Float,
+    S1: Data<Elem = F>,
+    S2: Data<Elem = F>,
+    D: Dimension,
+{
+    assert_eq!(g.shape(), a.shape(), "sum_product: gradient shape {:?} differs from operand shape {:?}", g.shape(), a.shape());
+    let mut acc = F::zero();
+    Zip::from(g).and(a).for_each(|&g, &a| acc = acc + g * a);
+    acc
+}
+
+/// Adjoint of the scalar `s` in `a / s`: `-Σ g·a / s²`.
+pub fn div_scalar_grad_scalar<F, S1, S2, D>(g: &ArrayBase<S1, D>, a: &ArrayBase<S2, D>, s: F) -> F
+where
+    F: Float,
+    S1: Data<Elem = F>,
+    S2: Data<Elem = F>,
+    D: Dimension,
+{
+    -sum_product(g, a) / (s * s)
+}
+
+/// Adjoint of the scalar `s` in `s / a`: `Σ g / a`.
+pub fn scalar_div_grad_scalar<F, S1, S2, D>(g: &ArrayBase<S1, D>, a: &ArrayBase<S2, D>) -> F
+where
+    F: Float,
+    S1: Data<Elem = F>,
+    S2: Data<Elem = F>,
+    D: Dimension,
+{
+    let mut acc = F::zero();
+    Zip::from(g).and(a).for_each(|&g, &a| acc = acc + g / a);
+    acc
+}
+
+/// Adjoint of `a` in `s / a`: `-g·s / a²`, in place.
+pub fn scalar_div_grad_array<F, S, D>(mut g: Array<F, D>, s: F, a: &ArrayBase<S, D>) -> Array<F, D>
+where
+    F: Float,
+    S: Data<Elem = F>,
+    D: Dimension,
+{
+    Zip::from(&mut g).and(a).for_each(|g, &a| *g = -*g * s / (a * a));
+    g
+}

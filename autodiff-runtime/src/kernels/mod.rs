@@ -1,0 +1,20 @@
+//! The kernels: for every op, a forward function and its vector-Jacobian
+//! products (backward), written once and called both by the dynamic tape and by
+//! the code that `#[differentiate]` generates.
+//!
+//! Conventions, shared by every module:
+//! - Inputs are borrowed (`&ArrayBase<S, D>`, so owned arrays and views both work).
+//! - A backward function takes the output's adjoint `g` and returns the adjoint of
+//!   one operand with exactly that operand's shape (broadcasting is undone inside).
+//!   Where it can reuse `g`'s buffer it takes `g` by value; otherwise by reference.
+//! - Shape errors panic with a message that names the op and the shapes involved.
+
+pub mod batch_norm;
+pub mod binary;
+pub mod conv;
+pub mod loss;
+pub mod matmul;
+pub mod pool;
+pub mod reduce;
+pub mod softmax;
+pub mod unary;

@@ -1,0 +1,192 @@
+//! Elementwise functions of one array: forward, backward, and the scalar
+//! versions that generated code uses when a value is a plain float.
+//!
+//! Every op is declared once in the table at the bottom: its forward formula,
+//! which value its backward reads (`input` or `output`), and its derivative in
+//! terms of that value. The macro below expands each row into four functions:
+//! `op(&a)`, `op_grad(g, &saved)`, `op_scalar(x)`, `op_grad_scalar(g, saved)`.
+//! Both modes and both kinds (array, scalar) therefore share one formula.
+
+use ndarray::{Array, ArrayBase, Data, Dimension, Zip};
+
+use crate::Float;
+
+/// Which value an elementwise op's backward reads: its input or its output.
+///
+/// The macro's liveness pass uses this to decide what to keep from the forward
+/// pass; the tape saves the same value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Saves {
+    /// The backward reads the op's input `x`.
+    Input,
+    /// The backward reads the op's output `y` (cheaper for `exp`, `tanh`, ...).
+    Output,
+}
+
+/// The logistic function, computed without overflow for large `|x|`.
+#[inline]
+pub fn stable_sigmoid<F: Float>(x: F) -> F {
+    if x >= F::zero() {
+        F::one() / (F::one() + (-x).exp())
+    } else {
+        let e = x.exp();
+        e / (F::one() + e)
+    }
+}
+
+macro_rules! unary_ops {
+    ($(
+        $(#[$doc:meta])*
+        $name:ident, $grad:ident, $scalar:ident, $grad_scalar:ident, $saves_const:ident:
+            forward |$x:ident| $forward:expr,
+            saves $saves:ident,
+            derivative |$s:ident| $derivative:expr;
+    )*) => {$(
+        $(#[$doc])*
+        pub fn $name<F: Float, S: Data<Elem = F>, D: Dimension>(a: &ArrayBase<S, D>) -> Array<F, D> {
+            a.mapv(|$x: F| $forward)
+        }
+
+        #[doc = concat!("Backward of [`", stringify!($name), "`]: `g * f'`, in place in `g`'s buffer; `saved` is the op's ", stringify!($saves), ".")]
+        ///
+        /// # Panics
+        /// If `g` and `saved` have different shapes.
+        pub fn $grad<F, S, D>(mut g: Array<F, D>, saved: &ArrayBase<S, D>) -> Array<F, D>
+        where
+            F: Float,
+            S: Data<Elem = F>,
+            D: Dimension,
+        {
+            assert_eq!(
+                g.shape(),
+                saved.shape(),
+                concat!(stringify!($grad), ": gradient shape {:?} differs from saved value shape {:?}"),
+                g.shape(),
+                saved.shape()
+            );
+            Zip::from(&mut g).and(saved).for_each(|g, &$s: &F| *g = *g * $derivative);
+            g
+        }
+
+        #[doc = concat!("[`", stringify!($name), "`] of one float.")]
+        #[inline]
+        pub fn $scalar<F: Float>($x: F) -> F {
+            $forward
+        }
+
+        #[doc = concat!("Backward of [`", stringify!($scalar), "`]; `saved` is the op's ", stringify!($saves), ".")]
+        #[inline]
+        pub fn $grad_scalar<F: Float>(g: F, $s: F) -> F {
+            g * $derivative
+        }
+
+        #[doc = concat!("What the backward of `", stringify!($name), "` reads.")]
+        pub const $saves_const: Saves = Saves::$saves;
+    )*};
+}
+
+unary_ops! {
+    /// `eˣ`.
+    exp, exp_grad, exp_scalar, exp_grad_scalar, EXP_SAVES:
+        forward |x| x.exp(), saves Output, derivative |y| y;
+    /// Natural logarithm.
+    ln, ln_grad, ln_scalar, ln_grad_scalar, LN_SAVES:
+        forward |x| x.ln(), saves Input, derivative |x| x.recip();
+    /// Square root.
+    sqrt, sqrt_grad, sqrt_scalar, sqrt_grad_scalar, SQRT_SAVES:
+        forward |x| x.sqrt(), saves Output, derivative |y| F::of(0.5) / y;
+    /// Hyperbolic tangent.
+    tanh, tanh_grad, tanh_scalar, tanh_grad_scalar, TANH_SAVES:
+        forward |x| x.tanh(), saves Output, derivative |y| F::one() - y * y;
+    /// Sine.
+    sin, sin_grad, sin_scalar, sin_grad_scalar, SIN_SAVES:
+        forward |x| x.sin(), saves Input, derivative |x| x.cos();
+    /// Cosine.
+    cos, cos_grad, cos_scalar, cos_grad_scalar, COS_SAVES:
+        forward |x| x.cos(), saves Input, derivative |x| -x.sin();
+    /// Absolute value; its derivative at 0 is taken as 0.
+    abs, abs_grad, abs_scalar, abs_grad_scalar, ABS_SAVES:
+        forward |x| x.abs(), saves Input,
+        derivative |x| if x > F::zero() { F::one() } else if x < F::zero() { -F::one() } else { F::zero() };
+    /// `1/x`.
+    recip, recip_grad, recip_scalar, recip_grad_scalar, RECIP_SAVES:
+        forward |x| x.recip(), saves Output, derivative |y| -(y * y);
+    /// `x²`.
+    square, square_grad, square_scalar, square_grad_scalar, SQUARE_SAVES:
+        forward |x| x * x, saves Input, derivative |x| x + x;
+    /// `max(x, 0)`; its derivative at 0 is taken as 0, as in PyTorch.
+    relu, relu_grad, relu_scalar, relu_grad_scalar, RELU_SAVES:
+        forward |x| if x > F::zero() { x } else { F::zero() }, saves Output,
+        derivative |y| if y > F::zero() { F::one() } else { F::zero() };
+    /// The logistic function `1 / (1 + e⁻ˣ)`, stable at large `|x|`.
+    sigmoid, sigmoid_grad, sigmoid_scalar, sigmoid_grad_scalar, SIGMOID_SAVES:
+        forward |x| stable_sigmoid(x), saves Output, derivative |y| y * (F::one() - y);
+}
+
+/// `xⁿ` for an integer exponent.
+pub fn powi<F: Float, S: Data<Elem = F>, D: Dimension>(a: &ArrayBase<S, D>, n: i32) -> Array<F, D> {
+    a.mapv(|x| x.powi(n))
+}
+
+/// Backward of [`powi`]: `g · n·xⁿ⁻¹`; `x` is the op's input.
+pub fn powi_grad<F, S, D>(mut g: Array<F, D>, x: &ArrayBase<S, D>, n: i32) -> Array<F, D>
+where
+    F: Float,
+    S: Data<Elem = F>,
+    D: Dimension,
+{
+    assert_eq!(g.shape(), x.shape(), "powi_grad: gradient shape {:?} differs from input shape {:?}", g.shape(), x.shape());
+    Zip::from(&mut g).and(x).for_each(|g, &x| *g = *g * powi_derivative(x, n));
+    g
+}
+
+/// `n·xⁿ⁻¹`, exact at `x = 0` for every `n`.
+#[inline]
+pub fn powi_derivative<F: Float>(x: F, n: i32) -> F {
+    match n {
+        0 => F::zero(),
+        _ => F::of(f64::from(n)) * x.powi(n - 1),
+    }
+}
+
+/// `xᵖ` for a float exponent.
+pub fn powf<F: Float, S: Data<Elem = F>, D: Dimension>(a: &ArrayBase<S, D>, p: F) -> Array<F, D> {
+    a.mapv(|x| x.powf(p))
+}
+
+/// Backward of [`powf`] with respect to the base: `g · p·xᵖ⁻¹`.
+pub fn powf_grad<F, S, D>(mut g: Array<F, D>, x: &ArrayBase<S, D>, p: F) -> Array<F, D>
+where
+    F: Float,
+    S: Data<Elem = F>,
+    D: Dimension,
+{
+    assert_eq!(g.shape(), x.shape(), "powf_grad: gradient shape {:?} differs from input shape {:?}", g.shape(), x.shape());
+    Zip::from(&mut g).and(x).for_each(|g, &x| *g = *g * powf_derivative(x, p));
+    g
+}
+
+/// `p·xᵖ⁻¹`.
+#[inline]
+pub fn powf_derivative<F: Float>(x: F, p: F) -> F {
+    if p == F::zero() {
+        F::zero()
+    } else {
+        p * x.powf(p - F::one())
+    }
+}
+
+/// Backward of an elementwise map `x ↦ f(x)` given its derivative `df`: `g · f'(x)`.
+///
+/// The macro differentiates a `mapv` closure symbolically and passes the
+/// derivative closure here; the tape's `map` op does the same.
+pub fn map_grad<F, S, D>(mut g: Array<F, D>, x: &ArrayBase<S, D>, df: impl Fn(F) -> F) -> Array<F, D>
+where
+    F: Float,
+    S: Data<Elem = F>,
+    D: Dimension,
+{
+    assert_eq!(g.shape(), x.shape(), "map_grad: gradient shape {:?} differs from input shape {:?}", g.shape(), x.shape());
+    Zip::from(&mut g).and(x).for_each(|g, &x| *g = *g * df(x));
+    g
+}

@@ -1,0 +1,21 @@
+//! The runtime of `autodiff`: everything both differentiation modes share.
+//!
+//! - [`kernels`]: forward and backward functions of every op, generic over [`Float`];
+//! - [`ops`]: the user-facing forward ops that ndarray lacks (`relu(&z)`, `z.tanh()`, ...);
+//! - [`tape`]: the dynamic, PyTorch-style reverse mode built on those kernels;
+//! - [`gradcheck`]: central finite differences in `f64`, the oracle of every gradient test;
+//! - [`alloc`]: a counting global allocator for peak-memory measurement;
+//! - [`plan`]: the description of a generated gradient that `#[differentiate]` emits.
+//!
+//! This crate knows nothing of `syn`: the macro emits calls into it, never the reverse.
+
+pub mod alloc;
+pub mod float;
+pub mod gradcheck;
+pub mod kernels;
+pub mod ops;
+pub mod plan;
+pub mod tape;
+
+pub use float::Float;
+pub use plan::Plan;

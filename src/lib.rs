@@ -1,0 +1,21 @@
+//! Compile-time reverse-mode automatic differentiation for functions over
+//! `ndarray` arrays, and a dynamic tape built on the same kernels.
+//!
+//! Add this one crate; `use autodiff::prelude::*;` brings everything a model
+//! function needs. See the README for the supported subset of Rust.
+
+pub use autodiff_macros::differentiate;
+pub use autodiff_runtime as runtime;
+pub use autodiff_runtime::{Float, Plan};
+/// The `ndarray` crate this library is built on, so that user crates never
+/// depend on a second (possibly mismatched) version.
+pub use ndarray;
+
+/// Everything a differentiable function needs, in one import.
+pub mod prelude {
+    pub use crate::differentiate;
+    pub use autodiff_runtime::ops::*;
+    pub use autodiff_runtime::tape::{Tape, Var};
+    pub use autodiff_runtime::Float;
+    pub use ndarray::{array, Array, Array0, Array1, Array2, Array3, Array4, ArrayD, ArrayView1, ArrayView2, Axis, Ix1, Ix2, Ix3, Ix4, IxDyn};
+}
