@@ -4,7 +4,7 @@
 //! Add this one crate; `use autodiff::prelude::*;` brings everything a model
 //! function needs. See the README for the supported subset of Rust.
 
-pub use autodiff_macros::differentiate;
+pub use autodiff_macros::{check, differentiate};
 pub use autodiff_runtime as runtime;
 pub use autodiff_runtime::{Float, Plan};
 /// The `ndarray` crate this library is built on, so that user crates never

@@ -1,9 +1,70 @@
-//! `#[differentiate]`: see the `autodiff` crate for documentation.
+//! `#[differentiate]`: a small compiler from a subset of Rust over ndarray to static
+//! reverse-mode gradient code. See the `autodiff` crate for the user documentation
+//! and `ARCHITECTURE.md` for the map of this crate.
+//!
+//! Pipeline: `args` + `signature` (what the signature says) → `lower` (body to IR,
+//! with kind inference) → `activity` (which adjoints exist) → `rules` (derivative of
+//! each op, as runtime kernel calls) → `codegen` (liveness, static and tape code).
+//! Every pass reports errors through `ctxt::Ctxt`; on error, `fallback` emits the
+//! errors plus stubs so that the user sees only the real errors.
+
+mod activity;
+mod args;
+mod check;
+mod codegen;
+mod ctxt;
+mod fallback;
+mod ir;
+mod lower;
+mod rules;
+mod scalar;
+mod signature;
 
 use proc_macro::TokenStream;
+use quote::quote;
 
-/// Generates a reverse-mode gradient function beside the annotated function.
+/// Generates a reverse-mode gradient function (and its halves, a tape version, a
+/// checker and a plan) beside the annotated function. See the `autodiff` crate docs.
 #[proc_macro_attribute]
-pub fn differentiate(_args: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn differentiate(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item_tokens = proc_macro2::TokenStream::from(item);
+    let item: syn::ItemFn = match syn::parse2(item_tokens.clone()) {
+        Ok(item) => item,
+        Err(_) => {
+            let error = syn::Error::new_spanned(&item_tokens, "`#[differentiate]` applies to a function: `fn loss(x: &Array1<f64>) -> f64 { ... }`");
+            let error = error.to_compile_error();
+            return quote!(#error #item_tokens).into();
+        }
+    };
+    let args = match syn::parse::<args::Args>(args) {
+        Ok(args) => args,
+        Err(error) => return fallback::expand(&item, None, error.to_compile_error()).into(),
+    };
+    match try_expand(&args, &item) {
+        Ok(tokens) => tokens.into(),
+        Err(errors) => fallback::expand(&item, args.name.as_ref(), errors).into(),
+    }
+}
+
+fn try_expand(args: &args::Args, item: &syn::ItemFn) -> Result<proc_macro2::TokenStream, proc_macro2::TokenStream> {
+    let cx = ctxt::Ctxt::default();
+    let signature = signature::read(&cx, item, args);
+    let function = signature.as_ref().and_then(|sig| lower::lower(&cx, item, sig));
+    cx.check()?;
+    let (Some(signature), Some(function)) = (signature, function) else {
+        return Err(quote!(::core::compile_error!("`#[differentiate]` could not read this function");));
+    };
+    let activity = activity::analyse(&function);
+    let prefix = args.name.clone().unwrap_or_else(|| item.sig.ident.clone());
+    let generated = codegen::expand(item, &prefix, &function, &activity, &signature.float_ty);
+    Ok(quote!(#item #generated))
+}
+
+/// `check!(loss, &x, &w, &b)`: checks the static gradient of a `#[differentiate]`
+/// function, its tape gradient and central finite differences against each other at
+/// the given point, panics with a report if they disagree beyond the float type's
+/// default tolerance, and returns the report.
+#[proc_macro]
+pub fn check(input: TokenStream) -> TokenStream {
+    check::expand(input.into()).into()
 }

@@ -132,7 +132,7 @@ where
     D2: Dimension,
     D: Dimension,
 {
-    Zip::from(&mut g).and_broadcast(b).for_each(|g, &b| *g = *g * b);
+    Zip::from(&mut g).and_broadcast(b).for_each(|g, &b| *g *= b);
     unbroadcast(g, a_dim)
 }
 
@@ -157,7 +157,7 @@ where
     D2: Dimension,
     D: Dimension,
 {
-    Zip::from(&mut g).and_broadcast(b).for_each(|g, &b| *g = *g / b);
+    Zip::from(&mut g).and_broadcast(b).for_each(|g, &b| *g /= b);
     unbroadcast(g, a_dim)
 }
 
@@ -253,7 +253,7 @@ where
 {
     assert_eq!(g.shape(), a.shape(), "sum_product: gradient shape {:?} differs from operand shape {:?}", g.shape(), a.shape());
     let mut acc = F::zero();
-    Zip::from(g).and(a).for_each(|&g, &a| acc = acc + g * a);
+    Zip::from(g).and(a).for_each(|&g, &a| acc += g * a);
     acc
 }
 
@@ -277,7 +277,7 @@ where
     D: Dimension,
 {
     let mut acc = F::zero();
-    Zip::from(g).and(a).for_each(|&g, &a| acc = acc + g / a);
+    Zip::from(g).and(a).for_each(|&g, &a| acc += g / a);
     acc
 }
 
@@ -290,4 +290,49 @@ where
 {
     Zip::from(&mut g).and(a).for_each(|g, &a| *g = -*g * s / (a * a));
     g
+}
+
+/// `-Σ g`: the adjoint of the scalar `s` in `a - s`.
+pub fn sub_scalar_grad_scalar<F: Float, S: Data<Elem = F>, D: Dimension>(g: &ArrayBase<S, D>) -> F {
+    -g.sum()
+}
+
+/// Adjoint of either float in `a - b` on the `b` side, or of `a` in `-a`: `-g`.
+#[inline]
+pub fn neg_grad_scalar<F: Float>(g: F) -> F {
+    -g
+}
+
+/// Adjoint of either float in `a * b`: `g` times the other one.
+#[inline]
+pub fn mul_grad_scalar<F: Float>(g: F, other: F) -> F {
+    g * other
+}
+
+/// Adjoint of the float `a` in `a / b`: `g / b`.
+#[inline]
+pub fn div_grad_lhs_scalar<F: Float>(g: F, b: F) -> F {
+    g / b
+}
+
+/// Adjoint of the float `b` in `a / b`: `-g·a / b²`.
+#[inline]
+pub fn div_grad_rhs_scalar<F: Float>(g: F, a: F, b: F) -> F {
+    -g * a / (b * b)
+}
+
+/// `acc += contribution`: a second (third, ...) adjoint contribution to a value used
+/// more than once, added in place.
+///
+/// # Panics
+/// If the shapes differ; the message names both.
+pub fn accumulate<F: Float, D: Dimension>(acc: &mut Array<F, D>, contribution: Array<F, D>) {
+    assert_eq!(
+        acc.shape(),
+        contribution.shape(),
+        "accumulate: adjoint shape {:?} differs from contribution shape {:?}",
+        acc.shape(),
+        contribution.shape()
+    );
+    *acc += &contribution;
 }

@@ -1,25 +1,128 @@
 //! `softmax` and `log_softmax` along an axis, stable for large logits.
+//!
+//! Every function works lane by lane (a lane is one 1-D slice along `axis`, a
+//! row for `Axis(1)` of a matrix): the forward functions copy the input once and
+//! then rewrite each lane in place, and the backward functions rewrite `g`'s
+//! buffer, so each call allocates at most one array.
 
-use ndarray::{Array, ArrayBase, Axis, Data, RemoveAxis};
+use ndarray::{Array, ArrayBase, Axis, Data, RemoveAxis, Zip};
 
 use crate::Float;
 
+/// Panics naming `op`, the axis and the shape if `axis` is out of bounds.
+fn check_axis(op: &str, shape: &[usize], axis: Axis) {
+    assert!(
+        axis.index() < shape.len(),
+        "{op}: axis {} is out of bounds for shape {:?}",
+        axis.index(),
+        shape
+    );
+}
+
+/// Panics naming `op` and both shapes if the adjoint and the saved output differ.
+fn check_same_shape(op: &str, g: &[usize], y: &[usize]) {
+    assert_eq!(
+        g, y,
+        "{op}: gradient shape {g:?} differs from output shape {y:?}"
+    );
+}
+
+/// The largest element of a lane. Subtracting it before `exp` keeps every
+/// exponent `<= 0`, which is what makes logits of ±1000 safe.
+#[inline]
+fn lane_max<F: Float, S: Data<Elem = F>>(lane: &ArrayBase<S, ndarray::Ix1>) -> F {
+    lane.fold(F::neg_infinity(), |m, &v| m.max(v))
+}
+
 /// `exp(a - max) / Σ exp(a - max)` along `axis`; finite for logits of ±1000.
-pub fn softmax<F: Float, S: Data<Elem = F>, D: RemoveAxis>(a: &ArrayBase<S, D>, axis: Axis) -> Array<F, D> {
-    todo!()
+///
+/// # Panics
+/// If `axis` is out of bounds; the message names the axis and the shape.
+pub fn softmax<F: Float, S: Data<Elem = F>, D: RemoveAxis>(
+    a: &ArrayBase<S, D>,
+    axis: Axis,
+) -> Array<F, D> {
+    check_axis("softmax", a.shape(), axis);
+    let mut y = a.to_owned();
+    for mut lane in y.lanes_mut(axis) {
+        let max = lane_max(&lane);
+        let mut total = F::zero();
+        lane.mapv_inplace(|v| {
+            let e = (v - max).exp();
+            total += e;
+            e
+        });
+        // The max element contributes exp(0) = 1, so `total >= 1` and the
+        // reciprocal is finite.
+        let inv = total.recip();
+        lane.mapv_inplace(|e| e * inv);
+    }
+    y
 }
 
 /// Backward of [`softmax`] from its output `y`: `y ⊙ (g - Σ_axis g⊙y)`.
-pub fn softmax_grad<F: Float, S: Data<Elem = F>, D: RemoveAxis>(g: Array<F, D>, y: &ArrayBase<S, D>, axis: Axis) -> Array<F, D> {
-    todo!()
+///
+/// # Panics
+/// If `g` and `y` have different shapes or `axis` is out of bounds.
+pub fn softmax_grad<F: Float, S: Data<Elem = F>, D: RemoveAxis>(
+    mut g: Array<F, D>,
+    y: &ArrayBase<S, D>,
+    axis: Axis,
+) -> Array<F, D> {
+    check_same_shape("softmax_grad", g.shape(), y.shape());
+    check_axis("softmax_grad", y.shape(), axis);
+    Zip::from(g.lanes_mut(axis))
+        .and(y.lanes(axis))
+        .for_each(|mut g_lane, y_lane| {
+            let dot = Zip::from(&g_lane)
+                .and(&y_lane)
+                .fold(F::zero(), |acc, &g, &y| acc + g * y);
+            Zip::from(&mut g_lane)
+                .and(&y_lane)
+                .for_each(|g, &y| *g = y * (*g - dot));
+        });
+    g
 }
 
 /// `a - max - ln Σ exp(a - max)` along `axis`.
-pub fn log_softmax<F: Float, S: Data<Elem = F>, D: RemoveAxis>(a: &ArrayBase<S, D>, axis: Axis) -> Array<F, D> {
-    todo!()
+///
+/// # Panics
+/// If `axis` is out of bounds; the message names the axis and the shape.
+pub fn log_softmax<F: Float, S: Data<Elem = F>, D: RemoveAxis>(
+    a: &ArrayBase<S, D>,
+    axis: Axis,
+) -> Array<F, D> {
+    check_axis("log_softmax", a.shape(), axis);
+    let mut y = a.to_owned();
+    for mut lane in y.lanes_mut(axis) {
+        let max = lane_max(&lane);
+        let total = lane.fold(F::zero(), |acc, &v| acc + (v - max).exp());
+        // `(v - max) - ln total`, not `v - (max + ln total)`: adding `ln total`
+        // to a large `max` first would round it away (1e-13 absolute at 1000).
+        let log_total = total.ln();
+        lane.mapv_inplace(|v| (v - max) - log_total);
+    }
+    y
 }
 
 /// Backward of [`log_softmax`] from its output `y`: `g - exp(y) ⊙ Σ_axis g`.
-pub fn log_softmax_grad<F: Float, S: Data<Elem = F>, D: RemoveAxis>(g: Array<F, D>, y: &ArrayBase<S, D>, axis: Axis) -> Array<F, D> {
-    todo!()
+///
+/// # Panics
+/// If `g` and `y` have different shapes or `axis` is out of bounds.
+pub fn log_softmax_grad<F: Float, S: Data<Elem = F>, D: RemoveAxis>(
+    mut g: Array<F, D>,
+    y: &ArrayBase<S, D>,
+    axis: Axis,
+) -> Array<F, D> {
+    check_same_shape("log_softmax_grad", g.shape(), y.shape());
+    check_axis("log_softmax_grad", y.shape(), axis);
+    Zip::from(g.lanes_mut(axis))
+        .and(y.lanes(axis))
+        .for_each(|mut g_lane, y_lane| {
+            let total = g_lane.sum();
+            Zip::from(&mut g_lane)
+                .and(&y_lane)
+                .for_each(|g, &y| *g -= y.exp() * total);
+        });
+    g
 }

@@ -64,7 +64,7 @@ macro_rules! unary_ops {
                 g.shape(),
                 saved.shape()
             );
-            Zip::from(&mut g).and(saved).for_each(|g, &$s: &F| *g = *g * $derivative);
+            Zip::from(&mut g).and(saved).for_each(|g, &$s: &F| *g *= $derivative);
             g
         }
 
@@ -136,7 +136,7 @@ where
     D: Dimension,
 {
     assert_eq!(g.shape(), x.shape(), "powi_grad: gradient shape {:?} differs from input shape {:?}", g.shape(), x.shape());
-    Zip::from(&mut g).and(x).for_each(|g, &x| *g = *g * powi_derivative(x, n));
+    Zip::from(&mut g).and(x).for_each(|g, &x| *g *= powi_derivative(x, n));
     g
 }
 
@@ -162,7 +162,7 @@ where
     D: Dimension,
 {
     assert_eq!(g.shape(), x.shape(), "powf_grad: gradient shape {:?} differs from input shape {:?}", g.shape(), x.shape());
-    Zip::from(&mut g).and(x).for_each(|g, &x| *g = *g * powf_derivative(x, p));
+    Zip::from(&mut g).and(x).for_each(|g, &x| *g *= powf_derivative(x, p));
     g
 }
 
@@ -187,6 +187,50 @@ where
     D: Dimension,
 {
     assert_eq!(g.shape(), x.shape(), "map_grad: gradient shape {:?} differs from input shape {:?}", g.shape(), x.shape());
-    Zip::from(&mut g).and(x).for_each(|g, &x| *g = *g * df(x));
+    Zip::from(&mut g).and(x).for_each(|g, &x| *g *= df(x));
     g
+}
+
+/// Backward of `x.powi(n)` for one float: `g · n·xⁿ⁻¹`.
+#[inline]
+pub fn powi_grad_scalar<F: Float>(g: F, x: F, n: i32) -> F {
+    g * powi_derivative(x, n)
+}
+
+/// Backward of `x.powf(p)` for one float: `g · p·xᵖ⁻¹`.
+#[inline]
+pub fn powf_grad_scalar<F: Float>(g: F, x: F, p: F) -> F {
+    g * powf_derivative(x, p)
+}
+
+/// Derivative of `x.max(bound)` with respect to `x`: 1 where `x > bound`, else 0.
+#[inline]
+pub fn max_derivative<F: Float>(x: F, bound: F) -> F {
+    if x > bound {
+        F::one()
+    } else {
+        F::zero()
+    }
+}
+
+/// Derivative of `x.min(bound)` with respect to `x`: 1 where `x < bound`, else 0.
+#[inline]
+pub fn min_derivative<F: Float>(x: F, bound: F) -> F {
+    if x < bound {
+        F::one()
+    } else {
+        F::zero()
+    }
+}
+
+/// `0` of `x`'s float type (generated derivative code uses it to avoid typed literals).
+#[inline]
+pub fn zero_like<F: Float>(_x: F) -> F {
+    F::zero()
+}
+
+/// `1` of `x`'s float type.
+#[inline]
+pub fn one_like<F: Float>(_x: F) -> F {
+    F::one()
 }

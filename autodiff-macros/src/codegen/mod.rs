@@ -1,0 +1,394 @@
+//! Code generation: the items emitted beside the annotated function.
+//!
+//! For `fn loss(..) -> F` (or the `name = ...` prefix) it emits `loss_forward`,
+//! `LossContext`, `loss_backward`, `loss_grad`, `loss_on_tape`, `loss_tape_grad`,
+//! `loss_check`, `LOSS_GRAD_PLAN` and `loss_grad_source()`.
+
+mod names;
+mod static_code;
+mod tape_code;
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, ToTokens};
+use syn::visit_mut::VisitMut;
+use syn::{GenericParam, Ident, ItemFn, Lifetime};
+
+use crate::activity::Activity;
+use crate::ir::{Function, Kind, ParamRole};
+use names::{camel_case, Names};
+
+
+/// Everything generated for one function, as tokens.
+pub fn expand(item: &ItemFn, prefix: &Ident, function: &Function, activity: &Activity, float: &syn::Type) -> TokenStream {
+    let names = Names::new(function, float);
+    let vis = &item.vis;
+    let ctx_lifetime = Lifetime::new("'__ctx", Span::call_site());
+
+    // Parameter types as the context stores them: elided reference lifetimes become the context's.
+    let ctx_param_types: Vec<TokenStream> = function
+        .params
+        .iter()
+        .map(|p| {
+            let mut ty = p.ty.clone();
+            ElidedLifetimes(&ctx_lifetime).visit_type_mut(&mut ty);
+            ty.to_token_stream()
+        })
+        .collect();
+    let code = static_code::generate(function, activity, &names, &ctx_param_types);
+
+    let idents = Items::new(prefix);
+    let Items { forward, backward, grad, plan, source, context, .. } = &idents;
+
+    // Generics: the function's own, plus the context lifetime for the halves.
+    let generics = &item.sig.generics;
+    let (_, _, where_clause) = generics.split_for_impl();
+    let mut ctx_generics = generics.clone();
+    ctx_generics.params.insert(0, GenericParam::Lifetime(syn::LifetimeParam::new(ctx_lifetime.clone())));
+    let (ctx_impl_generics, ctx_ty_generics, _) = ctx_generics.split_for_impl();
+    let marker_types: Vec<TokenStream> = generics
+        .params
+        .iter()
+        .map(|p| match p {
+            GenericParam::Type(t) => {
+                let ident = &t.ident;
+                quote!(fn() -> #ident)
+            }
+            GenericParam::Lifetime(l) => {
+                let lifetime = &l.lifetime;
+                quote!(&#lifetime ())
+            }
+            GenericParam::Const(_) => quote!(()),
+        })
+        .collect();
+
+    let param_idents: Vec<&Ident> = function.params.iter().map(|p| &p.ident).collect();
+    let original_params: Vec<TokenStream> = function
+        .params
+        .iter()
+        .map(|p| {
+            let (ident, ty) = (&p.ident, &p.ty);
+            quote!(#ident: #ty)
+        })
+        .collect();
+    let ctx_params: Vec<TokenStream> = function
+        .params
+        .iter()
+        .zip(&ctx_param_types)
+        .map(|(p, ty)| {
+            let ident = &p.ident;
+            quote!(#ident: #ty)
+        })
+        .collect();
+
+    let grad_types: Vec<TokenStream> = function
+        .wrt
+        .iter()
+        .map(|&i| match function.params[i].role {
+            ParamRole::Value { kind, .. } => names.value_type(kind),
+            ParamRole::Constant => unreachable!("wrt holds value parameters"),
+        })
+        .collect();
+    let grads_ty = quote!((#(#grad_types,)*));
+
+    // The context struct.
+    let field_decls = code.fields.iter().map(|f| {
+        let (ident, ty) = (&f.ident, &f.ty);
+        quote!(#ident: #ty)
+    });
+    let field_idents: Vec<&Ident> = code.fields.iter().map(|f| &f.ident).collect();
+    let owned_arrays: Vec<&Ident> = code.fields.iter().filter(|f| f.owned_array).map(|f| &f.ident).collect();
+    let saved_labels = &code.plan_saved;
+    let context_doc = format!(
+        "What `{backward}` needs from `{forward}`: the intermediates {} (parameters are borrowed, not copied).",
+        if saved_labels.is_empty() { "(none)".to_string() } else { saved_labels.join(", ") }
+    );
+    let forward_body = &code.forward_body;
+    let backward_body = &code.backward_body;
+    let static_items = quote! {
+        #[doc = #context_doc]
+        #[allow(non_camel_case_types, dead_code)]
+        #vis struct #context #ctx_impl_generics #where_clause {
+            #(#field_decls,)*
+            __marker: ::core::marker::PhantomData<(&#ctx_lifetime (), #(#marker_types,)*)>,
+        }
+
+        impl #ctx_impl_generics #context #ctx_ty_generics #where_clause {
+            /// Bytes of the arrays this context owns (saved intermediates; parameters are borrowed).
+            #[allow(dead_code)]
+            pub fn held_bytes(&self) -> usize {
+                0 #(+ self.#owned_arrays.len() * ::core::mem::size_of::<#float>())*
+            }
+        }
+
+        #[doc = concat!("The forward half of `", stringify!(#grad), "`: the value and the context its backward half reads.")]
+        #[allow(clippy::all, unused_variables, unused_parens, non_snake_case)]
+        #vis fn #forward #ctx_impl_generics (#(#ctx_params),*) -> (#float, #context #ctx_ty_generics) #where_clause {
+            #forward_body
+            (__value, #context { #(#field_idents,)* __marker: ::core::marker::PhantomData })
+        }
+
+        #[doc = concat!("The backward half of `", stringify!(#grad), "`: the gradients, given the context and the output's adjoint `seed` (1 for the gradient).")]
+        #[allow(clippy::all, unused_variables, unused_parens, unused_mut, non_snake_case)]
+        #vis fn #backward #ctx_impl_generics (ctx: #context #ctx_ty_generics, __seed: #float) -> #grads_ty #where_clause {
+            let #context { #(#field_idents,)* .. } = ctx;
+            #backward_body
+        }
+    };
+
+    let (impl_generics, _, _) = generics.split_for_impl();
+    let fn_ident = &item.sig.ident;
+    let grad_doc = format!(
+        "The value of `{fn_ident}` and its gradients with respect to ({}), computed by generated static code. See `{plan}` and `{source}()`.",
+        function.wrt.iter().map(|&i| function.params[i].ident.to_string()).collect::<Vec<_>>().join(", ")
+    );
+    let wrapper_items = quote! {
+        #[doc = #grad_doc]
+        #[allow(clippy::all)]
+        #vis fn #grad #impl_generics (#(#original_params),*) -> (#float, #grads_ty) #where_clause {
+            let (value, ctx) = #forward(#(#param_idents),*);
+            (value, #backward(ctx, <#float as ::autodiff::runtime::Float>::of(1.0)))
+        }
+    };
+
+    let tape_items = tape_items(item, function, &names, &idents, &original_params, &grads_ty);
+    let check_item = check_item(item, function, &idents, &original_params, float);
+    let plan_item = plan_item(item, prefix, function, &code, plan);
+
+    // The readable source of the static part, for `<name>_grad_source()`.
+    let source_text = syn::parse2::<syn::File>(quote!(#static_items #wrapper_items))
+        .map(|file| prettyplease::unparse(&file))
+        .unwrap_or_else(|e| format!("// the generated code could not be pretty-printed: {e}"));
+    let source_doc = format!("The generated static gradient code of `{fn_ident}`, pretty-printed.");
+
+    quote! {
+        #static_items
+        #wrapper_items
+        #tape_items
+        #check_item
+        #plan_item
+        #[doc = #source_doc]
+        #[allow(dead_code)]
+        #vis fn #source() -> &'static str {
+            #source_text
+        }
+    }
+}
+
+/// The names of the generated items.
+pub struct Items {
+    pub forward: Ident,
+    pub backward: Ident,
+    pub grad: Ident,
+    pub on_tape: Ident,
+    pub tape_grad: Ident,
+    pub check: Ident,
+    pub plan: Ident,
+    pub source: Ident,
+    pub context: Ident,
+}
+
+impl Items {
+    pub fn new(prefix: &Ident) -> Self {
+        let p = prefix.to_string();
+        let p = p.trim_start_matches("r#");
+        let span = prefix.span();
+        Items {
+            forward: format_ident!("{}_forward", p, span = span),
+            backward: format_ident!("{}_backward", p, span = span),
+            grad: format_ident!("{}_grad", p, span = span),
+            on_tape: format_ident!("{}_on_tape", p, span = span),
+            tape_grad: format_ident!("{}_tape_grad", p, span = span),
+            check: format_ident!("{}_check", p, span = span),
+            plan: format_ident!("{}_GRAD_PLAN", p.to_uppercase(), span = span),
+            source: format_ident!("{}_grad_source", p, span = span),
+            context: format_ident!("{}Context", camel_case(p), span = span),
+        }
+    }
+}
+
+fn tape_items(item: &ItemFn, function: &Function, names: &Names, idents: &Items, original_params: &[TokenStream], grads_ty: &TokenStream) -> TokenStream {
+    let vis = &item.vis;
+    let float = &names.float;
+    let Items { on_tape, tape_grad, .. } = idents;
+    let (tape_lt, data_lt) = (Lifetime::new("'__tape", Span::call_site()), Lifetime::new("'__data", Span::call_site()));
+    let var_ty = quote!(::autodiff::runtime::tape::Var<#tape_lt, #data_lt, #float>);
+    let mut generics = item.sig.generics.clone();
+    generics.params.insert(0, GenericParam::Lifetime(syn::LifetimeParam::new(data_lt.clone())));
+    generics.params.insert(0, GenericParam::Lifetime(syn::LifetimeParam::new(tape_lt.clone())));
+    let (tape_generics, _, where_clause) = generics.split_for_impl();
+    let tape_params = function.params.iter().map(|p| {
+        let ident = &p.ident;
+        match p.role {
+            ParamRole::Value { .. } => quote!(#ident: &#var_ty),
+            ParamRole::Constant => {
+                let ty = &p.ty;
+                quote!(#ident: #ty)
+            }
+        }
+    });
+    let body = tape_code::body(function, names);
+    let fn_ident = &item.sig.ident;
+    let on_tape_doc = format!("`{fn_ident}` recorded on the dynamic tape: float and array parameters are tape variables.");
+
+    // `_tape_grad`: make leaves (parameters for `wrt`, constants otherwise), run, backward.
+    let mut leaves = TokenStream::new();
+    let mut args = Vec::new();
+    for (index, p) in function.params.iter().enumerate() {
+        let ident = &p.ident;
+        match p.role {
+            ParamRole::Value { kind, by_ref, .. } => {
+                let leaf = format_ident!("__leaf_{}", ident);
+                let wrt = function.wrt.contains(&index);
+                let source = if by_ref { quote!(#ident) } else { quote!(&#ident) };
+                let make = match (kind, wrt) {
+                    (Kind::Scalar, true) => quote!(__tape.param_scalar(#ident)),
+                    (Kind::Scalar, false) => quote!(__tape.constant_scalar(#ident)),
+                    (_, true) => quote!(__tape.param(#source)),
+                    (_, false) => quote!(__tape.constant(#source)),
+                };
+                leaves.extend(quote!(let #leaf = #make;));
+                args.push(quote!(&#leaf));
+            }
+            ParamRole::Constant => args.push(quote!(#ident)),
+        }
+    }
+    let takes = function.wrt.iter().map(|&index| {
+        let p = &function.params[index];
+        let leaf = format_ident!("__leaf_{}", p.ident);
+        match p.role {
+            ParamRole::Value { kind: Kind::Scalar, .. } => quote!(__grads.take_scalar(&#leaf)),
+            ParamRole::Value { kind, .. } => {
+                let dim = names.dim_type(kind);
+                quote!(__grads.take_as::<#dim>(&#leaf))
+            }
+            ParamRole::Constant => unreachable!("wrt holds value parameters"),
+        }
+    });
+    let (impl_generics, _, _) = item.sig.generics.split_for_impl();
+    let tape_grad_doc = format!("The value of `{fn_ident}` and its gradients, computed on the dynamic tape (the baseline the static code is compared with).");
+    quote! {
+        #[doc = #on_tape_doc]
+        #[allow(clippy::all, unused_variables, unused_parens, non_snake_case)]
+        #vis fn #on_tape #tape_generics (#(#tape_params),*) -> #var_ty #where_clause {
+            #body
+        }
+
+        #[doc = #tape_grad_doc]
+        #[allow(clippy::all, unused_variables, non_snake_case)]
+        #vis fn #tape_grad #impl_generics (#(#original_params),*) -> (#float, #grads_ty) #where_clause {
+            let __tape = ::autodiff::runtime::tape::Tape::new();
+            #leaves
+            let __output = #on_tape(#(#args),*);
+            let __value = __output.scalar();
+            let mut __grads = __tape.backward(&__output);
+            (__value, (#(#takes,)*))
+        }
+    }
+}
+
+fn check_item(item: &ItemFn, function: &Function, idents: &Items, original_params: &[TokenStream], float: &syn::Type) -> TokenStream {
+    let vis = &item.vis;
+    let fn_ident = &item.sig.ident;
+    let Items { grad, tape_grad, check, .. } = idents;
+    let (impl_generics, _, where_clause) = item.sig.generics.split_for_impl();
+    // Arguments re-passed on every call: references are Copy, owned values are cloned.
+    let pass = |index: usize, replacement: Option<TokenStream>| -> Vec<TokenStream> {
+        function
+            .params
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let ident = &p.ident;
+                if i == index {
+                    return replacement.clone().unwrap_or_default();
+                }
+                match &p.ty {
+                    syn::Type::Reference(_) => quote!(#ident),
+                    _ => quote!(::core::clone::Clone::clone(&#ident)),
+                }
+            })
+            .collect()
+    };
+    let all = pass(usize::MAX, None);
+    let prefix_name = idents.grad.to_string().trim_end_matches("_grad").to_string();
+    let mut entries = TokenStream::new();
+    for (position, &index) in function.wrt.iter().enumerate() {
+        let p = &function.params[index];
+        let name = p.ident.to_string();
+        let pos = syn::Index::from(position);
+        let ParamRole::Value { kind, by_ref, .. } = p.role else { continue };
+        let ident = &p.ident;
+        let entry = if kind == Kind::Scalar {
+            let args = pass(index, Some(quote!(__p)));
+            quote! {
+                let __numeric = ::autodiff::runtime::gradcheck::numeric_derivative(|__p| #fn_ident(#(#args),*), #ident, ::autodiff::runtime::gradcheck::default_step::<#float>());
+                __entries.push(::autodiff::runtime::gradcheck::CheckEntry::new_scalar(#name, __static.1.#pos, __tape.1.#pos, __numeric));
+            }
+        } else {
+            let arg = if by_ref { quote!(__p) } else { quote!(::core::clone::Clone::clone(__p)) };
+            let args = pass(index, Some(arg));
+            let at = if by_ref { quote!(#ident) } else { quote!(&#ident) };
+            quote! {
+                let __numeric = ::autodiff::runtime::gradcheck::numeric_gradient(|__p| #fn_ident(#(#args),*), #at, ::autodiff::runtime::gradcheck::default_step::<#float>());
+                __entries.push(::autodiff::runtime::gradcheck::CheckEntry::new(#name, &__static.1.#pos, &__tape.1.#pos, &__numeric));
+            }
+        };
+        entries.extend(entry);
+    }
+    let doc = format!("Checks the static and tape gradients of `{fn_ident}` against each other and against central finite differences at the given point.");
+    quote! {
+        #[doc = #doc]
+        #[allow(clippy::all, unused_variables, non_snake_case)]
+        #vis fn #check #impl_generics (#(#original_params),*) -> ::autodiff::runtime::gradcheck::CheckReport #where_clause {
+            let __static = #grad(#(#all),*);
+            let __tape = #tape_grad(#(#all),*);
+            let mut __entries = ::std::vec::Vec::new();
+            #entries
+            ::autodiff::runtime::gradcheck::CheckReport {
+                function: #prefix_name,
+                float: <#float as ::autodiff::runtime::Float>::NAME,
+                entries: __entries,
+            }
+        }
+    }
+}
+
+fn plan_item(item: &ItemFn, prefix: &Ident, function: &Function, code: &static_code::StaticCode, plan: &Ident) -> TokenStream {
+    let vis = &item.vis;
+    let name = prefix.to_string();
+    let wrt: Vec<String> = function.wrt.iter().map(|&i| function.params[i].ident.to_string()).collect();
+    let (forward, backward, eliminated, saved) = (&code.plan_forward, &code.plan_backward, &code.plan_eliminated, &code.plan_saved);
+    let doc = format!("What `#[differentiate]` generated for `{name}`: forward ops, backward kernel calls, eliminated adjoints, saved intermediates.");
+    quote! {
+        #[doc = #doc]
+        #[allow(dead_code)]
+        #vis const #plan: ::autodiff::Plan = ::autodiff::Plan {
+            function: #name,
+            wrt: &[#(#wrt),*],
+            forward: &[#(#forward),*],
+            backward: &[#(#backward),*],
+            eliminated: &[#(#eliminated),*],
+            saved: &[#(#saved),*],
+        };
+    }
+}
+
+/// Gives every elided reference lifetime (`&T`, `&'_ T`) a name.
+struct ElidedLifetimes<'a>(&'a Lifetime);
+
+impl VisitMut for ElidedLifetimes<'_> {
+    fn visit_type_reference_mut(&mut self, reference: &mut syn::TypeReference) {
+        match &reference.lifetime {
+            None => reference.lifetime = Some(self.0.clone()),
+            Some(l) if l.ident == "_" => reference.lifetime = Some(self.0.clone()),
+            Some(_) => {}
+        }
+        syn::visit_mut::visit_type_reference_mut(self, reference);
+    }
+
+    fn visit_lifetime_mut(&mut self, lifetime: &mut Lifetime) {
+        if lifetime.ident == "_" {
+            *lifetime = self.0.clone();
+        }
+    }
+}

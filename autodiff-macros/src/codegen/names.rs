@@ -1,0 +1,112 @@
+//! How generated code names values, adjoints and shapes.
+//!
+//! Parameters keep their own names (`x`, `w`); intermediates are named after the user's
+//! `let` binding and their number (`h_5`), or `v5` when unnamed; the adjoint of `h_5` is
+//! `d_h_5`, its shape `h_5_dim`. Every generated local uses a mixed-site span, so it can
+//! never capture or shadow a name of the user's.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote};
+use syn::Ident;
+
+use crate::ir::{Function, Kind, Op, ValueId};
+
+/// Naming and type spelling for one function.
+pub struct Names<'f> {
+    pub function: &'f Function,
+    /// The float type, as the user wrote it.
+    pub float: TokenStream,
+}
+
+/// The runtime's kernels module.
+pub fn kernels() -> TokenStream {
+    quote!(::autodiff::runtime::kernels)
+}
+
+impl<'f> Names<'f> {
+    pub fn new(function: &'f Function, float: &syn::Type) -> Self {
+        Names { function, float: quote!(#float) }
+    }
+
+    /// The plain text name of a value (for plans and identifiers).
+    pub fn text(&self, id: ValueId) -> String {
+        let stmt = self.function.stmt(id);
+        match (&stmt.op, &stmt.name) {
+            (Op::Param { index }, _) => self.function.params[*index].ident.to_string(),
+            (_, Some(name)) => format!("{}_{}", name.trim_start_matches("r#"), id.0),
+            (_, None) => format!("v{}", id.0),
+        }
+    }
+
+    /// The identifier holding a value. Parameters keep the user's span (they are the
+    /// user's own bindings); generated locals are hygienic.
+    pub fn ident(&self, id: ValueId) -> Ident {
+        match self.function.param_of(id) {
+            Some(p) => p.ident.clone(),
+            None => Ident::new(&self.text(id), Span::mixed_site()),
+        }
+    }
+
+    /// The identifier of a value's adjoint.
+    pub fn adjoint(&self, id: ValueId) -> Ident {
+        format_ident!("d_{}", self.text(id), span = Span::mixed_site())
+    }
+
+    /// The identifier of a value's saved shape.
+    pub fn dim(&self, id: ValueId) -> Ident {
+        format_ident!("{}_dim", self.text(id), span = Span::mixed_site())
+    }
+
+    /// A value used as a kernel argument in static code: arrays by reference, floats by value,
+    /// constants as written.
+    pub fn arg(&self, id: ValueId) -> TokenStream {
+        let stmt = self.function.stmt(id);
+        if let Op::Const(tokens) = &stmt.op {
+            return quote!((#tokens));
+        }
+        let ident = self.ident(id);
+        match (stmt.kind, self.function.param_of(id)) {
+            (Kind::Scalar, _) => quote!(#ident),
+            (Kind::Array(_), Some(p)) if matches!(p.role, crate::ir::ParamRole::Value { by_ref: true, .. }) => quote!(#ident),
+            (Kind::Array(_), _) => quote!(&#ident),
+        }
+    }
+
+    /// The owned type of a value of `kind`.
+    pub fn value_type(&self, kind: Kind) -> TokenStream {
+        let float = &self.float;
+        match kind {
+            Kind::Scalar => float.clone(),
+            Kind::Array(_) => {
+                let dim = self.dim_type(kind);
+                quote!(::autodiff::ndarray::Array<#float, #dim>)
+            }
+        }
+    }
+
+    /// The ndarray dimension type of an array kind.
+    pub fn dim_type(&self, kind: Kind) -> TokenStream {
+        match kind {
+            Kind::Array(Some(n)) => {
+                let ix = format_ident!("Ix{}", n);
+                quote!(::autodiff::ndarray::#ix)
+            }
+            _ => quote!(::autodiff::ndarray::IxDyn),
+        }
+    }
+}
+
+/// `small_mlp` → `SmallMlp`.
+pub fn camel_case(name: &str) -> String {
+    name.trim_start_matches("r#")
+        .split('_')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let mut chars = part.chars();
+            match chars.next() {
+                Some(first) => first.to_uppercase().chain(chars).collect::<String>(),
+                None => String::new(),
+            }
+        })
+        .collect()
+}

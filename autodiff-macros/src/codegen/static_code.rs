@@ -1,0 +1,457 @@
+//! The static reverse pass: plan the backward steps, decide what the forward must
+//! keep (liveness), and emit the forward half, the context and the backward half.
+//!
+//! Before: `let h = x.dot(w).tanh(); h.sum()`
+//! After (forward):  `let v2 = matmul(x, w); let h_3 = tanh(&v2); drop(v2); let v4 = sum(&h_3);`
+//!                   context keeps `x`, `h_3`, `h_3_dim`;
+//! After (backward): `let d_v4 = seed; let d_h_3 = d_v4 /* kept as a fill */;`
+//!                   `let d_v2 = tanh_grad(sum_grad(d_h_3, &h_3_dim), &h_3); let d_w = matmul_grad_rhs(x, &d_v2);`
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use syn::Ident;
+
+use super::names::{kernels, Names};
+use crate::activity::Activity;
+use crate::ir::{BinOp, Function, Kind, Op, ParamRole, Stmt, ValueId};
+use crate::rules::{self, GradArg, GradCall};
+use crate::scalar;
+
+/// One step of the reverse sweep: the backward of one active statement.
+struct Step {
+    stmt: ValueId,
+    /// The statement's adjoint is a float standing for a filled array.
+    filled: bool,
+    /// The filled adjoint must be materialised first (the rule has no filled form).
+    materialize: bool,
+    calls: Vec<GradCall>,
+}
+
+/// A field of the context struct that carries saved values from forward to backward.
+pub struct CtxField {
+    pub ident: Ident,
+    pub ty: TokenStream,
+    /// Whether the field owns an array (counted by `held_bytes`).
+    pub owned_array: bool,
+    /// What the plan calls it.
+    pub label: String,
+}
+
+/// Everything the static items are built from.
+pub struct StaticCode {
+    pub forward_body: TokenStream,
+    pub fields: Vec<CtxField>,
+    pub backward_body: TokenStream,
+    pub plan_forward: Vec<String>,
+    pub plan_backward: Vec<String>,
+    pub plan_eliminated: Vec<String>,
+    pub plan_saved: Vec<String>,
+}
+
+/// Plans and emits the static forward and backward code.
+pub fn generate(function: &Function, activity: &Activity, names: &Names, param_types: &[TokenStream]) -> StaticCode {
+    let is_active = |v: ValueId| activity.is_active(v);
+    let differentiable = |s: &&Stmt| !matches!(s.op, Op::Param { .. } | Op::Const(_));
+
+    // 1. How many contributions each adjoint receives (the seed counts for the output).
+    let mut contributions: BTreeMap<ValueId, usize> = BTreeMap::new();
+    if is_active(function.output) {
+        *contributions.entry(function.output).or_default() += 1;
+    }
+    for stmt in function.stmts.iter().filter(differentiable).filter(|s| is_active(s.id)) {
+        for call in rules::backward(function, stmt, &is_active, false).unwrap_or_default() {
+            *contributions.entry(call.target).or_default() += 1;
+        }
+    }
+
+    // 2. The reverse sweep, keeping `sum`'s broadcast adjoint symbolic where it has one consumer.
+    let mut filled_values: BTreeSet<ValueId> = BTreeSet::new();
+    let mut steps = Vec::new();
+    for stmt in function.stmts.iter().rev().filter(differentiable).filter(|s| is_active(s.id)) {
+        let filled = filled_values.contains(&stmt.id);
+        let (mut calls, materialize) = match filled.then(|| rules::backward(function, stmt, &is_active, true)).flatten() {
+            Some(calls) => (calls, false),
+            None => (rules::backward(function, stmt, &is_active, false).unwrap_or_default(), filled),
+        };
+        for call in &mut calls {
+            let target = call.target;
+            if call.is_fill() && contributions[&target] == 1 && function.param_of(target).is_none() {
+                filled_values.insert(target);
+                *call = GradCall { target, kernel: None, args: vec![GradArg::GScalar] };
+            }
+        }
+        steps.push(Step { stmt: stmt.id, filled, materialize, calls });
+    }
+
+    // 3. Liveness: what the backward reads, and where it reads it last.
+    let mut value_reads: BTreeMap<ValueId, usize> = BTreeMap::new(); // value -> last step index reading it
+    let mut dim_reads: BTreeSet<ValueId> = BTreeSet::new();
+    let mut token_reads: Vec<TokenStream> = Vec::new();
+    for (i, step) in steps.iter().enumerate() {
+        if step.materialize {
+            dim_reads.insert(step.stmt);
+        }
+        for call in &step.calls {
+            for arg in &call.args {
+                match arg {
+                    GradArg::Value(v) => match &function.stmt(*v).op {
+                        Op::Const(t) => token_reads.push(t.clone()),
+                        _ => {
+                            value_reads.insert(*v, i);
+                        }
+                    },
+                    GradArg::Dim(v) | GradArg::DimAxis(v, _) => {
+                        dim_reads.insert(*v);
+                    }
+                    GradArg::Tokens(t) => token_reads.push(t.clone()),
+                    GradArg::G | GradArg::GRef | GradArg::GScalar => {}
+                }
+            }
+        }
+    }
+    // Differentiated parameters that receive no gradient need their shape for the zeros.
+    for &index in &function.wrt {
+        if let ParamRole::Value { id, kind: Kind::Array(_), .. } = function.params[index].role {
+            if !contributions.contains_key(&id) {
+                dim_reads.insert(id);
+            }
+        }
+    }
+    let const_params_read: Vec<usize> = function
+        .params
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| matches!(p.role, ParamRole::Constant) && token_reads.iter().any(|t| mentions_ident(t, &p.ident)))
+        .map(|(i, _)| i)
+        .collect();
+
+    // 4. The context fields.
+    let mut fields = Vec::new();
+    for (index, param) in function.params.iter().enumerate() {
+        let read = match param.role {
+            ParamRole::Value { id, .. } => value_reads.contains_key(&id),
+            ParamRole::Constant => const_params_read.contains(&index),
+        };
+        if read {
+            fields.push(CtxField { ident: param.ident.clone(), ty: param_types[index].clone(), owned_array: false, label: param.ident.to_string() });
+        }
+    }
+    for (&v, _) in value_reads.iter().filter(|(v, _)| function.param_of(**v).is_none()) {
+        let kind = function.kind(v);
+        fields.push(CtxField { ident: names.ident(v), ty: names.value_type(kind), owned_array: kind.is_array(), label: names.text(v) });
+    }
+    for &v in &dim_reads {
+        fields.push(CtxField { ident: names.dim(v), ty: names.dim_type(function.kind(v)), owned_array: false, label: format!("{}.dim", names.text(v)) });
+    }
+
+    // 5. The forward half.
+    let mut last_forward_use: BTreeMap<ValueId, usize> = BTreeMap::new();
+    for stmt in &function.stmts {
+        for a in stmt.op.operands() {
+            last_forward_use.insert(a, stmt.id.0);
+        }
+    }
+    let mut forward_body = TokenStream::new();
+    let mut plan_forward = Vec::new();
+    for &v in &dim_reads {
+        if function.param_of(v).is_some() {
+            let (dim, value) = (names.dim(v), names.ident(v));
+            forward_body.extend(quote!(let #dim = #value.raw_dim();));
+        }
+    }
+    for stmt in function.stmts.iter().filter(differentiable) {
+        let ident = names.ident(stmt.id);
+        let (call, label) = forward_call(function, names, stmt);
+        plan_forward.push(format!("{} = {}", names.text(stmt.id), label));
+        forward_body.extend(quote!(let #ident = #call;));
+        if dim_reads.contains(&stmt.id) {
+            let dim = names.dim(stmt.id);
+            forward_body.extend(quote!(let #dim = #ident.raw_dim();));
+        }
+        for a in distinct(stmt.op.operands()) {
+            let dies_here = last_forward_use.get(&a) == Some(&stmt.id.0);
+            if dies_here && droppable(function, a) && !value_reads.contains_key(&a) && a != function.output {
+                let ident = names.ident(a);
+                forward_body.extend(quote!(::core::mem::drop(#ident);));
+            }
+        }
+    }
+    let output = names.arg(function.output);
+    let output = if function.kind(function.output) == Kind::Scalar { output } else { quote!(unreachable!()) };
+    forward_body.extend(quote!(let __value = #output;));
+
+    // 6. The backward half.
+    let mut backward_body = TokenStream::new();
+    let mut plan_backward = Vec::new();
+    let mut received: BTreeMap<ValueId, usize> = BTreeMap::new();
+    if is_active(function.output) {
+        let d = names.adjoint(function.output);
+        let mutability = (contributions[&function.output] > 1).then(|| quote!(mut));
+        backward_body.extend(quote!(let #mutability #d = __seed;));
+        received.insert(function.output, 1);
+    }
+    for (i, step) in steps.iter().enumerate() {
+        let g = names.adjoint(step.stmt);
+        let g_text = format!("d_{}", names.text(step.stmt));
+        let g_is_array = function.kind(step.stmt).is_array() && !(step.filled && !step.materialize);
+        if step.materialize {
+            let dim = names.dim(step.stmt);
+            let k = kernels();
+            backward_body.extend(quote!(let #g = #k::reduce::sum_grad(#g, &#dim);));
+            plan_backward.push(format!("{g_text} = sum_grad({g_text}, {}.dim)", names.text(step.stmt)));
+        }
+        // Calls that only borrow the adjoint go first; the last call that takes it by value
+        // gets the buffer itself, earlier ones a copy.
+        let mut calls: Vec<&GradCall> = step.calls.iter().collect();
+        calls.sort_by_key(|c| c.args.iter().any(|a| matches!(a, GradArg::G)));
+        let owners = calls.iter().filter(|c| c.args.iter().any(|a| matches!(a, GradArg::G))).count();
+        let mut owners_seen = 0;
+        for call in calls {
+            let takes_g = call.args.iter().any(|a| matches!(a, GradArg::G));
+            if takes_g {
+                owners_seen += 1;
+            }
+            let moves = takes_g && owners_seen == owners;
+            let (expr, label) = grad_call(names, call, &g, &g_text, moves);
+            let target = call.target;
+            let d = names.adjoint(target);
+            let count = received.entry(target).or_default();
+            *count += 1;
+            let d_text = format!("d_{}", names.text(target));
+            if *count == 1 {
+                let mutability = (contributions[&target] > 1).then(|| quote!(mut));
+                backward_body.extend(quote!(let #mutability #d = #expr;));
+                plan_backward.push(format!("{d_text} = {label}"));
+            } else if function.kind(target).is_array() {
+                let k = kernels();
+                backward_body.extend(quote!(#k::binary::accumulate(&mut #d, #expr);));
+                plan_backward.push(format!("{d_text} += {label}"));
+            } else {
+                backward_body.extend(quote!(#d += #expr;));
+                plan_backward.push(format!("{d_text} += {label}"));
+            }
+        }
+        if g_is_array && owners == 0 {
+            backward_body.extend(quote!(::core::mem::drop(#g);));
+        }
+        for (&v, &last) in &value_reads {
+            if last == i && droppable(function, v) {
+                let ident = names.ident(v);
+                backward_body.extend(quote!(::core::mem::drop(#ident);));
+            }
+        }
+    }
+    let float = &names.float;
+    let grads: Vec<TokenStream> = function
+        .wrt
+        .iter()
+        .map(|&index| {
+            let ParamRole::Value { id, kind, .. } = function.params[index].role else { unreachable!("wrt holds value parameters") };
+            if contributions.contains_key(&id) {
+                let d = names.adjoint(id);
+                quote!(#d)
+            } else if kind.is_array() {
+                let dim = names.dim(id);
+                quote!(::autodiff::ndarray::Array::zeros(#dim))
+            } else {
+                quote!(<#float as ::autodiff::runtime::Float>::of(0.0))
+            }
+        })
+        .collect();
+    backward_body.extend(quote!((#(#grads,)*)));
+
+    let plan_eliminated = function
+        .stmts
+        .iter()
+        .filter(|s| !matches!(s.op, Op::Const(_)) && !is_active(s.id))
+        .filter(|s| !matches!(s.op, Op::Param { index } if !matches!(function.params[index].role, ParamRole::Value { .. })))
+        .map(|s| names.text(s.id))
+        .collect();
+    let plan_saved = fields.iter().filter(|f| f.owned_array || !f.label.ends_with(".dim")).map(|f| f.label.clone()).collect();
+
+    StaticCode { forward_body, fields, backward_body, plan_forward, plan_backward, plan_eliminated, plan_saved }
+}
+
+/// The operands without repeats (`&h * &h` reads `h` once for liveness purposes).
+pub fn distinct(mut operands: Vec<ValueId>) -> Vec<ValueId> {
+    let mut seen = BTreeSet::new();
+    operands.retain(|v| seen.insert(*v));
+    operands
+}
+
+/// Whether `v` is an owned local of the generated code (not a parameter, not a constant, not a float).
+fn droppable(function: &Function, v: ValueId) -> bool {
+    function.param_of(v).is_none() && !function.is_const(v) && function.kind(v).is_array()
+}
+
+/// Whether `tokens` contain the identifier `ident` anywhere.
+pub fn mentions_ident(tokens: &TokenStream, ident: &Ident) -> bool {
+    tokens.clone().into_iter().any(|tt| match tt {
+        proc_macro2::TokenTree::Ident(i) => i == *ident,
+        proc_macro2::TokenTree::Group(g) => mentions_ident(&g.stream(), ident),
+        _ => false,
+    })
+}
+
+/// The kernel call computing `stmt` in static code, and its label for the plan.
+fn forward_call(function: &Function, names: &Names, stmt: &Stmt) -> (TokenStream, String) {
+    let k = kernels();
+    let arg = |v: ValueId| names.arg(v);
+    let text = |v: ValueId| match &function.stmt(v).op {
+        Op::Const(t) => t.to_string(),
+        _ => names.text(v),
+    };
+    let kind = |v: ValueId| function.kind(v);
+    let call = |module: &str, func: &str, args: Vec<TokenStream>, labels: Vec<String>| {
+        let module = format_ident!("{}", module);
+        let func_ident = format_ident!("{}", func);
+        (quote!(#k::#module::#func_ident(#(#args),*)), format!("{func}({})", labels.join(", ")))
+    };
+    match &stmt.op {
+        Op::Param { .. } | Op::Const(_) => unreachable!("parameters and constants need no forward call"),
+        Op::Binary(op, a, b) => {
+            let (a, b) = (*a, *b);
+            let name = op.name();
+            match (kind(a), kind(b)) {
+                (Kind::Array(_), Kind::Array(_)) => call("binary", name, vec![arg(a), arg(b)], vec![text(a), text(b)]),
+                (Kind::Array(_), Kind::Scalar) => call("binary", &format!("{name}_scalar"), vec![arg(a), arg(b)], vec![text(a), text(b)]),
+                (Kind::Scalar, Kind::Array(_)) => match op {
+                    BinOp::Add | BinOp::Mul => call("binary", &format!("{name}_scalar"), vec![arg(b), arg(a)], vec![text(b), text(a)]),
+                    BinOp::Sub | BinOp::Div => call("binary", &format!("scalar_{name}"), vec![arg(a), arg(b)], vec![text(a), text(b)]),
+                },
+                (Kind::Scalar, Kind::Scalar) => {
+                    let (x, y) = (arg(a), arg(b));
+                    let (tokens, symbol) = match op {
+                        BinOp::Add => (quote!(#x + #y), "+"),
+                        BinOp::Sub => (quote!(#x - #y), "-"),
+                        BinOp::Mul => (quote!(#x * #y), "*"),
+                        BinOp::Div => (quote!(#x / #y), "/"),
+                    };
+                    (tokens, format!("{} {symbol} {}", text(a), text(b)))
+                }
+            }
+        }
+        Op::Neg(a) => {
+            if kind(*a).is_array() {
+                call("binary", "neg", vec![arg(*a)], vec![text(*a)])
+            } else {
+                let x = arg(*a);
+                (quote!(-#x), format!("-{}", text(*a)))
+            }
+        }
+        Op::Unary(f, a) => {
+            let name = if kind(*a).is_array() { f.name().to_string() } else { format!("{}_scalar", f.name()) };
+            call("unary", &name, vec![arg(*a)], vec![text(*a)])
+        }
+        Op::Powi(a, n) => {
+            if kind(*a).is_array() {
+                call("unary", "powi", vec![arg(*a), quote!((#n))], vec![text(*a), n.to_string()])
+            } else {
+                let x = arg(*a);
+                (quote!((#x).powi(#n)), format!("{}.powi({n})", text(*a)))
+            }
+        }
+        Op::Powf(a, p) => {
+            if kind(*a).is_array() {
+                call("unary", "powf", vec![arg(*a), quote!((#p))], vec![text(*a), p.to_string()])
+            } else {
+                let x = arg(*a);
+                (quote!((#x).powf(#p)), format!("{}.powf({p})", text(*a)))
+            }
+        }
+        Op::Map { input, arg: closure_arg, body } => {
+            let x = arg(*input);
+            let closure = scalar::forward_closure(closure_arg, body);
+            (quote!((#x).mapv(#closure)), format!("mapv({}, {})", text(*input), closure))
+        }
+        Op::Dot(a, b) => {
+            let func = match (kind(*a), kind(*b)) {
+                (Kind::Array(Some(2)), Kind::Array(Some(2))) => "matmul",
+                (Kind::Array(Some(2)), _) => "matvec",
+                (_, Kind::Array(Some(2))) => "vecmat",
+                _ => "vecdot",
+            };
+            call("matmul", func, vec![arg(*a), arg(*b)], vec![text(*a), text(*b)])
+        }
+        Op::Transpose(a) => call("matmul", "transpose", vec![arg(*a)], vec![text(*a)]),
+        Op::Sum(a) => call("reduce", "sum", vec![arg(*a)], vec![text(*a)]),
+        Op::Mean(a) => call("reduce", "mean", vec![arg(*a)], vec![text(*a)]),
+        Op::SumAxis(a, axis) => call("reduce", "sum_axis", vec![arg(*a), quote!((#axis))], vec![text(*a), axis.to_string()]),
+        Op::MeanAxis(a, axis) => call("reduce", "mean_axis", vec![arg(*a), quote!((#axis))], vec![text(*a), axis.to_string()]),
+        Op::Softmax(a, axis) => call("softmax", "softmax", vec![arg(*a), quote!((#axis))], vec![text(*a), axis.to_string()]),
+        Op::LogSoftmax(a, axis) => call("softmax", "log_softmax", vec![arg(*a), quote!((#axis))], vec![text(*a), axis.to_string()]),
+        Op::Mse(p, t) => call("loss", "mse", vec![arg(*p), arg(*t)], vec![text(*p), text(*t)]),
+        Op::CrossEntropy(l, labels) => call("loss", "cross_entropy", vec![arg(*l), quote!((#labels))], vec![text(*l), labels.to_string()]),
+        Op::Conv2d { input, weight, bias, stride, padding } => {
+            let float = &names.float;
+            let (b, b_text) = match bias {
+                Some(b) => {
+                    let b_arg = arg(*b);
+                    (quote!(::core::option::Option::Some(#b_arg)), text(*b))
+                }
+                None => (quote!(::core::option::Option::None::<&::autodiff::ndarray::Array1<#float>>), "None".to_string()),
+            };
+            call(
+                "conv",
+                "conv2d",
+                vec![arg(*input), arg(*weight), b, quote!((#stride)), quote!((#padding))],
+                vec![text(*input), text(*weight), b_text, stride.to_string(), padding.to_string()],
+            )
+        }
+        Op::BatchNorm { input, gamma, beta, eps } => call(
+            "batch_norm",
+            "batch_norm",
+            vec![arg(*input), arg(*gamma), arg(*beta), quote!((#eps))],
+            vec![text(*input), text(*gamma), text(*beta), eps.to_string()],
+        ),
+        Op::MaxPool2d { input, kernel, stride } => call(
+            "pool",
+            "max_pool2d",
+            vec![arg(*input), quote!((#kernel)), quote!((#stride))],
+            vec![text(*input), kernel.to_string(), stride.to_string()],
+        ),
+    }
+}
+
+/// The expression of one backward call, and its label for the plan.
+fn grad_call(names: &Names, call: &GradCall, g: &Ident, g_text: &str, moves: bool) -> (TokenStream, String) {
+    let function = names.function;
+    let mut args = Vec::new();
+    let mut labels = Vec::new();
+    for arg in &call.args {
+        let (tokens, label) = match arg {
+            GradArg::G if moves => (quote!(#g), g_text.to_string()),
+            GradArg::G => (quote!(#g.clone()), g_text.to_string()),
+            GradArg::GRef => (quote!(&#g), g_text.to_string()),
+            GradArg::GScalar => (quote!(#g), g_text.to_string()),
+            GradArg::Value(v) => (
+                names.arg(*v),
+                match &function.stmt(*v).op {
+                    Op::Const(t) => t.to_string(),
+                    _ => names.text(*v),
+                },
+            ),
+            GradArg::Dim(v) => {
+                let dim = names.dim(*v);
+                (quote!(&#dim), format!("{}.dim", names.text(*v)))
+            }
+            GradArg::DimAxis(v, axis) => {
+                let dim = names.dim(*v);
+                (quote!(#dim[#axis]), format!("{}.dim[{axis}]", names.text(*v)))
+            }
+            GradArg::Tokens(t) => (quote!((#t)), t.to_string()),
+        };
+        args.push(tokens);
+        labels.push(label);
+    }
+    match call.kernel {
+        Some((module, func)) => {
+            let k = kernels();
+            let (m, f) = (format_ident!("{}", module), format_ident!("{}", func));
+            (quote!(#k::#m::#f(#(#args),*)), format!("{func}({})", labels.join(", ")))
+        }
+        None => (args.remove(0), labels.remove(0)),
+    }
+}

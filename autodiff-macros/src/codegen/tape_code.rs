@@ -1,0 +1,169 @@
+//! The same function recorded on the runtime's dynamic tape: every value is a `Var`,
+//! every op the `Var` method of the same name. Intermediate `Var`s are dropped after
+//! their last use, as Python drops a temporary tensor, so the tape frees what no saved
+//! slot holds.
+//!
+//! Before: `let h = x.dot(w).tanh(); h.sum() / 2.0`
+//! After:  `let v2 = x.dot(w); let h_3 = v2.tanh(); drop(v2); let v4 = h_3.sum(); drop(h_3); let v5 = v4.div_scalar(2.0);`
+
+use std::collections::BTreeMap;
+
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use super::names::Names;
+use crate::ir::{BinOp, Function, Op, ValueId};
+use crate::scalar;
+
+/// The body of `<name>_on_tape`; float and array parameters are `&Var`s of the same names.
+pub fn body(function: &Function, names: &Names) -> TokenStream {
+    // A `Var` argument: parameters are already references, locals are borrowed.
+    let var = |v: ValueId| {
+        let ident = names.ident(v);
+        if function.param_of(v).is_some() {
+            quote!(#ident)
+        } else {
+            quote!((&#ident))
+        }
+    };
+    let constant = |v: ValueId| match &function.stmt(v).op {
+        Op::Const(t) => Some(quote!((#t))),
+        _ => None,
+    };
+    let mut last_use: BTreeMap<ValueId, usize> = BTreeMap::new();
+    for stmt in &function.stmts {
+        for a in stmt.op.operands() {
+            last_use.insert(a, stmt.id.0);
+        }
+    }
+    let mut body = TokenStream::new();
+    for stmt in &function.stmts {
+        let expr = match &stmt.op {
+            Op::Param { .. } | Op::Const(_) => continue,
+            Op::Binary(op, a, b) => {
+                let method = |name: &str| syn::Ident::new(name, proc_macro2::Span::call_site());
+                match (constant(*a), constant(*b)) {
+                    (None, None) => {
+                        let (x, y, m) = (var(*a), var(*b), method(op.name()));
+                        quote!(#x.#m(#y))
+                    }
+                    (None, Some(c)) => {
+                        let (x, m) = (var(*a), method(&format!("{}_scalar", op.name())));
+                        quote!(#x.#m(#c))
+                    }
+                    (Some(c), None) => {
+                        let y = var(*b);
+                        let m = match op {
+                            BinOp::Add | BinOp::Mul => method(&format!("{}_scalar", op.name())),
+                            BinOp::Sub | BinOp::Div => method(&format!("scalar_{}", op.name())),
+                        };
+                        quote!(#y.#m(#c))
+                    }
+                    (Some(_), Some(_)) => unreachable!("an op of two constants is itself a constant"),
+                }
+            }
+            Op::Neg(a) => {
+                let x = var(*a);
+                quote!(#x.neg())
+            }
+            Op::Unary(f, a) => {
+                let (x, m) = (var(*a), syn::Ident::new(f.name(), proc_macro2::Span::call_site()));
+                quote!(#x.#m())
+            }
+            Op::Powi(a, n) => {
+                let x = var(*a);
+                quote!(#x.powi(#n))
+            }
+            Op::Powf(a, p) => {
+                let x = var(*a);
+                quote!(#x.powf(#p))
+            }
+            Op::Map { input, arg, body: scalar_body } => {
+                let x = var(*input);
+                let (f, df) = (scalar::forward_closure(arg, scalar_body), scalar::derivative_closure(arg, scalar_body));
+                quote!(#x.map(#f, #df))
+            }
+            Op::Dot(a, b) => {
+                let (x, y) = (var(*a), var(*b));
+                quote!(#x.dot(#y))
+            }
+            Op::Transpose(a) => {
+                let x = var(*a);
+                quote!(#x.t())
+            }
+            Op::Sum(a) => {
+                let x = var(*a);
+                quote!(#x.sum())
+            }
+            Op::Mean(a) => {
+                let x = var(*a);
+                quote!(#x.mean())
+            }
+            Op::SumAxis(a, axis) => {
+                let x = var(*a);
+                quote!(#x.sum_axis(#axis))
+            }
+            Op::MeanAxis(a, axis) => {
+                let x = var(*a);
+                quote!(#x.mean_axis(#axis))
+            }
+            Op::Softmax(a, axis) => {
+                let x = var(*a);
+                quote!(#x.softmax(#axis))
+            }
+            Op::LogSoftmax(a, axis) => {
+                let x = var(*a);
+                quote!(#x.log_softmax(#axis))
+            }
+            Op::Mse(p, t) => {
+                let (x, y) = (var(*p), var(*t));
+                quote!(#x.mse(#y))
+            }
+            Op::CrossEntropy(l, labels) => {
+                let x = var(*l);
+                quote!(#x.cross_entropy(#labels))
+            }
+            Op::Conv2d { input, weight, bias, stride, padding } => {
+                let (x, w) = (var(*input), var(*weight));
+                let b = match bias {
+                    Some(b) => {
+                        let b = var(*b);
+                        quote!(::core::option::Option::Some(#b))
+                    }
+                    None => quote!(::core::option::Option::None),
+                };
+                quote!(#x.conv2d(#w, #b, #stride, #padding))
+            }
+            Op::BatchNorm { input, gamma, beta, eps } => {
+                let (x, g, b) = (var(*input), var(*gamma), var(*beta));
+                quote!(#x.batch_norm(#g, #b, #eps))
+            }
+            Op::MaxPool2d { input, kernel, stride } => {
+                let x = var(*input);
+                quote!(#x.max_pool2d(#kernel, #stride))
+            }
+        };
+        let ident = names.ident(stmt.id);
+        body.extend(quote!(let #ident = #expr;));
+        for a in super::static_code::distinct(stmt.op.operands()) {
+            if last_use.get(&a) == Some(&stmt.id.0) && function.param_of(a).is_none() && !function.is_const(a) && a != function.output {
+                let ident = names.ident(a);
+                body.extend(quote!(::core::mem::drop(#ident);));
+            }
+        }
+    }
+    let output = function.output;
+    let result = match &function.stmt(output).op {
+        Op::Param { .. } => {
+            let ident = names.ident(output);
+            quote!(::core::clone::Clone::clone(#ident))
+        }
+        Op::Const(_) => quote!(::core::panic!("the function's value does not depend on its float parameters")),
+        _ => {
+            let ident = names.ident(output);
+            quote!(#ident)
+        }
+    };
+    body.extend(result);
+    body
+}

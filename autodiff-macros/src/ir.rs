@@ -1,0 +1,253 @@
+//! The intermediate representation: a function as a list of single assignments.
+//!
+//! Invariants (checked by construction in `lower.rs`):
+//! - every `ValueId` is assigned exactly once, by one `Stmt`, and is only used by later statements;
+//! - every value has a `Kind` (a float scalar or an array of known or dynamic rank);
+//! - constant arguments that are not values (an `Axis(1)`, a stride, class labels, a literal) are kept
+//!   as the user's tokens and never differentiated.
+
+use proc_macro2::TokenStream;
+use syn::Ident;
+
+/// One SSA value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ValueId(pub usize);
+
+/// What a value is, as far as the generated code needs to know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A float (`f32`, `f64` or the function's generic float type).
+    Scalar,
+    /// An ndarray array of the float type with this many axes (`None`: `ArrayD`).
+    Array(Option<usize>),
+}
+
+impl Kind {
+    /// Whether this is an array.
+    pub fn is_array(self) -> bool {
+        matches!(self, Kind::Array(_))
+    }
+}
+
+/// An elementwise binary operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl BinOp {
+    /// The kernel's base name (`add`, `sub`, `mul`, `div`).
+    pub fn name(self) -> &'static str {
+        match self {
+            BinOp::Add => "add",
+            BinOp::Sub => "sub",
+            BinOp::Mul => "mul",
+            BinOp::Div => "div",
+        }
+    }
+}
+
+/// An elementwise function with a row in the runtime's `kernels::unary` table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnaryFn {
+    Exp,
+    Ln,
+    Sqrt,
+    Tanh,
+    Sin,
+    Cos,
+    Abs,
+    Recip,
+    Square,
+    Relu,
+    Sigmoid,
+}
+
+impl UnaryFn {
+    /// Looks up a method or function name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "exp" => UnaryFn::Exp,
+            "ln" => UnaryFn::Ln,
+            "sqrt" => UnaryFn::Sqrt,
+            "tanh" => UnaryFn::Tanh,
+            "sin" => UnaryFn::Sin,
+            "cos" => UnaryFn::Cos,
+            "abs" => UnaryFn::Abs,
+            "recip" => UnaryFn::Recip,
+            "square" => UnaryFn::Square,
+            "relu" => UnaryFn::Relu,
+            "sigmoid" => UnaryFn::Sigmoid,
+            _ => return None,
+        })
+    }
+
+    /// The kernel name, as in `kernels::unary::<name>`.
+    pub fn name(self) -> &'static str {
+        match self {
+            UnaryFn::Exp => "exp",
+            UnaryFn::Ln => "ln",
+            UnaryFn::Sqrt => "sqrt",
+            UnaryFn::Tanh => "tanh",
+            UnaryFn::Sin => "sin",
+            UnaryFn::Cos => "cos",
+            UnaryFn::Abs => "abs",
+            UnaryFn::Recip => "recip",
+            UnaryFn::Square => "square",
+            UnaryFn::Relu => "relu",
+            UnaryFn::Sigmoid => "sigmoid",
+        }
+    }
+
+    /// Whether the backward reads the output (`true`) or the input (`false`).
+    /// Must agree with the `saves` column of the runtime's `kernels::unary` table
+    /// (a test in the runtime-facing test suite checks it).
+    pub fn saves_output(self) -> bool {
+        match self {
+            UnaryFn::Exp | UnaryFn::Sqrt | UnaryFn::Tanh | UnaryFn::Recip | UnaryFn::Relu | UnaryFn::Sigmoid => true,
+            UnaryFn::Ln | UnaryFn::Sin | UnaryFn::Cos | UnaryFn::Abs | UnaryFn::Square => false,
+        }
+    }
+}
+
+/// A scalar expression of a `mapv` closure, kept symbolic so it can be differentiated.
+#[derive(Clone, Debug)]
+pub enum ScalarExpr {
+    /// The closure's argument.
+    Arg,
+    /// A constant (literal or expression of non-differentiable parameters), as written.
+    Const(TokenStream),
+    Binary(BinOp, Box<ScalarExpr>, Box<ScalarExpr>),
+    Neg(Box<ScalarExpr>),
+    Unary(UnaryFn, Box<ScalarExpr>),
+    /// `e.powi(n)` with a constant `n`.
+    Powi(Box<ScalarExpr>, TokenStream),
+    /// `e.powf(p)` with a constant `p`.
+    Powf(Box<ScalarExpr>, TokenStream),
+    /// `e.max(c)` (`is_max`) or `e.min(c)` with a constant `c`.
+    Clamp { is_max: bool, arg: Box<ScalarExpr>, bound: TokenStream },
+}
+
+/// An operation producing one value.
+#[derive(Clone, Debug)]
+pub enum Op {
+    /// The function's `index`-th parameter.
+    Param { index: usize },
+    /// A float constant: a literal or an expression of non-differentiable parameters.
+    Const(TokenStream),
+    Binary(BinOp, ValueId, ValueId),
+    Neg(ValueId),
+    Unary(UnaryFn, ValueId),
+    Powi(ValueId, TokenStream),
+    Powf(ValueId, TokenStream),
+    /// `x.mapv(|arg| body)`.
+    Map { input: ValueId, arg: Ident, body: ScalarExpr },
+    /// `a.dot(b)` (ranks are in the operands' kinds).
+    Dot(ValueId, ValueId),
+    Transpose(ValueId),
+    Sum(ValueId),
+    Mean(ValueId),
+    SumAxis(ValueId, TokenStream),
+    MeanAxis(ValueId, TokenStream),
+    Softmax(ValueId, TokenStream),
+    LogSoftmax(ValueId, TokenStream),
+    Mse(ValueId, ValueId),
+    CrossEntropy(ValueId, TokenStream),
+    Conv2d { input: ValueId, weight: ValueId, bias: Option<ValueId>, stride: TokenStream, padding: TokenStream },
+    BatchNorm { input: ValueId, gamma: ValueId, beta: ValueId, eps: TokenStream },
+    MaxPool2d { input: ValueId, kernel: TokenStream, stride: TokenStream },
+}
+
+impl Op {
+    /// The values this op reads, in order.
+    pub fn operands(&self) -> Vec<ValueId> {
+        match self {
+            Op::Param { .. } | Op::Const(_) => vec![],
+            Op::Binary(_, a, b) | Op::Dot(a, b) | Op::Mse(a, b) => vec![*a, *b],
+            Op::Neg(a)
+            | Op::Unary(_, a)
+            | Op::Powi(a, _)
+            | Op::Powf(a, _)
+            | Op::Transpose(a)
+            | Op::Sum(a)
+            | Op::Mean(a)
+            | Op::SumAxis(a, _)
+            | Op::MeanAxis(a, _)
+            | Op::Softmax(a, _)
+            | Op::LogSoftmax(a, _)
+            | Op::CrossEntropy(a, _)
+            | Op::MaxPool2d { input: a, .. } => vec![*a],
+            Op::Map { input, .. } => vec![*input],
+            Op::Conv2d { input, weight, bias, .. } => {
+                let mut v = vec![*input, *weight];
+                v.extend(bias);
+                v
+            }
+            Op::BatchNorm { input, gamma, beta, .. } => vec![*input, *gamma, *beta],
+        }
+    }
+}
+
+/// `id = op`.
+#[derive(Clone, Debug)]
+pub struct Stmt {
+    pub id: ValueId,
+    pub op: Op,
+    pub kind: Kind,
+    /// The user's name for this value, if it was `let`-bound or a parameter (for plans and comments).
+    pub name: Option<String>,
+}
+
+/// How a parameter takes part.
+#[derive(Clone, Debug)]
+pub enum ParamRole {
+    /// A float or float array: a value in the IR (`differentiated` if in `wrt`).
+    Value { id: ValueId, kind: Kind, by_ref: bool, differentiated: bool },
+    /// Anything else (`usize`, labels, config): a constant, passed through as written.
+    Constant,
+}
+
+/// One parameter of the annotated function.
+#[derive(Clone)]
+pub struct Param {
+    pub ident: Ident,
+    pub ty: syn::Type,
+    pub role: ParamRole,
+}
+
+/// A lowered function.
+pub struct Function {
+    pub params: Vec<Param>,
+    pub stmts: Vec<Stmt>,
+    pub output: ValueId,
+    /// The differentiated parameters, in gradient order (`wrt` order when given).
+    pub wrt: Vec<usize>,
+}
+
+impl Function {
+    /// The statement defining `id`.
+    pub fn stmt(&self, id: ValueId) -> &Stmt {
+        &self.stmts[id.0]
+    }
+
+    /// The kind of `id`.
+    pub fn kind(&self, id: ValueId) -> Kind {
+        self.stmts[id.0].kind
+    }
+
+    /// Whether `id` is a constant.
+    pub fn is_const(&self, id: ValueId) -> bool {
+        matches!(self.stmts[id.0].op, Op::Const(_))
+    }
+
+    /// The parameter `id` stands for, if it is one.
+    pub fn param_of(&self, id: ValueId) -> Option<&Param> {
+        match self.stmts[id.0].op {
+            Op::Param { index } => Some(&self.params[index]),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,663 @@
+//! Lowering: the function body (syn) to the IR, with kind inference.
+//!
+//! Before: `let h = (x.dot(w) + b).tanh();`
+//! After:  `v3 = Dot(v0, v1); v4 = Binary(Add, v3, v2); v5 = Unary(Tanh, v4)`, `h ↦ v5`.
+//!
+//! Every construct outside the documented subset gets an error on its own tokens that
+//! says what is supported instead. Lowering keeps going after an error, so one
+//! compilation reports them all.
+
+use std::collections::HashMap;
+
+use proc_macro2::TokenStream;
+use quote::ToTokens;
+use syn::visit::Visit;
+use syn::{Expr, ExprCall, ExprMethodCall, Ident, ItemFn, Pat, Stmt as SynStmt};
+
+use crate::ctxt::Ctxt;
+use crate::ir::{BinOp, Function, Kind, Op, Param, ScalarExpr, Stmt, UnaryFn, ValueId};
+use crate::signature::Signature;
+
+/// Methods the subset supports, for error messages.
+const SUPPORTED_METHODS: &str = "dot, t, reversed_axes, sum, sum_axis, mean().unwrap(), mean_axis(..).unwrap(), exp, ln, sqrt, tanh, sin, cos, abs, recip, square, relu, sigmoid, powi, powf, mapv, clone, to_owned, view";
+/// Free functions the subset supports, for error messages.
+const SUPPORTED_FUNCTIONS: &str = "relu, sigmoid, tanh, square, mean, softmax, log_softmax, mse, cross_entropy, conv2d, batch_norm, max_pool2d";
+
+/// Lowers `item`'s body. Returns `None` if an error made the IR unusable (errors are in `cx`).
+pub fn lower(cx: &Ctxt, item: &ItemFn, sig: &Signature) -> Option<Function> {
+    let mut lowerer = Lowerer { cx, stmts: Vec::new(), env: HashMap::new() };
+    let mut params = Vec::new();
+    for (index, info) in sig.params.iter().enumerate() {
+        let role = match info.kind {
+            Some(kind) => {
+                let id = lowerer.push(Op::Param { index }, kind, Some(info.ident.to_string()));
+                lowerer.env.insert(info.ident.to_string(), id);
+                info.role(id, sig.wrt.contains(&index))
+            }
+            None => info.role(ValueId(usize::MAX), false),
+        };
+        params.push(Param { ident: info.ident.clone(), ty: info.ty.clone(), role });
+    }
+
+    let body = &item.block.stmts;
+    if body.is_empty() {
+        cx.error_spanned_by(&item.block, "the function body is empty: it must end with the float value to differentiate");
+        return None;
+    }
+    let mut output = None;
+    for (i, stmt) in body.iter().enumerate() {
+        let is_last = i + 1 == body.len();
+        match stmt {
+            SynStmt::Local(local) => lowerer.lower_let(local),
+            SynStmt::Expr(expr, semi) => {
+                let value = match expr {
+                    Expr::Return(ret) => match &ret.expr {
+                        Some(e) => e,
+                        None => {
+                            cx.error_spanned_by(ret, "`return` needs the float value to return");
+                            continue;
+                        }
+                    },
+                    e if semi.is_none() => e,
+                    e => {
+                        cx.error_spanned_by(
+                            e,
+                            "expression statements have no effect in a differentiated function: bind the value with `let`, or make it the final expression",
+                        );
+                        continue;
+                    }
+                };
+                if !is_last {
+                    cx.error_spanned_by(expr, "only the last statement may return: early `return` is not supported (the function must be straight-line code)");
+                    continue;
+                }
+                output = lowerer.lower_expr(value);
+            }
+            SynStmt::Item(item) => cx.error_spanned_by(item, "items (fn, struct, use, ...) inside a differentiated function are not supported: define them outside it"),
+            SynStmt::Macro(mac) => cx.error_spanned_by(
+                mac,
+                "macros are not supported inside a differentiated function (their expansion cannot be seen by `#[differentiate]`); write the computation with the supported operations",
+            ),
+        }
+    }
+    if cx.has_errors() {
+        return None;
+    }
+    let Some(output) = output else {
+        cx.error_spanned_by(&item.block, "the function body must end with the float value to differentiate (a final expression or `return`)");
+        return None;
+    };
+    if lowerer.stmts[output.0].kind != Kind::Scalar {
+        cx.error_spanned_by(&item.block, "the returned value is an array, not a float: reduce it (e.g. `.sum()` or `mean(&x)`)");
+        return None;
+    }
+    Some(Function { params, stmts: lowerer.stmts, output, wrt: sig.wrt.clone() })
+}
+
+struct Lowerer<'a> {
+    cx: &'a Ctxt,
+    stmts: Vec<Stmt>,
+    /// The value each name currently refers to (shadowing replaces it).
+    env: HashMap<String, ValueId>,
+}
+
+impl Lowerer<'_> {
+    fn push(&mut self, op: Op, kind: Kind, name: Option<String>) -> ValueId {
+        let id = ValueId(self.stmts.len());
+        self.stmts.push(Stmt { id, op, kind, name });
+        id
+    }
+
+    fn kind(&self, id: ValueId) -> Kind {
+        self.stmts[id.0].kind
+    }
+
+    fn lower_let(&mut self, local: &syn::Local) {
+        let pat = match &local.pat {
+            Pat::Type(t) => &*t.pat,
+            p => p,
+        };
+        let ident = match pat {
+            Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => {
+                if let Some(m) = &p.mutability {
+                    self.cx.error_spanned_by(
+                        m,
+                        "mutation is not supported in a differentiated function: drop `mut` and use shadowing (`let h = ...; let h = h + 1.0;`)",
+                    );
+                }
+                p.ident.clone()
+            }
+            other => {
+                self.cx.error_spanned_by(other, "only `let name = ...;` bindings are supported (no tuple or struct patterns)");
+                return;
+            }
+        };
+        let Some(init) = &local.init else {
+            self.cx.error_spanned_by(local, "a `let` without a value is not supported: write `let name = expression;`");
+            return;
+        };
+        if let Some((_, diverge)) = &init.diverge {
+            self.cx.error_spanned_by(diverge, "`let ... else` is not supported in a differentiated function");
+            return;
+        }
+        if let Some(id) = self.lower_expr(&init.expr) {
+            if self.stmts[id.0].name.is_none() && !matches!(self.stmts[id.0].op, Op::Param { .. }) {
+                self.stmts[id.0].name = Some(ident.to_string());
+            }
+            self.env.insert(ident.to_string(), id);
+        } else {
+            // Keep the name bound to nothing so later uses do not cascade into "unknown name" errors.
+            self.env.remove(&ident.to_string());
+        }
+    }
+
+    /// Whether `expr` reads any differentiable value (a float parameter or a `let`-bound value).
+    fn mentions_value(&self, expr: &Expr) -> bool {
+        struct Finder<'e> {
+            env: &'e HashMap<String, ValueId>,
+            found: bool,
+        }
+        impl<'ast> Visit<'ast> for Finder<'_> {
+            fn visit_expr_path(&mut self, path: &'ast syn::ExprPath) {
+                if path.qself.is_none() && path.path.segments.len() == 1 && self.env.contains_key(&path.path.segments[0].ident.to_string()) {
+                    self.found = true;
+                }
+            }
+            fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+                // A macro's input cannot be parsed reliably; look for any known name in it.
+                for tt in mac.tokens.clone() {
+                    if let proc_macro2::TokenTree::Ident(i) = tt {
+                        if self.env.contains_key(&i.to_string()) {
+                            self.found = true;
+                        }
+                    }
+                }
+            }
+        }
+        let mut finder = Finder { env: &self.env, found: false };
+        finder.visit_expr(expr);
+        finder.found
+    }
+
+    /// Lowers an argument that must be a constant (an axis, a stride, labels, an exponent).
+    fn constant_arg(&self, expr: &Expr, what: &str) -> Option<TokenStream> {
+        if self.mentions_value(expr) {
+            self.cx.error_spanned_by(
+                expr,
+                format!("{what} must be a constant: a literal or an expression of non-differentiable parameters, not a differentiable value"),
+            );
+            None
+        } else {
+            Some(expr.to_token_stream())
+        }
+    }
+
+    fn lower_expr(&mut self, expr: &Expr) -> Option<ValueId> {
+        if !self.mentions_value(expr) {
+            return Some(self.push(Op::Const(expr.to_token_stream()), Kind::Scalar, None));
+        }
+        match expr {
+            Expr::Paren(e) => self.lower_expr(&e.expr),
+            Expr::Group(e) => self.lower_expr(&e.expr),
+            Expr::Reference(r) => {
+                if let Some(m) = &r.mutability {
+                    self.cx.error_spanned_by(m, "`&mut` is not supported: a differentiated function does not mutate");
+                    return None;
+                }
+                self.lower_expr(&r.expr)
+            }
+            Expr::Path(p) => {
+                let name = p.path.segments[0].ident.to_string();
+                let id = self.env.get(&name).copied();
+                if id.is_none() {
+                    self.cx.error_spanned_by(p, format!("`{name}` is not a value of this function"));
+                }
+                id
+            }
+            Expr::Binary(b) => self.lower_binary(b),
+            Expr::Unary(u) => match u.op {
+                syn::UnOp::Neg(_) => {
+                    let a = self.lower_expr(&u.expr)?;
+                    let kind = self.kind(a);
+                    Some(self.push(Op::Neg(a), kind, None))
+                }
+                syn::UnOp::Deref(_) => self.lower_expr(&u.expr),
+                _ => {
+                    self.cx.error_spanned_by(u, "only unary `-` is supported on differentiable values");
+                    None
+                }
+            },
+            Expr::MethodCall(m) => self.lower_method(m),
+            Expr::Call(c) => self.lower_call(c),
+            Expr::Cast(c) => {
+                self.cx.error_spanned_by(c, "casts of differentiable values are not supported (they would cut the gradient); casts of constants are fine");
+                None
+            }
+            Expr::If(e) => self.unsupported(
+                e.if_token,
+                "`if` is not supported: `#[differentiate]` generates straight-line backward code. Compute both sides and blend them arithmetically, or use `relu`/`abs`/`mapv` for piecewise functions",
+            ),
+            Expr::Match(e) => self.unsupported(e.match_token, "`match` is not supported: `#[differentiate]` generates straight-line backward code"),
+            Expr::ForLoop(e) => self.unsupported(
+                e.for_token,
+                "loops are not supported: `#[differentiate]` generates straight-line backward code. Unroll the loop, or express it with array operations (`dot`, `sum_axis`, broadcasting)",
+            ),
+            Expr::While(e) => self.unsupported(e.while_token, "`while` loops are not supported: `#[differentiate]` generates straight-line backward code"),
+            Expr::Loop(e) => self.unsupported(e.loop_token, "`loop` is not supported: `#[differentiate]` generates straight-line backward code"),
+            Expr::Macro(m) => self.unsupported(
+                &m.mac.path,
+                "macros are not supported on differentiable values (their expansion cannot be seen by `#[differentiate]`); use the supported operations",
+            ),
+            Expr::Closure(c) => self.unsupported(c, "closures are only supported as the argument of `mapv`"),
+            Expr::Assign(a) => self.unsupported(a, "assignment is not supported: use `let` shadowing (`let h = h * 2.0;`)"),
+            Expr::Index(i) => self.unsupported(i, "indexing is not supported on differentiable values; use whole-array operations"),
+            Expr::Field(f) => self.unsupported(f, "field access is not supported on differentiable values"),
+            Expr::Block(b) => self.unsupported(b, "blocks are not supported: write the statements in the function body"),
+            Expr::Unsafe(b) => self.unsupported(b, "`unsafe` blocks are not supported in a differentiated function"),
+            Expr::Return(r) => self.unsupported(r, "early `return` is not supported: only the last statement may return"),
+            other => self.unsupported(other, "this expression is not supported in a differentiated function; see the supported subset in the `autodiff` README"),
+        }
+    }
+
+    fn unsupported(&self, tokens: impl ToTokens, message: &str) -> Option<ValueId> {
+        self.cx.error_spanned_by(tokens, message);
+        None
+    }
+
+    fn lower_binary(&mut self, b: &syn::ExprBinary) -> Option<ValueId> {
+        let op = match b.op {
+            syn::BinOp::Add(_) => BinOp::Add,
+            syn::BinOp::Sub(_) => BinOp::Sub,
+            syn::BinOp::Mul(_) => BinOp::Mul,
+            syn::BinOp::Div(_) => BinOp::Div,
+            syn::BinOp::AddAssign(_) | syn::BinOp::SubAssign(_) | syn::BinOp::MulAssign(_) | syn::BinOp::DivAssign(_) => {
+                return self.unsupported(b.op, "compound assignment mutates a value, which is not supported: use `let` shadowing (`let h = h + x;`)");
+            }
+            _ => {
+                return self.unsupported(b.op, "this operator is not supported on differentiable values; supported: `+ - * /` and unary `-`");
+            }
+        };
+        let lhs = self.lower_expr(&b.left);
+        let rhs = self.lower_expr(&b.right);
+        let (lhs, rhs) = (lhs?, rhs?);
+        let kind = broadcast_kind(self.kind(lhs), self.kind(rhs));
+        Some(self.push(Op::Binary(op, lhs, rhs), kind, None))
+    }
+
+    fn require_array(&self, id: ValueId, tokens: impl ToTokens, what: &str) -> Option<Option<usize>> {
+        match self.kind(id) {
+            Kind::Array(rank) => Some(rank),
+            Kind::Scalar => {
+                self.cx.error_spanned_by(tokens, format!("{what} needs an array, but this value is a float"));
+                None
+            }
+        }
+    }
+
+    fn require_rank(&self, id: ValueId, rank: usize, tokens: impl ToTokens, what: &str) -> Option<()> {
+        match self.kind(id) {
+            Kind::Array(Some(r)) if r == rank => Some(()),
+            other => {
+                let have = match other {
+                    Kind::Scalar => "a float".to_string(),
+                    Kind::Array(Some(r)) => format!("an array with {r} axes"),
+                    Kind::Array(None) => "an `ArrayD` of unknown rank".to_string(),
+                };
+                self.cx.error_spanned_by(tokens, format!("{what} needs an array with {rank} axes (`Array{rank}`), but this value is {have}"));
+                None
+            }
+        }
+    }
+
+    fn args_count(&self, tokens: impl ToTokens, name: &str, got: usize, want: usize) -> Option<()> {
+        if got == want {
+            Some(())
+        } else {
+            self.cx.error_spanned_by(tokens, format!("`{name}` takes {want} argument(s), found {got}"));
+            None
+        }
+    }
+
+    fn lower_method(&mut self, m: &ExprMethodCall) -> Option<ValueId> {
+        let name = m.method.to_string();
+        let method = &m.method;
+        if m.turbofish.is_some() {
+            return self.unsupported(&m.turbofish, "turbofish arguments are not supported here");
+        }
+        // `mean()` and `mean_axis(..)` return an Option in ndarray: accept them under `.unwrap()`/`.expect(..)`.
+        if name == "unwrap" || name == "expect" {
+            if let Expr::MethodCall(inner) = &*m.receiver {
+                let inner_name = inner.method.to_string();
+                if inner_name == "mean" || inner_name == "mean_axis" {
+                    return self.lower_mean_method(inner);
+                }
+            }
+            return self.unsupported(method, "`unwrap`/`expect` are only supported after `mean()` and `mean_axis(..)`");
+        }
+        if name == "mean" || name == "mean_axis" {
+            return self.unsupported(
+                method,
+                format!("ndarray's `{name}` returns an `Option`: write `.{name}(..).unwrap()`").as_str(),
+            );
+        }
+        let receiver = self.lower_expr(&m.receiver);
+        let args: Vec<&Expr> = m.args.iter().collect();
+        let receiver = receiver?;
+        let kind = self.kind(receiver);
+        match name.as_str() {
+            "clone" | "to_owned" | "view" | "into_owned" => {
+                self.args_count(method, &name, args.len(), 0)?;
+                Some(receiver)
+            }
+            "dot" => {
+                self.args_count(method, &name, args.len(), 1)?;
+                let rhs = self.lower_expr(args[0])?;
+                let kind = match (self.kind(receiver), self.kind(rhs)) {
+                    (Kind::Array(Some(2)), Kind::Array(Some(2))) => Kind::Array(Some(2)),
+                    (Kind::Array(Some(2)), Kind::Array(Some(1))) | (Kind::Array(Some(1)), Kind::Array(Some(2))) => Kind::Array(Some(1)),
+                    (Kind::Array(Some(1)), Kind::Array(Some(1))) => Kind::Scalar,
+                    _ => {
+                        return self.unsupported(method, "`dot` needs arrays of 1 or 2 axes (`Array1`/`Array2`) on both sides");
+                    }
+                };
+                Some(self.push(Op::Dot(receiver, rhs), kind, None))
+            }
+            "t" | "reversed_axes" => {
+                self.args_count(method, &name, args.len(), 0)?;
+                self.require_array(receiver, method, &format!("`{name}`"))?;
+                Some(self.push(Op::Transpose(receiver), kind, None))
+            }
+            "sum" => {
+                self.args_count(method, &name, args.len(), 0)?;
+                self.require_array(receiver, method, "`sum`")?;
+                Some(self.push(Op::Sum(receiver), Kind::Scalar, None))
+            }
+            "sum_axis" => {
+                self.args_count(method, &name, args.len(), 1)?;
+                let rank = self.require_array(receiver, method, "`sum_axis`")?;
+                let axis = self.constant_arg(args[0], "the axis")?;
+                let kind = self.smaller(rank, method)?;
+                Some(self.push(Op::SumAxis(receiver, axis), kind, None))
+            }
+            "powi" | "powf" => {
+                self.args_count(method, &name, args.len(), 1)?;
+                let exponent = self.constant_arg(args[0], "the exponent")?;
+                let op = if name == "powi" { Op::Powi(receiver, exponent) } else { Op::Powf(receiver, exponent) };
+                Some(self.push(op, kind, None))
+            }
+            "mapv" => {
+                self.args_count(method, &name, args.len(), 1)?;
+                self.require_array(receiver, method, "`mapv`")?;
+                let Expr::Closure(closure) = args[0] else {
+                    return self.unsupported(args[0], "`mapv` needs a closure written in place, e.g. `x.mapv(|v| v * v + 1.0)`");
+                };
+                let (arg, body) = self.lower_closure(closure)?;
+                Some(self.push(Op::Map { input: receiver, arg, body }, kind, None))
+            }
+            _ => {
+                if let Some(f) = UnaryFn::from_name(&name) {
+                    self.args_count(method, &name, args.len(), 0)?;
+                    if kind == Kind::Scalar && matches!(f, UnaryFn::Relu | UnaryFn::Sigmoid | UnaryFn::Square) {
+                        return self.unsupported(method, format!("floats have no `{name}` method; use it on arrays, or write it with supported float methods").as_str());
+                    }
+                    return Some(self.push(Op::Unary(f, receiver), kind, None));
+                }
+                self.unsupported(
+                    method,
+                    format!("the method `{name}` is not supported in a differentiated function; supported methods: {SUPPORTED_METHODS}").as_str(),
+                )
+            }
+        }
+    }
+
+    fn lower_mean_method(&mut self, m: &ExprMethodCall) -> Option<ValueId> {
+        let receiver = self.lower_expr(&m.receiver)?;
+        let rank = self.require_array(receiver, &m.method, &format!("`{}`", m.method))?;
+        if m.method == "mean" {
+            self.args_count(&m.method, "mean", m.args.len(), 0)?;
+            Some(self.push(Op::Mean(receiver), Kind::Scalar, None))
+        } else {
+            self.args_count(&m.method, "mean_axis", m.args.len(), 1)?;
+            let axis = self.constant_arg(&m.args[0], "the axis")?;
+            let kind = self.smaller(rank, &m.method)?;
+            Some(self.push(Op::MeanAxis(receiver, axis), kind, None))
+        }
+    }
+
+    /// The kind after removing one axis from an array of `rank` axes.
+    fn smaller(&self, rank: Option<usize>, tokens: impl ToTokens) -> Option<Kind> {
+        match rank {
+            Some(0) => {
+                self.cx.error_spanned_by(tokens, "this array has no axis to reduce");
+                None
+            }
+            Some(r) => Some(Kind::Array(Some(r - 1))),
+            None => Some(Kind::Array(None)),
+        }
+    }
+
+    fn lower_call(&mut self, c: &ExprCall) -> Option<ValueId> {
+        let Expr::Path(path) = &*c.func else {
+            return self.unsupported(&c.func, "only calls of the supported functions are allowed");
+        };
+        let Some(last) = path.path.segments.last() else { return None };
+        let name = last.ident.to_string();
+        let func = &c.func;
+        let args: Vec<&Expr> = c.args.iter().collect();
+        if let Some(f) = UnaryFn::from_name(&name).filter(|f| matches!(f, UnaryFn::Relu | UnaryFn::Sigmoid | UnaryFn::Tanh | UnaryFn::Square)) {
+            self.args_count(func, &name, args.len(), 1)?;
+            let x = self.lower_expr(args[0])?;
+            self.require_array(x, func, &format!("`{name}`"))?;
+            let kind = self.kind(x);
+            return Some(self.push(Op::Unary(f, x), kind, None));
+        }
+        match name.as_str() {
+            "mean" => {
+                self.args_count(func, &name, args.len(), 1)?;
+                let x = self.lower_expr(args[0])?;
+                self.require_array(x, func, "`mean`")?;
+                Some(self.push(Op::Mean(x), Kind::Scalar, None))
+            }
+            "softmax" | "log_softmax" => {
+                self.args_count(func, &name, args.len(), 2)?;
+                let x = self.lower_expr(args[0])?;
+                self.require_array(x, func, &format!("`{name}`"))?;
+                let axis = self.constant_arg(args[1], "the axis")?;
+                let kind = self.kind(x);
+                let op = if name == "softmax" { Op::Softmax(x, axis) } else { Op::LogSoftmax(x, axis) };
+                Some(self.push(op, kind, None))
+            }
+            "mse" => {
+                self.args_count(func, &name, args.len(), 2)?;
+                let pred = self.lower_expr(args[0]);
+                let target = self.lower_expr(args[1]);
+                let (pred, target) = (pred?, target?);
+                self.require_array(pred, func, "`mse`")?;
+                self.require_array(target, func, "`mse`")?;
+                Some(self.push(Op::Mse(pred, target), Kind::Scalar, None))
+            }
+            "cross_entropy" => {
+                self.args_count(func, &name, args.len(), 2)?;
+                let logits = self.lower_expr(args[0])?;
+                self.require_rank(logits, 2, func, "`cross_entropy`")?;
+                let labels = self.constant_arg(args[1], "the class labels")?;
+                Some(self.push(Op::CrossEntropy(logits, labels), Kind::Scalar, None))
+            }
+            "conv2d" => {
+                self.args_count(func, &name, args.len(), 5)?;
+                let input = self.lower_expr(args[0]);
+                let weight = self.lower_expr(args[1]);
+                let bias = self.lower_optional(args[2]);
+                let stride = self.constant_arg(args[3], "the stride");
+                let padding = self.constant_arg(args[4], "the padding");
+                let (input, weight, bias, stride, padding) = (input?, weight?, bias?, stride?, padding?);
+                self.require_rank(input, 4, func, "`conv2d`'s input")?;
+                self.require_rank(weight, 4, func, "`conv2d`'s weight")?;
+                if let Some(b) = bias {
+                    self.require_rank(b, 1, func, "`conv2d`'s bias")?;
+                }
+                Some(self.push(Op::Conv2d { input, weight, bias, stride, padding }, Kind::Array(Some(4)), None))
+            }
+            "batch_norm" => {
+                self.args_count(func, &name, args.len(), 4)?;
+                let input = self.lower_expr(args[0]);
+                let gamma = self.lower_expr(args[1]);
+                let beta = self.lower_expr(args[2]);
+                let eps = self.constant_arg(args[3], "`eps`");
+                let (input, gamma, beta, eps) = (input?, gamma?, beta?, eps?);
+                self.require_rank(input, 4, func, "`batch_norm`'s input")?;
+                self.require_rank(gamma, 1, func, "`batch_norm`'s gamma")?;
+                self.require_rank(beta, 1, func, "`batch_norm`'s beta")?;
+                Some(self.push(Op::BatchNorm { input, gamma, beta, eps }, Kind::Array(Some(4)), None))
+            }
+            "max_pool2d" => {
+                self.args_count(func, &name, args.len(), 3)?;
+                let input = self.lower_expr(args[0])?;
+                self.require_rank(input, 4, func, "`max_pool2d`")?;
+                let kernel = self.constant_arg(args[1], "the window size")?;
+                let stride = self.constant_arg(args[2], "the stride")?;
+                Some(self.push(Op::MaxPool2d { input, kernel, stride }, Kind::Array(Some(4)), None))
+            }
+            _ => self.unsupported(
+                func,
+                format!("the function `{name}` is not supported in a differentiated function; supported functions: {SUPPORTED_FUNCTIONS} (and the methods {SUPPORTED_METHODS})").as_str(),
+            ),
+        }
+    }
+
+    /// `Some(&b)` or `None`, as in `conv2d`'s bias. `Some(None)` is "no bias"; `None` is an error.
+    fn lower_optional(&mut self, expr: &Expr) -> Option<Option<ValueId>> {
+        match expr {
+            Expr::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "None") => Some(None),
+            Expr::Call(c) if matches!(&*c.func, Expr::Path(p) if p.path.is_ident("Some")) && c.args.len() == 1 => {
+                self.lower_expr(&c.args[0]).map(Some)
+            }
+            other => {
+                self.cx.error_spanned_by(other, "the bias must be written `Some(&b)` or `None`");
+                None
+            }
+        }
+    }
+
+    /// A `mapv` closure: one argument, a scalar body of the subset.
+    fn lower_closure(&self, closure: &syn::ExprClosure) -> Option<(Ident, ScalarExpr)> {
+        if closure.inputs.len() != 1 {
+            self.cx.error_spanned_by(&closure.inputs, "a `mapv` closure takes exactly one argument: `|v| ...`");
+            return None;
+        }
+        let pat = match &closure.inputs[0] {
+            Pat::Type(t) => &*t.pat,
+            p => p,
+        };
+        let Pat::Ident(arg) = pat else {
+            self.cx.error_spanned_by(pat, "the closure argument must be a plain name: `|v| ...`");
+            return None;
+        };
+        let arg = arg.ident.clone();
+        let body = ClosureLowerer { outer: self, arg: &arg }.lower(&closure.body)?;
+        Some((arg, body))
+    }
+}
+
+/// Lowers a `mapv` closure body to a symbolic scalar expression.
+struct ClosureLowerer<'a, 'b> {
+    outer: &'a Lowerer<'b>,
+    arg: &'a Ident,
+}
+
+impl ClosureLowerer<'_, '_> {
+    fn mentions_arg(&self, expr: &Expr) -> bool {
+        struct Finder<'i> {
+            arg: &'i Ident,
+            found: bool,
+        }
+        impl<'ast> Visit<'ast> for Finder<'_> {
+            fn visit_expr_path(&mut self, path: &'ast syn::ExprPath) {
+                if path.path.is_ident(self.arg) {
+                    self.found = true;
+                }
+            }
+        }
+        let mut f = Finder { arg: self.arg, found: false };
+        f.visit_expr(expr);
+        f.found
+    }
+
+    fn lower(&self, expr: &Expr) -> Option<ScalarExpr> {
+        if self.outer.mentions_value(expr) {
+            self.outer.cx.error_spanned_by(
+                expr,
+                "a `mapv` closure may only use its argument and constants; to combine with other differentiable values, use array operations (`&x * s`)",
+            );
+            return None;
+        }
+        if !self.mentions_arg(expr) {
+            return Some(ScalarExpr::Const(expr.to_token_stream()));
+        }
+        let cx = self.outer.cx;
+        match expr {
+            Expr::Path(_) => Some(ScalarExpr::Arg),
+            Expr::Paren(e) => self.lower(&e.expr),
+            Expr::Group(e) => self.lower(&e.expr),
+            Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => Some(ScalarExpr::Neg(Box::new(self.lower(&u.expr)?))),
+            Expr::Binary(b) => {
+                let op = match b.op {
+                    syn::BinOp::Add(_) => BinOp::Add,
+                    syn::BinOp::Sub(_) => BinOp::Sub,
+                    syn::BinOp::Mul(_) => BinOp::Mul,
+                    syn::BinOp::Div(_) => BinOp::Div,
+                    _ => {
+                        cx.error_spanned_by(b.op, "this operator is not supported in a `mapv` closure; supported: `+ - * /`, unary `-`");
+                        return None;
+                    }
+                };
+                let l = self.lower(&b.left);
+                let r = self.lower(&b.right);
+                Some(ScalarExpr::Binary(op, Box::new(l?), Box::new(r?)))
+            }
+            Expr::MethodCall(m) => {
+                let name = m.method.to_string();
+                let receiver = self.lower(&m.receiver)?;
+                let constant = |i: usize| -> Option<TokenStream> {
+                    let a = m.args.get(i)?;
+                    if self.mentions_arg(a) {
+                        cx.error_spanned_by(a, format!("the argument of `{name}` must be a constant"));
+                        None
+                    } else {
+                        Some(a.to_token_stream())
+                    }
+                };
+                match (name.as_str(), m.args.len()) {
+                    ("powi", 1) => Some(ScalarExpr::Powi(Box::new(receiver), constant(0)?)),
+                    ("powf", 1) => Some(ScalarExpr::Powf(Box::new(receiver), constant(0)?)),
+                    ("max", 1) => Some(ScalarExpr::Clamp { is_max: true, arg: Box::new(receiver), bound: constant(0)? }),
+                    ("min", 1) => Some(ScalarExpr::Clamp { is_max: false, arg: Box::new(receiver), bound: constant(0)? }),
+                    (n, 0) if UnaryFn::from_name(n).is_some_and(|f| !matches!(f, UnaryFn::Relu | UnaryFn::Sigmoid | UnaryFn::Square)) => {
+                        Some(ScalarExpr::Unary(UnaryFn::from_name(n)?, Box::new(receiver)))
+                    }
+                    _ => {
+                        cx.error_spanned_by(
+                            &m.method,
+                            format!("`{name}` is not supported in a `mapv` closure; supported float methods: exp, ln, sqrt, tanh, sin, cos, abs, recip, powi, powf, max, min"),
+                        );
+                        None
+                    }
+                }
+            }
+            other => {
+                cx.error_spanned_by(other, "this expression is not supported in a `mapv` closure; use arithmetic and float methods of the argument");
+                None
+            }
+        }
+    }
+}
+
+/// The kind of an elementwise result under ndarray's broadcasting.
+fn broadcast_kind(a: Kind, b: Kind) -> Kind {
+    match (a, b) {
+        (Kind::Scalar, Kind::Scalar) => Kind::Scalar,
+        (Kind::Scalar, k) | (k, Kind::Scalar) => k,
+        (Kind::Array(Some(x)), Kind::Array(Some(y))) => Kind::Array(Some(x.max(y))),
+        _ => Kind::Array(None),
+    }
+}

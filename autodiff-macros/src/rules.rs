@@ -1,0 +1,286 @@
+//! Derivative rules: for each op, which backward kernel produces each operand's
+//! adjoint contribution, and what it reads. One exhaustive `match` (no `_ =>` arm),
+//! so a new op does not compile until it has a rule.
+//!
+//! Rules only name runtime kernels; the math lives in `autodiff-runtime`, where
+//! the dynamic tape calls the very same functions.
+
+use proc_macro2::TokenStream;
+
+use crate::ir::{BinOp, Function, Kind, Op, Stmt, UnaryFn, ValueId};
+use crate::scalar;
+
+/// An argument of a backward kernel call.
+#[derive(Clone, Debug)]
+pub enum GradArg {
+    /// The output's adjoint, by value (its buffer may be reused; cloned if needed again).
+    G,
+    /// The output's adjoint, borrowed.
+    GRef,
+    /// The output's adjoint when it is a float (or a filled array's fill value).
+    GScalar,
+    /// A forward value: borrowed if an array, copied if a float.
+    Value(ValueId),
+    /// The shape (`raw_dim()`) of a forward value, borrowed.
+    Dim(ValueId),
+    /// The length of one axis of a forward value.
+    DimAxis(ValueId, usize),
+    /// A constant argument of the op, as the user wrote it.
+    Tokens(TokenStream),
+}
+
+/// One backward kernel call: `target`'s adjoint receives `module::function(args)`.
+#[derive(Clone, Debug)]
+pub struct GradCall {
+    pub target: ValueId,
+    /// `None` means "the adjoint itself" (the single argument is passed through).
+    pub kernel: Option<(&'static str, &'static str)>,
+    pub args: Vec<GradArg>,
+}
+
+impl GradCall {
+    fn new(target: ValueId, module: &'static str, function: &'static str, args: Vec<GradArg>) -> Self {
+        GradCall { target, kernel: Some((module, function)), args }
+    }
+
+    fn identity(target: ValueId, arg: GradArg) -> Self {
+        GradCall { target, kernel: None, args: vec![arg] }
+    }
+
+    /// Whether this call creates an array of the target's shape filled with one
+    /// float (the backward of `sum`), which a consumer may keep symbolic.
+    pub fn is_fill(&self) -> bool {
+        self.kernel == Some(("reduce", "sum_grad"))
+    }
+}
+
+/// The backward calls of `stmt`, for each active operand (`is_active`).
+///
+/// With `filled`, the output adjoint is a float standing for an array filled with it;
+/// rules that can use that (matmul) do, the others return `None` and the caller
+/// materialises the array first.
+pub fn backward(function: &Function, stmt: &Stmt, is_active: &dyn Fn(ValueId) -> bool, filled: bool) -> Option<Vec<GradCall>> {
+    use GradArg::*;
+    let kind = |v: ValueId| function.kind(v);
+    let out = stmt.id;
+    let mut calls = Vec::new();
+    let mut emit = |target: ValueId, call: GradCall| {
+        if is_active(target) {
+            calls.push(call);
+        }
+    };
+    if filled && !matches!(&stmt.op, Op::Dot(a, b) if kind(*a) == Kind::Array(Some(2)) && kind(*b) == Kind::Array(Some(2))) {
+        return None;
+    }
+    match &stmt.op {
+        Op::Param { .. } | Op::Const(_) => {}
+        Op::Binary(op, a, b) => {
+            let (a, b) = (*a, *b);
+            match (kind(a), kind(b)) {
+                (Kind::Scalar, Kind::Scalar) => {
+                    let (lhs, rhs) = match op {
+                        BinOp::Add => (GradCall::identity(a, GScalar), GradCall::identity(b, GScalar)),
+                        BinOp::Sub => (GradCall::identity(a, GScalar), GradCall::new(b, "binary", "neg_grad_scalar", vec![GScalar])),
+                        BinOp::Mul => (
+                            GradCall::new(a, "binary", "mul_grad_scalar", vec![GScalar, Value(b)]),
+                            GradCall::new(b, "binary", "mul_grad_scalar", vec![GScalar, Value(a)]),
+                        ),
+                        BinOp::Div => (
+                            GradCall::new(a, "binary", "div_grad_lhs_scalar", vec![GScalar, Value(b)]),
+                            GradCall::new(b, "binary", "div_grad_rhs_scalar", vec![GScalar, Value(a), Value(b)]),
+                        ),
+                    };
+                    emit(a, lhs);
+                    emit(b, rhs);
+                }
+                (Kind::Array(_), Kind::Array(_)) => {
+                    let (lhs, rhs) = match op {
+                        BinOp::Add => (
+                            GradCall::new(a, "binary", "add_grad_lhs", vec![G, Dim(a)]),
+                            GradCall::new(b, "binary", "add_grad_rhs", vec![G, Dim(b)]),
+                        ),
+                        BinOp::Sub => (
+                            GradCall::new(a, "binary", "sub_grad_lhs", vec![G, Dim(a)]),
+                            GradCall::new(b, "binary", "sub_grad_rhs", vec![G, Dim(b)]),
+                        ),
+                        BinOp::Mul => (
+                            GradCall::new(a, "binary", "mul_grad_lhs", vec![G, Value(b), Dim(a)]),
+                            GradCall::new(b, "binary", "mul_grad_rhs", vec![G, Value(a), Dim(b)]),
+                        ),
+                        BinOp::Div => (
+                            GradCall::new(a, "binary", "div_grad_lhs", vec![G, Value(b), Dim(a)]),
+                            GradCall::new(b, "binary", "div_grad_rhs", vec![G, Value(a), Value(b)]),
+                        ),
+                    };
+                    emit(a, lhs);
+                    emit(b, rhs);
+                }
+                (Kind::Array(_), Kind::Scalar) => {
+                    // array ∘ scalar
+                    let (arr, sc) = match op {
+                        BinOp::Add => (GradCall::identity(a, G), GradCall::new(b, "binary", "sum_grad_of_scalar", vec![GRef])),
+                        BinOp::Sub => (
+                            GradCall::identity(a, G),
+                            GradCall::new(b, "binary", "sub_scalar_grad_scalar", vec![GRef]),
+                        ),
+                        BinOp::Mul => (
+                            GradCall::new(a, "binary", "scale_grad", vec![G, Value(b)]),
+                            GradCall::new(b, "binary", "sum_product", vec![GRef, Value(a)]),
+                        ),
+                        BinOp::Div => (
+                            GradCall::new(a, "binary", "div_scalar_grad_array", vec![G, Value(b)]),
+                            GradCall::new(b, "binary", "div_scalar_grad_scalar", vec![GRef, Value(a), Value(b)]),
+                        ),
+                    };
+                    emit(b, sc);
+                    emit(a, arr);
+                }
+                (Kind::Scalar, Kind::Array(_)) => {
+                    // scalar ∘ array
+                    let (sc, arr) = match op {
+                        BinOp::Add => (GradCall::new(a, "binary", "sum_grad_of_scalar", vec![GRef]), GradCall::identity(b, G)),
+                        BinOp::Sub => (GradCall::new(a, "binary", "sum_grad_of_scalar", vec![GRef]), GradCall::new(b, "binary", "neg_grad", vec![G])),
+                        BinOp::Mul => (
+                            GradCall::new(a, "binary", "sum_product", vec![GRef, Value(b)]),
+                            GradCall::new(b, "binary", "scale_grad", vec![G, Value(a)]),
+                        ),
+                        BinOp::Div => (
+                            GradCall::new(a, "binary", "scalar_div_grad_scalar", vec![GRef, Value(b)]),
+                            GradCall::new(b, "binary", "scalar_div_grad_array", vec![G, Value(a), Value(b)]),
+                        ),
+                    };
+                    emit(a, sc);
+                    emit(b, arr);
+                }
+            }
+        }
+        Op::Neg(a) => {
+            let call = if kind(*a) == Kind::Scalar {
+                GradCall::new(*a, "binary", "neg_grad_scalar", vec![GScalar])
+            } else {
+                GradCall::new(*a, "binary", "neg_grad", vec![G])
+            };
+            emit(*a, call);
+        }
+        Op::Unary(f, a) => {
+            let saved = if f.saves_output() { out } else { *a };
+            let call = if kind(*a) == Kind::Scalar {
+                GradCall::new(*a, "unary", unary_grad_scalar(*f), vec![GScalar, Value(saved)])
+            } else {
+                GradCall::new(*a, "unary", unary_grad(*f), vec![G, Value(saved)])
+            };
+            emit(*a, call);
+        }
+        Op::Powi(a, n) => {
+            let call = if kind(*a) == Kind::Scalar {
+                GradCall::new(*a, "unary", "powi_grad_scalar", vec![GScalar, Value(*a), Tokens(n.clone())])
+            } else {
+                GradCall::new(*a, "unary", "powi_grad", vec![G, Value(*a), Tokens(n.clone())])
+            };
+            emit(*a, call);
+        }
+        Op::Powf(a, p) => {
+            let call = if kind(*a) == Kind::Scalar {
+                GradCall::new(*a, "unary", "powf_grad_scalar", vec![GScalar, Value(*a), Tokens(p.clone())])
+            } else {
+                GradCall::new(*a, "unary", "powf_grad", vec![G, Value(*a), Tokens(p.clone())])
+            };
+            emit(*a, call);
+        }
+        Op::Map { input, arg, body } => {
+            let derivative = scalar::derivative_closure(arg, body);
+            emit(*input, GradCall::new(*input, "unary", "map_grad", vec![G, Value(*input), Tokens(derivative)]));
+        }
+        Op::Dot(a, b) => {
+            let (a, b) = (*a, *b);
+            match (kind(a), kind(b)) {
+                (Kind::Array(Some(2)), Kind::Array(Some(2))) if filled => {
+                    emit(a, GradCall::new(a, "matmul", "matmul_grad_lhs_filled", vec![GScalar, DimAxis(out, 0), Value(b)]));
+                    emit(b, GradCall::new(b, "matmul", "matmul_grad_rhs_filled", vec![Value(a), GScalar, DimAxis(out, 1)]));
+                }
+                (Kind::Array(Some(2)), Kind::Array(Some(2))) => {
+                    emit(a, GradCall::new(a, "matmul", "matmul_grad_lhs", vec![GRef, Value(b)]));
+                    emit(b, GradCall::new(b, "matmul", "matmul_grad_rhs", vec![Value(a), GRef]));
+                }
+                (Kind::Array(Some(2)), _) => {
+                    emit(a, GradCall::new(a, "matmul", "matvec_grad_lhs", vec![GRef, Value(b)]));
+                    emit(b, GradCall::new(b, "matmul", "matvec_grad_rhs", vec![Value(a), GRef]));
+                }
+                (_, Kind::Array(Some(2))) => {
+                    emit(a, GradCall::new(a, "matmul", "vecmat_grad_lhs", vec![GRef, Value(b)]));
+                    emit(b, GradCall::new(b, "matmul", "vecmat_grad_rhs", vec![Value(a), GRef]));
+                }
+                _ => {
+                    emit(a, GradCall::new(a, "matmul", "vecdot_grad", vec![GScalar, Value(b)]));
+                    emit(b, GradCall::new(b, "matmul", "vecdot_grad", vec![GScalar, Value(a)]));
+                }
+            }
+        }
+        Op::Transpose(a) => emit(*a, GradCall::new(*a, "matmul", "transpose_grad", vec![G])),
+        Op::Sum(a) => emit(*a, GradCall::new(*a, "reduce", "sum_grad", vec![GScalar, Dim(*a)])),
+        Op::Mean(a) => emit(*a, GradCall::new(*a, "reduce", "mean_grad", vec![GScalar, Dim(*a)])),
+        Op::SumAxis(a, axis) => emit(*a, GradCall::new(*a, "reduce", "sum_axis_grad", vec![G, Tokens(axis.clone()), Dim(*a)])),
+        Op::MeanAxis(a, axis) => emit(*a, GradCall::new(*a, "reduce", "mean_axis_grad", vec![G, Tokens(axis.clone()), Dim(*a)])),
+        Op::Softmax(a, axis) => emit(*a, GradCall::new(*a, "softmax", "softmax_grad", vec![G, Value(out), Tokens(axis.clone())])),
+        Op::LogSoftmax(a, axis) => emit(*a, GradCall::new(*a, "softmax", "log_softmax_grad", vec![G, Value(out), Tokens(axis.clone())])),
+        Op::Mse(p, t) => {
+            emit(*p, GradCall::new(*p, "loss", "mse_grad_pred", vec![GScalar, Value(*p), Value(*t)]));
+            emit(*t, GradCall::new(*t, "loss", "mse_grad_target", vec![GScalar, Value(*p), Value(*t)]));
+        }
+        Op::CrossEntropy(logits, labels) => {
+            emit(*logits, GradCall::new(*logits, "loss", "cross_entropy_grad", vec![GScalar, Value(*logits), Tokens(labels.clone())]));
+        }
+        Op::Conv2d { input, weight, bias, stride, padding } => {
+            let (s, p) = (Tokens(stride.clone()), Tokens(padding.clone()));
+            if let Some(b) = bias {
+                emit(*b, GradCall::new(*b, "conv", "conv2d_grad_bias", vec![GRef]));
+            }
+            emit(*weight, GradCall::new(*weight, "conv", "conv2d_grad_weight", vec![GRef, Value(*input), Dim(*weight), s.clone(), p.clone()]));
+            emit(*input, GradCall::new(*input, "conv", "conv2d_grad_input", vec![GRef, Value(*weight), Dim(*input), s, p]));
+        }
+        Op::BatchNorm { input, gamma, beta, eps } => {
+            emit(*beta, GradCall::new(*beta, "batch_norm", "batch_norm_grad_beta", vec![GRef]));
+            emit(*gamma, GradCall::new(*gamma, "batch_norm", "batch_norm_grad_gamma", vec![GRef, Value(*input), Tokens(eps.clone())]));
+            emit(
+                *input,
+                GradCall::new(*input, "batch_norm", "batch_norm_grad_input", vec![GRef, Value(*input), Value(*gamma), Tokens(eps.clone())]),
+            );
+        }
+        Op::MaxPool2d { input, kernel, stride } => {
+            emit(*input, GradCall::new(*input, "pool", "max_pool2d_grad", vec![GRef, Value(*input), Tokens(kernel.clone()), Tokens(stride.clone())]));
+        }
+    }
+    Some(calls)
+}
+
+fn unary_grad(f: UnaryFn) -> &'static str {
+    match f {
+        UnaryFn::Exp => "exp_grad",
+        UnaryFn::Ln => "ln_grad",
+        UnaryFn::Sqrt => "sqrt_grad",
+        UnaryFn::Tanh => "tanh_grad",
+        UnaryFn::Sin => "sin_grad",
+        UnaryFn::Cos => "cos_grad",
+        UnaryFn::Abs => "abs_grad",
+        UnaryFn::Recip => "recip_grad",
+        UnaryFn::Square => "square_grad",
+        UnaryFn::Relu => "relu_grad",
+        UnaryFn::Sigmoid => "sigmoid_grad",
+    }
+}
+
+fn unary_grad_scalar(f: UnaryFn) -> &'static str {
+    match f {
+        UnaryFn::Exp => "exp_grad_scalar",
+        UnaryFn::Ln => "ln_grad_scalar",
+        UnaryFn::Sqrt => "sqrt_grad_scalar",
+        UnaryFn::Tanh => "tanh_grad_scalar",
+        UnaryFn::Sin => "sin_grad_scalar",
+        UnaryFn::Cos => "cos_grad_scalar",
+        UnaryFn::Abs => "abs_grad_scalar",
+        UnaryFn::Recip => "recip_grad_scalar",
+        UnaryFn::Square => "square_grad_scalar",
+        UnaryFn::Relu => "relu_grad_scalar",
+        UnaryFn::Sigmoid => "sigmoid_grad_scalar",
+    }
+}

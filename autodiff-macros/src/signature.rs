@@ -1,0 +1,205 @@
+//! Reading the annotated function's signature: the float type, each parameter's
+//! role (differentiable value or constant), and the `wrt` set.
+
+use quote::ToTokens;
+use syn::{FnArg, GenericParam, Ident, ItemFn, Pat, ReturnType, Type};
+
+use crate::args::Args;
+use crate::ctxt::Ctxt;
+use crate::ir::{Kind, ParamRole};
+
+/// What the signature says, before the body is lowered.
+pub struct Signature {
+    /// The float type the function returns (`f32`, `f64` or a generic type parameter).
+    pub float_ty: Type,
+    /// `(ident, type, kind if a float value, by reference)`, in order.
+    pub params: Vec<ParamInfo>,
+    /// Indices of the differentiated parameters, in gradient order.
+    pub wrt: Vec<usize>,
+}
+
+/// One parameter as the signature describes it.
+pub struct ParamInfo {
+    pub ident: Ident,
+    pub ty: Type,
+    /// `Some(kind)` for a float scalar or float array, `None` for a constant parameter.
+    pub kind: Option<Kind>,
+    pub by_ref: bool,
+}
+
+impl ParamInfo {
+    /// The role of this parameter given whether it is differentiated; `id` is its value.
+    pub fn role(&self, id: crate::ir::ValueId, differentiated: bool) -> ParamRole {
+        match self.kind {
+            Some(kind) => ParamRole::Value { id, kind, by_ref: self.by_ref, differentiated },
+            None => ParamRole::Constant,
+        }
+    }
+}
+
+/// Reads the signature; errors go to `cx`. Returns `None` when it cannot go on.
+pub fn read(cx: &Ctxt, item: &ItemFn, args: &Args) -> Option<Signature> {
+    let sig = &item.sig;
+    if let Some(asyncness) = &sig.asyncness {
+        cx.error_spanned_by(asyncness, "`#[differentiate]` does not support `async fn`");
+    }
+    if let Some(constness) = &sig.constness {
+        cx.error_spanned_by(constness, "`#[differentiate]` does not support `const fn`");
+    }
+    if let Some(variadic) = &sig.variadic {
+        cx.error_spanned_by(variadic, "`#[differentiate]` does not support variadic functions");
+    }
+    let float_ty = match &sig.output {
+        ReturnType::Type(_, ty) if is_float_type(ty, item) => (**ty).clone(),
+        ReturnType::Type(_, ty) => {
+            cx.error_spanned_by(
+                ty,
+                "a differentiated function must return its float type: `f32`, `f64`, or a type parameter bounded by `Float` (e.g. `fn loss<F: Float>(..) -> F`)",
+            );
+            return None;
+        }
+        ReturnType::Default => {
+            cx.error_spanned_by(
+                &sig.ident,
+                "a differentiated function must return a float (`-> f64`, `-> f32` or `-> F` with `F: Float`): the value whose gradient is taken",
+            );
+            return None;
+        }
+    };
+
+    let mut params = Vec::new();
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(receiver) => {
+                cx.error_spanned_by(receiver, "`#[differentiate]` works on free functions, not methods: take the arrays as parameters");
+            }
+            FnArg::Typed(pat_type) => {
+                let ident = match &*pat_type.pat {
+                    Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => {
+                        if let Some(m) = &p.mutability {
+                            cx.error_spanned_by(m, "`mut` parameters are not supported: the function must not mutate its inputs; bind a new name with `let` instead");
+                        }
+                        p.ident.clone()
+                    }
+                    other => {
+                        cx.error_spanned_by(other, "parameters must be plain names (`x: &Array2<f64>`), not patterns");
+                        continue;
+                    }
+                };
+                let (inner, by_ref) = match &*pat_type.ty {
+                    Type::Reference(r) => {
+                        if let Some(m) = &r.mutability {
+                            cx.error_spanned_by(m, "`&mut` parameters are not supported: the function must not mutate its inputs");
+                        }
+                        (&*r.elem, true)
+                    }
+                    other => (other, false),
+                };
+                let kind = classify(inner, &float_ty);
+                // A float scalar passed by reference is treated as a constant: gradients of
+                // `&f64` would need a place to write to. Say so when it is asked for.
+                let kind = match (kind, by_ref) {
+                    (Some(Kind::Scalar), true) => None,
+                    (k, _) => k,
+                };
+                params.push(ParamInfo { ident, ty: (*pat_type.ty).clone(), kind, by_ref });
+            }
+        }
+    }
+
+    let wrt = match &args.wrt {
+        None => params.iter().enumerate().filter(|(_, p)| p.kind.is_some()).map(|(i, _)| i).collect(),
+        Some(names) => {
+            let mut wrt = Vec::new();
+            for name in names {
+                match params.iter().position(|p| p.ident == *name) {
+                    None => cx.error_spanned_by(
+                        name,
+                        format!(
+                            "`wrt({name})` names no parameter of this function; its parameters are: {}",
+                            params.iter().map(|p| p.ident.to_string()).collect::<Vec<_>>().join(", ")
+                        ),
+                    ),
+                    Some(i) if params[i].kind.is_none() => cx.error_spanned_by(
+                        name,
+                        format!(
+                            "`{name}` has type `{}`, which is not differentiable; `wrt` takes parameters of the float type `{}` or arrays of it (`&Array2<{}>`, ...)",
+                            params[i].ty.to_token_stream(),
+                            float_ty.to_token_stream(),
+                            float_ty.to_token_stream(),
+                        ),
+                    ),
+                    Some(i) if wrt.contains(&i) => cx.error_spanned_by(name, format!("`{name}` is named twice in `wrt`")),
+                    Some(i) => wrt.push(i),
+                }
+            }
+            wrt
+        }
+    };
+    if wrt.is_empty() && args.wrt.is_none() && !cx.has_errors() {
+        cx.error_spanned_by(
+            &sig.ident,
+            format!(
+                "this function has no parameter to differentiate: give it a float (`{0}`) or float-array (`&Array1<{0}>`, ...) parameter",
+                float_ty.to_token_stream()
+            ),
+        );
+    }
+    Some(Signature { float_ty, params, wrt })
+}
+
+/// Whether `ty` can be the function's float type.
+fn is_float_type(ty: &Type, item: &ItemFn) -> bool {
+    let Type::Path(path) = ty else { return false };
+    if path.qself.is_some() || path.path.segments.len() != 1 {
+        return false;
+    }
+    let ident = &path.path.segments[0].ident;
+    ident == "f32"
+        || ident == "f64"
+        || item.sig.generics.params.iter().any(|p| matches!(p, GenericParam::Type(t) if t.ident == *ident))
+}
+
+/// The kind of a parameter type: a float scalar, a float array of some rank, or `None` (a constant).
+fn classify(ty: &Type, float_ty: &Type) -> Option<Kind> {
+    let float = float_ty.to_token_stream().to_string();
+    if ty.to_token_stream().to_string() == float {
+        return Some(Kind::Scalar);
+    }
+    let Type::Path(path) = ty else { return None };
+    let last = path.path.segments.last()?;
+    let syn::PathArguments::AngleBracketed(generic) = &last.arguments else { return None };
+    let types: Vec<&Type> = generic
+        .args
+        .iter()
+        .filter_map(|a| match a {
+            syn::GenericArgument::Type(t) => Some(t),
+            _ => None,
+        })
+        .collect();
+    let elem_is_float = |t: &&Type| t.to_token_stream().to_string() == float;
+    let name = last.ident.to_string();
+    let rank = match (name.as_str(), types.as_slice()) {
+        ("Array0", [e]) if elem_is_float(e) => Some(0),
+        ("Array1", [e]) if elem_is_float(e) => Some(1),
+        ("Array2", [e]) if elem_is_float(e) => Some(2),
+        ("Array3", [e]) if elem_is_float(e) => Some(3),
+        ("Array4", [e]) if elem_is_float(e) => Some(4),
+        ("Array5", [e]) if elem_is_float(e) => Some(5),
+        ("Array6", [e]) if elem_is_float(e) => Some(6),
+        ("ArrayD", [e]) if elem_is_float(e) => None,
+        ("Array", [e, d]) if elem_is_float(e) => match d.to_token_stream().to_string().as_str() {
+            "Ix0" => Some(0),
+            "Ix1" => Some(1),
+            "Ix2" => Some(2),
+            "Ix3" => Some(3),
+            "Ix4" => Some(4),
+            "Ix5" => Some(5),
+            "Ix6" => Some(6),
+            "IxDyn" => None,
+            _ => return None,
+        },
+        _ => return None,
+    };
+    Some(Kind::Array(rank))
+}

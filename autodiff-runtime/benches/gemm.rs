@@ -1,0 +1,106 @@
+//! GEMM backends at the study's shapes: the `gemm` crate against ndarray's default
+//! (`matrixmultiply`), single-threaded, f32 and f64.
+//!
+//! Throughput is reported as elements/s with one "element" per floating-point
+//! operation (`2·m·n·k` per product), so criterion's `Gelem/s` reads as GFLOP/s.
+//! Run: `cargo bench -p autodiff-runtime --bench gemm`.
+
+use autodiff_runtime::kernels::gemm::{gemm_with_backend, set_num_threads, Backend};
+use autodiff_runtime::Float;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ndarray::Array2;
+use std::time::Duration;
+
+/// (name, m, k, n) for `m×k · k×n`.
+const SHAPES: [(&str, usize, usize, usize); 6] = [
+    ("32x784x128", 32, 784, 128),
+    ("64x512x128", 64, 512, 128),
+    ("64x128x256", 64, 128, 256),
+    ("256x512x128", 256, 512, 128),
+    ("conv_im2col_64x576x25088", 64, 576, 25088),
+    // What conv2d actually runs at that shape: one sample's im2col product (see conv.rs).
+    ("conv_per_sample_64x576x3136", 64, 576, 3136),
+];
+
+fn bench_type<F: Float>(c: &mut Criterion) {
+    set_num_threads(1);
+    for &(name, m, k, n) in &SHAPES {
+        let mut group = c.benchmark_group(format!("gemm_{}_{}", F::NAME, name));
+        group.throughput(Throughput::Elements((2 * m * n * k) as u64));
+        if m * n * k > 100_000_000 {
+            // The im2col product takes tens of milliseconds: fewer samples keep the run short.
+            group
+                .sample_size(10)
+                .measurement_time(Duration::from_secs(4));
+        } else {
+            group
+                .sample_size(30)
+                .measurement_time(Duration::from_secs(2));
+        }
+        let a = Array2::from_shape_fn((m, k), |(i, j)| {
+            F::of(((i * 7 + j * 3) % 11) as f64 * 0.1 - 0.5)
+        });
+        let b = Array2::from_shape_fn((k, n), |(i, j)| {
+            F::of(((i * 5 + j) % 13) as f64 * 0.1 - 0.6)
+        });
+        let mut out = Array2::<F>::zeros((m, n));
+        for (label, backend) in [
+            ("gemm", Backend::Gemm),
+            ("matrixmultiply", Backend::MatrixMultiply),
+        ] {
+            group.bench_function(BenchmarkId::from_parameter(label), |bencher| {
+                bencher.iter(|| {
+                    gemm_with_backend(
+                        backend,
+                        F::one(),
+                        a.view(),
+                        b.view(),
+                        F::zero(),
+                        out.view_mut(),
+                    );
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+/// The whole conv2d kernels at the study's shape (x 8×64×56×56, w 64×64×3×3, stride 1,
+/// padding 1), f32, counted as the 2·O·K·N·L flops of their GEMM so that the gap to
+/// the bare GEMM figure above is the cost of im2col/col2im and the copies.
+fn bench_conv(c: &mut Criterion) {
+    use autodiff_runtime::kernels::conv::{conv2d, conv2d_grad_input, conv2d_grad_weight};
+    use ndarray::{Array1, Array4};
+    set_num_threads(1);
+    let x = Array4::from_shape_fn((8, 64, 56, 56), |(n, ch, i, j)| {
+        ((n + ch * 3 + i * 5 + j * 7) % 17) as f32 * 0.1 - 0.8
+    });
+    let w = Array4::from_shape_fn((64, 64, 3, 3), |(o, ch, i, j)| {
+        ((o + ch * 5 + i * 3 + j) % 11) as f32 * 0.05 - 0.25
+    });
+    let g = Array4::from_elem((8, 64, 56, 56), 0.5f32);
+    let mut group = c.benchmark_group("conv2d_f32_8x64x56x56_w64x64x3x3");
+    group.throughput(Throughput::Elements(2 * 64 * 576 * 8 * 3136));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
+    group.bench_function("forward", |b| {
+        b.iter(|| conv2d(&x, &w, None::<&Array1<f32>>, 1, 1))
+    });
+    group.bench_function("grad_input", |b| {
+        b.iter(|| conv2d_grad_input(&g, &w, &x.raw_dim(), 1, 1))
+    });
+    group.bench_function("grad_weight", |b| {
+        b.iter(|| conv2d_grad_weight(&g, &x, &w.raw_dim(), 1, 1))
+    });
+    group.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    bench_type::<f32>(c);
+    bench_type::<f64>(c);
+    bench_conv(c);
+}
+
+criterion_group!(gemm_benches, benches);
+criterion_main!(gemm_benches);

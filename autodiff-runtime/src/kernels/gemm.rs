@@ -1,0 +1,207 @@
+//! The one general matrix multiply that `matmul` and `conv2d` call:
+//! `c ← alpha·a·b + beta·c` on strided views, and the process-wide thread count.
+//!
+//! Backend choice (measured on the study's shapes, see `benches/gemm.rs`): the
+//! `gemm` crate (pure Rust, runtime AVX2/FMA/AVX-512 dispatch) beats ndarray's
+//! default `dot` (the `matrixmultiply` crate) on every shape we measured, most on
+//! the large im2col product of `conv2d`. Both accept arbitrary (even negative)
+//! strides, so transposed views are multiplied without a copy. OpenBLAS is not an
+//! option from crates alone here (`openblas-src` downloads its sources at build time).
+//!
+//! Types other than `f32`/`f64` (the `Float` trait is public, so a user could add one)
+//! fall back to `matrixmultiply` through ndarray's `general_mat_mul`.
+
+use std::any::TypeId;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+use crate::Float;
+
+/// Threads the GEMM backend may use; 1 (single-threaded) unless [`set_num_threads`] says otherwise.
+static NUM_THREADS: AtomicUsize = AtomicUsize::new(1);
+
+/// Sets how many threads every later GEMM call may use (process-wide; `0` is taken as 1).
+///
+/// Threads come from rayon's global pool; the `gemm` crate itself stays single-threaded
+/// below a work threshold, so small products do not pay for synchronisation.
+pub fn set_num_threads(n: usize) {
+    NUM_THREADS.store(n.max(1), Ordering::Relaxed);
+}
+
+/// The thread count set by [`set_num_threads`] (default 1).
+pub fn num_threads() -> usize {
+    NUM_THREADS.load(Ordering::Relaxed)
+}
+
+/// Which library performs a matrix product; [`gemm`] always uses [`Backend::Gemm`],
+/// the other exists so that the bench and the tests can compare them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The `gemm` crate (the default).
+    Gemm,
+    /// ndarray's `general_mat_mul`, i.e. the `matrixmultiply` crate behind `dot`.
+    MatrixMultiply,
+}
+
+/// `c ← alpha·a·b + beta·c` for views with any strides, on the fastest backend.
+///
+/// When `beta` is zero, `c` is not read (so its old contents, even NaN, do not leak in).
+///
+/// # Panics
+/// If the shapes are not `m×k`, `k×n` and `m×n`; the message names all three.
+pub fn gemm<F: Float>(alpha: F, a: ArrayView2<F>, b: ArrayView2<F>, beta: F, c: ArrayViewMut2<F>) {
+    gemm_with_backend(Backend::Gemm, alpha, a, b, beta, c);
+}
+
+/// [`gemm`] on an explicitly chosen backend.
+///
+/// # Panics
+/// If the shapes are not `m×k`, `k×n` and `m×n`; the message names all three.
+pub fn gemm_with_backend<F: Float>(
+    backend: Backend,
+    alpha: F,
+    a: ArrayView2<F>,
+    b: ArrayView2<F>,
+    beta: F,
+    mut c: ArrayViewMut2<F>,
+) {
+    let (m, k) = a.dim();
+    let (k2, n) = b.dim();
+    assert!(
+        k == k2 && c.dim() == (m, n),
+        "gemm: shapes {:?} · {:?} do not give the output shape {:?}",
+        a.shape(),
+        b.shape(),
+        c.shape()
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        // An empty sum: only the `beta·c` term is left (and `c` is not read when beta is 0).
+        if beta == F::zero() {
+            c.fill(F::zero());
+        } else {
+            c.mapv_inplace(|v| v * beta);
+        }
+        return;
+    }
+    let is_native =
+        TypeId::of::<F>() == TypeId::of::<f32>() || TypeId::of::<F>() == TypeId::of::<f64>();
+    if backend == Backend::MatrixMultiply || !is_native {
+        if beta == F::zero() {
+            // general_mat_mul reads `c` even when beta is 0 (0·NaN = NaN), so clear it first.
+            c.fill(F::zero());
+        }
+        ndarray::linalg::general_mat_mul(alpha, &a, &b, beta, &mut c);
+        return;
+    }
+    let threads = num_threads();
+    let parallelism = if threads <= 1 {
+        gemm::Parallelism::None
+    } else {
+        gemm::Parallelism::Rayon(threads)
+    };
+    let (a_rs, a_cs) = (a.strides()[0], a.strides()[1]);
+    let (b_rs, b_cs) = (b.strides()[0], b.strides()[1]);
+    let (c_rs, c_cs) = (c.strides()[0], c.strides()[1]);
+    // SAFETY: the three pointers and strides come from live ndarray views whose shapes
+    // were checked above to be m×k, k×n and m×n, so every offset the backend forms
+    // stays inside its view. `c` is borrowed mutably, so it overlaps neither input.
+    // `F` is f32 or f64 (checked by `is_native`), the types `gemm::gemm` supports.
+    // The crate computes `dst ← alpha·dst + beta·lhs·rhs`: its alpha is our beta.
+    unsafe {
+        gemm::gemm::<F>(
+            m,
+            n,
+            k,
+            c.as_mut_ptr(),
+            c_cs,
+            c_rs,
+            beta != F::zero(),
+            a.as_ptr(),
+            a_cs,
+            a_rs,
+            b.as_ptr(),
+            b_cs,
+            b_rs,
+            beta,
+            alpha,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{Array2, ShapeBuilder};
+
+    fn naive(a: &ArrayView2<f64>, b: &ArrayView2<f64>) -> Array2<f64> {
+        let (m, k) = a.dim();
+        let n = b.ncols();
+        Array2::from_shape_fn((m, n), |(i, j)| (0..k).map(|p| a[[i, p]] * b[[p, j]]).sum())
+    }
+
+    #[test]
+    fn both_backends_match_naive_on_transposed_and_strided_views() {
+        let a = Array2::from_shape_fn((7, 5), |(i, j)| (i * 5 + j) as f64 * 0.37 - 3.0);
+        let b = Array2::from_shape_fn((9, 5), |(i, j)| ((i + 2 * j) % 7) as f64 - 2.5);
+        // b is used transposed (column-major view), a through a negative-stride slice.
+        let a_view = a.slice(ndarray::s![..;-1, ..]);
+        let bt = b.t();
+        let expected = naive(&a_view, &bt);
+        for backend in [Backend::Gemm, Backend::MatrixMultiply] {
+            let mut c = Array2::from_elem((7, 9).f(), f64::NAN);
+            gemm_with_backend(backend, 1.0, a_view, bt, 0.0, c.view_mut());
+            let err = (&c - &expected)
+                .mapv(f64::abs)
+                .fold(0.0, |m: f64, &v| m.max(v));
+            assert!(err < 1e-12, "{backend:?}: max error {err}");
+            // Accumulate: c ← 2·a·b + 0.5·c = 2.5·a·b.
+            gemm_with_backend(backend, 2.0, a_view, bt, 0.5, c.view_mut());
+            let err = (&c - &(&expected * 2.5))
+                .mapv(f64::abs)
+                .fold(0.0, |m: f64, &v| m.max(v));
+            assert!(err < 1e-11, "{backend:?}: max error after accumulate {err}");
+        }
+    }
+
+    #[test]
+    fn threaded_product_matches_single_threaded() {
+        // Above the `gemm` crate's threading threshold, so two threads really split the work.
+        let a = Array2::from_shape_fn((96, 200), |(i, j)| ((i * 7 + j * 3) % 11) as f64 - 5.0);
+        let b = Array2::from_shape_fn((200, 130), |(i, j)| ((i + 5 * j) % 13) as f64 - 6.0);
+        let mut single = Array2::zeros((96, 130));
+        gemm(1.0, a.view(), b.view(), 0.0, single.view_mut());
+        set_num_threads(2);
+        let mut threaded = Array2::zeros((96, 130));
+        gemm(1.0, a.view(), b.view(), 0.0, threaded.view_mut());
+        set_num_threads(1);
+        // Integer-valued inputs: every partial sum is exact, whatever the split.
+        assert_eq!(single, threaded);
+        assert_eq!(single, naive(&a.view(), &b.view()));
+    }
+
+    #[test]
+    fn empty_inner_dimension_gives_zeros() {
+        let a = Array2::<f32>::zeros((3, 0));
+        let b = Array2::<f32>::zeros((0, 4));
+        let mut c = Array2::from_elem((3, 4), f32::NAN);
+        gemm(1.0, a.view(), b.view(), 0.0, c.view_mut());
+        assert!(c.iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    #[should_panic(expected = "[2, 3] · [4, 5]")]
+    fn shape_mismatch_names_the_shapes() {
+        let a = Array2::<f64>::zeros((2, 3));
+        let b = Array2::<f64>::zeros((4, 5));
+        let mut c = Array2::<f64>::zeros((2, 5));
+        gemm(1.0, a.view(), b.view(), 0.0, c.view_mut());
+    }
+}

@@ -1,0 +1,675 @@
+//! What one recorded node holds and its derivative rule: an [`Op`] variant per
+//! kernel, holding exactly the tensors that kernel's backward reads, and one
+//! exhaustive `match` (no `_ =>` arm: a new op does not compile until it has a rule).
+//!
+//! Every rule is a call into `crate::kernels`; this file writes no math.
+
+use std::rc::Rc;
+
+use ndarray::{arr0, Array, ArrayD, ArrayView, ArrayViewD, Axis, Dimension, Ix1, Ix2, Ix4, IxDyn};
+
+use crate::kernels::unary::Saves;
+use crate::kernels::{batch_norm, binary, conv, loss, matmul, pool, reduce, softmax, unary};
+use crate::Float;
+
+/// A value on the tape: a leaf borrowed from the caller (never copied) or an
+/// array the tape computed. Shared through `Rc` by `Var`s and saved-tensor slots.
+pub(crate) enum Value<'a, F> {
+    /// Leaf data borrowed for the tape's lifetime `'a`.
+    Borrowed(ArrayViewD<'a, F>),
+    /// An array owned by the tape (an op's output or an owned leaf).
+    Owned(ArrayD<F>),
+}
+
+/// A tensor kept from the forward pass for a node's backward.
+pub(crate) type Saved<'a, F> = Rc<Value<'a, F>>;
+
+impl<F: Float> Value<'_, F> {
+    /// A view of the data, whichever way it is held.
+    pub(crate) fn view(&self) -> ArrayViewD<'_, F> {
+        match self {
+            Value::Borrowed(view) => view.view(),
+            Value::Owned(array) => array.view(),
+        }
+    }
+
+    /// The shape of the data.
+    pub(crate) fn shape(&self) -> &[usize] {
+        match self {
+            Value::Borrowed(view) => view.shape(),
+            Value::Owned(array) => array.shape(),
+        }
+    }
+
+    /// Heap bytes of the data that the tape owns (borrowed leaves cost it nothing).
+    pub(crate) fn owned_bytes(&self) -> usize {
+        match self {
+            Value::Borrowed(_) => 0,
+            Value::Owned(array) => array.len() * std::mem::size_of::<F>(),
+        }
+    }
+
+    /// A fixed-rank view for a rank-specific kernel; panics naming `op` and the shape.
+    pub(crate) fn view_as<D: Dimension>(&self, op: &str) -> ndarray::ArrayView<'_, F, D> {
+        let rank = D::NDIM.unwrap_or(0);
+        self.view().into_dimensionality::<D>().unwrap_or_else(|_| {
+            panic!(
+                "{op}: expected a rank-{rank} operand, got shape {:?}",
+                self.shape()
+            )
+        })
+    }
+}
+
+/// The elementwise functions of `kernels::unary` that take no parameter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unary {
+    Exp,
+    Ln,
+    Sqrt,
+    Tanh,
+    Sin,
+    Cos,
+    Abs,
+    Recip,
+    Square,
+    Relu,
+    Sigmoid,
+}
+
+impl Unary {
+    /// The kernel's name, shown by `Tape::nodes` and `Tape::to_dot`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Unary::Exp => "exp",
+            Unary::Ln => "ln",
+            Unary::Sqrt => "sqrt",
+            Unary::Tanh => "tanh",
+            Unary::Sin => "sin",
+            Unary::Cos => "cos",
+            Unary::Abs => "abs",
+            Unary::Recip => "recip",
+            Unary::Square => "square",
+            Unary::Relu => "relu",
+            Unary::Sigmoid => "sigmoid",
+        }
+    }
+
+    /// Which value the backward reads (the kernel's own `*_SAVES` constant).
+    pub(crate) fn saves(self) -> Saves {
+        match self {
+            Unary::Exp => unary::EXP_SAVES,
+            Unary::Ln => unary::LN_SAVES,
+            Unary::Sqrt => unary::SQRT_SAVES,
+            Unary::Tanh => unary::TANH_SAVES,
+            Unary::Sin => unary::SIN_SAVES,
+            Unary::Cos => unary::COS_SAVES,
+            Unary::Abs => unary::ABS_SAVES,
+            Unary::Recip => unary::RECIP_SAVES,
+            Unary::Square => unary::SQUARE_SAVES,
+            Unary::Relu => unary::RELU_SAVES,
+            Unary::Sigmoid => unary::SIGMOID_SAVES,
+        }
+    }
+
+    /// The forward kernel.
+    pub(crate) fn forward<F: Float>(self, x: &ArrayViewD<'_, F>) -> ArrayD<F> {
+        match self {
+            Unary::Exp => unary::exp(x),
+            Unary::Ln => unary::ln(x),
+            Unary::Sqrt => unary::sqrt(x),
+            Unary::Tanh => unary::tanh(x),
+            Unary::Sin => unary::sin(x),
+            Unary::Cos => unary::cos(x),
+            Unary::Abs => unary::abs(x),
+            Unary::Recip => unary::recip(x),
+            Unary::Square => unary::square(x),
+            Unary::Relu => unary::relu(x),
+            Unary::Sigmoid => unary::sigmoid(x),
+        }
+    }
+
+    /// The backward kernel, in place in `g`'s buffer.
+    fn grad<F: Float, D: Dimension>(
+        self,
+        g: Array<F, D>,
+        saved: &ArrayView<'_, F, D>,
+    ) -> Array<F, D> {
+        match self {
+            Unary::Exp => unary::exp_grad(g, saved),
+            Unary::Ln => unary::ln_grad(g, saved),
+            Unary::Sqrt => unary::sqrt_grad(g, saved),
+            Unary::Tanh => unary::tanh_grad(g, saved),
+            Unary::Sin => unary::sin_grad(g, saved),
+            Unary::Cos => unary::cos_grad(g, saved),
+            Unary::Abs => unary::abs_grad(g, saved),
+            Unary::Recip => unary::recip_grad(g, saved),
+            Unary::Square => unary::square_grad(g, saved),
+            Unary::Relu => unary::relu_grad(g, saved),
+            Unary::Sigmoid => unary::sigmoid_grad(g, saved),
+        }
+    }
+}
+
+/// One recorded op with the tensors its backward reads. Inputs are numbered as
+/// in the `Var` method (`self` is input 0); `Option` slots are filled only when
+/// the adjoint that reads them is needed (e.g. `x.dot(w)` with a constant `x`
+/// saves `x` for `w`'s adjoint, and not `w`).
+pub(crate) enum Op<'a, F: Float> {
+    Add {
+        a: IxDyn,
+        b: IxDyn,
+    },
+    Sub {
+        a: IxDyn,
+        b: IxDyn,
+    },
+    /// `a_value` is read by `b`'s adjoint, `b_value` by `a`'s.
+    Mul {
+        a: IxDyn,
+        b: IxDyn,
+        a_value: Option<Saved<'a, F>>,
+        b_value: Option<Saved<'a, F>>,
+    },
+    /// `b` is read by both adjoints, `a` only by `b`'s.
+    Div {
+        a: IxDyn,
+        a_value: Option<Saved<'a, F>>,
+        b_value: Saved<'a, F>,
+    },
+    Neg,
+    AddScalar,
+    SubScalar,
+    ScalarSub,
+    MulScalar(F),
+    DivScalar(F),
+    ScalarDiv {
+        s: F,
+        x: Saved<'a, F>,
+    },
+    Unary {
+        kind: Unary,
+        saved: Saved<'a, F>,
+    },
+    Powi {
+        x: Saved<'a, F>,
+        n: i32,
+    },
+    Powf {
+        x: Saved<'a, F>,
+        p: F,
+    },
+    /// The derivative closure of `Var::map` (the one boxed rule).
+    Map {
+        x: Saved<'a, F>,
+        df: Box<dyn Fn(F) -> F + 'a>,
+    },
+    MatMul {
+        a: Option<Saved<'a, F>>,
+        b: Option<Saved<'a, F>>,
+    },
+    MatVec {
+        a: Option<Saved<'a, F>>,
+        x: Option<Saved<'a, F>>,
+    },
+    VecMat {
+        x: Option<Saved<'a, F>>,
+        b: Option<Saved<'a, F>>,
+    },
+    VecDot {
+        x: Option<Saved<'a, F>>,
+        y: Option<Saved<'a, F>>,
+    },
+    Transpose,
+    Sum {
+        shape: IxDyn,
+    },
+    Mean {
+        shape: IxDyn,
+    },
+    SumAxis {
+        axis: Axis,
+        shape: IxDyn,
+    },
+    MeanAxis {
+        axis: Axis,
+        shape: IxDyn,
+    },
+    Softmax {
+        y: Saved<'a, F>,
+        axis: Axis,
+    },
+    LogSoftmax {
+        y: Saved<'a, F>,
+        axis: Axis,
+    },
+    Mse {
+        pred: Saved<'a, F>,
+        target: Saved<'a, F>,
+    },
+    CrossEntropy {
+        logits: Saved<'a, F>,
+        labels: Box<[usize]>,
+    },
+    /// Inputs: x, w, and the bias if any. `x` is read by `w`'s adjoint, `w` by `x`'s.
+    Conv2d {
+        x: Option<Saved<'a, F>>,
+        w: Option<Saved<'a, F>>,
+        x_dim: Ix4,
+        w_dim: Ix4,
+        stride: usize,
+        padding: usize,
+    },
+    /// Inputs: x, gamma, beta. `x` is read by x's and gamma's adjoints, `gamma` by x's.
+    BatchNorm {
+        x: Option<Saved<'a, F>>,
+        gamma: Option<Saved<'a, F>>,
+        eps: F,
+    },
+    MaxPool2d {
+        x: Saved<'a, F>,
+        kernel: usize,
+        stride: usize,
+    },
+    /// A node whose saved tensors a non-retaining backward has already freed.
+    Freed,
+}
+
+/// The adjoints a rule returns, one per input slot (at most three inputs).
+pub(crate) type Adjoints<F> = [Option<ArrayD<F>>; 3];
+
+/// Runs an elementwise backward kernel `|g, saved| ...` on 1-D views when both
+/// arrays are contiguous and of one shape (nearly always: kernels return
+/// standard-layout arrays), and on the dynamic-rank arrays otherwise.
+///
+/// Why: ndarray's `Zip` over `IxDyn` costs ~150 ns more than over `Ix1` on a
+/// small array (measured with `benches/tape_overhead.rs`), which would dominate
+/// the per-node cost of a chain of cheap ops. The kernel is the same function.
+macro_rules! elementwise {
+    ($g:expr, $saved:expr, |$gi:ident, $si:ident| $body:expr) => {{
+        let g: ArrayD<F> = $g;
+        let saved: ArrayViewD<'_, F> = $saved;
+        match (
+            g.is_standard_layout() && g.shape() == saved.shape(),
+            saved.as_slice(),
+        ) {
+            (true, Some(flat_saved)) => {
+                let (dim, $gi) = flatten(g);
+                let $si = &ndarray::ArrayView1::from(flat_saved);
+                unflatten(dim, $body)
+            }
+            _ => {
+                let $gi = g;
+                let $si = &saved;
+                $body
+            }
+        }
+    }};
+    ($g:expr, |$gi:ident| $body:expr) => {{
+        let g: ArrayD<F> = $g;
+        if g.is_standard_layout() {
+            let (dim, $gi) = flatten(g);
+            unflatten(dim, $body)
+        } else {
+            let $gi = g;
+            $body
+        }
+    }};
+}
+
+/// A standard-layout array as a 1-D array over the same buffer, and its shape.
+fn flatten<F: Float>(g: ArrayD<F>) -> (IxDyn, ndarray::Array1<F>) {
+    let dim = g.raw_dim();
+    let (buffer, offset) = g.into_raw_vec_and_offset();
+    debug_assert_eq!(
+        offset.unwrap_or(0),
+        0,
+        "a standard-layout owned array starts its buffer"
+    );
+    (dim, ndarray::Array1::from_vec(buffer))
+}
+
+/// The inverse of [`flatten`].
+fn unflatten<F: Float>(dim: IxDyn, flat: ndarray::Array1<F>) -> ArrayD<F> {
+    let (buffer, _) = flat.into_raw_vec_and_offset();
+    ArrayD::from_shape_vec(dim, buffer).unwrap_or_else(|_| unreachable!("same length"))
+}
+
+/// The single element of a 0-d (or one-element) adjoint.
+fn scalar_of<F: Float>(g: &ArrayD<F>) -> F {
+    *g.first().unwrap_or_else(|| {
+        panic!(
+            "backward: a scalar op got an empty adjoint of shape {:?}",
+            g.shape()
+        )
+    })
+}
+
+/// Reshapes an adjoint to a fixed rank (no copy); a mismatch is a tape bug.
+fn fixed<F: Float, D: Dimension>(g: ArrayD<F>, op: &str) -> ndarray::Array<F, D> {
+    let shape = g.shape().to_vec();
+    g.into_dimensionality::<D>()
+        .unwrap_or_else(|_| panic!("{op} backward: adjoint of shape {shape:?} has the wrong rank"))
+}
+
+/// Adjoints of a two-input op whose kernels take `g` by value: `g` is cloned
+/// only when both inputs need it, and moved into the last consumer.
+fn pair<F: Float>(
+    g: ArrayD<F>,
+    needs: [bool; 3],
+    lhs: impl FnOnce(ArrayD<F>) -> ArrayD<F>,
+    rhs: impl FnOnce(ArrayD<F>) -> ArrayD<F>,
+) -> Adjoints<F> {
+    match (needs[0], needs[1]) {
+        (true, true) => [Some(lhs(g.clone())), Some(rhs(g)), None],
+        (true, false) => [Some(lhs(g)), None, None],
+        (false, true) => [None, Some(rhs(g)), None],
+        (false, false) => [None, None, None],
+    }
+}
+
+/// The slot saved for an adjoint that is needed; its absence is a recording bug.
+fn needed<'s, 'a, F: Float>(slot: &'s Option<Saved<'a, F>>, what: &str) -> &'s Value<'a, F> {
+    slot.as_deref().unwrap_or_else(|| {
+        unreachable!("{what} was not saved although its reader needs a gradient")
+    })
+}
+
+impl<'a, F: Float> Op<'a, F> {
+    /// The op's name, as the `Var` method that records it.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Op::Add { .. } => "add",
+            Op::Sub { .. } => "sub",
+            Op::Mul { .. } => "mul",
+            Op::Div { .. } => "div",
+            Op::Neg => "neg",
+            Op::AddScalar => "add_scalar",
+            Op::SubScalar => "sub_scalar",
+            Op::ScalarSub => "scalar_sub",
+            Op::MulScalar(_) => "mul_scalar",
+            Op::DivScalar(_) => "div_scalar",
+            Op::ScalarDiv { .. } => "scalar_div",
+            Op::Unary { kind, .. } => kind.name(),
+            Op::Powi { .. } => "powi",
+            Op::Powf { .. } => "powf",
+            Op::Map { .. } => "map",
+            Op::MatMul { .. } => "matmul",
+            Op::MatVec { .. } => "matvec",
+            Op::VecMat { .. } => "vecmat",
+            Op::VecDot { .. } => "vecdot",
+            Op::Transpose => "transpose",
+            Op::Sum { .. } => "sum",
+            Op::Mean { .. } => "mean",
+            Op::SumAxis { .. } => "sum_axis",
+            Op::MeanAxis { .. } => "mean_axis",
+            Op::Softmax { .. } => "softmax",
+            Op::LogSoftmax { .. } => "log_softmax",
+            Op::Mse { .. } => "mse",
+            Op::CrossEntropy { .. } => "cross_entropy",
+            Op::Conv2d { .. } => "conv2d",
+            Op::BatchNorm { .. } => "batch_norm",
+            Op::MaxPool2d { .. } => "max_pool2d",
+            Op::Freed => "freed",
+        }
+    }
+
+    /// The tensors this node keeps for its backward (at most two), for memory accounting.
+    pub(crate) fn saved(&self) -> [Option<&Saved<'a, F>>; 2] {
+        match self {
+            Op::Mul {
+                a_value: p,
+                b_value: q,
+                ..
+            }
+            | Op::MatMul { a: p, b: q }
+            | Op::MatVec { a: p, x: q }
+            | Op::VecMat { x: p, b: q }
+            | Op::VecDot { x: p, y: q }
+            | Op::Conv2d { x: p, w: q, .. }
+            | Op::BatchNorm { x: p, gamma: q, .. } => [p.as_ref(), q.as_ref()],
+            Op::Div {
+                a_value, b_value, ..
+            } => [a_value.as_ref(), Some(b_value)],
+            Op::Mse { pred, target } => [Some(pred), Some(target)],
+            Op::ScalarDiv { x: saved, .. }
+            | Op::Unary { saved, .. }
+            | Op::Powi { x: saved, .. }
+            | Op::Powf { x: saved, .. }
+            | Op::Map { x: saved, .. }
+            | Op::Softmax { y: saved, .. }
+            | Op::LogSoftmax { y: saved, .. }
+            | Op::CrossEntropy { logits: saved, .. }
+            | Op::MaxPool2d { x: saved, .. } => [Some(saved), None],
+            Op::Add { .. }
+            | Op::Sub { .. }
+            | Op::Neg
+            | Op::AddScalar
+            | Op::SubScalar
+            | Op::ScalarSub
+            | Op::MulScalar(_)
+            | Op::DivScalar(_)
+            | Op::Transpose
+            | Op::Sum { .. }
+            | Op::Mean { .. }
+            | Op::SumAxis { .. }
+            | Op::MeanAxis { .. }
+            | Op::Freed => [None, None],
+        }
+    }
+
+    /// Heap bytes the node holds besides its saved tensors (labels, a boxed closure).
+    pub(crate) fn extra_bytes(&self) -> usize {
+        match self {
+            Op::CrossEntropy { labels, .. } => std::mem::size_of_val(&**labels),
+            Op::Map { df, .. } => std::mem::size_of_val(&**df),
+            _ => 0,
+        }
+    }
+
+    /// The derivative rule: given the output's adjoint `g` and which inputs need
+    /// a gradient, the adjoint of each input (with that input's shape), computed
+    /// by the kernels' backward functions. Adjoints of inputs that do not need
+    /// one are never computed.
+    pub(crate) fn backward(&self, g: ArrayD<F>, needs: [bool; 3]) -> Adjoints<F> {
+        match self {
+            Op::Add { a, b } => pair(
+                g,
+                needs,
+                |g| binary::add_grad_lhs(g, a),
+                |g| binary::add_grad_rhs(g, b),
+            ),
+            Op::Sub { a, b } => pair(
+                g,
+                needs,
+                |g| binary::sub_grad_lhs(g, a),
+                |g| binary::sub_grad_rhs(g, b),
+            ),
+            Op::Mul {
+                a,
+                b,
+                a_value,
+                b_value,
+            } => pair(
+                g,
+                needs,
+                |g| binary::mul_grad_lhs(g, &needed(b_value, "mul rhs").view(), a),
+                |g| binary::mul_grad_rhs(g, &needed(a_value, "mul lhs").view(), b),
+            ),
+            Op::Div {
+                a,
+                a_value,
+                b_value,
+            } => pair(
+                g,
+                needs,
+                |g| binary::div_grad_lhs(g, &b_value.view(), a),
+                |g| binary::div_grad_rhs(g, &needed(a_value, "div lhs").view(), &b_value.view()),
+            ),
+            Op::Neg | Op::ScalarSub => [Some(elementwise!(g, |g| binary::neg_grad(g))), None, None],
+            Op::AddScalar | Op::SubScalar => [Some(g), None, None],
+            Op::MulScalar(s) => [
+                Some(elementwise!(g, |g| binary::scale_grad(g, *s))),
+                None,
+                None,
+            ],
+            Op::DivScalar(s) => [
+                Some(elementwise!(g, |g| binary::div_scalar_grad_array(g, *s))),
+                None,
+                None,
+            ],
+            Op::ScalarDiv { s, x } => [
+                Some(elementwise!(g, x.view(), |g, x| {
+                    binary::scalar_div_grad_array(g, *s, x)
+                })),
+                None,
+                None,
+            ],
+            Op::Unary { kind, saved } => [
+                Some(elementwise!(g, saved.view(), |g, y| kind.grad(g, y))),
+                None,
+                None,
+            ],
+            Op::Powi { x, n } => [
+                Some(elementwise!(g, x.view(), |g, x| unary::powi_grad(g, x, *n))),
+                None,
+                None,
+            ],
+            Op::Powf { x, p } => [
+                Some(elementwise!(g, x.view(), |g, x| unary::powf_grad(g, x, *p))),
+                None,
+                None,
+            ],
+            Op::Map { x, df } => [
+                Some(elementwise!(g, x.view(), |g, x| unary::map_grad(
+                    g,
+                    x,
+                    |v| df(v)
+                ))),
+                None,
+                None,
+            ],
+            Op::MatMul { a, b } => {
+                let g = fixed::<F, Ix2>(g, "matmul");
+                let da = needs[0].then(|| {
+                    matmul::matmul_grad_lhs(&g, &needed(b, "matmul rhs").view_as::<Ix2>("matmul"))
+                });
+                let db = needs[1].then(|| {
+                    matmul::matmul_grad_rhs(&needed(a, "matmul lhs").view_as::<Ix2>("matmul"), &g)
+                });
+                [da.map(|d| d.into_dyn()), db.map(|d| d.into_dyn()), None]
+            }
+            Op::MatVec { a, x } => {
+                let g = fixed::<F, Ix1>(g, "matvec");
+                let da = needs[0].then(|| {
+                    matmul::matvec_grad_lhs(&g, &needed(x, "matvec rhs").view_as::<Ix1>("matvec"))
+                });
+                let dx = needs[1].then(|| {
+                    matmul::matvec_grad_rhs(&needed(a, "matvec lhs").view_as::<Ix2>("matvec"), &g)
+                });
+                [da.map(|d| d.into_dyn()), dx.map(|d| d.into_dyn()), None]
+            }
+            Op::VecMat { x, b } => {
+                let g = fixed::<F, Ix1>(g, "vecmat");
+                let dx = needs[0].then(|| {
+                    matmul::vecmat_grad_lhs(&g, &needed(b, "vecmat rhs").view_as::<Ix2>("vecmat"))
+                });
+                let db = needs[1].then(|| {
+                    matmul::vecmat_grad_rhs(&needed(x, "vecmat lhs").view_as::<Ix1>("vecmat"), &g)
+                });
+                [dx.map(|d| d.into_dyn()), db.map(|d| d.into_dyn()), None]
+            }
+            Op::VecDot { x, y } => {
+                let g = scalar_of(&g);
+                let dx = needs[0].then(|| {
+                    matmul::vecdot_grad(g, &needed(y, "vecdot rhs").view_as::<Ix1>("vecdot"))
+                });
+                let dy = needs[1].then(|| {
+                    matmul::vecdot_grad(g, &needed(x, "vecdot lhs").view_as::<Ix1>("vecdot"))
+                });
+                [dx.map(|d| d.into_dyn()), dy.map(|d| d.into_dyn()), None]
+            }
+            Op::Transpose => [Some(matmul::transpose_grad(g)), None, None],
+            Op::Sum { shape } => [Some(reduce::sum_grad(scalar_of(&g), shape)), None, None],
+            Op::Mean { shape } => [Some(reduce::mean_grad(scalar_of(&g), shape)), None, None],
+            Op::SumAxis { axis, shape } => {
+                [Some(reduce::sum_axis_grad(g, *axis, shape)), None, None]
+            }
+            Op::MeanAxis { axis, shape } => {
+                [Some(reduce::mean_axis_grad(g, *axis, shape)), None, None]
+            }
+            Op::Softmax { y, axis } => {
+                [Some(softmax::softmax_grad(g, &y.view(), *axis)), None, None]
+            }
+            Op::LogSoftmax { y, axis } => [
+                Some(softmax::log_softmax_grad(g, &y.view(), *axis)),
+                None,
+                None,
+            ],
+            Op::Mse { pred, target } => {
+                let g = scalar_of(&g);
+                let (pred, target) = (pred.view(), target.view());
+                let dp = needs[0].then(|| loss::mse_grad_pred(g, &pred, &target));
+                let dt = needs[1].then(|| loss::mse_grad_target(g, &pred, &target));
+                [dp, dt, None]
+            }
+            Op::CrossEntropy { logits, labels } => {
+                let logits = logits.view_as::<Ix2>("cross_entropy");
+                [
+                    Some(loss::cross_entropy_grad(scalar_of(&g), &logits, labels).into_dyn()),
+                    None,
+                    None,
+                ]
+            }
+            Op::Conv2d {
+                x,
+                w,
+                x_dim,
+                w_dim,
+                stride,
+                padding,
+            } => {
+                let g = fixed::<F, Ix4>(g, "conv2d");
+                let dx = needs[0].then(|| {
+                    let w = needed(w, "conv2d weight").view_as::<Ix4>("conv2d");
+                    conv::conv2d_grad_input(&g, &w, x_dim, *stride, *padding).into_dyn()
+                });
+                let dw = needs[1].then(|| {
+                    let x = needed(x, "conv2d input").view_as::<Ix4>("conv2d");
+                    conv::conv2d_grad_weight(&g, &x, w_dim, *stride, *padding).into_dyn()
+                });
+                let db = needs[2].then(|| conv::conv2d_grad_bias(&g).into_dyn());
+                [dx, dw, db]
+            }
+            Op::BatchNorm { x, gamma, eps } => {
+                let g = fixed::<F, Ix4>(g, "batch_norm");
+                let dx = needs[0].then(|| {
+                    let x = needed(x, "batch_norm input").view_as::<Ix4>("batch_norm");
+                    let gamma = needed(gamma, "batch_norm gamma").view_as::<Ix1>("batch_norm");
+                    batch_norm::batch_norm_grad_input(&g, &x, &gamma, *eps).into_dyn()
+                });
+                let dgamma = needs[1].then(|| {
+                    let x = needed(x, "batch_norm input").view_as::<Ix4>("batch_norm");
+                    batch_norm::batch_norm_grad_gamma(&g, &x, *eps).into_dyn()
+                });
+                let dbeta = needs[2].then(|| batch_norm::batch_norm_grad_beta(&g).into_dyn());
+                [dx, dgamma, dbeta]
+            }
+            Op::MaxPool2d { x, kernel, stride } => {
+                let g = fixed::<F, Ix4>(g, "max_pool2d");
+                let x = x.view_as::<Ix4>("max_pool2d");
+                [
+                    Some(pool::max_pool2d_grad(&g, &x, *kernel, *stride).into_dyn()),
+                    None,
+                    None,
+                ]
+            }
+            Op::Freed => unreachable!("the backward engine never runs the rule of a freed node"),
+        }
+    }
+}
+
+/// A 0-d array holding `value`: how the tape represents scalars.
+pub(crate) fn scalar_array<F: Float>(value: F) -> ArrayD<F> {
+    arr0(value).into_dyn()
+}

@@ -1,0 +1,550 @@
+//! [`Var`]: a handle to a value on the tape, and every op that records on it.
+//! Each op is the kernel's forward plus the node that `Tape::record` may push.
+
+use std::fmt;
+use std::ops::{Add, Div, Mul, Neg, Sub};
+use std::rc::Rc;
+
+use ndarray::{ArrayD, ArrayViewD, Axis, Ix1, Ix2, Ix4, IxDyn};
+
+use super::op::{scalar_array, Op, Unary, Value};
+use super::Tape;
+use crate::kernels::unary::Saves;
+use crate::kernels::{batch_norm, binary, conv, loss, matmul, pool, reduce, softmax, unary};
+use crate::Float;
+
+/// A handle to a value on the tape, like a torch `Tensor`. Clone is cheap
+/// (an `Rc`), not `Copy`. The value lives while a `Var` or a saved-tensor slot
+/// refers to it.
+pub struct Var<'t, 'a, F: Float> {
+    tape: &'t Tape<'a, F>,
+    value: Rc<Value<'a, F>>,
+    id: usize,
+    requires_grad: bool,
+    is_leaf: bool,
+}
+
+impl<F: Float> Clone for Var<'_, '_, F> {
+    fn clone(&self) -> Self {
+        Var {
+            tape: self.tape,
+            value: Rc::clone(&self.value),
+            id: self.id,
+            requires_grad: self.requires_grad,
+            is_leaf: self.is_leaf,
+        }
+    }
+}
+
+impl<F: Float> fmt::Debug for Var<'_, '_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Var")
+            .field("id", &self.id)
+            .field("shape", &self.shape())
+            .field("requires_grad", &self.requires_grad)
+            .field("is_leaf", &self.is_leaf)
+            .finish()
+    }
+}
+
+impl<'t, 'a, F: Float> Var<'t, 'a, F> {
+    pub(crate) fn new(
+        tape: &'t Tape<'a, F>,
+        value: Rc<Value<'a, F>>,
+        id: usize,
+        requires_grad: bool,
+        is_leaf: bool,
+    ) -> Self {
+        Var {
+            tape,
+            value,
+            id,
+            requires_grad,
+            is_leaf,
+        }
+    }
+
+    pub(crate) fn tape(&self) -> &'t Tape<'a, F> {
+        self.tape
+    }
+
+    /// The value, as a view.
+    pub fn value(&self) -> ArrayViewD<'_, F> {
+        self.value.view()
+    }
+
+    /// The single element of a one-element value (a 0-d scalar, or `[1]`, `[1, 1]`...).
+    ///
+    /// # Panics
+    /// If the value does not hold exactly one element; the message names its shape.
+    pub fn scalar(&self) -> F {
+        let value = self.value();
+        assert_eq!(
+            value.len(),
+            1,
+            "scalar: var {} has shape {:?}, not exactly one element",
+            self.id,
+            self.shape()
+        );
+        value
+            .iter()
+            .copied()
+            .next()
+            .unwrap_or_else(|| unreachable!("one element"))
+    }
+
+    /// The shape of the value.
+    pub fn shape(&self) -> &[usize] {
+        self.value.shape()
+    }
+
+    /// Whether gradients flow to this value: a `param` leaf, or an op result
+    /// with at least one input that requires a gradient.
+    pub fn requires_grad(&self) -> bool {
+        self.requires_grad
+    }
+
+    /// Whether this is a leaf (made by `Tape::param`, `constant`, ...), not an op result.
+    pub fn is_leaf(&self) -> bool {
+        self.is_leaf
+    }
+
+    /// The value's id on its tape: creation order, unique per tape.
+    pub fn id(&self) -> usize {
+        self.id
+    }
+
+    /// Registers `hook` to run during backward on this value's full
+    /// (accumulated) gradient; if it returns `Some`, that replaces the gradient
+    /// (as torch's `register_hook`). Works on leaves too (it then changes what
+    /// `Gradients` returns). Hooks of one value run in registration order. A hook
+    /// on a value that does not require a gradient never runs.
+    pub fn register_hook(&self, hook: impl Fn(&ArrayD<F>) -> Option<ArrayD<F>> + 'a) {
+        self.tape.push_hook(self.id, Box::new(hook));
+    }
+
+    fn record(
+        &self,
+        value: ArrayD<F>,
+        inputs: &[&Self],
+        make_op: impl FnOnce(&Rc<Value<'a, F>>) -> Op<'a, F>,
+    ) -> Self {
+        self.tape.record(value, inputs, make_op)
+    }
+
+    /// `Some(value)` when `wanted`: a tensor saved only if the adjoint that reads it is needed.
+    fn saved_if(&self, wanted: bool) -> Option<Rc<Value<'a, F>>> {
+        wanted.then(|| Rc::clone(&self.value))
+    }
+
+    fn dims(&self) -> IxDyn {
+        IxDyn(self.shape())
+    }
+
+    // ---- elementwise binary ops, broadcasting -------------------------------
+
+    /// `self + other`, with ndarray broadcasting.
+    pub fn add(&self, other: &Self) -> Self {
+        let y = binary::add(&self.value(), &other.value());
+        self.record(y, &[self, other], |_| Op::Add {
+            a: self.dims(),
+            b: other.dims(),
+        })
+    }
+
+    /// `self - other`, with ndarray broadcasting.
+    pub fn sub(&self, other: &Self) -> Self {
+        let y = binary::sub(&self.value(), &other.value());
+        self.record(y, &[self, other], |_| Op::Sub {
+            a: self.dims(),
+            b: other.dims(),
+        })
+    }
+
+    /// `self * other` elementwise, with ndarray broadcasting.
+    pub fn mul(&self, other: &Self) -> Self {
+        let y = binary::mul(&self.value(), &other.value());
+        self.record(y, &[self, other], |_| Op::Mul {
+            a: self.dims(),
+            b: other.dims(),
+            a_value: self.saved_if(other.requires_grad),
+            b_value: other.saved_if(self.requires_grad),
+        })
+    }
+
+    /// `self / other` elementwise, with ndarray broadcasting.
+    pub fn div(&self, other: &Self) -> Self {
+        let y = binary::div(&self.value(), &other.value());
+        self.record(y, &[self, other], |_| Op::Div {
+            a: self.dims(),
+            a_value: self.saved_if(other.requires_grad),
+            b_value: Rc::clone(&other.value),
+        })
+    }
+
+    // ---- array-scalar ops ---------------------------------------------------
+
+    /// `self + s`.
+    pub fn add_scalar(&self, s: F) -> Self {
+        self.record(binary::add_scalar(&self.value(), s), &[self], |_| {
+            Op::AddScalar
+        })
+    }
+
+    /// `self - s`.
+    pub fn sub_scalar(&self, s: F) -> Self {
+        self.record(binary::sub_scalar(&self.value(), s), &[self], |_| {
+            Op::SubScalar
+        })
+    }
+
+    /// `s - self`.
+    pub fn scalar_sub(&self, s: F) -> Self {
+        self.record(binary::scalar_sub(s, &self.value()), &[self], |_| {
+            Op::ScalarSub
+        })
+    }
+
+    /// `self * s`.
+    pub fn mul_scalar(&self, s: F) -> Self {
+        self.record(binary::mul_scalar(&self.value(), s), &[self], |_| {
+            Op::MulScalar(s)
+        })
+    }
+
+    /// `self / s`.
+    pub fn div_scalar(&self, s: F) -> Self {
+        self.record(binary::div_scalar(&self.value(), s), &[self], |_| {
+            Op::DivScalar(s)
+        })
+    }
+
+    /// `s / self`.
+    pub fn scalar_div(&self, s: F) -> Self {
+        let y = binary::scalar_div(s, &self.value());
+        self.record(y, &[self], |_| Op::ScalarDiv {
+            s,
+            x: Rc::clone(&self.value),
+        })
+    }
+
+    /// `-self`.
+    pub fn neg(&self) -> Self {
+        self.record(binary::neg(&self.value()), &[self], |_| Op::Neg)
+    }
+
+    // ---- elementwise functions ----------------------------------------------
+
+    fn unary(&self, kind: Unary) -> Self {
+        let y = kind.forward(&self.value());
+        self.record(y, &[self], |output| Op::Unary {
+            kind,
+            saved: match kind.saves() {
+                Saves::Input => Rc::clone(&self.value),
+                Saves::Output => Rc::clone(output),
+            },
+        })
+    }
+
+    /// `eˣ` elementwise (saves its output).
+    pub fn exp(&self) -> Self {
+        self.unary(Unary::Exp)
+    }
+
+    /// Natural logarithm elementwise.
+    pub fn ln(&self) -> Self {
+        self.unary(Unary::Ln)
+    }
+
+    /// Square root elementwise.
+    pub fn sqrt(&self) -> Self {
+        self.unary(Unary::Sqrt)
+    }
+
+    /// Hyperbolic tangent elementwise.
+    pub fn tanh(&self) -> Self {
+        self.unary(Unary::Tanh)
+    }
+
+    /// Sine elementwise.
+    pub fn sin(&self) -> Self {
+        self.unary(Unary::Sin)
+    }
+
+    /// Cosine elementwise.
+    pub fn cos(&self) -> Self {
+        self.unary(Unary::Cos)
+    }
+
+    /// Absolute value elementwise (derivative 0 at 0).
+    pub fn abs(&self) -> Self {
+        self.unary(Unary::Abs)
+    }
+
+    /// `1/x` elementwise.
+    pub fn recip(&self) -> Self {
+        self.unary(Unary::Recip)
+    }
+
+    /// `x²` elementwise.
+    pub fn square(&self) -> Self {
+        self.unary(Unary::Square)
+    }
+
+    /// `max(x, 0)` elementwise (derivative 0 at 0).
+    pub fn relu(&self) -> Self {
+        self.unary(Unary::Relu)
+    }
+
+    /// The logistic function elementwise.
+    pub fn sigmoid(&self) -> Self {
+        self.unary(Unary::Sigmoid)
+    }
+
+    /// `xⁿ` elementwise for an integer exponent.
+    pub fn powi(&self, n: i32) -> Self {
+        let y = unary::powi(&self.value(), n);
+        self.record(y, &[self], |_| Op::Powi {
+            x: Rc::clone(&self.value),
+            n,
+        })
+    }
+
+    /// `xᵖ` elementwise for a float exponent.
+    pub fn powf(&self, p: F) -> Self {
+        let y = unary::powf(&self.value(), p);
+        self.record(y, &[self], |_| Op::Powf {
+            x: Rc::clone(&self.value),
+            p,
+        })
+    }
+
+    /// An elementwise function `f` given with its derivative `df` (backward is
+    /// `unary::map_grad`). `df` is boxed into the node; `f` is only run now.
+    pub fn map(&self, f: impl Fn(F) -> F + 'a, df: impl Fn(F) -> F + 'a) -> Self {
+        let y = self.value().mapv(f);
+        self.record(y, &[self], |_| Op::Map {
+            x: Rc::clone(&self.value),
+            df: Box::new(df),
+        })
+    }
+
+    // ---- linear algebra -----------------------------------------------------
+
+    /// The matrix product, for ranks 2·2, 2·1, 1·2 and 1·1 (a 0-d result).
+    ///
+    /// # Panics
+    /// For other ranks or mismatched inner dimensions; the message names both shapes.
+    pub fn dot(&self, other: &Self) -> Self {
+        let (a, b) = (&*self.value, &*other.value);
+        let (keep_self, keep_other) = (other.requires_grad, self.requires_grad);
+        match (self.shape().len(), other.shape().len()) {
+            (2, 2) => {
+                let y = matmul::matmul(&a.view_as::<Ix2>("dot"), &b.view_as::<Ix2>("dot"));
+                self.record(y.into_dyn(), &[self, other], |_| Op::MatMul {
+                    a: self.saved_if(keep_self),
+                    b: other.saved_if(keep_other),
+                })
+            }
+            (2, 1) => {
+                let y = matmul::matvec(&a.view_as::<Ix2>("dot"), &b.view_as::<Ix1>("dot"));
+                self.record(y.into_dyn(), &[self, other], |_| Op::MatVec {
+                    a: self.saved_if(keep_self),
+                    x: other.saved_if(keep_other),
+                })
+            }
+            (1, 2) => {
+                let y = matmul::vecmat(&a.view_as::<Ix1>("dot"), &b.view_as::<Ix2>("dot"));
+                self.record(y.into_dyn(), &[self, other], |_| Op::VecMat {
+                    x: self.saved_if(keep_self),
+                    b: other.saved_if(keep_other),
+                })
+            }
+            (1, 1) => {
+                let y = matmul::vecdot(&a.view_as::<Ix1>("dot"), &b.view_as::<Ix1>("dot"));
+                self.record(scalar_array(y), &[self, other], |_| Op::VecDot {
+                    x: self.saved_if(keep_self),
+                    y: other.saved_if(keep_other),
+                })
+            }
+            _ => panic!(
+                "dot: shapes {:?} and {:?} are not supported (ranks 2·2, 2·1, 1·2 and 1·1 are)",
+                self.shape(),
+                other.shape()
+            ),
+        }
+    }
+
+    /// The transpose (all axes reversed), as an owned array.
+    pub fn t(&self) -> Self {
+        self.record(matmul::transpose(&self.value()), &[self], |_| Op::Transpose)
+    }
+
+    // ---- reductions ---------------------------------------------------------
+
+    /// The sum of all elements, 0-d.
+    pub fn sum(&self) -> Self {
+        let y = scalar_array(reduce::sum(&self.value()));
+        self.record(y, &[self], |_| Op::Sum { shape: self.dims() })
+    }
+
+    /// The mean of all elements, 0-d.
+    pub fn mean(&self) -> Self {
+        let y = scalar_array(reduce::mean(&self.value()));
+        self.record(y, &[self], |_| Op::Mean { shape: self.dims() })
+    }
+
+    /// The sum along `axis`, removing it.
+    pub fn sum_axis(&self, axis: Axis) -> Self {
+        let y = reduce::sum_axis(&self.value(), axis);
+        self.record(y, &[self], |_| Op::SumAxis {
+            axis,
+            shape: self.dims(),
+        })
+    }
+
+    /// The mean along `axis`, removing it.
+    pub fn mean_axis(&self, axis: Axis) -> Self {
+        let y = reduce::mean_axis(&self.value(), axis);
+        self.record(y, &[self], |_| Op::MeanAxis {
+            axis,
+            shape: self.dims(),
+        })
+    }
+
+    // ---- softmax and losses -------------------------------------------------
+
+    /// Softmax along `axis` (saves its output).
+    pub fn softmax(&self, axis: Axis) -> Self {
+        let y = softmax::softmax(&self.value(), axis);
+        self.record(y, &[self], |output| Op::Softmax {
+            y: Rc::clone(output),
+            axis,
+        })
+    }
+
+    /// Log-softmax along `axis` (saves its output).
+    pub fn log_softmax(&self, axis: Axis) -> Self {
+        let y = softmax::log_softmax(&self.value(), axis);
+        self.record(y, &[self], |output| Op::LogSoftmax {
+            y: Rc::clone(output),
+            axis,
+        })
+    }
+
+    /// Mean squared error against `target`, 0-d. Either side may require a gradient.
+    pub fn mse(&self, target: &Self) -> Self {
+        let y = scalar_array(loss::mse(&self.value(), &target.value()));
+        self.record(y, &[self, target], |_| Op::Mse {
+            pred: Rc::clone(&self.value),
+            target: Rc::clone(&target.value),
+        })
+    }
+
+    /// Softmax cross-entropy of these logits (batch × classes) against integer
+    /// class labels, averaged over the batch, 0-d. The labels are copied into the node.
+    pub fn cross_entropy(&self, labels: &[usize]) -> Self {
+        let y = scalar_array(loss::cross_entropy(
+            &self.value.view_as::<Ix2>("cross_entropy"),
+            labels,
+        ));
+        self.record(y, &[self], |_| Op::CrossEntropy {
+            logits: Rc::clone(&self.value),
+            labels: labels.into(),
+        })
+    }
+
+    // ---- convolutional layers -----------------------------------------------
+
+    /// 2-D convolution of this N×C×H×W input with O×C×KH×KW weights `w` and an optional bias of length O.
+    pub fn conv2d(&self, w: &Self, bias: Option<&Self>, stride: usize, padding: usize) -> Self {
+        let x4 = self.value.view_as::<Ix4>("conv2d");
+        let w4 = w.value.view_as::<Ix4>("conv2d");
+        let b1 = bias.map(|b| b.value.view_as::<Ix1>("conv2d"));
+        let y = conv::conv2d(&x4, &w4, b1.as_ref(), stride, padding).into_dyn();
+        let (x_dim, w_dim) = (x4.raw_dim(), w4.raw_dim());
+        let make_op = |_: &Rc<Value<'a, F>>| Op::Conv2d {
+            x: self.saved_if(w.requires_grad),
+            w: w.saved_if(self.requires_grad),
+            x_dim,
+            w_dim,
+            stride,
+            padding,
+        };
+        match bias {
+            Some(b) => self.record(y, &[self, w, b], make_op),
+            None => self.record(y, &[self, w], make_op),
+        }
+    }
+
+    /// Training-mode batch normalisation of this N×C×H×W input with per-channel `gamma` and `beta`.
+    pub fn batch_norm(&self, gamma: &Self, beta: &Self, eps: F) -> Self {
+        let y = batch_norm::batch_norm(
+            &self.value.view_as::<Ix4>("batch_norm"),
+            &gamma.value.view_as::<Ix1>("batch_norm"),
+            &beta.value.view_as::<Ix1>("batch_norm"),
+            eps,
+        );
+        self.record(y.into_dyn(), &[self, gamma, beta], |_| Op::BatchNorm {
+            x: self.saved_if(self.requires_grad || gamma.requires_grad),
+            gamma: gamma.saved_if(self.requires_grad),
+            eps,
+        })
+    }
+
+    /// 2-D max pooling of this N×C×H×W input over `kernel`×`kernel` windows moved by `stride`.
+    pub fn max_pool2d(&self, kernel: usize, stride: usize) -> Self {
+        let y = pool::max_pool2d(&self.value.view_as::<Ix4>("max_pool2d"), kernel, stride);
+        self.record(y.into_dyn(), &[self], |_| Op::MaxPool2d {
+            x: Rc::clone(&self.value),
+            kernel,
+            stride,
+        })
+    }
+}
+
+/// `Var op Var` for every combination of owned and borrowed operands.
+macro_rules! binary_operators {
+    ($($trait:ident $method:ident),*) => {$(
+        impl<'t, 'a, F: Float> $trait<&Var<'t, 'a, F>> for &Var<'t, 'a, F> {
+            type Output = Var<'t, 'a, F>;
+            fn $method(self, rhs: &Var<'t, 'a, F>) -> Var<'t, 'a, F> {
+                Var::$method(self, rhs)
+            }
+        }
+        impl<'t, 'a, F: Float> $trait<Var<'t, 'a, F>> for Var<'t, 'a, F> {
+            type Output = Var<'t, 'a, F>;
+            fn $method(self, rhs: Var<'t, 'a, F>) -> Var<'t, 'a, F> {
+                Var::$method(&self, &rhs)
+            }
+        }
+        impl<'t, 'a, F: Float> $trait<&Var<'t, 'a, F>> for Var<'t, 'a, F> {
+            type Output = Var<'t, 'a, F>;
+            fn $method(self, rhs: &Var<'t, 'a, F>) -> Var<'t, 'a, F> {
+                Var::$method(&self, rhs)
+            }
+        }
+        impl<'t, 'a, F: Float> $trait<Var<'t, 'a, F>> for &Var<'t, 'a, F> {
+            type Output = Var<'t, 'a, F>;
+            fn $method(self, rhs: Var<'t, 'a, F>) -> Var<'t, 'a, F> {
+                Var::$method(self, &rhs)
+            }
+        }
+    )*};
+}
+
+binary_operators!(Add add, Sub sub, Mul mul, Div div);
+
+impl<'t, 'a, F: Float> Neg for &Var<'t, 'a, F> {
+    type Output = Var<'t, 'a, F>;
+    fn neg(self) -> Var<'t, 'a, F> {
+        Var::neg(self)
+    }
+}
+
+impl<'t, 'a, F: Float> Neg for Var<'t, 'a, F> {
+    type Output = Var<'t, 'a, F>;
+    fn neg(self) -> Var<'t, 'a, F> {
+        Var::neg(&self)
+    }
+}

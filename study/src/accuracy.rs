@@ -1,0 +1,75 @@
+//! Gradient accuracy: each mode against central finite differences in `f64` at
+//! reduced shapes (`Shapes::tiny`), each mode against the static mode at the
+//! shapes being timed, and each mode's `f32` gradient against its `f64` one.
+
+use autodiff::ndarray::ArrayD;
+use autodiff::runtime::gradcheck::{max_relative_error, numeric_gradient};
+
+use crate::cases::{Case, Inputs, Shapes, Wrt};
+use crate::runs::{modes, Mode};
+
+/// The seed of the finite-difference inputs (independent of the timed inputs).
+const FD_SEED: u64 = 0xFD;
+
+/// Worst relative error over a list of gradients (`f64::INFINITY` if any is
+/// non-finite or the lists differ in length).
+pub fn worst_error(analytic: &[ArrayD<f64>], reference: &[ArrayD<f64>]) -> f64 {
+    if analytic.len() != reference.len() {
+        return f64::INFINITY;
+    }
+    analytic.iter().zip(reference).map(|(a, r)| max_relative_error(a, r)).fold(0.0, f64::max)
+}
+
+/// The finite-difference gradients of a case's loss at `inputs`, for the
+/// inputs named by `wrt`, in `Inputs::wrt_names` order.
+pub fn numeric_gradients(inputs: &Inputs<f64>, wrt: Wrt) -> Vec<ArrayD<f64>> {
+    let arrays = inputs.to_dyn();
+    let wanted = inputs.wrt_names(wrt);
+    let plain: Vec<ArrayD<f64>> = arrays.iter().map(|(_, a)| a.clone()).collect();
+    arrays
+        .iter()
+        .enumerate()
+        .filter(|(_, (name, _))| wanted.contains(name))
+        .map(|(index, (_, array))| {
+            let mut probe = plain.clone();
+            numeric_gradient(
+                |perturbed: &ArrayD<f64>| {
+                    probe[index] = perturbed.clone();
+                    inputs.from_dyn(&probe).loss()
+                },
+                array,
+                1e-6,
+            )
+        })
+        .collect()
+}
+
+/// For every mode, the worst relative error of its `f64` gradient against
+/// finite differences, at the case's tiny shapes.
+pub fn fd_errors(case: Case, wrt: Wrt) -> Vec<(Mode, f64)> {
+    let inputs = Inputs::random(Shapes::tiny(case), FD_SEED);
+    let reference = numeric_gradients(&inputs, wrt);
+    modes(&inputs, wrt)
+        .into_iter()
+        .map(|(mode, mut run)| {
+            let (_, grads) = (run.gradients)();
+            (mode, worst_error(&grads, &reference))
+        })
+        .collect()
+}
+
+/// For every mode, the worst relative error of its `f32` gradient against its
+/// own `f64` gradient, on the same inputs (given in `f64`, rounded to `f32`).
+pub fn f32_vs_f64(inputs: &Inputs<f64>, wrt: Wrt) -> Vec<(Mode, f64)> {
+    let single: Inputs<f32> = inputs.cast();
+    let mut wide = modes(inputs, wrt);
+    let mut narrow = modes(&single, wrt);
+    wide.iter_mut()
+        .zip(narrow.iter_mut())
+        .map(|((mode, w), (_, n))| {
+            let (_, g64) = (w.gradients)();
+            let (_, g32) = (n.gradients)();
+            (*mode, worst_error(&g32, &g64))
+        })
+        .collect()
+}

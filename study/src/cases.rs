@@ -1,0 +1,346 @@
+//! The four cases of the study, each written ONCE as an ordinary generic
+//! function with `#[differentiate]`, plus their shapes and seeded random inputs.
+//!
+//! Every function carries two expansions of the macro:
+//! - the plain `#[differentiate]`: gradients w.r.t. every array input, data
+//!   included, as in the published script (prefix = the function's name);
+//! - `#[differentiate(wrt(..), name = <case>_params)]`: gradients w.r.t. the
+//!   parameters only, the data constant, as a model is trained. There the
+//!   macro's dead-gradient elimination shows (no `dx`), and the tape prunes the
+//!   same way because the data enters it as a `constant`.
+//!
+//! From each expansion the macro emits `p_grad`, `p_forward` + `p_backward`
+//! (the two halves, used to time backward alone), `p_on_tape` (the same source
+//! recorded on the runtime's tape) and `P_GRAD_PLAN`. Nothing here is
+//! specialised for the study: these are the functions a user would write.
+//!
+//! This file only depends on `autodiff` and `rand`, so the criterion bench
+//! (`benches/study_cases.rs`) includes it with `#[path]` instead of copying it.
+
+use autodiff::ndarray::{Array, Array1, Array2, Array4, ArrayD, Dimension, ShapeBuilder};
+use autodiff::prelude::*;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// `sum(x²)`: the smallest case, where any per-call overhead shows.
+/// `x` is its only input, so "parameters only" is the same as "everything".
+#[differentiate]
+#[differentiate(wrt(x), name = simple_quadratic_params)]
+pub fn simple_quadratic<F: Float>(x: &Array1<F>) -> F {
+    (x * x).sum()
+}
+
+/// `sum(relu(x·w1 + b1)·w2 + b2)`: a two-layer perceptron on a batch.
+#[differentiate]
+#[differentiate(wrt(w1, b1, w2, b2), name = small_mlp_params)]
+pub fn small_mlp<F: Float>(x: &Array2<F>, w1: &Array2<F>, b1: &Array1<F>, w2: &Array2<F>, b2: &Array1<F>) -> F {
+    (relu(&(x.dot(w1) + b1)).dot(w2) + b2).sum()
+}
+
+/// `sum(A·B·C·D)`: three matrix products, where the kernels dominate.
+#[differentiate]
+#[differentiate(wrt(b, c, d), name = matmul_chain_params)]
+pub fn matmul_chain<F: Float>(a: &Array2<F>, b: &Array2<F>, c: &Array2<F>, d: &Array2<F>) -> F {
+    a.dot(b).dot(c).dot(d).sum()
+}
+
+/// `sum(relu(batch_norm(conv2d(x, w, bias))))`: a convolutional block, stride 1,
+/// padding 1, training-mode batch norm (eps 1e-5) over the output channels.
+#[differentiate]
+#[differentiate(wrt(w, bias, gamma, beta), name = conv2d_block_params)]
+pub fn conv2d_block<F: Float>(x: &Array4<F>, w: &Array4<F>, bias: &Array1<F>, gamma: &Array1<F>, beta: &Array1<F>) -> F {
+    relu(&batch_norm(&conv2d(x, w, Some(bias), 1, 1), gamma, beta, F::of(1e-5))).sum()
+}
+
+/// The four cases, in the published table's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Case {
+    /// [`simple_quadratic`].
+    SimpleQuadratic,
+    /// [`small_mlp`].
+    SmallMlp,
+    /// [`matmul_chain`].
+    MatmulChain,
+    /// [`conv2d_block`].
+    Conv2d,
+}
+
+impl Case {
+    /// Every case, in table order.
+    pub const ALL: [Case; 4] = [Case::SimpleQuadratic, Case::SmallMlp, Case::MatmulChain, Case::Conv2d];
+
+    /// The name used on the command line, in the JSON and by the PyTorch script.
+    pub fn name(self) -> &'static str {
+        match self {
+            Case::SimpleQuadratic => "simple_quadratic",
+            Case::SmallMlp => "small_mlp",
+            Case::MatmulChain => "matmul_chain",
+            Case::Conv2d => "conv2d",
+        }
+    }
+
+    /// The case with this command-line name.
+    pub fn from_name(name: &str) -> Option<Case> {
+        Case::ALL.into_iter().find(|case| case.name() == name.trim())
+    }
+}
+
+/// Which inputs gradients are taken with respect to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wrt {
+    /// Every input, data included (the published script).
+    All,
+    /// The parameters only; the data is a constant.
+    Params,
+}
+
+impl Wrt {
+    /// Both modes, published first.
+    pub const BOTH: [Wrt; 2] = [Wrt::All, Wrt::Params];
+
+    /// `"all"` or `"params"`, as in the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Wrt::All => "all",
+            Wrt::Params => "params",
+        }
+    }
+}
+
+/// The dimensions of one case. `--scale` multiplies the batch sizes (and, for
+/// conv2d, the spatial size); feature widths and channels, i.e. the parameter
+/// shapes, stay as published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shapes {
+    /// `x` of `n` elements.
+    SimpleQuadratic { n: usize },
+    /// `x` batch×inputs, `w1` inputs×hidden, `w2` hidden×outputs.
+    SmallMlp { batch: usize, inputs: usize, hidden: usize, outputs: usize },
+    /// `A` m×k1, `B` k1×k2, `C` k2×k3, `D` k3×n.
+    MatmulChain { m: usize, k1: usize, k2: usize, k3: usize, n: usize },
+    /// `x` batch×channels×size×size, `w` out_channels×channels×3×3.
+    Conv2d { batch: usize, channels: usize, out_channels: usize, size: usize },
+}
+
+/// `value · scale`, rounded, at least `min`.
+fn scaled(value: usize, scale: f64, min: usize) -> usize {
+    ((value as f64 * scale).round() as usize).max(min)
+}
+
+impl Shapes {
+    /// The published shapes, with batch (and conv2d spatial) sizes multiplied by `scale`.
+    pub fn published(case: Case, scale: f64) -> Shapes {
+        match case {
+            Case::SimpleQuadratic => Shapes::SimpleQuadratic { n: scaled(1000, scale, 1) },
+            Case::SmallMlp => Shapes::SmallMlp { batch: scaled(32, scale, 1), inputs: 784, hidden: 128, outputs: 10 },
+            Case::MatmulChain => Shapes::MatmulChain { m: scaled(64, scale, 1), k1: 128, k2: 256, k3: 512, n: 128 },
+            Case::Conv2d => Shapes::Conv2d { batch: scaled(8, scale, 1), channels: 64, out_channels: 64, size: scaled(56, scale, 3) },
+        }
+    }
+
+    /// Small shapes for finite differences (which call the function twice per
+    /// input element): every dimension reduced, the structure kept.
+    pub fn tiny(case: Case) -> Shapes {
+        match case {
+            Case::SimpleQuadratic => Shapes::SimpleQuadratic { n: 20 },
+            Case::SmallMlp => Shapes::SmallMlp { batch: 4, inputs: 12, hidden: 8, outputs: 3 },
+            Case::MatmulChain => Shapes::MatmulChain { m: 3, k1: 4, k2: 5, k3: 6, n: 2 },
+            Case::Conv2d => Shapes::Conv2d { batch: 2, channels: 3, out_channels: 4, size: 5 },
+        }
+    }
+
+    /// The case these shapes belong to.
+    pub fn case(&self) -> Case {
+        match self {
+            Shapes::SimpleQuadratic { .. } => Case::SimpleQuadratic,
+            Shapes::SmallMlp { .. } => Case::SmallMlp,
+            Shapes::MatmulChain { .. } => Case::MatmulChain,
+            Shapes::Conv2d { .. } => Case::Conv2d,
+        }
+    }
+
+    /// The shapes as printed and stored: `"x 32×784, w1 784×128, ..."`.
+    pub fn describe(&self) -> String {
+        match *self {
+            Shapes::SimpleQuadratic { n } => format!("x {n}"),
+            Shapes::SmallMlp { batch, inputs, hidden, outputs } => {
+                format!("x {batch}×{inputs}, w1 {inputs}×{hidden}, b1 {hidden}, w2 {hidden}×{outputs}, b2 {outputs}")
+            }
+            Shapes::MatmulChain { m, k1, k2, k3, n } => format!("A {m}×{k1}, B {k1}×{k2}, C {k2}×{k3}, D {k3}×{n}"),
+            Shapes::Conv2d { batch, channels, out_channels, size } => format!(
+                "x {batch}×{channels}×{size}×{size}, w {out_channels}×{channels}×3×3, bias {out_channels}, gamma {out_channels}, beta {out_channels}"
+            ),
+        }
+    }
+}
+
+/// The inputs of one case, in the function's parameter order.
+#[derive(Clone, Debug)]
+pub enum Inputs<F> {
+    /// Inputs of [`simple_quadratic`].
+    SimpleQuadratic { x: Array1<F> },
+    /// Inputs of [`small_mlp`].
+    SmallMlp { x: Array2<F>, w1: Array2<F>, b1: Array1<F>, w2: Array2<F>, b2: Array1<F> },
+    /// Inputs of [`matmul_chain`].
+    MatmulChain { a: Array2<F>, b: Array2<F>, c: Array2<F>, d: Array2<F> },
+    /// Inputs of [`conv2d_block`].
+    Conv2d { x: Array4<F>, w: Array4<F>, bias: Array1<F>, gamma: Array1<F>, beta: Array1<F> },
+}
+
+/// Uniform in `[-bound, bound)`, from the seeded generator.
+fn uniform<Sh: ShapeBuilder>(rng: &mut StdRng, shape: Sh, bound: f64) -> Array<f64, Sh::Dim> {
+    Array::from_shape_simple_fn(shape, || rng.gen_range(-bound..bound))
+}
+
+impl Inputs<f64> {
+    /// Seeded random inputs in `f64` (cast them with [`Inputs::cast`], so both
+    /// float types see the same values). Weights are scaled by `1/√fan_in`, so
+    /// activations stay of order one at every size.
+    pub fn random(shapes: Shapes, seed: u64) -> Inputs<f64> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let rng = &mut rng;
+        match shapes {
+            Shapes::SimpleQuadratic { n } => Inputs::SimpleQuadratic { x: uniform(rng, n, 1.0) },
+            Shapes::SmallMlp { batch, inputs, hidden, outputs } => Inputs::SmallMlp {
+                x: uniform(rng, (batch, inputs), 1.0),
+                w1: uniform(rng, (inputs, hidden), 1.0 / (inputs as f64).sqrt()),
+                b1: uniform(rng, hidden, 0.1),
+                w2: uniform(rng, (hidden, outputs), 1.0 / (hidden as f64).sqrt()),
+                b2: uniform(rng, outputs, 0.1),
+            },
+            Shapes::MatmulChain { m, k1, k2, k3, n } => Inputs::MatmulChain {
+                a: uniform(rng, (m, k1), 1.0),
+                b: uniform(rng, (k1, k2), 1.0 / (k1 as f64).sqrt()),
+                c: uniform(rng, (k2, k3), 1.0 / (k2 as f64).sqrt()),
+                d: uniform(rng, (k3, n), 1.0 / (k3 as f64).sqrt()),
+            },
+            Shapes::Conv2d { batch, channels, out_channels, size } => Inputs::Conv2d {
+                x: uniform(rng, (batch, channels, size, size), 1.0),
+                w: uniform(rng, (out_channels, channels, 3, 3), 1.0 / ((channels * 9) as f64).sqrt()),
+                bias: uniform(rng, out_channels, 0.1),
+                gamma: Array1::from_shape_simple_fn(out_channels, || 1.0 + rng.gen_range(-0.2..0.2)),
+                beta: uniform(rng, out_channels, 0.1),
+            },
+        }
+    }
+
+    /// The same inputs in another float type (`f32` rounds).
+    pub fn cast<G: Float>(&self) -> Inputs<G> {
+        let c1 = |a: &Array1<f64>| a.mapv(G::of);
+        let c2 = |a: &Array2<f64>| a.mapv(G::of);
+        let c4 = |a: &Array4<f64>| a.mapv(G::of);
+        match self {
+            Inputs::SimpleQuadratic { x } => Inputs::SimpleQuadratic { x: c1(x) },
+            Inputs::SmallMlp { x, w1, b1, w2, b2 } => Inputs::SmallMlp { x: c2(x), w1: c2(w1), b1: c1(b1), w2: c2(w2), b2: c1(b2) },
+            Inputs::MatmulChain { a, b, c, d } => Inputs::MatmulChain { a: c2(a), b: c2(b), c: c2(c), d: c2(d) },
+            Inputs::Conv2d { x, w, bias, gamma, beta } => {
+                Inputs::Conv2d { x: c4(x), w: c4(w), bias: c1(bias), gamma: c1(gamma), beta: c1(beta) }
+            }
+        }
+    }
+}
+
+impl<F: Float> Inputs<F> {
+    /// The names of the inputs gradients are taken for, in the order every
+    /// mode returns them.
+    pub fn wrt_names(&self, wrt: Wrt) -> &'static [&'static str] {
+        match (self, wrt) {
+            (Inputs::SimpleQuadratic { .. }, _) => &["x"],
+            (Inputs::SmallMlp { .. }, Wrt::All) => &["x", "w1", "b1", "w2", "b2"],
+            (Inputs::SmallMlp { .. }, Wrt::Params) => &["w1", "b1", "w2", "b2"],
+            (Inputs::MatmulChain { .. }, Wrt::All) => &["a", "b", "c", "d"],
+            (Inputs::MatmulChain { .. }, Wrt::Params) => &["b", "c", "d"],
+            (Inputs::Conv2d { .. }, Wrt::All) => &["x", "w", "bias", "gamma", "beta"],
+            (Inputs::Conv2d { .. }, Wrt::Params) => &["w", "bias", "gamma", "beta"],
+        }
+    }
+
+    /// Every input, in parameter order, as dynamic-rank copies (for finite
+    /// differences, which perturb one input at a time).
+    pub fn to_dyn(&self) -> Vec<(&'static str, ArrayD<F>)> {
+        match self {
+            Inputs::SimpleQuadratic { x } => vec![("x", x.clone().into_dyn())],
+            Inputs::SmallMlp { x, w1, b1, w2, b2 } => vec![
+                ("x", x.clone().into_dyn()),
+                ("w1", w1.clone().into_dyn()),
+                ("b1", b1.clone().into_dyn()),
+                ("w2", w2.clone().into_dyn()),
+                ("b2", b2.clone().into_dyn()),
+            ],
+            Inputs::MatmulChain { a, b, c, d } => vec![
+                ("a", a.clone().into_dyn()),
+                ("b", b.clone().into_dyn()),
+                ("c", c.clone().into_dyn()),
+                ("d", d.clone().into_dyn()),
+            ],
+            Inputs::Conv2d { x, w, bias, gamma, beta } => vec![
+                ("x", x.clone().into_dyn()),
+                ("w", w.clone().into_dyn()),
+                ("bias", bias.clone().into_dyn()),
+                ("gamma", gamma.clone().into_dyn()),
+                ("beta", beta.clone().into_dyn()),
+            ],
+        }
+    }
+
+    /// Rebuilds inputs of the same case from dynamic-rank arrays in parameter
+    /// order (the inverse of [`Inputs::to_dyn`]).
+    ///
+    /// # Panics
+    /// If the count or a rank does not match the case.
+    pub fn from_dyn(&self, arrays: &[ArrayD<F>]) -> Inputs<F> {
+        fn fix<F: Float, D: Dimension>(a: &ArrayD<F>) -> Array<F, D> {
+            let shape = a.shape().to_vec();
+            a.clone()
+                .into_dimensionality::<D>()
+                .unwrap_or_else(|_| panic!("Inputs::from_dyn: array of shape {shape:?} has the wrong rank for its input"))
+        }
+        let n = self.to_dyn().len();
+        assert_eq!(arrays.len(), n, "Inputs::from_dyn: expected {n} arrays, got {}", arrays.len());
+        match self {
+            Inputs::SimpleQuadratic { .. } => Inputs::SimpleQuadratic { x: fix(&arrays[0]) },
+            Inputs::SmallMlp { .. } => Inputs::SmallMlp {
+                x: fix(&arrays[0]),
+                w1: fix(&arrays[1]),
+                b1: fix(&arrays[2]),
+                w2: fix(&arrays[3]),
+                b2: fix(&arrays[4]),
+            },
+            Inputs::MatmulChain { .. } => {
+                Inputs::MatmulChain { a: fix(&arrays[0]), b: fix(&arrays[1]), c: fix(&arrays[2]), d: fix(&arrays[3]) }
+            }
+            Inputs::Conv2d { .. } => Inputs::Conv2d {
+                x: fix(&arrays[0]),
+                w: fix(&arrays[1]),
+                bias: fix(&arrays[2]),
+                gamma: fix(&arrays[3]),
+                beta: fix(&arrays[4]),
+            },
+        }
+    }
+
+    /// The case these inputs belong to.
+    pub fn case(&self) -> Case {
+        match self {
+            Inputs::SimpleQuadratic { .. } => Case::SimpleQuadratic,
+            Inputs::SmallMlp { .. } => Case::SmallMlp,
+            Inputs::MatmulChain { .. } => Case::MatmulChain,
+            Inputs::Conv2d { .. } => Case::Conv2d,
+        }
+    }
+
+    /// The loss itself (no gradient), through the plain function.
+    pub fn loss(&self) -> F {
+        match self {
+            Inputs::SimpleQuadratic { x } => simple_quadratic(x),
+            Inputs::SmallMlp { x, w1, b1, w2, b2 } => small_mlp(x, w1, b1, w2, b2),
+            Inputs::MatmulChain { a, b, c, d } => matmul_chain(a, b, c, d),
+            Inputs::Conv2d { x, w, bias, gamma, beta } => conv2d_block(x, w, bias, gamma, beta),
+        }
+    }
+
+    /// Total bytes of the inputs.
+    pub fn bytes(&self) -> usize {
+        self.to_dyn().iter().map(|(_, a)| a.len()).sum::<usize>() * std::mem::size_of::<F>()
+    }
+}

@@ -1,0 +1,284 @@
+//! The three modes of every case (static, tape, floor) behind one interface:
+//! samplers for forward, backward and forward+backward, a memory probe, and the
+//! gradients as `f64` arrays for the correctness checks.
+//!
+//! The wiring is identical for every case, so it is written once per mode as
+//! a `macro_rules!`, then instantiated with each case's generated names:
+//! - static: `p_forward` (untimed setup) then `p_backward(ctx, 1)` timed;
+//! - tape: leaves (`param` or `constant` per wrt mode) and `p_on_tape` recorded
+//!   untimed, then `tape.backward(&y)` timed on that freshly recorded graph;
+//! - floor: `floor::*_forward` untimed, then `floor::*_backward` timed.
+//!
+//! Results are dropped after the clock stopped in every mode.
+
+use autodiff::ndarray::{ArrayD, Ix1, Ix2, Ix4};
+use autodiff::runtime::tape::Tape;
+use autodiff::Float;
+use num_traits::ToPrimitive;
+
+use crate::cases::*;
+use crate::floor;
+use crate::measure::{time, Memory, MemoryProbe, Sampler};
+
+/// The modes, as named in the JSON and the tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The code `#[differentiate]` generated.
+    Static,
+    /// The runtime's dynamic tape.
+    Tape,
+    /// The hand-written kernel sequence (see `floor.rs`).
+    Floor,
+}
+
+impl Mode {
+    /// Every mode, in column order.
+    pub const ALL: [Mode; 3] = [Mode::Static, Mode::Tape, Mode::Floor];
+
+    /// `"static"`, `"tape"` or `"floor"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Static => "static",
+            Mode::Tape => "tape",
+            Mode::Floor => "floor",
+        }
+    }
+}
+
+/// One mode of one case, ready to sample.
+pub struct ModeRun<'a> {
+    /// Times the forward pass alone (for the tape: recording it).
+    pub forward: Sampler<'a>,
+    /// Times the backward pass alone, on a freshly prepared context or graph.
+    pub backward: Sampler<'a>,
+    /// Times forward and backward together.
+    pub forward_backward: Sampler<'a>,
+    /// Runs forward+backward once under the counting allocator.
+    pub memory: Box<dyn FnMut() -> Memory + 'a>,
+    /// Runs forward+backward once and returns the loss and the gradients, in
+    /// `Inputs::wrt_names` order, converted to `f64`.
+    pub gradients: Box<dyn FnMut() -> (f64, Vec<ArrayD<f64>>) + 'a>,
+}
+
+fn to_f64<F: Float, D: autodiff::ndarray::Dimension>(a: autodiff::ndarray::Array<F, D>) -> ArrayD<f64> {
+    a.mapv(|v| v.to_f64().unwrap_or(f64::NAN)).into_dyn()
+}
+
+fn scalar_f64<F: Float>(v: F) -> f64 {
+    v.to_f64().unwrap_or(f64::NAN)
+}
+
+/// The static mode from a `#[differentiate]` expansion's generated functions.
+macro_rules! static_mode {
+    ($F:ty; $grad:path, $forward:path, $backward:path; ($($arg:ident),*); ($($g:ident),*)) => {
+        ModeRun {
+            forward: Box::new(move || {
+                let (out, elapsed) = time(|| $forward($($arg),*));
+                drop(out);
+                elapsed
+            }),
+            backward: Box::new(move || {
+                let (_, ctx) = $forward($($arg),*);
+                let (grads, elapsed) = time(move || $backward(ctx, <$F>::one()));
+                drop(grads);
+                elapsed
+            }),
+            forward_backward: Box::new(move || {
+                let (out, elapsed) = time(|| $grad($($arg),*));
+                drop(out);
+                elapsed
+            }),
+            memory: Box::new(move || {
+                let mut probe = MemoryProbe::start();
+                let (value, ctx) = $forward($($arg),*);
+                probe.after_forward();
+                let reported = ctx.held_bytes();
+                let grads = $backward(ctx, <$F>::one());
+                let memory = probe.finish(reported);
+                drop((value, grads));
+                memory
+            }),
+            gradients: Box::new(move || {
+                let (value, ($($g,)*)) = $grad($($arg),*);
+                (scalar_f64(value), vec![$(to_f64($g)),*])
+            }),
+        }
+    };
+}
+
+/// The tape mode from a `#[differentiate]` expansion's `p_on_tape`.
+/// `$kind` is `param` or `constant` for each argument.
+macro_rules! tape_mode {
+    ($F:ty; $on_tape:path; ($($arg:ident : $kind:ident),*); ($($g:ident : $dim:ty),*)) => {
+        ModeRun {
+            forward: Box::new(move || {
+                let tape = Tape::<$F>::new();
+                let (out, elapsed) = time(|| {
+                    $(let $arg = tape.$kind($arg);)*
+                    $on_tape($(&$arg),*)
+                });
+                drop(out);
+                elapsed
+            }),
+            backward: Box::new(move || {
+                let tape = Tape::<$F>::new();
+                $(let $arg = tape.$kind($arg);)*
+                let y = $on_tape($(&$arg),*);
+                let (grads, elapsed) = time(|| tape.backward(&y));
+                drop(grads);
+                elapsed
+            }),
+            forward_backward: Box::new(move || {
+                let tape = Tape::<$F>::new();
+                let (grads, elapsed) = time(|| {
+                    $(let $arg = tape.$kind($arg);)*
+                    let y = $on_tape($(&$arg),*);
+                    tape.backward(&y)
+                });
+                drop(grads);
+                elapsed
+            }),
+            memory: Box::new(move || {
+                let mut probe = MemoryProbe::start();
+                let tape = Tape::<$F>::new();
+                $(let $arg = tape.$kind($arg);)*
+                let y = $on_tape($(&$arg),*);
+                probe.after_forward();
+                let reported = tape.memory().total();
+                let grads = tape.backward(&y);
+                let memory = probe.finish(reported);
+                drop(grads);
+                memory
+            }),
+            gradients: Box::new(move || {
+                let tape = Tape::<$F>::new();
+                $(let $arg = tape.$kind($arg);)*
+                let y = $on_tape($(&$arg),*);
+                let value = y.scalar();
+                let mut grads = tape.backward(&y);
+                (scalar_f64(value), vec![$(to_f64(grads.take_as::<$dim>(&$g))),*])
+            }),
+        }
+    };
+}
+
+/// The floor from `floor.rs`'s hand-written forward and backward.
+macro_rules! floor_mode {
+    ($F:ty; $forward:path, $backward:expr; ($($arg:ident),*)) => {
+        ModeRun {
+            forward: Box::new(move || {
+                let (out, elapsed) = time(|| $forward($($arg),*));
+                drop(out);
+                elapsed
+            }),
+            backward: Box::new(move || {
+                let (_, saved) = $forward($($arg),*);
+                let (grads, elapsed) = time(move || $backward(saved));
+                drop(grads);
+                elapsed
+            }),
+            forward_backward: Box::new(move || {
+                let (grads, elapsed) = time(|| {
+                    let (_, saved) = $forward($($arg),*);
+                    $backward(saved)
+                });
+                drop(grads);
+                elapsed
+            }),
+            memory: Box::new(move || {
+                let mut probe = MemoryProbe::start();
+                let (value, saved) = $forward($($arg),*);
+                probe.after_forward();
+                let reported = saved.held_bytes();
+                let grads = $backward(saved);
+                let memory = probe.finish(reported);
+                drop((value, grads));
+                memory
+            }),
+            gradients: Box::new(move || {
+                let (value, saved) = $forward($($arg),*);
+                (scalar_f64(value), $backward(saved).into_iter().map(to_f64).collect())
+            }),
+        }
+    };
+}
+
+/// The three modes of one case and wrt mode, in [`Mode::ALL`] order.
+pub fn modes<F: Float>(inputs: &Inputs<F>, wrt: Wrt) -> Vec<(Mode, ModeRun<'_>)> {
+    let one = F::one();
+    let (static_run, tape_run, floor_run) = match (inputs, wrt) {
+        (Inputs::SimpleQuadratic { x }, Wrt::All) => (
+            static_mode!(F; simple_quadratic_grad, simple_quadratic_forward, simple_quadratic_backward; (x); (dx)),
+            tape_mode!(F; simple_quadratic_on_tape; (x: param); (x: Ix1)),
+            floor_mode!(F; floor::simple_quadratic_forward, |s| floor::simple_quadratic_backward(s, one); (x)),
+        ),
+        (Inputs::SimpleQuadratic { x }, Wrt::Params) => (
+            static_mode!(F; simple_quadratic_params_grad, simple_quadratic_params_forward, simple_quadratic_params_backward; (x); (dx)),
+            tape_mode!(F; simple_quadratic_params_on_tape; (x: param); (x: Ix1)),
+            floor_mode!(F; floor::simple_quadratic_forward, |s| floor::simple_quadratic_backward(s, one); (x)),
+        ),
+        (Inputs::SmallMlp { x, w1, b1, w2, b2 }, Wrt::All) => (
+            static_mode!(F; small_mlp_grad, small_mlp_forward, small_mlp_backward; (x, w1, b1, w2, b2); (dx, dw1, db1, dw2, db2)),
+            tape_mode!(F; small_mlp_on_tape; (x: param, w1: param, b1: param, w2: param, b2: param);
+                (x: Ix2, w1: Ix2, b1: Ix1, w2: Ix2, b2: Ix1)),
+            floor_mode!(F; floor::small_mlp_forward, |s| floor::small_mlp_backward(s, one, Wrt::All); (x, w1, b1, w2, b2)),
+        ),
+        (Inputs::SmallMlp { x, w1, b1, w2, b2 }, Wrt::Params) => (
+            static_mode!(F; small_mlp_params_grad, small_mlp_params_forward, small_mlp_params_backward; (x, w1, b1, w2, b2); (dw1, db1, dw2, db2)),
+            tape_mode!(F; small_mlp_params_on_tape; (x: constant, w1: param, b1: param, w2: param, b2: param);
+                (w1: Ix2, b1: Ix1, w2: Ix2, b2: Ix1)),
+            floor_mode!(F; floor::small_mlp_forward, |s| floor::small_mlp_backward(s, one, Wrt::Params); (x, w1, b1, w2, b2)),
+        ),
+        (Inputs::MatmulChain { a, b, c, d }, Wrt::All) => (
+            static_mode!(F; matmul_chain_grad, matmul_chain_forward, matmul_chain_backward; (a, b, c, d); (da, db, dc, dd)),
+            tape_mode!(F; matmul_chain_on_tape; (a: param, b: param, c: param, d: param); (a: Ix2, b: Ix2, c: Ix2, d: Ix2)),
+            floor_mode!(F; floor::matmul_chain_forward, |s| floor::matmul_chain_backward(s, one, Wrt::All); (a, b, c, d)),
+        ),
+        (Inputs::MatmulChain { a, b, c, d }, Wrt::Params) => (
+            static_mode!(F; matmul_chain_params_grad, matmul_chain_params_forward, matmul_chain_params_backward; (a, b, c, d); (db, dc, dd)),
+            tape_mode!(F; matmul_chain_params_on_tape; (a: constant, b: param, c: param, d: param); (b: Ix2, c: Ix2, d: Ix2)),
+            floor_mode!(F; floor::matmul_chain_forward, |s| floor::matmul_chain_backward(s, one, Wrt::Params); (a, b, c, d)),
+        ),
+        (Inputs::Conv2d { x, w, bias, gamma, beta }, Wrt::All) => (
+            static_mode!(F; conv2d_block_grad, conv2d_block_forward, conv2d_block_backward; (x, w, bias, gamma, beta);
+                (dx, dw, dbias, dgamma, dbeta)),
+            tape_mode!(F; conv2d_block_on_tape; (x: param, w: param, bias: param, gamma: param, beta: param);
+                (x: Ix4, w: Ix4, bias: Ix1, gamma: Ix1, beta: Ix1)),
+            floor_mode!(F; floor::conv2d_block_forward, |s| floor::conv2d_block_backward(s, one, Wrt::All); (x, w, bias, gamma, beta)),
+        ),
+        (Inputs::Conv2d { x, w, bias, gamma, beta }, Wrt::Params) => (
+            static_mode!(F; conv2d_block_params_grad, conv2d_block_params_forward, conv2d_block_params_backward;
+                (x, w, bias, gamma, beta); (dw, dbias, dgamma, dbeta)),
+            tape_mode!(F; conv2d_block_params_on_tape; (x: constant, w: param, bias: param, gamma: param, beta: param);
+                (w: Ix4, bias: Ix1, gamma: Ix1, beta: Ix1)),
+            floor_mode!(F; floor::conv2d_block_forward, |s| floor::conv2d_block_backward(s, one, Wrt::Params); (x, w, bias, gamma, beta)),
+        ),
+    };
+    vec![(Mode::Static, static_run), (Mode::Tape, tape_run), (Mode::Floor, floor_run)]
+}
+
+/// The samplers of one phase for every mode, in mode order (for
+/// [`crate::measure::interleaved`]).
+pub fn phase_samplers<'r, 'a>(runs: &'r mut [(Mode, ModeRun<'a>)], phase: Phase) -> Vec<Sampler<'r>> {
+    runs.iter_mut()
+        .map(|(_, run)| {
+            let sampler: &'r mut Sampler<'a> = match phase {
+                Phase::Forward => &mut run.forward,
+                Phase::Backward => &mut run.backward,
+                Phase::ForwardBackward => &mut run.forward_backward,
+            };
+            Box::new(move || sampler()) as Sampler<'r>
+        })
+        .collect()
+}
+
+/// Which part of a run is timed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Forward alone.
+    Forward,
+    /// Backward alone.
+    Backward,
+    /// Forward and backward.
+    ForwardBackward,
+}

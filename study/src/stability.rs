@@ -1,0 +1,141 @@
+//! Gradient stability at extreme inputs, in both modes and both float types:
+//! softmax cross-entropy of logits ±1000, sigmoid at ±100, a deep `tanh` chain
+//! (from the depth experiment's generated functions) where gradients vanish,
+//! and a product that overflows in `f32`. Each row says whether the value and
+//! the gradient are finite, and how far the gradient is from the `f64` one.
+
+use autodiff::ndarray::{Array1, Array2, ArrayD, Ix1, Ix2};
+use autodiff::prelude::*;
+use autodiff::runtime::gradcheck::max_relative_error;
+use num_traits::ToPrimitive;
+use serde::{Deserialize, Serialize};
+
+use crate::depth;
+
+/// Softmax cross-entropy, averaged over the batch.
+#[differentiate]
+pub fn softmax_ce<F: Float>(logits: &Array2<F>, labels: &[usize]) -> F {
+    cross_entropy(logits, labels)
+}
+
+/// `sum(sigmoid(x))`.
+#[differentiate]
+pub fn sigmoid_sum<F: Float>(x: &Array1<F>) -> F {
+    sigmoid(x).sum()
+}
+
+/// `sum(x⁴)` as a product of four factors: overflows `f32` for `|x| > 4.3e9`.
+#[differentiate]
+pub fn product4<F: Float>(x: &Array1<F>) -> F {
+    (x * x * x * x).sum()
+}
+
+/// One row of the stability table.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StabilityResult {
+    /// Which experiment.
+    pub test: String,
+    /// The inputs, in words.
+    pub input: String,
+    /// `"static"` or `"tape"`.
+    pub mode: String,
+    /// `"f32"` or `"f64"`.
+    pub dtype: String,
+    /// The loss.
+    pub value: f64,
+    /// Whether the loss is finite.
+    pub value_finite: bool,
+    /// Whether every gradient component is finite.
+    pub grad_finite: bool,
+    /// The largest gradient component in magnitude.
+    pub max_abs_grad: f64,
+    /// Worst relative error against the static mode's `f64` gradient
+    /// (`gradcheck::max_relative_error`; infinite when anything is non-finite).
+    pub rel_err_vs_f64: f64,
+}
+
+fn to_f64<F: Float>(a: ArrayD<F>) -> ArrayD<f64> {
+    a.mapv(|v| v.to_f64().unwrap_or(f64::NAN))
+}
+
+/// Both modes in one float type for a function of one array (plus
+/// non-differentiated extra arguments): `[(mode, value, gradient)]`.
+macro_rules! both_modes {
+    ($F:ty, $dim:ty; $grad:ident, $on_tape:ident; $x:expr $(, $extra:expr)*) => {{
+        let x = $x;
+        let (value, (g,)) = $grad(&x $(, $extra)*);
+        let static_row = ("static", value.to_f64().unwrap_or(f64::NAN), to_f64(g.into_dyn()));
+        let tape = Tape::<$F>::new();
+        let leaf = tape.param(&x);
+        let y = $on_tape(&leaf $(, $extra)*);
+        let tape_value = y.scalar().to_f64().unwrap_or(f64::NAN);
+        let mut grads = tape.backward(&y);
+        let tape_grad = to_f64(grads.take_as::<$dim>(&leaf).into_dyn());
+        vec![static_row, ("tape", tape_value, tape_grad)]
+    }};
+}
+
+fn rows(test: &str, input: &str, wide: Vec<(&str, f64, ArrayD<f64>)>, narrow: Vec<(&str, f64, ArrayD<f64>)>) -> Vec<StabilityResult> {
+    let reference = wide[0].2.clone();
+    let make = |dtype: &str, (mode, value, grad): (&str, f64, ArrayD<f64>)| StabilityResult {
+        test: test.to_string(),
+        input: input.to_string(),
+        mode: mode.to_string(),
+        dtype: dtype.to_string(),
+        value,
+        value_finite: value.is_finite(),
+        grad_finite: grad.iter().all(|v| v.is_finite()),
+        max_abs_grad: grad.iter().fold(0.0, |m: f64, v| m.max(v.abs())),
+        rel_err_vs_f64: max_relative_error(&grad, &reference),
+    };
+    let mut out: Vec<StabilityResult> = wide.into_iter().map(|row| make("f64", row)).collect();
+    out.extend(narrow.into_iter().map(|row| make("f32", row)));
+    out
+}
+
+/// Runs every stability experiment.
+pub fn run() -> Vec<StabilityResult> {
+    let mut out = Vec::new();
+
+    // Logits of ±1000: a naive softmax overflows exp(1000); the kernel subtracts the max.
+    let logits = Array2::from_shape_fn((4, 10), |(i, j)| if (i + j) % 3 == 0 { 1000.0 } else { -1000.0 + (i * j) as f64 });
+    let labels = [0usize, 3, 5, 9];
+    out.extend(rows(
+        "softmax_ce",
+        "logits 4×10 of ±1000",
+        both_modes!(f64, Ix2; softmax_ce_grad, softmax_ce_on_tape; logits.clone(), &labels[..]),
+        both_modes!(f32, Ix2; softmax_ce_grad, softmax_ce_on_tape; logits.mapv(|v| v as f32), &labels[..]),
+    ));
+
+    // Sigmoid at ±100: exp(100) overflows f32; the derivative ~ e^-100 underflows f32.
+    let x = Array1::<f64>::from_vec(vec![-100.0, -30.0, 0.0, 30.0, 100.0]);
+    out.extend(rows(
+        "sigmoid",
+        "x = -100, -30, 0, 30, 100",
+        both_modes!(f64, Ix1; sigmoid_sum_grad, sigmoid_sum_on_tape; x.clone()),
+        both_modes!(f32, Ix1; sigmoid_sum_grad, sigmoid_sum_on_tape; x.mapv(|v| v as f32)),
+    ));
+
+    // Deep tanh chains: the gradient is a product of `depth` factors 1 - h².
+    let x = Array1::<f64>::from_vec(vec![-2.0, -0.5, 0.1, 0.5, 2.0]);
+    for depth in [10usize, 100, 1000] {
+        if let Some((v64, g64, v32, g32)) = depth::tanh_chain_gradients(depth, &x) {
+            out.extend(rows(
+                "tanh_chain",
+                &format!("depth {depth}, x = -2, -0.5, 0.1, 0.5, 2 (static only)"),
+                vec![("static", v64, g64.into_dyn())],
+                vec![("static", v32 as f64, to_f64(g32.into_dyn()))],
+            ));
+        }
+    }
+
+    // x⁴ with x up to 1e10: the value (1e40) overflows f32 (max 3.4e38), the gradient 4x³ (4e30) does not.
+    let x = Array1::<f64>::from_vec(vec![1e10, -3e9, 1.0]);
+    out.extend(rows(
+        "product_overflow",
+        "sum(x·x·x·x), x = 1e10, -3e9, 1",
+        both_modes!(f64, Ix1; product4_grad, product4_on_tape; x.clone()),
+        both_modes!(f32, Ix1; product4_grad, product4_on_tape; x.mapv(|v| v as f32)),
+    ));
+    out
+}
