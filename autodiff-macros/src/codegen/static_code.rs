@@ -35,8 +35,6 @@ pub struct CtxField {
     pub ty: TokenStream,
     /// Whether the field owns an array (counted by `held_bytes`).
     pub owned_array: bool,
-    /// What the plan calls it.
-    pub label: String,
 }
 
 /// Everything the static items are built from.
@@ -135,15 +133,15 @@ pub fn generate(function: &Function, activity: &Activity, names: &Names, param_t
             ParamRole::Constant => const_params_read.contains(&index),
         };
         if read {
-            fields.push(CtxField { ident: param.ident.clone(), ty: param_types[index].clone(), owned_array: false, label: param.ident.to_string() });
+            fields.push(CtxField { ident: param.ident.clone(), ty: param_types[index].clone(), owned_array: false });
         }
     }
     for (&v, _) in value_reads.iter().filter(|(v, _)| function.param_of(**v).is_none()) {
         let kind = function.kind(v);
-        fields.push(CtxField { ident: names.ident(v), ty: names.value_type(kind), owned_array: kind.is_array(), label: names.text(v) });
+        fields.push(CtxField { ident: names.ident(v), ty: names.value_type(kind), owned_array: kind.is_array() });
     }
     for &v in &dim_reads {
-        fields.push(CtxField { ident: names.dim(v), ty: names.dim_type(function.kind(v)), owned_array: false, label: format!("{}.dim", names.text(v)) });
+        fields.push(CtxField { ident: names.dim(v), ty: names.dim_type(function.kind(v)), owned_array: false });
     }
 
     // 5. The forward half.
@@ -269,7 +267,7 @@ pub fn generate(function: &Function, activity: &Activity, names: &Names, param_t
         .filter(|s| !matches!(s.op, Op::Param { index } if !matches!(function.params[index].role, ParamRole::Value { .. })))
         .map(|s| names.text(s.id))
         .collect();
-    let plan_saved = fields.iter().filter(|f| f.owned_array || !f.label.ends_with(".dim")).map(|f| f.label.clone()).collect();
+    let plan_saved = value_reads.keys().filter(|v| function.param_of(**v).is_none()).map(|v| names.text(*v)).collect();
 
     StaticCode { forward_body, fields, backward_body, plan_forward, plan_backward, plan_eliminated, plan_saved }
 }

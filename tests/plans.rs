@@ -1,0 +1,88 @@
+//! The static analyses, asserted through the generated plans: dead-gradient
+//! elimination, liveness (what the context keeps), and the symbolic `sum` seed.
+
+use autodiff::prelude::*;
+
+#[differentiate]
+#[differentiate(wrt(w), name = layer_w_only)]
+fn layer(x: &Array2<f64>, w: &Array2<f64>) -> f64 {
+    x.dot(w).tanh().sum()
+}
+
+#[differentiate]
+fn matmul_sum(a: &Array2<f64>, b: &Array2<f64>) -> f64 {
+    a.dot(b).sum()
+}
+
+#[differentiate(wrt(w1))]
+fn two_layers(x: &Array2<f64>, w1: &Array2<f64>, w2: &Array2<f64>) -> f64 {
+    let h = x.dot(w1).exp();
+    let y = h.dot(w2);
+    let _unused = y.sin(); // reaches nothing: no adjoint, nothing kept for it
+    y.sum()
+}
+
+#[differentiate]
+fn elementwise(x: &Array1<f64>, y: &Array1<f64>) -> f64 {
+    let a = x * y; // backward reads x and y (parameters: borrowed, not saved)
+    let b = a.exp(); // backward reads b (its output): saved
+    let c = &b + x; // backward reads only shapes
+    c.sum()
+}
+
+#[test]
+fn dead_gradient_elimination_drops_the_data_product() {
+    assert_eq!(LAYER_GRAD_PLAN.backward_calls("matmul_grad"), 2, "{LAYER_GRAD_PLAN}");
+    assert_eq!(LAYER_W_ONLY_GRAD_PLAN.backward_calls("matmul_grad"), 1, "{LAYER_W_ONLY_GRAD_PLAN}");
+    assert_eq!(LAYER_W_ONLY_GRAD_PLAN.backward_calls("matmul_grad_rhs"), 1);
+    assert!(LAYER_W_ONLY_GRAD_PLAN.eliminated.contains(&"x"));
+    // The gradient for `w` alone equals the `w` part of the full gradient.
+    let x = array![[0.1, 0.2, -0.3], [0.4, -0.5, 0.6]];
+    let w = array![[0.3, -0.1], [0.2, 0.5], [-0.4, 0.1]];
+    let (_, (_, dw_full)) = layer_grad(&x, &w);
+    let (_, (dw,)) = layer_w_only_grad(&x, &w);
+    assert_eq!(dw, dw_full);
+}
+
+#[test]
+fn sum_seed_stays_symbolic_through_matmul() {
+    // d/dB sum(A·B) needs only A's column sums: no GEMM, no filled array.
+    assert_eq!(MATMUL_SUM_GRAD_PLAN.backward_calls("matmul_grad_rhs_filled"), 1, "{MATMUL_SUM_GRAD_PLAN}");
+    assert_eq!(MATMUL_SUM_GRAD_PLAN.backward_calls("matmul_grad_lhs_filled"), 1);
+    assert_eq!(MATMUL_SUM_GRAD_PLAN.backward_calls("sum_grad"), 0);
+    let a = array![[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]];
+    let b = array![[1.0, -1.0, 0.5], [2.0, 0.0, -2.0]];
+    let (_, (da, db)) = matmul_sum_grad(&a, &b);
+    // Every row of dA is the row sums of B; every column of dB the column sums of A.
+    assert_eq!(da, array![[0.5, 0.0], [0.5, 0.0], [0.5, 0.0]]);
+    assert_eq!(db, array![[9.0, 9.0, 9.0], [12.0, 12.0, 12.0]]);
+}
+
+#[test]
+fn unused_values_get_no_adjoint_and_are_not_kept() {
+    let plan = TWO_LAYERS_GRAD_PLAN;
+    assert_eq!(plan.backward_calls("sin_grad"), 0, "{plan}");
+    assert!(!plan.backward.iter().any(|l| l.starts_with("d_x ") || l.starts_with("d_w2 ")), "{plan}");
+    assert_eq!(plan.backward_calls("matmul_grad"), 2, "{plan}");
+    assert!(plan.eliminated.iter().any(|v| v.starts_with("_unused")), "{plan}");
+    assert!(plan.eliminated.contains(&"x") && plan.eliminated.contains(&"w2"), "{plan}");
+}
+
+#[test]
+fn liveness_keeps_only_what_backward_reads() {
+    let plan = ELEMENTWISE_GRAD_PLAN;
+    assert_eq!(plan.saved.len(), 1, "{plan}");
+    assert!(plan.saved[0].starts_with("b_"), "{plan}");
+    let x = array![0.1, 0.2, 0.3];
+    let (_, ctx) = elementwise_forward(&x, &x);
+    assert_eq!(ctx.held_bytes(), 3 * std::mem::size_of::<f64>());
+}
+
+#[test]
+fn generated_source_is_inspectable() {
+    let source = layer_grad_source();
+    assert!(source.contains("fn layer_forward"));
+    assert!(source.contains("fn layer_backward"));
+    assert!(source.contains("kernels::matmul::matmul_grad_rhs"));
+    assert!(!layer_w_only_grad_source().contains("matmul_grad_lhs"));
+}
