@@ -19,6 +19,11 @@ impl Ctxt {
         self.errors.borrow_mut().push(syn::Error::new_spanned(tokens.into_token_stream(), message));
     }
 
+    /// How many errors were recorded so far.
+    pub fn error_count(&self) -> usize {
+        self.errors.borrow().len()
+    }
+
     /// Whether any error was recorded so far.
     pub fn has_errors(&self) -> bool {
         !self.errors.borrow().is_empty()

@@ -50,28 +50,30 @@ pub fn lower(cx: &Ctxt, item: &ItemFn, sig: &Signature) -> Option<Function> {
         match stmt {
             SynStmt::Local(local) => lowerer.lower_let(local),
             SynStmt::Expr(expr, semi) => {
-                let value = match expr {
-                    Expr::Return(ret) => match &ret.expr {
-                        Some(e) => e,
-                        None => {
-                            cx.error_spanned_by(ret, "`return` needs the float value to return");
-                            continue;
-                        }
-                    },
-                    e if semi.is_none() => e,
-                    e => {
-                        cx.error_spanned_by(
-                            e,
-                            "expression statements have no effect in a differentiated function: bind the value with `let`, or make it the final expression",
-                        );
-                        continue;
-                    }
+                let returned = match expr {
+                    Expr::Return(ret) => ret.expr.as_deref(),
+                    e if semi.is_none() => Some(e),
+                    _ => None,
                 };
-                if !is_last {
-                    cx.error_spanned_by(expr, "only the last statement may return: early `return` is not supported (the function must be straight-line code)");
-                    continue;
+                match returned {
+                    Some(value) if is_last => output = lowerer.lower_expr(value),
+                    _ if matches!(expr, Expr::Return(_)) => {
+                        let message = if is_last { "`return` needs the float value to return" } else { "early `return` is not supported: only the last statement may return (the function must be straight-line code)" };
+                        cx.error_spanned_by(expr, message);
+                    }
+                    _ => {
+                        // Lowering reports unsupported constructs (loops, assignments, ...) precisely;
+                        // anything else here is a statement without effect.
+                        let errors_before = cx.error_count();
+                        lowerer.lower_expr(expr);
+                        if cx.error_count() == errors_before {
+                            cx.error_spanned_by(
+                                expr,
+                                "expression statements have no effect in a differentiated function: bind the value with `let`, or make it the final expression",
+                            );
+                        }
+                    }
                 }
-                output = lowerer.lower_expr(value);
             }
             SynStmt::Item(item) => cx.error_spanned_by(item, "items (fn, struct, use, ...) inside a differentiated function are not supported: define them outside it"),
             SynStmt::Macro(mac) => cx.error_spanned_by(
@@ -335,10 +337,8 @@ impl Lowerer<'_> {
             return self.unsupported(method, "`unwrap`/`expect` are only supported after `mean()` and `mean_axis(..)`");
         }
         if name == "mean" || name == "mean_axis" {
-            return self.unsupported(
-                method,
-                format!("ndarray's `{name}` returns an `Option`: write `.{name}(..).unwrap()`").as_str(),
-            );
+            let fixed = if name == "mean" { "x.mean().unwrap()` or `mean(&x)" } else { "x.mean_axis(Axis(k)).unwrap()" };
+            return self.unsupported(method, format!("ndarray's `{name}` returns an `Option`: write `{fixed}`").as_str());
         }
         let receiver = self.lower_expr(&m.receiver);
         let args: Vec<&Expr> = m.args.iter().collect();

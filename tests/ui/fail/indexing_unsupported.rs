@@ -1,0 +1,8 @@
+use autodiff::prelude::*;
+
+#[differentiate]
+fn f(x: &Array1<f64>) -> f64 {
+    x[0] * 2.0
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use autodiff::prelude::*;
+
+#[differentiate]
+struct Model {
+    w: Array1<f64>,
+}
+
+fn main() {}
