@@ -1,0 +1,53 @@
+//! Expansion snapshots: the generated static code of three representative functions,
+//! pretty-printed, compared with `tests/expand/<name>.rs`. A change to codegen shows up
+//! here as a diff to review. Regenerate with `UPDATE_EXPAND=1 cargo test --test expand`.
+
+use autodiff::prelude::*;
+
+/// The quick-start example: broadcasting, a value used twice, a scalar tail.
+#[differentiate]
+fn quick_start(x: &Array2<f64>, w: &Array2<f64>, b: &Array1<f64>) -> f64 {
+    let h = (x.dot(w) + b).tanh();
+    (&h * &h).sum() / 2.0
+}
+
+/// A classifier trained on its parameters only: the data's gradient is never computed.
+#[differentiate(wrt(w1, b1, w2, b2))]
+fn classifier(x: &Array2<f64>, w1: &Array2<f64>, b1: &Array1<f64>, w2: &Array2<f64>, b2: &Array1<f64>, labels: &[usize]) -> f64 {
+    let h = relu(&(x.dot(w1) + b1));
+    cross_entropy(&(h.dot(w2) + b2), labels)
+}
+
+/// A `mapv` closure differentiated symbolically, generic over the float type.
+#[differentiate]
+fn smooth<F: Float>(x: &Array1<F>) -> F {
+    x.mapv(|v| v * v.sin()).sum()
+}
+
+fn check(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/expand").join(format!("{name}.rs"));
+    if std::env::var_os("UPDATE_EXPAND").is_some() {
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}; run with UPDATE_EXPAND=1 to create it", path.display()));
+    assert!(
+        expected == actual,
+        "the generated code of `{name}` changed; review it and run `UPDATE_EXPAND=1 cargo test --test expand`.\n--- expected\n{expected}\n--- actual\n{actual}"
+    );
+}
+
+#[test]
+fn quick_start_expansion() {
+    check("quick_start", quick_start_grad_source());
+}
+
+#[test]
+fn classifier_expansion() {
+    check("classifier", classifier_grad_source());
+}
+
+#[test]
+fn smooth_expansion() {
+    check("smooth", smooth_grad_source());
+}
