@@ -86,3 +86,34 @@ fn generated_source_is_inspectable() {
     assert!(source.contains("kernels::matmul::matmul_grad_rhs"));
     assert!(!layer_w_only_grad_source().contains("matmul_grad_lhs"));
 }
+
+/// For every elementwise op, the value the generated backward reads (input or output)
+/// is the one the runtime's kernel table declares (`kernels::unary::*_SAVES`).
+#[test]
+fn unary_rules_read_what_the_kernels_declare() {
+    use autodiff::runtime::kernels::unary::{self, Saves};
+    macro_rules! case {
+        ($($op:ident => $saves:expr),* $(,)?) => {$({
+            #[differentiate]
+            fn $op(x: &Array1<f64>) -> f64 {
+                x.$op().sum()
+            }
+            let plan = paste_plan!($op);
+            let line = plan.backward.iter().find(|l| l.contains(concat!(stringify!($op), "_grad("))).unwrap_or_else(|| panic!("{plan}"));
+            let reads_input = line.trim_end_matches(')').ends_with(", x");
+            let expected = $saves;
+            assert_eq!(reads_input, expected == Saves::Input, "{}: {line}", stringify!($op));
+        })*};
+    }
+    macro_rules! paste_plan {
+        (exp) => { EXP_GRAD_PLAN }; (ln) => { LN_GRAD_PLAN }; (sqrt) => { SQRT_GRAD_PLAN };
+        (tanh) => { TANH_GRAD_PLAN }; (sin) => { SIN_GRAD_PLAN }; (cos) => { COS_GRAD_PLAN };
+        (abs) => { ABS_GRAD_PLAN }; (recip) => { RECIP_GRAD_PLAN }; (square) => { SQUARE_GRAD_PLAN };
+        (relu) => { RELU_GRAD_PLAN }; (sigmoid) => { SIGMOID_GRAD_PLAN };
+    }
+    case! {
+        exp => unary::EXP_SAVES, ln => unary::LN_SAVES, sqrt => unary::SQRT_SAVES, tanh => unary::TANH_SAVES,
+        sin => unary::SIN_SAVES, cos => unary::COS_SAVES, abs => unary::ABS_SAVES, recip => unary::RECIP_SAVES,
+        square => unary::SQUARE_SAVES, relu => unary::RELU_SAVES, sigmoid => unary::SIGMOID_SAVES,
+    }
+}
