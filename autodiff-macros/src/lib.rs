@@ -57,7 +57,9 @@ fn try_expand(args: &args::Args, item: &syn::ItemFn) -> Result<proc_macro2::Toke
     let activity = activity::analyse(&function);
     let prefix = args.name.clone().unwrap_or_else(|| item.sig.ident.clone());
     let generated = codegen::expand(item, &prefix, &function, &activity, &signature.float_ty);
-    Ok(quote!(#item #generated))
+    // The function stays as written. It is the reference the generated `_check` compares
+    // against, so a caller who only uses `loss_grad` should not be told it is unused.
+    Ok(quote!(#[allow(dead_code)] #item #generated))
 }
 
 /// `check!(loss, &x, &w, &b)`: checks the static gradient of a `#[differentiate]`
