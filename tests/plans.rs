@@ -117,3 +117,22 @@ fn unary_rules_read_what_the_kernels_declare() {
         square => unary::SQUARE_SAVES, relu => unary::RELU_SAVES, sigmoid => unary::SIGMOID_SAVES,
     }
 }
+
+#[differentiate]
+fn elementwise_chain(x: &Array1<f64>, w: &Array1<f64>) -> f64 {
+    let h = (x * w).tanh().exp().mapv(|v| v * v + 1.0).ln();
+    h.sum()
+}
+
+#[test]
+fn elementwise_backward_steps_are_fused() {
+    let plan = ELEMENTWISE_CHAIN_GRAD_PLAN;
+    // tanh, exp, mapv and ln run backward as one pass, not four.
+    assert_eq!(plan.backward_calls("chain4"), 1, "{plan}");
+    for kernel in ["tanh_grad", "exp_grad", "map_grad", "ln_grad"] {
+        assert_eq!(plan.backward_calls(kernel), 0, "{plan}");
+    }
+    let x = array![0.1, -0.4, 0.7];
+    let w = array![1.5, 0.3, -0.8];
+    autodiff::check!(elementwise_chain, &x, &w);
+}

@@ -83,6 +83,9 @@ pub fn generate(function: &Function, activity: &Activity, names: &Names, param_t
         steps.push(Step { stmt: stmt.id, filled, materialize, calls });
     }
 
+    // 2b. Fuse chains of elementwise backward steps into one pass each.
+    let steps = fuse_elementwise_chains(function, steps, &contributions);
+
     // 3. Liveness: what the backward reads, and where it reads it last.
     let mut value_reads: BTreeMap<ValueId, usize> = BTreeMap::new(); // value -> last step index reading it
     let mut dim_reads: BTreeSet<ValueId> = BTreeSet::new();
@@ -272,6 +275,107 @@ pub fn generate(function: &Function, activity: &Activity, names: &Names, param_t
     StaticCode { forward_body, fields, backward_body, plan_forward, plan_backward, plan_eliminated, plan_saved }
 }
 
+/// One elementwise backward step `g ↦ g · f'(saved)`, as a scalar rule.
+struct Factor {
+    saved: ValueId,
+    /// `|g, s| ...` applied to tokens.
+    rule: FactorRule,
+}
+
+enum FactorRule {
+    /// `unary::<name>_scalar(g, s)`.
+    Unary(String),
+    /// `unary::powi_grad_scalar(g, s, n)` / `unary::powf_grad_scalar(g, s, p)`.
+    Power(&'static str, TokenStream),
+    /// `g * (derivative closure)(s)`.
+    Map(TokenStream),
+}
+
+impl Factor {
+    fn of(step: &Step) -> Option<Factor> {
+        let [call] = step.calls.as_slice() else { return None };
+        let (module, name) = call.kernel?;
+        if module != "unary" {
+            return None;
+        }
+        match (name, call.args.as_slice()) {
+            ("powi_grad" | "powf_grad", [GradArg::G, GradArg::Value(s), GradArg::Tokens(e)]) => {
+                let scalar = if name == "powi_grad" { "powi_grad_scalar" } else { "powf_grad_scalar" };
+                Some(Factor { saved: *s, rule: FactorRule::Power(scalar, e.clone()) })
+            }
+            ("map_grad", [GradArg::G, GradArg::Value(s), GradArg::Tokens(closure)]) => {
+                Some(Factor { saved: *s, rule: FactorRule::Map(closure.clone()) })
+            }
+            (name, [GradArg::G, GradArg::Value(s)]) if name.ends_with("_grad") => {
+                Some(Factor { saved: *s, rule: FactorRule::Unary(format!("{name}_scalar")) })
+            }
+            _ => None,
+        }
+    }
+
+    fn apply(&self, g: TokenStream, s: &Ident) -> TokenStream {
+        let k = kernels();
+        match &self.rule {
+            FactorRule::Unary(name) => {
+                let f = format_ident!("{}", name);
+                quote!(#k::unary::#f(#g, #s))
+            }
+            FactorRule::Power(name, e) => {
+                let f = format_ident!("{}", name);
+                quote!(#k::unary::#f(#g, #s, (#e)))
+            }
+            FactorRule::Map(closure) => quote!(#g * (#closure)(#s)),
+        }
+    }
+}
+
+/// Merges runs of elementwise backward steps (`exp`, `tanh`, `powi`, `mapv`, ...) whose
+/// intermediate adjoints have no other use into one `fused::chainN` call (N ≤ 4): one pass
+/// over memory instead of N, no intermediate adjoint buffers, the same scalar rules.
+fn fuse_elementwise_chains(function: &Function, mut steps: Vec<Step>, contributions: &BTreeMap<ValueId, usize>) -> Vec<Step> {
+    const MAX_CHAIN: usize = 4;
+    let step_of: BTreeMap<ValueId, usize> = steps.iter().enumerate().map(|(i, s)| (s.stmt, i)).collect();
+    let mut absorbed = vec![false; steps.len()];
+    for i in 0..steps.len() {
+        if absorbed[i] || (steps[i].filled && !steps[i].materialize) {
+            continue;
+        }
+        let Some(first) = Factor::of(&steps[i]) else { continue };
+        let mut factors = vec![first];
+        let mut target = steps[i].calls[0].target;
+        let mut chain = Vec::new();
+        while factors.len() < MAX_CHAIN && contributions.get(&target) == Some(&1) && function.param_of(target).is_none() {
+            let Some(&j) = step_of.get(&target) else { break };
+            if steps[j].filled {
+                break;
+            }
+            let Some(next) = Factor::of(&steps[j]) else { break };
+            target = steps[j].calls[0].target;
+            factors.push(next);
+            chain.push(j);
+        }
+        if factors.len() < 2 {
+            continue;
+        }
+        let g = format_ident!("__g", span = proc_macro2::Span::mixed_site());
+        let saved: Vec<Ident> = (0..factors.len()).map(|k| format_ident!("__s{}", k, span = proc_macro2::Span::mixed_site())).collect();
+        let mut body = quote!(#g);
+        for (factor, s) in factors.iter().zip(&saved) {
+            body = factor.apply(body, s);
+        }
+        let closure = quote!(|#g, #(#saved),*| #body);
+        let mut args = vec![GradArg::G];
+        args.extend(factors.iter().map(|f| GradArg::Value(f.saved)));
+        args.push(GradArg::Tokens(closure));
+        let kernel = ["chain2", "chain3", "chain4"][factors.len() - 2];
+        steps[i].calls = vec![GradCall { target, kernel: Some(("fused", kernel)), args }];
+        for j in chain {
+            absorbed[j] = true;
+        }
+    }
+    steps.into_iter().zip(absorbed).filter(|(_, a)| !a).map(|(s, _)| s).collect()
+}
+
 /// The operands without repeats (`&h * &h` reads `h` once for liveness purposes).
 pub fn distinct(mut operands: Vec<ValueId>) -> Vec<ValueId> {
     let mut seen = BTreeSet::new();
@@ -439,7 +543,12 @@ fn grad_call(names: &Names, call: &GradCall, g: &Ident, g_text: &str, moves: boo
                 let dim = names.dim(*v);
                 (quote!(#dim[#axis]), format!("{}.dim[{axis}]", names.text(*v)))
             }
-            GradArg::Tokens(t) => (quote!((#t)), t.to_string()),
+            GradArg::Tokens(t) => {
+                let text = t.to_string();
+                // Closures (derivatives of `mapv`, fused rules) are summarised in the plan.
+                let label = if text.starts_with('|') { "|..| ..".to_string() } else { text };
+                (quote!((#t)), label)
+            }
         };
         args.push(tokens);
         labels.push(label);
