@@ -133,24 +133,31 @@ fn conv2d_accepts_non_standard_layouts() {
     assert!(max_abs_diff(&conv2d(&x, &w, None::<&Array1<f64>>, 1, 1), &expected) < 1e-12);
 }
 
-/// A case big enough that im2col runs in several chunks (two samples, then one),
-/// checked by the adjoint identity `⟨conv(x, w), r⟩ = ⟨x, grad_input(r)⟩ = ⟨w, grad_weight(r)⟩`,
-/// which holds exactly (up to rounding) because conv2d without bias is bilinear.
+/// A case big enough that the patch matrix is built in several tiles, which split
+/// output rows and span samples, checked against direct loops and by the adjoint identity
+/// `⟨conv(x, w), r⟩ = ⟨x, grad_input(r)⟩ = ⟨w, grad_weight(r)⟩`, which holds exactly (up to
+/// rounding) because conv2d without bias is bilinear.
 #[test]
-fn chunked_im2col_agrees_with_direct_loops_and_adjoint_identity() {
+fn tiled_im2col_agrees_with_direct_loops_and_adjoint_identity() {
     let mut rng = StdRng::seed_from_u64(13);
     let x = random(&mut rng, (3, 8, 100, 100));
     let w = random(&mut rng, (2, 8, 3, 3));
-    // K·L = 72 · 10000 puts two samples in a chunk of COL_BUDGET elements.
-    assert_eq!(COL_BUDGET / (72 * 100 * 100), 2);
-    let y = conv2d(&x, &w, None::<&Array1<f64>>, 1, 1);
-    assert!(max_abs_diff(&y, &naive_conv(&x, &w, None, 1, 1)) < 1e-11);
-    let r = random(&mut rng, y.raw_dim());
-    let inner = (&y * &r).sum();
-    let dx = conv2d_grad_input(&r, &w, &x.raw_dim(), 1, 1);
-    let dw = conv2d_grad_weight(&r, &x, &w.raw_dim(), 1, 1);
-    assert!(((&dx * &x).sum() - inner).abs() <= 1e-9 * inner.abs().max(1.0));
-    assert!(((&dw * &w).sum() - inner).abs() <= 1e-9 * inner.abs().max(1.0));
+    let tile = tile_columns(8 * 3 * 3);
+    for (stride, padding) in [(1, 1), (2, 0)] {
+        let y = conv2d(&x, &w, None::<&Array1<f64>>, stride, padding);
+        let (oh, ow) = (y.dim().2, y.dim().3);
+        assert!(
+            tile < oh * ow && tile / ow * ow != tile && oh * ow / tile * tile != oh * ow,
+            "tiles must split rows and samples"
+        );
+        assert!(max_abs_diff(&y, &naive_conv(&x, &w, None, stride, padding)) < 1e-11);
+        let r = random(&mut rng, y.raw_dim());
+        let inner = (&y * &r).sum();
+        let dx = conv2d_grad_input(&r, &w, &x.raw_dim(), stride, padding);
+        let dw = conv2d_grad_weight(&r, &x, &w.raw_dim(), stride, padding);
+        assert!(((&dx * &x).sum() - inner).abs() <= 1e-9 * inner.abs().max(1.0));
+        assert!(((&dw * &w).sum() - inner).abs() <= 1e-9 * inner.abs().max(1.0));
+    }
 }
 
 #[test]

@@ -542,9 +542,7 @@ impl<'a, F: Float> Op<'a, F> {
             ],
             Op::Map { x, df } => [
                 Some(elementwise!(g, x.view(), |g, x| unary::map_grad(
-                    g,
-                    x,
-                    |v| df(v)
+                    g, x, &**df
                 ))),
                 None,
                 None,
