@@ -62,7 +62,11 @@ fn study_cases(c: &mut Criterion) {
         match &inputs {
             Inputs::SimpleQuadratic { x } => {
                 group.bench_function(BenchmarkId::new("static", case.name()), |b| {
-                    b.iter_custom(static_backward!(simple_quadratic_forward, simple_quadratic_backward, (x)))
+                    b.iter_custom(static_backward!(
+                        simple_quadratic_forward,
+                        simple_quadratic_backward,
+                        (x)
+                    ))
                 });
                 group.bench_function(BenchmarkId::new("tape", case.name()), |b| {
                     b.iter_custom(tape_backward!(simple_quadratic_on_tape, (x)))
@@ -70,7 +74,11 @@ fn study_cases(c: &mut Criterion) {
             }
             Inputs::SmallMlp { x, w1, b1, w2, b2 } => {
                 group.bench_function(BenchmarkId::new("static", case.name()), |b| {
-                    b.iter_custom(static_backward!(small_mlp_forward, small_mlp_backward, (x, w1, b1, w2, b2)))
+                    b.iter_custom(static_backward!(
+                        small_mlp_forward,
+                        small_mlp_backward,
+                        (x, w1, b1, w2, b2)
+                    ))
                 });
                 group.bench_function(BenchmarkId::new("tape", case.name()), |b| {
                     b.iter_custom(tape_backward!(small_mlp_on_tape, (x, w1, b1, w2, b2)))
@@ -78,15 +86,29 @@ fn study_cases(c: &mut Criterion) {
             }
             Inputs::MatmulChain { a, b: bm, c: cm, d } => {
                 group.bench_function(BenchmarkId::new("static", case.name()), |bench| {
-                    bench.iter_custom(static_backward!(matmul_chain_forward, matmul_chain_backward, (a, bm, cm, d)))
+                    bench.iter_custom(static_backward!(
+                        matmul_chain_forward,
+                        matmul_chain_backward,
+                        (a, bm, cm, d)
+                    ))
                 });
                 group.bench_function(BenchmarkId::new("tape", case.name()), |bench| {
                     bench.iter_custom(tape_backward!(matmul_chain_on_tape, (a, bm, cm, d)))
                 });
             }
-            Inputs::Conv2d { x, w, bias, gamma, beta } => {
+            Inputs::Conv2d {
+                x,
+                w,
+                bias,
+                gamma,
+                beta,
+            } => {
                 group.bench_function(BenchmarkId::new("static", case.name()), |b| {
-                    b.iter_custom(static_backward!(conv2d_block_forward, conv2d_block_backward, (x, w, bias, gamma, beta)))
+                    b.iter_custom(static_backward!(
+                        conv2d_block_forward,
+                        conv2d_block_backward,
+                        (x, w, bias, gamma, beta)
+                    ))
                 });
                 group.bench_function(BenchmarkId::new("tape", case.name()), |b| {
                     b.iter_custom(tape_backward!(conv2d_block_on_tape, (x, w, bias, gamma, beta)))

@@ -25,7 +25,13 @@ pub fn analyse(function: &Function) -> Activity {
     let mut varied = vec![false; n];
     for stmt in &function.stmts {
         varied[stmt.id.0] = match &stmt.op {
-            Op::Param { index } => matches!(function.params[*index].role, ParamRole::Value { differentiated: true, .. }),
+            Op::Param { index } => matches!(
+                function.params[*index].role,
+                ParamRole::Value {
+                    differentiated: true,
+                    ..
+                }
+            ),
             Op::Const(_) => false,
             op => op.operands().iter().any(|a| varied[a.0]),
         };
@@ -39,5 +45,7 @@ pub fn analyse(function: &Function) -> Activity {
             }
         }
     }
-    Activity { active: varied.iter().zip(&useful).map(|(v, u)| *v && *u).collect() }
+    Activity {
+        active: varied.iter().zip(&useful).map(|(v, u)| *v && *u).collect(),
+    }
 }

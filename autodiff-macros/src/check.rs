@@ -30,7 +30,9 @@ pub fn expand(input: TokenStream) -> TokenStream {
         Err(e) => return e.to_compile_error(),
     };
     let Some(last) = function.segments.last_mut() else {
-        return quote!(::core::compile_error!("`check!` needs the name of a `#[differentiate]` function"));
+        return quote!(::core::compile_error!(
+            "`check!` needs the name of a `#[differentiate]` function"
+        ));
     };
     last.ident = format_ident!("{}_check", last.ident, span = last.ident.span());
     let args = args.iter();

@@ -16,7 +16,9 @@ pub struct Ctxt {
 impl Ctxt {
     /// Records an error pointing at `tokens`.
     pub fn error_spanned_by(&self, tokens: impl ToTokens, message: impl Display) {
-        self.errors.borrow_mut().push(syn::Error::new_spanned(tokens.into_token_stream(), message));
+        self.errors
+            .borrow_mut()
+            .push(syn::Error::new_spanned(tokens.into_token_stream(), message));
     }
 
     /// How many errors were recorded so far.

@@ -10,7 +10,17 @@ pub fn expand(item: &ItemFn, name: Option<&Ident>, errors: TokenStream) -> Token
     let prefix = name.unwrap_or(&item.sig.ident).to_string();
     let prefix = prefix.trim_start_matches("r#");
     let vis = &item.vis;
-    let stubs = ["grad", "tape_grad", "forward", "backward", "on_tape", "check", "grad_source"].iter().map(|suffix| {
+    let stubs = [
+        "grad",
+        "tape_grad",
+        "forward",
+        "backward",
+        "on_tape",
+        "check",
+        "grad_source",
+    ]
+    .iter()
+    .map(|suffix| {
         let ident = format_ident!("{}_{}", prefix, suffix);
         quote! {
             #[allow(dead_code, unused_variables)]

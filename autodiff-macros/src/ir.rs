@@ -128,14 +128,20 @@ pub enum ScalarExpr {
     /// `e.powf(p)` with a constant `p`.
     Powf(Box<ScalarExpr>, TokenStream),
     /// `e.max(c)` (`is_max`) or `e.min(c)` with a constant `c`.
-    Clamp { is_max: bool, arg: Box<ScalarExpr>, bound: TokenStream },
+    Clamp {
+        is_max: bool,
+        arg: Box<ScalarExpr>,
+        bound: TokenStream,
+    },
 }
 
 /// An operation producing one value.
 #[derive(Clone, Debug)]
 pub enum Op {
     /// The function's `index`-th parameter.
-    Param { index: usize },
+    Param {
+        index: usize,
+    },
     /// A float constant: a literal or an expression of non-differentiable parameters.
     Const(TokenStream),
     Binary(BinOp, ValueId, ValueId),
@@ -144,7 +150,11 @@ pub enum Op {
     Powi(ValueId, TokenStream),
     Powf(ValueId, TokenStream),
     /// `x.mapv(|arg| body)`.
-    Map { input: ValueId, arg: Ident, body: ScalarExpr },
+    Map {
+        input: ValueId,
+        arg: Ident,
+        body: ScalarExpr,
+    },
     /// `a.dot(b)` (ranks are in the operands' kinds).
     Dot(ValueId, ValueId),
     Transpose(ValueId),
@@ -156,9 +166,24 @@ pub enum Op {
     LogSoftmax(ValueId, TokenStream),
     Mse(ValueId, ValueId),
     CrossEntropy(ValueId, TokenStream),
-    Conv2d { input: ValueId, weight: ValueId, bias: Option<ValueId>, stride: TokenStream, padding: TokenStream },
-    BatchNorm { input: ValueId, gamma: ValueId, beta: ValueId, eps: TokenStream },
-    MaxPool2d { input: ValueId, kernel: TokenStream, stride: TokenStream },
+    Conv2d {
+        input: ValueId,
+        weight: ValueId,
+        bias: Option<ValueId>,
+        stride: TokenStream,
+        padding: TokenStream,
+    },
+    BatchNorm {
+        input: ValueId,
+        gamma: ValueId,
+        beta: ValueId,
+        eps: TokenStream,
+    },
+    MaxPool2d {
+        input: ValueId,
+        kernel: TokenStream,
+        stride: TokenStream,
+    },
 }
 
 impl Op {
@@ -181,7 +206,9 @@ impl Op {
             | Op::CrossEntropy(a, _)
             | Op::MaxPool2d { input: a, .. } => vec![*a],
             Op::Map { input, .. } => vec![*input],
-            Op::Conv2d { input, weight, bias, .. } => {
+            Op::Conv2d {
+                input, weight, bias, ..
+            } => {
                 let mut v = vec![*input, *weight];
                 v.extend(bias);
                 v
@@ -205,7 +232,12 @@ pub struct Stmt {
 #[derive(Clone, Debug)]
 pub enum ParamRole {
     /// A float or float array: a value in the IR (`differentiated` if in `wrt`).
-    Value { id: ValueId, kind: Kind, by_ref: bool, differentiated: bool },
+    Value {
+        id: ValueId,
+        kind: Kind,
+        by_ref: bool,
+        differentiated: bool,
+    },
     /// Anything else (`usize`, labels, config): a constant, passed through as written.
     Constant,
 }

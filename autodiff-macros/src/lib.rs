@@ -31,7 +31,10 @@ pub fn differentiate(args: TokenStream, item: TokenStream) -> TokenStream {
     let item: syn::ItemFn = match syn::parse2(item_tokens.clone()) {
         Ok(item) => item,
         Err(_) => {
-            let error = syn::Error::new_spanned(&item_tokens, "`#[differentiate]` applies to a function: `fn loss(x: &Array1<f64>) -> f64 { ... }`");
+            let error = syn::Error::new_spanned(
+                &item_tokens,
+                "`#[differentiate]` applies to a function: `fn loss(x: &Array1<f64>) -> f64 { ... }`",
+            );
             let error = error.to_compile_error();
             return quote!(#error #item_tokens).into();
         }

@@ -21,11 +21,16 @@ use crate::signature::Signature;
 /// Methods the subset supports, for error messages.
 const SUPPORTED_METHODS: &str = "dot, t, reversed_axes, sum, sum_axis, mean().unwrap(), mean_axis(..).unwrap(), exp, ln, sqrt, tanh, sin, cos, abs, recip, square, relu, sigmoid, powi, powf, mapv, clone, to_owned, view";
 /// Free functions the subset supports, for error messages.
-const SUPPORTED_FUNCTIONS: &str = "relu, sigmoid, tanh, square, mean, softmax, log_softmax, mse, cross_entropy, conv2d, batch_norm, max_pool2d";
+const SUPPORTED_FUNCTIONS: &str =
+    "relu, sigmoid, tanh, square, mean, softmax, log_softmax, mse, cross_entropy, conv2d, batch_norm, max_pool2d";
 
 /// Lowers `item`'s body. Returns `None` if an error made the IR unusable (errors are in `cx`).
 pub fn lower(cx: &Ctxt, item: &ItemFn, sig: &Signature) -> Option<Function> {
-    let mut lowerer = Lowerer { cx, stmts: Vec::new(), env: HashMap::new() };
+    let mut lowerer = Lowerer {
+        cx,
+        stmts: Vec::new(),
+        env: HashMap::new(),
+    };
     let mut params = Vec::new();
     for (index, info) in sig.params.iter().enumerate() {
         let role = match info.kind {
@@ -36,12 +41,19 @@ pub fn lower(cx: &Ctxt, item: &ItemFn, sig: &Signature) -> Option<Function> {
             }
             None => info.role(ValueId(usize::MAX), false),
         };
-        params.push(Param { ident: info.ident.clone(), ty: info.ty.clone(), role });
+        params.push(Param {
+            ident: info.ident.clone(),
+            ty: info.ty.clone(),
+            role,
+        });
     }
 
     let body = &item.block.stmts;
     if body.is_empty() {
-        cx.error_spanned_by(&item.block, "the function body is empty: it must end with the float value to differentiate");
+        cx.error_spanned_by(
+            &item.block,
+            "the function body is empty: it must end with the float value to differentiate",
+        );
         return None;
     }
     let mut output = None;
@@ -86,14 +98,25 @@ pub fn lower(cx: &Ctxt, item: &ItemFn, sig: &Signature) -> Option<Function> {
         return None;
     }
     let Some(output) = output else {
-        cx.error_spanned_by(&item.block, "the function body must end with the float value to differentiate (a final expression or `return`)");
+        cx.error_spanned_by(
+            &item.block,
+            "the function body must end with the float value to differentiate (a final expression or `return`)",
+        );
         return None;
     };
     if lowerer.stmts[output.0].kind != Kind::Scalar {
-        cx.error_spanned_by(&item.block, "the returned value is an array, not a float: reduce it (e.g. `.sum()` or `mean(&x)`)");
+        cx.error_spanned_by(
+            &item.block,
+            "the returned value is an array, not a float: reduce it (e.g. `.sum()` or `mean(&x)`)",
+        );
         return None;
     }
-    Some(Function { params, stmts: lowerer.stmts, output, wrt: sig.wrt.clone() })
+    Some(Function {
+        params,
+        stmts: lowerer.stmts,
+        output,
+        wrt: sig.wrt.clone(),
+    })
 }
 
 struct Lowerer<'a> {
@@ -130,16 +153,23 @@ impl Lowerer<'_> {
                 p.ident.clone()
             }
             other => {
-                self.cx.error_spanned_by(other, "only `let name = ...;` bindings are supported (no tuple or struct patterns)");
+                self.cx.error_spanned_by(
+                    other,
+                    "only `let name = ...;` bindings are supported (no tuple or struct patterns)",
+                );
                 return;
             }
         };
         let Some(init) = &local.init else {
-            self.cx.error_spanned_by(local, "a `let` without a value is not supported: write `let name = expression;`");
+            self.cx.error_spanned_by(
+                local,
+                "a `let` without a value is not supported: write `let name = expression;`",
+            );
             return;
         };
         if let Some((_, diverge)) = &init.diverge {
-            self.cx.error_spanned_by(diverge, "`let ... else` is not supported in a differentiated function");
+            self.cx
+                .error_spanned_by(diverge, "`let ... else` is not supported in a differentiated function");
             return;
         }
         if let Some(id) = self.lower_expr(&init.expr) {
@@ -161,7 +191,10 @@ impl Lowerer<'_> {
         }
         impl<'ast> Visit<'ast> for Finder<'_> {
             fn visit_expr_path(&mut self, path: &'ast syn::ExprPath) {
-                if path.qself.is_none() && path.path.segments.len() == 1 && self.env.contains_key(&path.path.segments[0].ident.to_string()) {
+                if path.qself.is_none()
+                    && path.path.segments.len() == 1
+                    && self.env.contains_key(&path.path.segments[0].ident.to_string())
+                {
                     self.found = true;
                 }
             }
@@ -176,7 +209,10 @@ impl Lowerer<'_> {
                 }
             }
         }
-        let mut finder = Finder { env: &self.env, found: false };
+        let mut finder = Finder {
+            env: &self.env,
+            found: false,
+        };
         finder.visit_expr(expr);
         finder.found
     }
@@ -272,11 +308,17 @@ impl Lowerer<'_> {
             syn::BinOp::Sub(_) => BinOp::Sub,
             syn::BinOp::Mul(_) => BinOp::Mul,
             syn::BinOp::Div(_) => BinOp::Div,
-            syn::BinOp::AddAssign(_) | syn::BinOp::SubAssign(_) | syn::BinOp::MulAssign(_) | syn::BinOp::DivAssign(_) => {
+            syn::BinOp::AddAssign(_)
+            | syn::BinOp::SubAssign(_)
+            | syn::BinOp::MulAssign(_)
+            | syn::BinOp::DivAssign(_) => {
                 return self.unsupported(b.op, "compound assignment mutates a value, which is not supported: use `let` shadowing (`let h = h + x;`)");
             }
             _ => {
-                return self.unsupported(b.op, "this operator is not supported on differentiable values; supported: `+ - * /` and unary `-`");
+                return self.unsupported(
+                    b.op,
+                    "this operator is not supported on differentiable values; supported: `+ - * /` and unary `-`",
+                );
             }
         };
         let lhs = self.lower_expr(&b.left);
@@ -290,7 +332,8 @@ impl Lowerer<'_> {
         match self.kind(id) {
             Kind::Array(rank) => Some(rank),
             Kind::Scalar => {
-                self.cx.error_spanned_by(tokens, format!("{what} needs an array, but this value is a float"));
+                self.cx
+                    .error_spanned_by(tokens, format!("{what} needs an array, but this value is a float"));
                 None
             }
         }
@@ -305,7 +348,10 @@ impl Lowerer<'_> {
                     Kind::Array(Some(r)) => format!("an array with {r} axes"),
                     Kind::Array(None) => "an `ArrayD` of unknown rank".to_string(),
                 };
-                self.cx.error_spanned_by(tokens, format!("{what} needs an array with {rank} axes (`Array{rank}`), but this value is {have}"));
+                self.cx.error_spanned_by(
+                    tokens,
+                    format!("{what} needs an array with {rank} axes (`Array{rank}`), but this value is {have}"),
+                );
                 None
             }
         }
@@ -315,7 +361,8 @@ impl Lowerer<'_> {
         if got == want {
             Some(())
         } else {
-            self.cx.error_spanned_by(tokens, format!("`{name}` takes {want} argument(s), found {got}"));
+            self.cx
+                .error_spanned_by(tokens, format!("`{name}` takes {want} argument(s), found {got}"));
             None
         }
     }
@@ -334,11 +381,21 @@ impl Lowerer<'_> {
                     return self.lower_mean_method(inner);
                 }
             }
-            return self.unsupported(method, "`unwrap`/`expect` are only supported after `mean()` and `mean_axis(..)`");
+            return self.unsupported(
+                method,
+                "`unwrap`/`expect` are only supported after `mean()` and `mean_axis(..)`",
+            );
         }
         if name == "mean" || name == "mean_axis" {
-            let fixed = if name == "mean" { "x.mean().unwrap()` or `mean(&x)" } else { "x.mean_axis(Axis(k)).unwrap()" };
-            return self.unsupported(method, format!("ndarray's `{name}` returns an `Option`: write `{fixed}`").as_str());
+            let fixed = if name == "mean" {
+                "x.mean().unwrap()` or `mean(&x)"
+            } else {
+                "x.mean_axis(Axis(k)).unwrap()"
+            };
+            return self.unsupported(
+                method,
+                format!("ndarray's `{name}` returns an `Option`: write `{fixed}`").as_str(),
+            );
         }
         let receiver = self.lower_expr(&m.receiver);
         let args: Vec<&Expr> = m.args.iter().collect();
@@ -354,10 +411,15 @@ impl Lowerer<'_> {
                 let rhs = self.lower_expr(args[0])?;
                 let kind = match (self.kind(receiver), self.kind(rhs)) {
                     (Kind::Array(Some(2)), Kind::Array(Some(2))) => Kind::Array(Some(2)),
-                    (Kind::Array(Some(2)), Kind::Array(Some(1))) | (Kind::Array(Some(1)), Kind::Array(Some(2))) => Kind::Array(Some(1)),
+                    (Kind::Array(Some(2)), Kind::Array(Some(1))) | (Kind::Array(Some(1)), Kind::Array(Some(2))) => {
+                        Kind::Array(Some(1))
+                    }
                     (Kind::Array(Some(1)), Kind::Array(Some(1))) => Kind::Scalar,
                     _ => {
-                        return self.unsupported(method, "`dot` needs arrays of 1 or 2 axes (`Array1`/`Array2`) on both sides");
+                        return self.unsupported(
+                            method,
+                            "`dot` needs arrays of 1 or 2 axes (`Array1`/`Array2`) on both sides",
+                        );
                     }
                 };
                 Some(self.push(Op::Dot(receiver, rhs), kind, None))
@@ -382,17 +444,32 @@ impl Lowerer<'_> {
             "powi" | "powf" => {
                 self.args_count(method, &name, args.len(), 1)?;
                 let exponent = self.constant_arg(args[0], "the exponent")?;
-                let op = if name == "powi" { Op::Powi(receiver, exponent) } else { Op::Powf(receiver, exponent) };
+                let op = if name == "powi" {
+                    Op::Powi(receiver, exponent)
+                } else {
+                    Op::Powf(receiver, exponent)
+                };
                 Some(self.push(op, kind, None))
             }
             "mapv" => {
                 self.args_count(method, &name, args.len(), 1)?;
                 self.require_array(receiver, method, "`mapv`")?;
                 let Expr::Closure(closure) = args[0] else {
-                    return self.unsupported(args[0], "`mapv` needs a closure written in place, e.g. `x.mapv(|v| v * v + 1.0)`");
+                    return self.unsupported(
+                        args[0],
+                        "`mapv` needs a closure written in place, e.g. `x.mapv(|v| v * v + 1.0)`",
+                    );
                 };
                 let (arg, body) = self.lower_closure(closure)?;
-                Some(self.push(Op::Map { input: receiver, arg, body }, kind, None))
+                Some(self.push(
+                    Op::Map {
+                        input: receiver,
+                        arg,
+                        body,
+                    },
+                    kind,
+                    None,
+                ))
             }
             _ => {
                 if let Some(f) = UnaryFn::from_name(&name) {
@@ -440,11 +517,13 @@ impl Lowerer<'_> {
         let Expr::Path(path) = &*c.func else {
             return self.unsupported(&c.func, "only calls of the supported functions are allowed");
         };
-        let Some(last) = path.path.segments.last() else { return None };
+        let last = path.path.segments.last()?;
         let name = last.ident.to_string();
         let func = &c.func;
         let args: Vec<&Expr> = c.args.iter().collect();
-        if let Some(f) = UnaryFn::from_name(&name).filter(|f| matches!(f, UnaryFn::Relu | UnaryFn::Sigmoid | UnaryFn::Tanh | UnaryFn::Square)) {
+        if let Some(f) = UnaryFn::from_name(&name)
+            .filter(|f| matches!(f, UnaryFn::Relu | UnaryFn::Sigmoid | UnaryFn::Tanh | UnaryFn::Square))
+        {
             self.args_count(func, &name, args.len(), 1)?;
             let x = self.lower_expr(args[0])?;
             self.require_array(x, func, &format!("`{name}`"))?;
@@ -533,7 +612,8 @@ impl Lowerer<'_> {
                 self.lower_expr(&c.args[0]).map(Some)
             }
             other => {
-                self.cx.error_spanned_by(other, "the bias must be written `Some(&b)` or `None`");
+                self.cx
+                    .error_spanned_by(other, "the bias must be written `Some(&b)` or `None`");
                 None
             }
         }
@@ -542,7 +622,10 @@ impl Lowerer<'_> {
     /// A `mapv` closure: one argument, a scalar body of the subset.
     fn lower_closure(&self, closure: &syn::ExprClosure) -> Option<(Ident, ScalarExpr)> {
         if closure.inputs.len() != 1 {
-            self.cx.error_spanned_by(&closure.inputs, "a `mapv` closure takes exactly one argument: `|v| ...`");
+            self.cx.error_spanned_by(
+                &closure.inputs,
+                "a `mapv` closure takes exactly one argument: `|v| ...`",
+            );
             return None;
         }
         let pat = match &closure.inputs[0] {
@@ -550,7 +633,8 @@ impl Lowerer<'_> {
             p => p,
         };
         let Pat::Ident(arg) = pat else {
-            self.cx.error_spanned_by(pat, "the closure argument must be a plain name: `|v| ...`");
+            self.cx
+                .error_spanned_by(pat, "the closure argument must be a plain name: `|v| ...`");
             return None;
         };
         let arg = arg.ident.clone();
@@ -578,7 +662,10 @@ impl ClosureLowerer<'_, '_> {
                 }
             }
         }
-        let mut f = Finder { arg: self.arg, found: false };
+        let mut f = Finder {
+            arg: self.arg,
+            found: false,
+        };
         f.visit_expr(expr);
         f.found
     }
@@ -599,7 +686,9 @@ impl ClosureLowerer<'_, '_> {
             Expr::Path(_) => Some(ScalarExpr::Arg),
             Expr::Paren(e) => self.lower(&e.expr),
             Expr::Group(e) => self.lower(&e.expr),
-            Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => Some(ScalarExpr::Neg(Box::new(self.lower(&u.expr)?))),
+            Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => {
+                Some(ScalarExpr::Neg(Box::new(self.lower(&u.expr)?)))
+            }
             Expr::Binary(b) => {
                 let op = match b.op {
                     syn::BinOp::Add(_) => BinOp::Add,
@@ -607,7 +696,10 @@ impl ClosureLowerer<'_, '_> {
                     syn::BinOp::Mul(_) => BinOp::Mul,
                     syn::BinOp::Div(_) => BinOp::Div,
                     _ => {
-                        cx.error_spanned_by(b.op, "this operator is not supported in a `mapv` closure; supported: `+ - * /`, unary `-`");
+                        cx.error_spanned_by(
+                            b.op,
+                            "this operator is not supported in a `mapv` closure; supported: `+ - * /`, unary `-`",
+                        );
                         return None;
                     }
                 };
@@ -630,9 +722,20 @@ impl ClosureLowerer<'_, '_> {
                 match (name.as_str(), m.args.len()) {
                     ("powi", 1) => Some(ScalarExpr::Powi(Box::new(receiver), constant(0)?)),
                     ("powf", 1) => Some(ScalarExpr::Powf(Box::new(receiver), constant(0)?)),
-                    ("max", 1) => Some(ScalarExpr::Clamp { is_max: true, arg: Box::new(receiver), bound: constant(0)? }),
-                    ("min", 1) => Some(ScalarExpr::Clamp { is_max: false, arg: Box::new(receiver), bound: constant(0)? }),
-                    (n, 0) if UnaryFn::from_name(n).is_some_and(|f| !matches!(f, UnaryFn::Relu | UnaryFn::Sigmoid | UnaryFn::Square)) => {
+                    ("max", 1) => Some(ScalarExpr::Clamp {
+                        is_max: true,
+                        arg: Box::new(receiver),
+                        bound: constant(0)?,
+                    }),
+                    ("min", 1) => Some(ScalarExpr::Clamp {
+                        is_max: false,
+                        arg: Box::new(receiver),
+                        bound: constant(0)?,
+                    }),
+                    (n, 0)
+                        if UnaryFn::from_name(n)
+                            .is_some_and(|f| !matches!(f, UnaryFn::Relu | UnaryFn::Sigmoid | UnaryFn::Square)) =>
+                    {
                         Some(ScalarExpr::Unary(UnaryFn::from_name(n)?, Box::new(receiver)))
                     }
                     _ => {

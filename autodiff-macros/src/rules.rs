@@ -40,11 +40,19 @@ pub struct GradCall {
 
 impl GradCall {
     fn new(target: ValueId, module: &'static str, function: &'static str, args: Vec<GradArg>) -> Self {
-        GradCall { target, kernel: Some((module, function)), args }
+        GradCall {
+            target,
+            kernel: Some((module, function)),
+            args,
+        }
     }
 
     fn identity(target: ValueId, arg: GradArg) -> Self {
-        GradCall { target, kernel: None, args: vec![arg] }
+        GradCall {
+            target,
+            kernel: None,
+            args: vec![arg],
+        }
     }
 
     /// Whether this call creates an array of the target's shape filled with one
@@ -59,7 +67,12 @@ impl GradCall {
 /// With `filled`, the output adjoint is a float standing for an array filled with it;
 /// rules that can use that (matmul) do, the others return `None` and the caller
 /// materialises the array first.
-pub fn backward(function: &Function, stmt: &Stmt, is_active: &dyn Fn(ValueId) -> bool, filled: bool) -> Option<Vec<GradCall>> {
+pub fn backward(
+    function: &Function,
+    stmt: &Stmt,
+    is_active: &dyn Fn(ValueId) -> bool,
+    filled: bool,
+) -> Option<Vec<GradCall>> {
     use GradArg::*;
     let kind = |v: ValueId| function.kind(v);
     let out = stmt.id;
@@ -69,7 +82,9 @@ pub fn backward(function: &Function, stmt: &Stmt, is_active: &dyn Fn(ValueId) ->
             calls.push(call);
         }
     };
-    if filled && !matches!(&stmt.op, Op::Dot(a, b) if kind(*a) == Kind::Array(Some(2)) && kind(*b) == Kind::Array(Some(2))) {
+    if filled
+        && !matches!(&stmt.op, Op::Dot(a, b) if kind(*a) == Kind::Array(Some(2)) && kind(*b) == Kind::Array(Some(2)))
+    {
         return None;
     }
     match &stmt.op {
@@ -80,7 +95,10 @@ pub fn backward(function: &Function, stmt: &Stmt, is_active: &dyn Fn(ValueId) ->
                 (Kind::Scalar, Kind::Scalar) => {
                     let (lhs, rhs) = match op {
                         BinOp::Add => (GradCall::identity(a, GScalar), GradCall::identity(b, GScalar)),
-                        BinOp::Sub => (GradCall::identity(a, GScalar), GradCall::new(b, "binary", "neg_grad_scalar", vec![GScalar])),
+                        BinOp::Sub => (
+                            GradCall::identity(a, GScalar),
+                            GradCall::new(b, "binary", "neg_grad_scalar", vec![GScalar]),
+                        ),
                         BinOp::Mul => (
                             GradCall::new(a, "binary", "mul_grad_scalar", vec![GScalar, Value(b)]),
                             GradCall::new(b, "binary", "mul_grad_scalar", vec![GScalar, Value(a)]),
@@ -118,7 +136,10 @@ pub fn backward(function: &Function, stmt: &Stmt, is_active: &dyn Fn(ValueId) ->
                 (Kind::Array(_), Kind::Scalar) => {
                     // array ∘ scalar
                     let (arr, sc) = match op {
-                        BinOp::Add => (GradCall::identity(a, G), GradCall::new(b, "binary", "sum_grad_of_scalar", vec![GRef])),
+                        BinOp::Add => (
+                            GradCall::identity(a, G),
+                            GradCall::new(b, "binary", "sum_grad_of_scalar", vec![GRef]),
+                        ),
                         BinOp::Sub => (
                             GradCall::identity(a, G),
                             GradCall::new(b, "binary", "sub_scalar_grad_scalar", vec![GRef]),
@@ -138,8 +159,14 @@ pub fn backward(function: &Function, stmt: &Stmt, is_active: &dyn Fn(ValueId) ->
                 (Kind::Scalar, Kind::Array(_)) => {
                     // scalar ∘ array
                     let (sc, arr) = match op {
-                        BinOp::Add => (GradCall::new(a, "binary", "sum_grad_of_scalar", vec![GRef]), GradCall::identity(b, G)),
-                        BinOp::Sub => (GradCall::new(a, "binary", "sum_grad_of_scalar", vec![GRef]), GradCall::new(b, "binary", "neg_grad", vec![G])),
+                        BinOp::Add => (
+                            GradCall::new(a, "binary", "sum_grad_of_scalar", vec![GRef]),
+                            GradCall::identity(b, G),
+                        ),
+                        BinOp::Sub => (
+                            GradCall::new(a, "binary", "sum_grad_of_scalar", vec![GRef]),
+                            GradCall::new(b, "binary", "neg_grad", vec![G]),
+                        ),
                         BinOp::Mul => (
                             GradCall::new(a, "binary", "sum_product", vec![GRef, Value(b)]),
                             GradCall::new(b, "binary", "scale_grad", vec![G, Value(a)]),
@@ -173,7 +200,12 @@ pub fn backward(function: &Function, stmt: &Stmt, is_active: &dyn Fn(ValueId) ->
         }
         Op::Powi(a, n) => {
             let call = if kind(*a) == Kind::Scalar {
-                GradCall::new(*a, "unary", "powi_grad_scalar", vec![GScalar, Value(*a), Tokens(n.clone())])
+                GradCall::new(
+                    *a,
+                    "unary",
+                    "powi_grad_scalar",
+                    vec![GScalar, Value(*a), Tokens(n.clone())],
+                )
             } else {
                 GradCall::new(*a, "unary", "powi_grad", vec![G, Value(*a), Tokens(n.clone())])
             };
@@ -181,7 +213,12 @@ pub fn backward(function: &Function, stmt: &Stmt, is_active: &dyn Fn(ValueId) ->
         }
         Op::Powf(a, p) => {
             let call = if kind(*a) == Kind::Scalar {
-                GradCall::new(*a, "unary", "powf_grad_scalar", vec![GScalar, Value(*a), Tokens(p.clone())])
+                GradCall::new(
+                    *a,
+                    "unary",
+                    "powf_grad_scalar",
+                    vec![GScalar, Value(*a), Tokens(p.clone())],
+                )
             } else {
                 GradCall::new(*a, "unary", "powf_grad", vec![G, Value(*a), Tokens(p.clone())])
             };
@@ -189,14 +226,33 @@ pub fn backward(function: &Function, stmt: &Stmt, is_active: &dyn Fn(ValueId) ->
         }
         Op::Map { input, arg, body } => {
             let derivative = scalar::derivative_closure(arg, body);
-            emit(*input, GradCall::new(*input, "unary", "map_grad", vec![G, Value(*input), Tokens(derivative)]));
+            emit(
+                *input,
+                GradCall::new(*input, "unary", "map_grad", vec![G, Value(*input), Tokens(derivative)]),
+            );
         }
         Op::Dot(a, b) => {
             let (a, b) = (*a, *b);
             match (kind(a), kind(b)) {
                 (Kind::Array(Some(2)), Kind::Array(Some(2))) if filled => {
-                    emit(a, GradCall::new(a, "matmul", "matmul_grad_lhs_filled", vec![GScalar, DimAxis(out, 0), Value(b)]));
-                    emit(b, GradCall::new(b, "matmul", "matmul_grad_rhs_filled", vec![Value(a), GScalar, DimAxis(out, 1)]));
+                    emit(
+                        a,
+                        GradCall::new(
+                            a,
+                            "matmul",
+                            "matmul_grad_lhs_filled",
+                            vec![GScalar, DimAxis(out, 0), Value(b)],
+                        ),
+                    );
+                    emit(
+                        b,
+                        GradCall::new(
+                            b,
+                            "matmul",
+                            "matmul_grad_rhs_filled",
+                            vec![Value(a), GScalar, DimAxis(out, 1)],
+                        ),
+                    );
                 }
                 (Kind::Array(Some(2)), Kind::Array(Some(2))) => {
                     emit(a, GradCall::new(a, "matmul", "matmul_grad_lhs", vec![GRef, Value(b)]));
@@ -219,35 +275,117 @@ pub fn backward(function: &Function, stmt: &Stmt, is_active: &dyn Fn(ValueId) ->
         Op::Transpose(a) => emit(*a, GradCall::new(*a, "matmul", "transpose_grad", vec![G])),
         Op::Sum(a) => emit(*a, GradCall::new(*a, "reduce", "sum_grad", vec![GScalar, Dim(*a)])),
         Op::Mean(a) => emit(*a, GradCall::new(*a, "reduce", "mean_grad", vec![GScalar, Dim(*a)])),
-        Op::SumAxis(a, axis) => emit(*a, GradCall::new(*a, "reduce", "sum_axis_grad", vec![G, Tokens(axis.clone()), Dim(*a)])),
-        Op::MeanAxis(a, axis) => emit(*a, GradCall::new(*a, "reduce", "mean_axis_grad", vec![G, Tokens(axis.clone()), Dim(*a)])),
-        Op::Softmax(a, axis) => emit(*a, GradCall::new(*a, "softmax", "softmax_grad", vec![G, Value(out), Tokens(axis.clone())])),
-        Op::LogSoftmax(a, axis) => emit(*a, GradCall::new(*a, "softmax", "log_softmax_grad", vec![G, Value(out), Tokens(axis.clone())])),
+        Op::SumAxis(a, axis) => emit(
+            *a,
+            GradCall::new(*a, "reduce", "sum_axis_grad", vec![G, Tokens(axis.clone()), Dim(*a)]),
+        ),
+        Op::MeanAxis(a, axis) => emit(
+            *a,
+            GradCall::new(*a, "reduce", "mean_axis_grad", vec![G, Tokens(axis.clone()), Dim(*a)]),
+        ),
+        Op::Softmax(a, axis) => emit(
+            *a,
+            GradCall::new(*a, "softmax", "softmax_grad", vec![G, Value(out), Tokens(axis.clone())]),
+        ),
+        Op::LogSoftmax(a, axis) => emit(
+            *a,
+            GradCall::new(
+                *a,
+                "softmax",
+                "log_softmax_grad",
+                vec![G, Value(out), Tokens(axis.clone())],
+            ),
+        ),
         Op::Mse(p, t) => {
-            emit(*p, GradCall::new(*p, "loss", "mse_grad_pred", vec![GScalar, Value(*p), Value(*t)]));
-            emit(*t, GradCall::new(*t, "loss", "mse_grad_target", vec![GScalar, Value(*p), Value(*t)]));
+            emit(
+                *p,
+                GradCall::new(*p, "loss", "mse_grad_pred", vec![GScalar, Value(*p), Value(*t)]),
+            );
+            emit(
+                *t,
+                GradCall::new(*t, "loss", "mse_grad_target", vec![GScalar, Value(*p), Value(*t)]),
+            );
         }
         Op::CrossEntropy(logits, labels) => {
-            emit(*logits, GradCall::new(*logits, "loss", "cross_entropy_grad", vec![GScalar, Value(*logits), Tokens(labels.clone())]));
+            emit(
+                *logits,
+                GradCall::new(
+                    *logits,
+                    "loss",
+                    "cross_entropy_grad",
+                    vec![GScalar, Value(*logits), Tokens(labels.clone())],
+                ),
+            );
         }
-        Op::Conv2d { input, weight, bias, stride, padding } => {
+        Op::Conv2d {
+            input,
+            weight,
+            bias,
+            stride,
+            padding,
+        } => {
             let (s, p) = (Tokens(stride.clone()), Tokens(padding.clone()));
             if let Some(b) = bias {
                 emit(*b, GradCall::new(*b, "conv", "conv2d_grad_bias", vec![GRef]));
             }
-            emit(*weight, GradCall::new(*weight, "conv", "conv2d_grad_weight", vec![GRef, Value(*input), Dim(*weight), s.clone(), p.clone()]));
-            emit(*input, GradCall::new(*input, "conv", "conv2d_grad_input", vec![GRef, Value(*weight), Dim(*input), s, p]));
-        }
-        Op::BatchNorm { input, gamma, beta, eps } => {
-            emit(*beta, GradCall::new(*beta, "batch_norm", "batch_norm_grad_beta", vec![GRef]));
-            emit(*gamma, GradCall::new(*gamma, "batch_norm", "batch_norm_grad_gamma", vec![GRef, Value(*input), Tokens(eps.clone())]));
+            emit(
+                *weight,
+                GradCall::new(
+                    *weight,
+                    "conv",
+                    "conv2d_grad_weight",
+                    vec![GRef, Value(*input), Dim(*weight), s.clone(), p.clone()],
+                ),
+            );
             emit(
                 *input,
-                GradCall::new(*input, "batch_norm", "batch_norm_grad_input", vec![GRef, Value(*input), Value(*gamma), Tokens(eps.clone())]),
+                GradCall::new(
+                    *input,
+                    "conv",
+                    "conv2d_grad_input",
+                    vec![GRef, Value(*weight), Dim(*input), s, p],
+                ),
+            );
+        }
+        Op::BatchNorm {
+            input,
+            gamma,
+            beta,
+            eps,
+        } => {
+            emit(
+                *beta,
+                GradCall::new(*beta, "batch_norm", "batch_norm_grad_beta", vec![GRef]),
+            );
+            emit(
+                *gamma,
+                GradCall::new(
+                    *gamma,
+                    "batch_norm",
+                    "batch_norm_grad_gamma",
+                    vec![GRef, Value(*input), Tokens(eps.clone())],
+                ),
+            );
+            emit(
+                *input,
+                GradCall::new(
+                    *input,
+                    "batch_norm",
+                    "batch_norm_grad_input",
+                    vec![GRef, Value(*input), Value(*gamma), Tokens(eps.clone())],
+                ),
             );
         }
         Op::MaxPool2d { input, kernel, stride } => {
-            emit(*input, GradCall::new(*input, "pool", "max_pool2d_grad", vec![GRef, Value(*input), Tokens(kernel.clone()), Tokens(stride.clone())]));
+            emit(
+                *input,
+                GradCall::new(
+                    *input,
+                    "pool",
+                    "max_pool2d_grad",
+                    vec![GRef, Value(*input), Tokens(kernel.clone()), Tokens(stride.clone())],
+                ),
+            );
         }
     }
     Some(calls)

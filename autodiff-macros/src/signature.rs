@@ -31,7 +31,12 @@ impl ParamInfo {
     /// The role of this parameter given whether it is differentiated; `id` is its value.
     pub fn role(&self, id: crate::ir::ValueId, differentiated: bool) -> ParamRole {
         match self.kind {
-            Some(kind) => ParamRole::Value { id, kind, by_ref: self.by_ref, differentiated },
+            Some(kind) => ParamRole::Value {
+                id,
+                kind,
+                by_ref: self.by_ref,
+                differentiated,
+            },
             None => ParamRole::Constant,
         }
     }
@@ -71,7 +76,10 @@ pub fn read(cx: &Ctxt, item: &ItemFn, args: &Args) -> Option<Signature> {
     for input in &sig.inputs {
         match input {
             FnArg::Receiver(receiver) => {
-                cx.error_spanned_by(receiver, "`#[differentiate]` works on free functions, not methods: take the arrays as parameters");
+                cx.error_spanned_by(
+                    receiver,
+                    "`#[differentiate]` works on free functions, not methods: take the arrays as parameters",
+                );
             }
             FnArg::Typed(pat_type) => {
                 let ident = match &*pat_type.pat {
@@ -82,14 +90,20 @@ pub fn read(cx: &Ctxt, item: &ItemFn, args: &Args) -> Option<Signature> {
                         p.ident.clone()
                     }
                     other => {
-                        cx.error_spanned_by(other, "parameters must be plain names (`x: &Array2<f64>`), not patterns");
+                        cx.error_spanned_by(
+                            other,
+                            "parameters must be plain names (`x: &Array2<f64>`), not patterns",
+                        );
                         continue;
                     }
                 };
                 let (inner, by_ref) = match &*pat_type.ty {
                     Type::Reference(r) => {
                         if let Some(m) = &r.mutability {
-                            cx.error_spanned_by(m, "`&mut` parameters are not supported: the function must not mutate its inputs");
+                            cx.error_spanned_by(
+                                m,
+                                "`&mut` parameters are not supported: the function must not mutate its inputs",
+                            );
                         }
                         (&*r.elem, true)
                     }
@@ -102,13 +116,23 @@ pub fn read(cx: &Ctxt, item: &ItemFn, args: &Args) -> Option<Signature> {
                     (Some(Kind::Scalar), true) => None,
                     (k, _) => k,
                 };
-                params.push(ParamInfo { ident, ty: (*pat_type.ty).clone(), kind, by_ref });
+                params.push(ParamInfo {
+                    ident,
+                    ty: (*pat_type.ty).clone(),
+                    kind,
+                    by_ref,
+                });
             }
         }
     }
 
     let wrt = match &args.wrt {
-        None => params.iter().enumerate().filter(|(_, p)| p.kind.is_some()).map(|(i, _)| i).collect(),
+        None => params
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.kind.is_some())
+            .map(|(i, _)| i)
+            .collect(),
         Some(names) => {
             let mut wrt = Vec::new();
             for name in names {
@@ -157,7 +181,12 @@ fn is_float_type(ty: &Type, item: &ItemFn) -> bool {
     let ident = &path.path.segments[0].ident;
     ident == "f32"
         || ident == "f64"
-        || item.sig.generics.params.iter().any(|p| matches!(p, GenericParam::Type(t) if t.ident == *ident))
+        || item
+            .sig
+            .generics
+            .params
+            .iter()
+            .any(|p| matches!(p, GenericParam::Type(t) if t.ident == *ident))
 }
 
 /// The kind of a parameter type: a float scalar, a float array of some rank, or `None` (a constant).
@@ -168,7 +197,9 @@ fn classify(ty: &Type, float_ty: &Type) -> Option<Kind> {
     }
     let Type::Path(path) = ty else { return None };
     let last = path.path.segments.last()?;
-    let syn::PathArguments::AngleBracketed(generic) = &last.arguments else { return None };
+    let syn::PathArguments::AngleBracketed(generic) = &last.arguments else {
+        return None;
+    };
     let types: Vec<&Type> = generic
         .args
         .iter()

@@ -48,8 +48,29 @@ pub fn matmul_chain<F: Float>(a: &Array2<F>, b: &Array2<F>, c: &Array2<F>, d: &A
 /// padding 1, training-mode batch norm (eps 1e-5) over the output channels.
 #[differentiate]
 #[differentiate(wrt(w, bias, gamma, beta), name = conv2d_block_params)]
-pub fn conv2d_block<F: Float>(x: &Array4<F>, w: &Array4<F>, bias: &Array1<F>, gamma: &Array1<F>, beta: &Array1<F>) -> F {
+pub fn conv2d_block<F: Float>(
+    x: &Array4<F>,
+    w: &Array4<F>,
+    bias: &Array1<F>,
+    gamma: &Array1<F>,
+    beta: &Array1<F>,
+) -> F {
     relu(&batch_norm(&conv2d(x, w, Some(bias), 1, 1), gamma, beta, F::of(1e-5))).sum()
+}
+
+/// The plans `#[differentiate]` made for every case, both wrt modes: what
+/// it saves, which backward kernels it calls, which adjoints it eliminated.
+pub fn plans() -> [autodiff::Plan; 8] {
+    [
+        SIMPLE_QUADRATIC_GRAD_PLAN,
+        SIMPLE_QUADRATIC_PARAMS_GRAD_PLAN,
+        SMALL_MLP_GRAD_PLAN,
+        SMALL_MLP_PARAMS_GRAD_PLAN,
+        MATMUL_CHAIN_GRAD_PLAN,
+        MATMUL_CHAIN_PARAMS_GRAD_PLAN,
+        CONV2D_BLOCK_GRAD_PLAN,
+        CONV2D_BLOCK_PARAMS_GRAD_PLAN,
+    ]
 }
 
 /// The four cases, in the published table's order.
@@ -115,11 +136,27 @@ pub enum Shapes {
     /// `x` of `n` elements.
     SimpleQuadratic { n: usize },
     /// `x` batch×inputs, `w1` inputs×hidden, `w2` hidden×outputs.
-    SmallMlp { batch: usize, inputs: usize, hidden: usize, outputs: usize },
+    SmallMlp {
+        batch: usize,
+        inputs: usize,
+        hidden: usize,
+        outputs: usize,
+    },
     /// `A` m×k1, `B` k1×k2, `C` k2×k3, `D` k3×n.
-    MatmulChain { m: usize, k1: usize, k2: usize, k3: usize, n: usize },
+    MatmulChain {
+        m: usize,
+        k1: usize,
+        k2: usize,
+        k3: usize,
+        n: usize,
+    },
     /// `x` batch×channels×size×size, `w` out_channels×channels×3×3.
-    Conv2d { batch: usize, channels: usize, out_channels: usize, size: usize },
+    Conv2d {
+        batch: usize,
+        channels: usize,
+        out_channels: usize,
+        size: usize,
+    },
 }
 
 /// `value · scale`, rounded, at least `min`.
@@ -131,10 +168,28 @@ impl Shapes {
     /// The published shapes, with batch (and conv2d spatial) sizes multiplied by `scale`.
     pub fn published(case: Case, scale: f64) -> Shapes {
         match case {
-            Case::SimpleQuadratic => Shapes::SimpleQuadratic { n: scaled(1000, scale, 1) },
-            Case::SmallMlp => Shapes::SmallMlp { batch: scaled(32, scale, 1), inputs: 784, hidden: 128, outputs: 10 },
-            Case::MatmulChain => Shapes::MatmulChain { m: scaled(64, scale, 1), k1: 128, k2: 256, k3: 512, n: 128 },
-            Case::Conv2d => Shapes::Conv2d { batch: scaled(8, scale, 1), channels: 64, out_channels: 64, size: scaled(56, scale, 3) },
+            Case::SimpleQuadratic => Shapes::SimpleQuadratic {
+                n: scaled(1000, scale, 1),
+            },
+            Case::SmallMlp => Shapes::SmallMlp {
+                batch: scaled(32, scale, 1),
+                inputs: 784,
+                hidden: 128,
+                outputs: 10,
+            },
+            Case::MatmulChain => Shapes::MatmulChain {
+                m: scaled(64, scale, 1),
+                k1: 128,
+                k2: 256,
+                k3: 512,
+                n: 128,
+            },
+            Case::Conv2d => Shapes::Conv2d {
+                batch: scaled(8, scale, 1),
+                channels: 64,
+                out_channels: 64,
+                size: scaled(56, scale, 3),
+            },
         }
     }
 
@@ -143,19 +198,25 @@ impl Shapes {
     pub fn tiny(case: Case) -> Shapes {
         match case {
             Case::SimpleQuadratic => Shapes::SimpleQuadratic { n: 20 },
-            Case::SmallMlp => Shapes::SmallMlp { batch: 4, inputs: 12, hidden: 8, outputs: 3 },
-            Case::MatmulChain => Shapes::MatmulChain { m: 3, k1: 4, k2: 5, k3: 6, n: 2 },
-            Case::Conv2d => Shapes::Conv2d { batch: 2, channels: 3, out_channels: 4, size: 5 },
-        }
-    }
-
-    /// The case these shapes belong to.
-    pub fn case(&self) -> Case {
-        match self {
-            Shapes::SimpleQuadratic { .. } => Case::SimpleQuadratic,
-            Shapes::SmallMlp { .. } => Case::SmallMlp,
-            Shapes::MatmulChain { .. } => Case::MatmulChain,
-            Shapes::Conv2d { .. } => Case::Conv2d,
+            Case::SmallMlp => Shapes::SmallMlp {
+                batch: 4,
+                inputs: 12,
+                hidden: 8,
+                outputs: 3,
+            },
+            Case::MatmulChain => Shapes::MatmulChain {
+                m: 3,
+                k1: 4,
+                k2: 5,
+                k3: 6,
+                n: 2,
+            },
+            Case::Conv2d => Shapes::Conv2d {
+                batch: 2,
+                channels: 3,
+                out_channels: 4,
+                size: 5,
+            },
         }
     }
 
@@ -180,11 +241,28 @@ pub enum Inputs<F> {
     /// Inputs of [`simple_quadratic`].
     SimpleQuadratic { x: Array1<F> },
     /// Inputs of [`small_mlp`].
-    SmallMlp { x: Array2<F>, w1: Array2<F>, b1: Array1<F>, w2: Array2<F>, b2: Array1<F> },
+    SmallMlp {
+        x: Array2<F>,
+        w1: Array2<F>,
+        b1: Array1<F>,
+        w2: Array2<F>,
+        b2: Array1<F>,
+    },
     /// Inputs of [`matmul_chain`].
-    MatmulChain { a: Array2<F>, b: Array2<F>, c: Array2<F>, d: Array2<F> },
+    MatmulChain {
+        a: Array2<F>,
+        b: Array2<F>,
+        c: Array2<F>,
+        d: Array2<F>,
+    },
     /// Inputs of [`conv2d_block`].
-    Conv2d { x: Array4<F>, w: Array4<F>, bias: Array1<F>, gamma: Array1<F>, beta: Array1<F> },
+    Conv2d {
+        x: Array4<F>,
+        w: Array4<F>,
+        bias: Array1<F>,
+        gamma: Array1<F>,
+        beta: Array1<F>,
+    },
 }
 
 /// Uniform in `[-bound, bound)`, from the seeded generator.
@@ -200,8 +278,15 @@ impl Inputs<f64> {
         let mut rng = StdRng::seed_from_u64(seed);
         let rng = &mut rng;
         match shapes {
-            Shapes::SimpleQuadratic { n } => Inputs::SimpleQuadratic { x: uniform(rng, n, 1.0) },
-            Shapes::SmallMlp { batch, inputs, hidden, outputs } => Inputs::SmallMlp {
+            Shapes::SimpleQuadratic { n } => Inputs::SimpleQuadratic {
+                x: uniform(rng, n, 1.0),
+            },
+            Shapes::SmallMlp {
+                batch,
+                inputs,
+                hidden,
+                outputs,
+            } => Inputs::SmallMlp {
                 x: uniform(rng, (batch, inputs), 1.0),
                 w1: uniform(rng, (inputs, hidden), 1.0 / (inputs as f64).sqrt()),
                 b1: uniform(rng, hidden, 0.1),
@@ -214,9 +299,18 @@ impl Inputs<f64> {
                 c: uniform(rng, (k2, k3), 1.0 / (k2 as f64).sqrt()),
                 d: uniform(rng, (k3, n), 1.0 / (k3 as f64).sqrt()),
             },
-            Shapes::Conv2d { batch, channels, out_channels, size } => Inputs::Conv2d {
+            Shapes::Conv2d {
+                batch,
+                channels,
+                out_channels,
+                size,
+            } => Inputs::Conv2d {
                 x: uniform(rng, (batch, channels, size, size), 1.0),
-                w: uniform(rng, (out_channels, channels, 3, 3), 1.0 / ((channels * 9) as f64).sqrt()),
+                w: uniform(
+                    rng,
+                    (out_channels, channels, 3, 3),
+                    1.0 / ((channels * 9) as f64).sqrt(),
+                ),
                 bias: uniform(rng, out_channels, 0.1),
                 gamma: Array1::from_shape_simple_fn(out_channels, || 1.0 + rng.gen_range(-0.2..0.2)),
                 beta: uniform(rng, out_channels, 0.1),
@@ -231,11 +325,32 @@ impl Inputs<f64> {
         let c4 = |a: &Array4<f64>| a.mapv(G::of);
         match self {
             Inputs::SimpleQuadratic { x } => Inputs::SimpleQuadratic { x: c1(x) },
-            Inputs::SmallMlp { x, w1, b1, w2, b2 } => Inputs::SmallMlp { x: c2(x), w1: c2(w1), b1: c1(b1), w2: c2(w2), b2: c1(b2) },
-            Inputs::MatmulChain { a, b, c, d } => Inputs::MatmulChain { a: c2(a), b: c2(b), c: c2(c), d: c2(d) },
-            Inputs::Conv2d { x, w, bias, gamma, beta } => {
-                Inputs::Conv2d { x: c4(x), w: c4(w), bias: c1(bias), gamma: c1(gamma), beta: c1(beta) }
-            }
+            Inputs::SmallMlp { x, w1, b1, w2, b2 } => Inputs::SmallMlp {
+                x: c2(x),
+                w1: c2(w1),
+                b1: c1(b1),
+                w2: c2(w2),
+                b2: c1(b2),
+            },
+            Inputs::MatmulChain { a, b, c, d } => Inputs::MatmulChain {
+                a: c2(a),
+                b: c2(b),
+                c: c2(c),
+                d: c2(d),
+            },
+            Inputs::Conv2d {
+                x,
+                w,
+                bias,
+                gamma,
+                beta,
+            } => Inputs::Conv2d {
+                x: c4(x),
+                w: c4(w),
+                bias: c1(bias),
+                gamma: c1(gamma),
+                beta: c1(beta),
+            },
         }
     }
 }
@@ -273,7 +388,13 @@ impl<F: Float> Inputs<F> {
                 ("c", c.clone().into_dyn()),
                 ("d", d.clone().into_dyn()),
             ],
-            Inputs::Conv2d { x, w, bias, gamma, beta } => vec![
+            Inputs::Conv2d {
+                x,
+                w,
+                bias,
+                gamma,
+                beta,
+            } => vec![
                 ("x", x.clone().into_dyn()),
                 ("w", w.clone().into_dyn()),
                 ("bias", bias.clone().into_dyn()),
@@ -288,15 +409,20 @@ impl<F: Float> Inputs<F> {
     ///
     /// # Panics
     /// If the count or a rank does not match the case.
-    pub fn from_dyn(&self, arrays: &[ArrayD<F>]) -> Inputs<F> {
+    pub fn with_arrays(&self, arrays: &[ArrayD<F>]) -> Inputs<F> {
         fn fix<F: Float, D: Dimension>(a: &ArrayD<F>) -> Array<F, D> {
             let shape = a.shape().to_vec();
-            a.clone()
-                .into_dimensionality::<D>()
-                .unwrap_or_else(|_| panic!("Inputs::from_dyn: array of shape {shape:?} has the wrong rank for its input"))
+            a.clone().into_dimensionality::<D>().unwrap_or_else(|_| {
+                panic!("Inputs::with_arrays: array of shape {shape:?} has the wrong rank for its input")
+            })
         }
         let n = self.to_dyn().len();
-        assert_eq!(arrays.len(), n, "Inputs::from_dyn: expected {n} arrays, got {}", arrays.len());
+        assert_eq!(
+            arrays.len(),
+            n,
+            "Inputs::with_arrays: expected {n} arrays, got {}",
+            arrays.len()
+        );
         match self {
             Inputs::SimpleQuadratic { .. } => Inputs::SimpleQuadratic { x: fix(&arrays[0]) },
             Inputs::SmallMlp { .. } => Inputs::SmallMlp {
@@ -306,9 +432,12 @@ impl<F: Float> Inputs<F> {
                 w2: fix(&arrays[3]),
                 b2: fix(&arrays[4]),
             },
-            Inputs::MatmulChain { .. } => {
-                Inputs::MatmulChain { a: fix(&arrays[0]), b: fix(&arrays[1]), c: fix(&arrays[2]), d: fix(&arrays[3]) }
-            }
+            Inputs::MatmulChain { .. } => Inputs::MatmulChain {
+                a: fix(&arrays[0]),
+                b: fix(&arrays[1]),
+                c: fix(&arrays[2]),
+                d: fix(&arrays[3]),
+            },
             Inputs::Conv2d { .. } => Inputs::Conv2d {
                 x: fix(&arrays[0]),
                 w: fix(&arrays[1]),
@@ -335,12 +464,13 @@ impl<F: Float> Inputs<F> {
             Inputs::SimpleQuadratic { x } => simple_quadratic(x),
             Inputs::SmallMlp { x, w1, b1, w2, b2 } => small_mlp(x, w1, b1, w2, b2),
             Inputs::MatmulChain { a, b, c, d } => matmul_chain(a, b, c, d),
-            Inputs::Conv2d { x, w, bias, gamma, beta } => conv2d_block(x, w, bias, gamma, beta),
+            Inputs::Conv2d {
+                x,
+                w,
+                bias,
+                gamma,
+                beta,
+            } => conv2d_block(x, w, bias, gamma, beta),
         }
-    }
-
-    /// Total bytes of the inputs.
-    pub fn bytes(&self) -> usize {
-        self.to_dyn().iter().map(|(_, a)| a.len()).sum::<usize>() * std::mem::size_of::<F>()
     }
 }

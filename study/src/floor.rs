@@ -86,13 +86,30 @@ pub fn small_mlp_forward<'a, F: Float>(
     let p = binary::add(&o, b2);
     drop(o);
     let loss = reduce::sum(&p);
-    (loss, MlpSaved { x, w1, w2, b1_len: b1.len(), b2_len: b2.len(), r })
+    (
+        loss,
+        MlpSaved {
+            x,
+            w1,
+            w2,
+            b1_len: b1.len(),
+            b2_len: b2.len(),
+            r,
+        },
+    )
 }
 
 /// Floor backward of `small_mlp`; gradients in the order of
 /// `Inputs::wrt_names` (`x` first when `wrt` is `All`).
 pub fn small_mlp_backward<F: Float>(saved: MlpSaved<'_, F>, seed: F, wrt: Wrt) -> Vec<ArrayD<F>> {
-    let MlpSaved { x, w1, w2, b1_len, b2_len, r } = saved;
+    let MlpSaved {
+        x,
+        w1,
+        w2,
+        b1_len,
+        b2_len,
+        r,
+    } = saved;
     let (batch, outputs) = (r.nrows(), w2.ncols());
     // The adjoint of `p = o + b2` is `seed` everywhere: b2 gets it summed over
     // the batch, and both products with it need only row/column sums.

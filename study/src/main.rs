@@ -68,6 +68,9 @@ struct Args {
     /// Output directory for the JSON and the SVG plots.
     #[arg(long, default_value = "results")]
     out: PathBuf,
+    /// Print the plans `#[differentiate]` made for the four cases, then exit.
+    #[arg(long)]
+    show_plans: bool,
     /// Parts to skip: depth, stability, accuracy, plots.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
@@ -75,6 +78,12 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
+    if args.show_plans {
+        for plan in cases::plans() {
+            println!("{plan}\n");
+        }
+        return;
+    }
     let scale = args.scale.unwrap_or(if args.quick { 0.125 } else { 1.0 });
     let reps = args.reps.unwrap_or(if args.quick { 3 } else { 20 }).max(1);
     let budget = Budget {
@@ -82,14 +91,22 @@ fn main() {
         reps,
         max_time: Duration::from_secs(if args.quick { 1 } else { 15 }),
     };
-    let (max_depth, max_layers) = if args.quick { (1000, 8) } else { (usize::MAX, usize::MAX) };
+    let (max_depth, max_layers) = if args.quick {
+        (1000, 8)
+    } else {
+        (usize::MAX, usize::MAX)
+    };
     let skip = |part: &str| args.skip.iter().any(|s| s == part);
 
     let selected: Vec<Case> = match &args.cases {
         None => Case::ALL.to_vec(),
         Some(names) => names
             .iter()
-            .map(|n| Case::from_name(n).unwrap_or_else(|| panic!("--cases: unknown case `{n}` (known: simple_quadratic, small_mlp, matmul_chain, conv2d)")))
+            .map(|n| {
+                Case::from_name(n).unwrap_or_else(|| {
+                    panic!("--cases: unknown case `{n}` (known: simple_quadratic, small_mlp, matmul_chain, conv2d)")
+                })
+            })
             .collect(),
     };
     let dtypes: Vec<&str> = match args.dtype.as_str() {
@@ -100,9 +117,8 @@ fn main() {
     autodiff::runtime::kernels::gemm::set_num_threads(args.threads);
     std::fs::create_dir_all(&args.out).unwrap_or_else(|e| panic!("cannot create {}: {e}", args.out.display()));
 
-    let units = dtypes.len() * selected.len() * 2
-        + if skip("depth") { 0 } else { 11 }
-        + if skip("stability") { 0 } else { 1 };
+    let units =
+        dtypes.len() * selected.len() * 2 + if skip("depth") { 0 } else { 11 } + if skip("stability") { 0 } else { 1 };
     let progress = ProgressBar::new(units as u64);
     progress.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
@@ -122,8 +138,16 @@ fn main() {
         let shapes = Shapes::published(*case, scale);
         let inputs = Inputs::random(shapes, SEED);
         for wrt in Wrt::BOTH {
-            let fd = if skip("accuracy") { Vec::new() } else { accuracy::fd_errors(*case, wrt) };
-            let f32_f64 = if skip("accuracy") { Vec::new() } else { accuracy::f32_vs_f64(&inputs, wrt) };
+            let fd = if skip("accuracy") {
+                Vec::new()
+            } else {
+                accuracy::fd_errors(*case, wrt)
+            };
+            let f32_f64 = if skip("accuracy") {
+                Vec::new()
+            } else {
+                accuracy::f32_vs_f64(&inputs, wrt)
+            };
             for dtype in &dtypes {
                 progress.set_message(format!("{} wrt {} {dtype}", case.name(), wrt.name()));
                 let mut row = match *dtype {
@@ -153,7 +177,10 @@ fn main() {
             progress.inc(1);
         });
         if depth::deepest_chain() < 10000 {
-            progress.println(format!("note: chains capped at depth {} in this build (STUDY_MAX_DEPTH)", depth::deepest_chain()));
+            progress.println(format!(
+                "note: chains capped at depth {} in this build (STUDY_MAX_DEPTH)",
+                depth::deepest_chain()
+            ));
         }
     }
     if !skip("stability") {
@@ -165,10 +192,18 @@ fn main() {
 
     let torch = pytorch::load(&args.out);
     let json = args.out.join("autograd_results.json");
-    results.write(&json).unwrap_or_else(|e| panic!("cannot write {}: {e}", json.display()));
+    results
+        .write(&json)
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", json.display()));
 
-    println!("Static (#[differentiate]) vs dynamic tape, measured on {}", results.machine);
-    println!("{}, {} thread(s), scale {scale}, {} repetitions after warm-up", results.date, results.threads, budget.reps);
+    println!(
+        "Static (#[differentiate]) vs dynamic tape, measured on {}",
+        results.machine
+    );
+    println!(
+        "{}, {} thread(s), scale {scale}, {} repetitions after warm-up",
+        results.date, results.threads, budget.reps
+    );
     println!("{}", torch.note);
     for dtype in &dtypes {
         for wrt in Wrt::BOTH {
@@ -216,7 +251,12 @@ fn run_case<F: Float>(inputs: &Inputs<F>, wrt: Wrt, budget: Budget, progress: &P
     }
     let memories: Vec<_> = runs.iter_mut().map(|(_, run)| (run.memory)()).collect();
 
-    let mut row = CaseResult { name: inputs.case().name().to_string(), wrt: wrt.name().to_string(), dtype: F::NAME.to_string(), ..CaseResult::default() };
+    let mut row = CaseResult {
+        name: inputs.case().name().to_string(),
+        wrt: wrt.name().to_string(),
+        dtype: F::NAME.to_string(),
+        ..CaseResult::default()
+    };
     for (i, (mode, _)) in runs.iter().enumerate() {
         let mode: &Mode = mode;
         row.modes.insert(
@@ -240,16 +280,28 @@ fn run_case<F: Float>(inputs: &Inputs<F>, wrt: Wrt, budget: Budget, progress: &P
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|text| text.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".to_string());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    format!("{cpu}, {cores} cores, {} {}", std::env::consts::OS, std::env::consts::ARCH)
+    format!(
+        "{cpu}, {cores} cores, {} {}",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
 }
 
 /// The current UTC time as `YYYY-MM-DD HH:MM UTC` (days-to-civil conversion, so
 /// no date crate is needed).
 fn utc_now() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
     let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
@@ -261,5 +313,9 @@ fn utc_now() -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02} UTC", rem / 3600, (rem % 3600) / 60)
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
+        rem / 3600,
+        (rem % 3600) / 60
+    )
 }

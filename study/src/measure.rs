@@ -36,8 +36,17 @@ impl Stats {
         }
         samples.sort_by(f64::total_cmp);
         let n = samples.len();
-        let median = if n % 2 == 1 { samples[n / 2] } else { 0.5 * (samples[n / 2 - 1] + samples[n / 2]) };
-        Stats { median, min: samples[0], max: samples[n - 1], samples: n }
+        let median = if n % 2 == 1 {
+            samples[n / 2]
+        } else {
+            0.5 * (samples[n / 2 - 1] + samples[n / 2])
+        };
+        Stats {
+            median,
+            min: samples[0],
+            max: samples[n - 1],
+            samples: n,
+        }
     }
 }
 
@@ -114,7 +123,10 @@ impl MemoryProbe {
     /// Opens a new measurement window at the current heap size.
     pub fn start() -> MemoryProbe {
         alloc::reset_peak();
-        MemoryProbe { baseline: alloc::current_bytes(), held: 0 }
+        MemoryProbe {
+            baseline: alloc::current_bytes(),
+            held: 0,
+        }
     }
 
     /// Records the bytes live now, above the baseline.
@@ -159,7 +171,11 @@ mod tests {
                 Duration::from_micros(4)
             }),
         ];
-        let budget = Budget { warmup: 1, reps: 5, max_time: Duration::from_secs(1) };
+        let budget = Budget {
+            warmup: 1,
+            reps: 5,
+            max_time: Duration::from_secs(1),
+        };
         let stats = interleaved(&mut samplers, budget, || {});
         drop(samplers);
         assert_eq!(calls, [6, 6]);

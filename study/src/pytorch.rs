@@ -12,8 +12,6 @@ pub struct Torch {
     pub rows: TorchRows,
     /// A one-line note for stdout: where the numbers came from, or why there are none.
     pub note: String,
-    /// The machine and thread count the script ran with.
-    pub machine: Option<(String, usize, String)>,
 }
 
 /// Reads `pytorch_results.json` from `dir`.
@@ -26,11 +24,13 @@ pub fn load(dir: &Path) -> Torch {
                 "PyTorch: no {} (run `python benches/pytorch/bench_torch.py` to add its columns); continuing without.",
                 path.display()
             ),
-            machine: None,
         };
     }
     match Results::read(&path) {
-        Err(e) => Torch { rows: TorchRows::new(), note: format!("PyTorch: could not read {e}; continuing without."), machine: None },
+        Err(e) => Torch {
+            rows: TorchRows::new(),
+            note: format!("PyTorch: could not read {e}; continuing without."),
+        },
         Ok(results) => {
             let mut rows = TorchRows::new();
             for case in &results.cases {
@@ -47,7 +47,6 @@ pub fn load(dir: &Path) -> Torch {
                     results.threads,
                     results.date
                 ),
-                machine: Some((results.machine, results.threads, results.date)),
                 rows,
             }
         }

@@ -151,20 +151,37 @@ pub type TorchRows = BTreeMap<(String, String), ModeResult>;
 /// The two published tables (Backward Pass Time, Peak Memory Usage) and the
 /// accuracy table, for one float type and wrt mode, as text.
 pub fn tables(results: &Results, dtype: &str, wrt: &str, torch: &TorchRows) -> String {
-    let rows: Vec<&CaseResult> = results.cases.iter().filter(|c| c.dtype == dtype && c.wrt == wrt).collect();
+    let rows: Vec<&CaseResult> = results
+        .cases
+        .iter()
+        .filter(|c| c.dtype == dtype && c.wrt == wrt)
+        .collect();
     if rows.is_empty() {
         return String::new();
     }
-    let with_torch = rows.iter().any(|c| torch.contains_key(&(c.name.clone(), c.wrt.clone()))) && dtype == "f32";
+    let with_torch = rows
+        .iter()
+        .any(|c| torch.contains_key(&(c.name.clone(), c.wrt.clone())))
+        && dtype == "f32";
     let mut out = String::new();
-    let wrt_words = if wrt == "all" { "gradients w.r.t. every input (as published)" } else { "gradients w.r.t. parameters only" };
+    let wrt_words = if wrt == "all" {
+        "gradients w.r.t. every input (as published)"
+    } else {
+        "gradients w.r.t. parameters only"
+    };
     let _ = writeln!(out, "\n== {dtype}, {} thread(s), {wrt_words} ==", results.threads);
     for row in &rows {
         let _ = writeln!(out, "  {:<17} {}", row.name, row.shapes);
     }
 
     let get = |row: &CaseResult, mode: &str| row.modes.get(mode).cloned();
-    let torch_of = |row: &CaseResult| if with_torch { torch.get(&(row.name.clone(), row.wrt.clone())).cloned() } else { None };
+    let torch_of = |row: &CaseResult| {
+        if with_torch {
+            torch.get(&(row.name.clone(), row.wrt.clone())).cloned()
+        } else {
+            None
+        }
+    };
 
     // Backward Pass Time.
     let _ = writeln!(out, "\nBackward Pass Time (median of backward alone; [min–max])");
@@ -179,16 +196,40 @@ pub fn tables(results: &Results, dtype: &str, wrt: &str, torch: &TorchRows) -> S
     let _ = write!(header, " {:>13}", "static/floor");
     let _ = writeln!(out, "{header}");
     for row in &rows {
-        let (Some(s), Some(t), Some(f)) = (get(row, "static"), get(row, "tape"), get(row, "floor")) else { continue };
-        let spread = |m: &ModeResult| format!("{} [{}–{}]", fmt_us(m.backward_us.median), fmt_us(m.backward_us.min), fmt_us(m.backward_us.max));
+        let (Some(s), Some(t), Some(f)) = (get(row, "static"), get(row, "tape"), get(row, "floor")) else {
+            continue;
+        };
+        let spread = |m: &ModeResult| {
+            format!(
+                "{} [{}–{}]",
+                fmt_us(m.backward_us.median),
+                fmt_us(m.backward_us.min),
+                fmt_us(m.backward_us.max)
+            )
+        };
         let mut line = format!("{:<17} {:>24} {:>24}", row.name, spread(&s), spread(&t));
         let p = torch_of(row);
         if with_torch {
-            let _ = write!(line, " {:>12}", p.as_ref().map(|p| fmt_us(p.backward_us.median)).unwrap_or("–".into()));
+            let _ = write!(
+                line,
+                " {:>12}",
+                p.as_ref().map(|p| fmt_us(p.backward_us.median)).unwrap_or("–".into())
+            );
         }
-        let _ = write!(line, " {:>10} {:>12}", fmt_us(f.backward_us.median), fmt_ratio(t.backward_us.median, s.backward_us.median));
+        let _ = write!(
+            line,
+            " {:>10} {:>12}",
+            fmt_us(f.backward_us.median),
+            fmt_ratio(t.backward_us.median, s.backward_us.median)
+        );
         if with_torch {
-            let _ = write!(line, " {:>14}", p.as_ref().map(|p| fmt_ratio(p.backward_us.median, s.backward_us.median)).unwrap_or("–".into()));
+            let _ = write!(
+                line,
+                " {:>14}",
+                p.as_ref()
+                    .map(|p| fmt_ratio(p.backward_us.median, s.backward_us.median))
+                    .unwrap_or("–".into())
+            );
         }
         let _ = write!(line, " {:>13}", fmt_ratio(s.backward_us.median, f.backward_us.median));
         let _ = writeln!(out, "{line}");
@@ -199,25 +240,52 @@ pub fn tables(results: &Results, dtype: &str, wrt: &str, torch: &TorchRows) -> S
     let _ = writeln!(out, "{:<17} {:>22} {:>22} {:>22}", "case", "static", "tape", "floor");
     for row in &rows {
         let cell = |m: Option<ModeResult>| {
-            m.map(|m| format!("{} / {}", fmt_us(m.forward_us.median), fmt_us(m.forward_backward_us.median))).unwrap_or("–".into())
+            m.map(|m| {
+                format!(
+                    "{} / {}",
+                    fmt_us(m.forward_us.median),
+                    fmt_us(m.forward_backward_us.median)
+                )
+            })
+            .unwrap_or("–".into())
         };
-        let _ = writeln!(out, "{:<17} {:>22} {:>22} {:>22}", row.name, cell(get(row, "static")), cell(get(row, "tape")), cell(get(row, "floor")));
+        let _ = writeln!(
+            out,
+            "{:<17} {:>22} {:>22} {:>22}",
+            row.name,
+            cell(get(row, "static")),
+            cell(get(row, "tape")),
+            cell(get(row, "floor"))
+        );
     }
 
     // Peak Memory Usage.
-    let _ = writeln!(out, "\nPeak Memory Usage (heap over forward+backward above the inputs; held = live between forward and backward)");
+    let _ = writeln!(
+        out,
+        "\nPeak Memory Usage (heap over forward+backward above the inputs; held = live between forward and backward)"
+    );
     let mut header = format!("{:<17} {:>22} {:>22}", "case", "static peak / held", "tape peak / held");
     if with_torch {
         let _ = write!(header, " {:>13}", "PyTorch saved");
     }
-    let _ = write!(header, " {:>22} {:>12} {:>12}", "floor peak / held", "tape/static", "static/floor");
+    let _ = write!(
+        header,
+        " {:>22} {:>12} {:>12}",
+        "floor peak / held", "tape/static", "static/floor"
+    );
     let _ = writeln!(out, "{header}");
     for row in &rows {
-        let (Some(s), Some(t), Some(f)) = (get(row, "static"), get(row, "tape"), get(row, "floor")) else { continue };
+        let (Some(s), Some(t), Some(f)) = (get(row, "static"), get(row, "tape"), get(row, "floor")) else {
+            continue;
+        };
         let pair = |m: &ModeResult| format!("{} / {}", fmt_bytes(m.peak_bytes), fmt_bytes(m.held_bytes));
         let mut line = format!("{:<17} {:>22} {:>22}", row.name, pair(&s), pair(&t));
         if with_torch {
-            let _ = write!(line, " {:>13}", torch_of(row).map(|p| fmt_bytes(p.held_bytes)).unwrap_or("–".into()));
+            let _ = write!(
+                line,
+                " {:>13}",
+                torch_of(row).map(|p| fmt_bytes(p.held_bytes)).unwrap_or("–".into())
+            );
         }
         let _ = write!(
             line,
@@ -230,14 +298,31 @@ pub fn tables(results: &Results, dtype: &str, wrt: &str, torch: &TorchRows) -> S
     }
 
     // Accuracy.
-    let _ = writeln!(out, "\nAccuracy (worst relative error: vs finite differences in f64 at reduced shapes | f32 vs f64 | vs static)");
+    let _ = writeln!(
+        out,
+        "\nAccuracy (worst relative error: vs finite differences in f64 at reduced shapes | f32 vs f64 | vs static)"
+    );
     let _ = writeln!(out, "{:<17} {:>28} {:>28} {:>28}", "case", "static", "tape", "floor");
     for row in &rows {
         let cell = |m: Option<ModeResult>| {
-            m.map(|m| format!("{} | {} | {}", fmt_err(m.max_rel_err_fd), fmt_err(m.max_rel_err_f32_vs_f64), fmt_err(m.max_rel_err_vs_static)))
-                .unwrap_or("–".into())
+            m.map(|m| {
+                format!(
+                    "{} | {} | {}",
+                    fmt_err(m.max_rel_err_fd),
+                    fmt_err(m.max_rel_err_f32_vs_f64),
+                    fmt_err(m.max_rel_err_vs_static)
+                )
+            })
+            .unwrap_or("–".into())
         };
-        let _ = writeln!(out, "{:<17} {:>28} {:>28} {:>28}", row.name, cell(get(row, "static")), cell(get(row, "tape")), cell(get(row, "floor")));
+        let _ = writeln!(
+            out,
+            "{:<17} {:>28} {:>28} {:>28}",
+            row.name,
+            cell(get(row, "static")),
+            cell(get(row, "tape")),
+            cell(get(row, "floor"))
+        );
     }
     out
 }
@@ -248,7 +333,10 @@ pub fn depth_table(depth: &[DepthResult]) -> String {
     if depth.is_empty() {
         return out;
     }
-    let _ = writeln!(out, "\nGraph depth (f32; backward alone; per node = divided by the op count)");
+    let _ = writeln!(
+        out,
+        "\nGraph depth (f32; backward alone; per node = divided by the op count)"
+    );
     let _ = writeln!(
         out,
         "{:<11} {:>6} {:>6} | {:>10} {:>9} {:>10} | {:>10} {:>9} {:>10} | {:>11}",
@@ -258,7 +346,9 @@ pub fn depth_table(depth: &[DepthResult]) -> String {
     keys.dedup();
     for (kind, d) in keys {
         let find = |mode: &str| depth.iter().find(|r| r.kind == kind && r.depth == d && r.mode == mode);
-        let (Some(s), Some(t)) = (find("static"), find("tape")) else { continue };
+        let (Some(s), Some(t)) = (find("static"), find("tape")) else {
+            continue;
+        };
         let _ = writeln!(
             out,
             "{:<11} {:>6} {:>6} | {:>10} {:>9.1} {:>10.1} | {:>10} {:>9.1} {:>10.1} | {:>11}",
@@ -283,8 +373,15 @@ pub fn stability_table(rows: &[StabilityResult]) -> String {
     if rows.is_empty() {
         return out;
     }
-    let _ = writeln!(out, "\nGradient stability (finite? and worst relative error vs the static f64 gradient)");
-    let _ = writeln!(out, "{:<17} {:<7} {:<4} {:>12} {:>6} {:>6} {:>11} {:>11}  input", "test", "mode", "type", "value", "v ok", "g ok", "max |g|", "err vs f64");
+    let _ = writeln!(
+        out,
+        "\nGradient stability (finite? and worst relative error vs the static f64 gradient)"
+    );
+    let _ = writeln!(
+        out,
+        "{:<17} {:<7} {:<4} {:>12} {:>6} {:>6} {:>11} {:>11}  input",
+        "test", "mode", "type", "value", "v ok", "g ok", "max |g|", "err vs f64"
+    );
     for r in rows {
         let _ = writeln!(
             out,
@@ -303,12 +400,20 @@ pub fn stability_table(rows: &[StabilityResult]) -> String {
     out
 }
 
-const MODE_COLORS: [(&str, RGBColor); 4] =
-    [("static", RGBColor(31, 119, 180)), ("tape", RGBColor(255, 127, 14)), ("pytorch", RGBColor(44, 160, 44)), ("floor", RGBColor(127, 127, 127))];
+const MODE_COLORS: [(&str, RGBColor); 4] = [
+    ("static", RGBColor(31, 119, 180)),
+    ("tape", RGBColor(255, 127, 14)),
+    ("pytorch", RGBColor(44, 160, 44)),
+    ("floor", RGBColor(127, 127, 127)),
+];
 
 /// A grouped bar chart on a log axis: one group per case, one bar per mode.
 fn bar_chart(path: &Path, title: &str, y_label: &str, groups: &[(String, Vec<(&str, f64)>)]) -> Result<(), String> {
-    let values: Vec<f64> = groups.iter().flat_map(|(_, bars)| bars.iter().map(|b| b.1)).filter(|v| *v > 0.0).collect();
+    let values: Vec<f64> = groups
+        .iter()
+        .flat_map(|(_, bars)| bars.iter().map(|b| b.1))
+        .filter(|v| *v > 0.0)
+        .collect();
     if values.is_empty() {
         return Ok(());
     }
@@ -347,7 +452,10 @@ fn bar_chart(path: &Path, title: &str, y_label: &str, groups: &[(String, Vec<(&s
                 let width = 0.8 / n;
                 let x0 = g as f64 + 0.1 + k as f64 * width;
                 if bars[k].1 > 0.0 {
-                    rects.push(Rectangle::new([(x0, lo), (x0 + width * 0.9, bars[k].1)], color.filled()));
+                    rects.push(Rectangle::new(
+                        [(x0, lo), (x0 + width * 0.9, bars[k].1)],
+                        color.filled(),
+                    ));
                 }
             }
         }
@@ -360,13 +468,28 @@ fn bar_chart(path: &Path, title: &str, y_label: &str, groups: &[(String, Vec<(&s
             .label(mode)
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|e| e.to_string())?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
     root.present().map_err(|e| e.to_string())
 }
 
 /// Log–log lines of a per-node quantity against depth, one per (kind, mode).
-fn depth_chart(path: &Path, title: &str, y_label: &str, depth: &[DepthResult], value: impl Fn(&DepthResult) -> f64) -> Result<(), String> {
-    let points: Vec<(f64, f64)> = depth.iter().map(|d| (d.depth as f64, value(d))).filter(|p| p.1 > 0.0).collect();
+fn depth_chart(
+    path: &Path,
+    title: &str,
+    y_label: &str,
+    depth: &[DepthResult],
+    value: impl Fn(&DepthResult) -> f64,
+) -> Result<(), String> {
+    let points: Vec<(f64, f64)> = depth
+        .iter()
+        .map(|d| (d.depth as f64, value(d)))
+        .filter(|p| p.1 > 0.0)
+        .collect();
     if points.is_empty() {
         return Ok(());
     }
@@ -382,7 +505,12 @@ fn depth_chart(path: &Path, title: &str, y_label: &str, depth: &[DepthResult], v
         .y_label_area_size(80)
         .build_cartesian_2d((0.5..x_hi).log_scale(), (y_lo..y_hi).log_scale())
         .map_err(|e| e.to_string())?;
-    chart.configure_mesh().x_desc("depth (chain length or MLP layers)").y_desc(y_label).draw().map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .x_desc("depth (chain length or MLP layers)")
+        .y_desc(y_label)
+        .draw()
+        .map_err(|e| e.to_string())?;
     for kind in ["tanh_chain", "mlp"] {
         for (mode, color) in MODE_COLORS {
             let series: Vec<(f64, f64)> = depth
@@ -394,16 +522,27 @@ fn depth_chart(path: &Path, title: &str, y_label: &str, depth: &[DepthResult], v
             if series.is_empty() {
                 continue;
             }
-            let style = if kind == "mlp" { color.stroke_width(1) } else { color.stroke_width(3) };
+            let style = if kind == "mlp" {
+                color.stroke_width(1)
+            } else {
+                color.stroke_width(3)
+            };
             chart
                 .draw_series(LineSeries::new(series.clone(), style))
                 .map_err(|e| e.to_string())?
                 .label(format!("{mode} {kind}"))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-            chart.draw_series(series.into_iter().map(|p| Circle::new(p, 3, color.filled()))).map_err(|e| e.to_string())?;
+            chart
+                .draw_series(series.into_iter().map(|p| Circle::new(p, 3, color.filled())))
+                .map_err(|e| e.to_string())?;
         }
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw().map_err(|e| e.to_string())?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| e.to_string())?;
     root.present().map_err(|e| e.to_string())
 }
 
@@ -417,7 +556,11 @@ pub fn plots(results: &Results, torch: &TorchRows, dir: &Path) -> Result<Vec<Str
     };
     for dtype in &dtypes {
         for wrt in ["all", "params"] {
-            let rows: Vec<&CaseResult> = results.cases.iter().filter(|c| &c.dtype == dtype && c.wrt == wrt).collect();
+            let rows: Vec<&CaseResult> = results
+                .cases
+                .iter()
+                .filter(|c| &c.dtype == dtype && c.wrt == wrt)
+                .collect();
             if rows.is_empty() {
                 continue;
             }
@@ -462,13 +605,21 @@ pub fn plots(results: &Results, torch: &TorchRows, dir: &Path) -> Result<Vec<Str
         }
     }
     if !results.depth.is_empty() {
-        depth_chart(&dir.join("depth_time_per_node.svg"), "Backward time per node vs depth", "ns per node (log)", &results.depth, |d| {
-            d.backward_ns_per_node
-        })?;
+        depth_chart(
+            &dir.join("depth_time_per_node.svg"),
+            "Backward time per node vs depth",
+            "ns per node (log)",
+            &results.depth,
+            |d| d.backward_ns_per_node,
+        )?;
         written.push("depth_time_per_node.svg".into());
-        depth_chart(&dir.join("depth_bytes_per_node.svg"), "Held bytes per node vs depth", "bytes per node (log)", &results.depth, |d| {
-            d.held_bytes_per_node
-        })?;
+        depth_chart(
+            &dir.join("depth_bytes_per_node.svg"),
+            "Held bytes per node vs depth",
+            "bytes per node (log)",
+            &results.depth,
+            |d| d.held_bytes_per_node,
+        )?;
         written.push("depth_bytes_per_node.svg".into());
     }
     Ok(written)

@@ -14,7 +14,6 @@
 use autodiff::ndarray::{ArrayD, Ix1, Ix2, Ix4};
 use autodiff::runtime::tape::Tape;
 use autodiff::Float;
-use num_traits::ToPrimitive;
 
 use crate::cases::*;
 use crate::floor;
@@ -32,9 +31,6 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// Every mode, in column order.
-    pub const ALL: [Mode; 3] = [Mode::Static, Mode::Tape, Mode::Floor];
-
     /// `"static"`, `"tape"` or `"floor"`.
     pub fn name(self) -> &'static str {
         match self {
@@ -74,18 +70,18 @@ macro_rules! static_mode {
         ModeRun {
             forward: Box::new(move || {
                 let (out, elapsed) = time(|| $forward($($arg),*));
-                drop(out);
+                std::hint::black_box(out);
                 elapsed
             }),
             backward: Box::new(move || {
                 let (_, ctx) = $forward($($arg),*);
                 let (grads, elapsed) = time(move || $backward(ctx, <$F>::one()));
-                drop(grads);
+                std::hint::black_box(grads);
                 elapsed
             }),
             forward_backward: Box::new(move || {
                 let (out, elapsed) = time(|| $grad($($arg),*));
-                drop(out);
+                std::hint::black_box(out);
                 elapsed
             }),
             memory: Box::new(move || {
@@ -95,7 +91,7 @@ macro_rules! static_mode {
                 let reported = ctx.held_bytes();
                 let grads = $backward(ctx, <$F>::one());
                 let memory = probe.finish(reported);
-                drop((value, grads));
+                std::hint::black_box((value, grads));
                 memory
             }),
             gradients: Box::new(move || {
@@ -117,7 +113,7 @@ macro_rules! tape_mode {
                     $(let $arg = tape.$kind($arg);)*
                     $on_tape($(&$arg),*)
                 });
-                drop(out);
+                std::hint::black_box(out);
                 elapsed
             }),
             backward: Box::new(move || {
@@ -125,7 +121,7 @@ macro_rules! tape_mode {
                 $(let $arg = tape.$kind($arg);)*
                 let y = $on_tape($(&$arg),*);
                 let (grads, elapsed) = time(|| tape.backward(&y));
-                drop(grads);
+                std::hint::black_box(grads);
                 elapsed
             }),
             forward_backward: Box::new(move || {
@@ -135,7 +131,7 @@ macro_rules! tape_mode {
                     let y = $on_tape($(&$arg),*);
                     tape.backward(&y)
                 });
-                drop(grads);
+                std::hint::black_box(grads);
                 elapsed
             }),
             memory: Box::new(move || {
@@ -147,7 +143,7 @@ macro_rules! tape_mode {
                 let reported = tape.memory().total();
                 let grads = tape.backward(&y);
                 let memory = probe.finish(reported);
-                drop(grads);
+                std::hint::black_box(grads);
                 memory
             }),
             gradients: Box::new(move || {
@@ -168,13 +164,13 @@ macro_rules! floor_mode {
         ModeRun {
             forward: Box::new(move || {
                 let (out, elapsed) = time(|| $forward($($arg),*));
-                drop(out);
+                std::hint::black_box(out);
                 elapsed
             }),
             backward: Box::new(move || {
                 let (_, saved) = $forward($($arg),*);
                 let (grads, elapsed) = time(move || $backward(saved));
-                drop(grads);
+                std::hint::black_box(grads);
                 elapsed
             }),
             forward_backward: Box::new(move || {
@@ -182,7 +178,7 @@ macro_rules! floor_mode {
                     let (_, saved) = $forward($($arg),*);
                     $backward(saved)
                 });
-                drop(grads);
+                std::hint::black_box(grads);
                 elapsed
             }),
             memory: Box::new(move || {
@@ -192,7 +188,7 @@ macro_rules! floor_mode {
                 let reported = saved.held_bytes();
                 let grads = $backward(saved);
                 let memory = probe.finish(reported);
-                drop((value, grads));
+                std::hint::black_box((value, grads));
                 memory
             }),
             gradients: Box::new(move || {
@@ -239,14 +235,32 @@ pub fn modes<F: Float>(inputs: &Inputs<F>, wrt: Wrt) -> Vec<(Mode, ModeRun<'_>)>
             tape_mode!(F; matmul_chain_params_on_tape; (a: constant, b: param, c: param, d: param); (b: Ix2, c: Ix2, d: Ix2)),
             floor_mode!(F; floor::matmul_chain_forward, |s| floor::matmul_chain_backward(s, one, Wrt::Params); (a, b, c, d)),
         ),
-        (Inputs::Conv2d { x, w, bias, gamma, beta }, Wrt::All) => (
+        (
+            Inputs::Conv2d {
+                x,
+                w,
+                bias,
+                gamma,
+                beta,
+            },
+            Wrt::All,
+        ) => (
             static_mode!(F; conv2d_block_grad, conv2d_block_forward, conv2d_block_backward; (x, w, bias, gamma, beta);
                 (dx, dw, dbias, dgamma, dbeta)),
             tape_mode!(F; conv2d_block_on_tape; (x: param, w: param, bias: param, gamma: param, beta: param);
                 (x: Ix4, w: Ix4, bias: Ix1, gamma: Ix1, beta: Ix1)),
             floor_mode!(F; floor::conv2d_block_forward, |s| floor::conv2d_block_backward(s, one, Wrt::All); (x, w, bias, gamma, beta)),
         ),
-        (Inputs::Conv2d { x, w, bias, gamma, beta }, Wrt::Params) => (
+        (
+            Inputs::Conv2d {
+                x,
+                w,
+                bias,
+                gamma,
+                beta,
+            },
+            Wrt::Params,
+        ) => (
             static_mode!(F; conv2d_block_params_grad, conv2d_block_params_forward, conv2d_block_params_backward;
                 (x, w, bias, gamma, beta); (dw, dbias, dgamma, dbeta)),
             tape_mode!(F; conv2d_block_params_on_tape; (x: constant, w: param, bias: param, gamma: param, beta: param);
@@ -254,7 +268,11 @@ pub fn modes<F: Float>(inputs: &Inputs<F>, wrt: Wrt) -> Vec<(Mode, ModeRun<'_>)>
             floor_mode!(F; floor::conv2d_block_forward, |s| floor::conv2d_block_backward(s, one, Wrt::Params); (x, w, bias, gamma, beta)),
         ),
     };
-    vec![(Mode::Static, static_run), (Mode::Tape, tape_run), (Mode::Floor, floor_run)]
+    vec![
+        (Mode::Static, static_run),
+        (Mode::Tape, tape_run),
+        (Mode::Floor, floor_run),
+    ]
 }
 
 /// The samplers of one phase for every mode, in mode order (for
@@ -267,7 +285,7 @@ pub fn phase_samplers<'r, 'a>(runs: &'r mut [(Mode, ModeRun<'a>)], phase: Phase)
                 Phase::Backward => &mut run.backward,
                 Phase::ForwardBackward => &mut run.forward_backward,
             };
-            Box::new(move || sampler()) as Sampler<'r>
+            Box::new(sampler) as Sampler<'r>
         })
         .collect()
 }

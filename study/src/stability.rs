@@ -75,7 +75,12 @@ macro_rules! both_modes {
     }};
 }
 
-fn rows(test: &str, input: &str, wide: Vec<(&str, f64, ArrayD<f64>)>, narrow: Vec<(&str, f64, ArrayD<f64>)>) -> Vec<StabilityResult> {
+fn rows(
+    test: &str,
+    input: &str,
+    wide: Vec<(&str, f64, ArrayD<f64>)>,
+    narrow: Vec<(&str, f64, ArrayD<f64>)>,
+) -> Vec<StabilityResult> {
     let reference = wide[0].2.clone();
     let make = |dtype: &str, (mode, value, grad): (&str, f64, ArrayD<f64>)| StabilityResult {
         test: test.to_string(),
@@ -98,7 +103,13 @@ pub fn run() -> Vec<StabilityResult> {
     let mut out = Vec::new();
 
     // Logits of ±1000: a naive softmax overflows exp(1000); the kernel subtracts the max.
-    let logits = Array2::from_shape_fn((4, 10), |(i, j)| if (i + j) % 3 == 0 { 1000.0 } else { -1000.0 + (i * j) as f64 });
+    let logits = Array2::from_shape_fn((4, 10), |(i, j)| {
+        if (i + j) % 3 == 0 {
+            1000.0
+        } else {
+            -1000.0 + (i * j) as f64
+        }
+    });
     let labels = [0usize, 3, 5, 9];
     out.extend(rows(
         "softmax_ce",

@@ -17,9 +17,14 @@ use crate::activity::Activity;
 use crate::ir::{Function, Kind, ParamRole};
 use names::{camel_case, Names};
 
-
 /// Everything generated for one function, as tokens.
-pub fn expand(item: &ItemFn, prefix: &Ident, function: &Function, activity: &Activity, float: &syn::Type) -> TokenStream {
+pub fn expand(
+    item: &ItemFn,
+    prefix: &Ident,
+    function: &Function,
+    activity: &Activity,
+    float: &syn::Type,
+) -> TokenStream {
     let names = Names::new(function, float);
     let vis = &item.vis;
     let ctx_lifetime = Lifetime::new("'__ctx", Span::call_site());
@@ -37,13 +42,23 @@ pub fn expand(item: &ItemFn, prefix: &Ident, function: &Function, activity: &Act
     let code = static_code::generate(function, activity, &names, &ctx_param_types);
 
     let idents = Items::new(prefix);
-    let Items { forward, backward, grad, plan, source, context, .. } = &idents;
+    let Items {
+        forward,
+        backward,
+        grad,
+        plan,
+        source,
+        context,
+        ..
+    } = &idents;
 
     // Generics: the function's own, plus the context lifetime for the halves.
     let generics = &item.sig.generics;
     let (_, _, where_clause) = generics.split_for_impl();
     let mut ctx_generics = generics.clone();
-    ctx_generics.params.insert(0, GenericParam::Lifetime(syn::LifetimeParam::new(ctx_lifetime.clone())));
+    ctx_generics
+        .params
+        .insert(0, GenericParam::Lifetime(syn::LifetimeParam::new(ctx_lifetime.clone())));
     let (ctx_impl_generics, ctx_ty_generics, _) = ctx_generics.split_for_impl();
     let marker_types: Vec<TokenStream> = generics
         .params
@@ -100,7 +115,11 @@ pub fn expand(item: &ItemFn, prefix: &Ident, function: &Function, activity: &Act
     let saved_labels = &code.plan_saved;
     let context_doc = format!(
         "What `{backward}` needs from `{forward}`: the intermediates {} (parameters are borrowed, not copied).",
-        if saved_labels.is_empty() { "(none)".to_string() } else { saved_labels.join(", ") }
+        if saved_labels.is_empty() {
+            "(none)".to_string()
+        } else {
+            saved_labels.join(", ")
+        }
     );
     let forward_body = &code.forward_body;
     let backward_body = &code.backward_body;
@@ -206,15 +225,29 @@ impl Items {
     }
 }
 
-fn tape_items(item: &ItemFn, function: &Function, names: &Names, idents: &Items, original_params: &[TokenStream], grads_ty: &TokenStream) -> TokenStream {
+fn tape_items(
+    item: &ItemFn,
+    function: &Function,
+    names: &Names,
+    idents: &Items,
+    original_params: &[TokenStream],
+    grads_ty: &TokenStream,
+) -> TokenStream {
     let vis = &item.vis;
     let float = &names.float;
     let Items { on_tape, tape_grad, .. } = idents;
-    let (tape_lt, data_lt) = (Lifetime::new("'__tape", Span::call_site()), Lifetime::new("'__data", Span::call_site()));
+    let (tape_lt, data_lt) = (
+        Lifetime::new("'__tape", Span::call_site()),
+        Lifetime::new("'__data", Span::call_site()),
+    );
     let var_ty = quote!(::autodiff::runtime::tape::Var<#tape_lt, #data_lt, #float>);
     let mut generics = item.sig.generics.clone();
-    generics.params.insert(0, GenericParam::Lifetime(syn::LifetimeParam::new(data_lt.clone())));
-    generics.params.insert(0, GenericParam::Lifetime(syn::LifetimeParam::new(tape_lt.clone())));
+    generics
+        .params
+        .insert(0, GenericParam::Lifetime(syn::LifetimeParam::new(data_lt.clone())));
+    generics
+        .params
+        .insert(0, GenericParam::Lifetime(syn::LifetimeParam::new(tape_lt.clone())));
     let (tape_generics, _, where_clause) = generics.split_for_impl();
     let tape_params = function.params.iter().map(|p| {
         let ident = &p.ident;
@@ -228,7 +261,8 @@ fn tape_items(item: &ItemFn, function: &Function, names: &Names, idents: &Items,
     });
     let body = tape_code::body(function, names);
     let fn_ident = &item.sig.ident;
-    let on_tape_doc = format!("`{fn_ident}` recorded on the dynamic tape: float and array parameters are tape variables.");
+    let on_tape_doc =
+        format!("`{fn_ident}` recorded on the dynamic tape: float and array parameters are tape variables.");
 
     // `_tape_grad`: make leaves (parameters for `wrt`, constants otherwise), run, backward.
     let mut leaves = TokenStream::new();
@@ -286,10 +320,18 @@ fn tape_items(item: &ItemFn, function: &Function, names: &Names, idents: &Items,
     }
 }
 
-fn check_item(item: &ItemFn, function: &Function, idents: &Items, original_params: &[TokenStream], float: &syn::Type) -> TokenStream {
+fn check_item(
+    item: &ItemFn,
+    function: &Function,
+    idents: &Items,
+    original_params: &[TokenStream],
+    float: &syn::Type,
+) -> TokenStream {
     let vis = &item.vis;
     let fn_ident = &item.sig.ident;
-    let Items { grad, tape_grad, check, .. } = idents;
+    let Items {
+        grad, tape_grad, check, ..
+    } = idents;
     let (impl_generics, _, where_clause) = item.sig.generics.split_for_impl();
     // Arguments re-passed on every call: references are Copy, owned values are cloned.
     let pass = |index: usize, replacement: Option<TokenStream>| -> Vec<TokenStream> {
@@ -316,7 +358,9 @@ fn check_item(item: &ItemFn, function: &Function, idents: &Items, original_param
         let p = &function.params[index];
         let name = p.ident.to_string();
         let pos = syn::Index::from(position);
-        let ParamRole::Value { kind, by_ref, .. } = p.role else { continue };
+        let ParamRole::Value { kind, by_ref, .. } = p.role else {
+            continue;
+        };
         let ident = &p.ident;
         let entry = if kind == Kind::Scalar {
             let args = pass(index, Some(quote!(__p)));
@@ -325,7 +369,11 @@ fn check_item(item: &ItemFn, function: &Function, idents: &Items, original_param
                 __entries.push(::autodiff::runtime::gradcheck::CheckEntry::new_scalar(#name, __static.1.#pos, __tape.1.#pos, __numeric));
             }
         } else {
-            let arg = if by_ref { quote!(__p) } else { quote!(::core::clone::Clone::clone(__p)) };
+            let arg = if by_ref {
+                quote!(__p)
+            } else {
+                quote!(::core::clone::Clone::clone(__p))
+            };
             let args = pass(index, Some(arg));
             let at = if by_ref { quote!(#ident) } else { quote!(&#ident) };
             quote! {
@@ -353,11 +401,26 @@ fn check_item(item: &ItemFn, function: &Function, idents: &Items, original_param
     }
 }
 
-fn plan_item(item: &ItemFn, prefix: &Ident, function: &Function, code: &static_code::StaticCode, plan: &Ident) -> TokenStream {
+fn plan_item(
+    item: &ItemFn,
+    prefix: &Ident,
+    function: &Function,
+    code: &static_code::StaticCode,
+    plan: &Ident,
+) -> TokenStream {
     let vis = &item.vis;
     let name = prefix.to_string();
-    let wrt: Vec<String> = function.wrt.iter().map(|&i| function.params[i].ident.to_string()).collect();
-    let (forward, backward, eliminated, saved) = (&code.plan_forward, &code.plan_backward, &code.plan_eliminated, &code.plan_saved);
+    let wrt: Vec<String> = function
+        .wrt
+        .iter()
+        .map(|&i| function.params[i].ident.to_string())
+        .collect();
+    let (forward, backward, eliminated, saved) = (
+        &code.plan_forward,
+        &code.plan_backward,
+        &code.plan_eliminated,
+        &code.plan_saved,
+    );
     let doc = format!("What `#[differentiate]` generated for `{name}`: forward ops, backward kernel calls, eliminated adjoints, saved intermediates.");
     quote! {
         #[doc = #doc]

@@ -25,7 +25,10 @@ pub fn kernels() -> TokenStream {
 
 impl<'f> Names<'f> {
     pub fn new(function: &'f Function, float: &syn::Type) -> Self {
-        Names { function, float: quote!(#float) }
+        Names {
+            function,
+            float: quote!(#float),
+        }
     }
 
     /// The plain text name of a value (for plans and identifiers).
@@ -67,7 +70,9 @@ impl<'f> Names<'f> {
         let ident = self.ident(id);
         match (stmt.kind, self.function.param_of(id)) {
             (Kind::Scalar, _) => quote!(#ident),
-            (Kind::Array(_), Some(p)) if matches!(p.role, crate::ir::ParamRole::Value { by_ref: true, .. }) => quote!(#ident),
+            (Kind::Array(_), Some(p)) if matches!(p.role, crate::ir::ParamRole::Value { by_ref: true, .. }) => {
+                quote!(#ident)
+            }
             (Kind::Array(_), _) => quote!(&#ident),
         }
     }

@@ -67,20 +67,41 @@ pub fn generate(function: &Function, activity: &Activity, names: &Names, param_t
     // 2. The reverse sweep, keeping `sum`'s broadcast adjoint symbolic where it has one consumer.
     let mut filled_values: BTreeSet<ValueId> = BTreeSet::new();
     let mut steps = Vec::new();
-    for stmt in function.stmts.iter().rev().filter(differentiable).filter(|s| is_active(s.id)) {
+    for stmt in function
+        .stmts
+        .iter()
+        .rev()
+        .filter(differentiable)
+        .filter(|s| is_active(s.id))
+    {
         let filled = filled_values.contains(&stmt.id);
-        let (mut calls, materialize) = match filled.then(|| rules::backward(function, stmt, &is_active, true)).flatten() {
+        let (mut calls, materialize) = match filled
+            .then(|| rules::backward(function, stmt, &is_active, true))
+            .flatten()
+        {
             Some(calls) => (calls, false),
-            None => (rules::backward(function, stmt, &is_active, false).unwrap_or_default(), filled),
+            None => (
+                rules::backward(function, stmt, &is_active, false).unwrap_or_default(),
+                filled,
+            ),
         };
         for call in &mut calls {
             let target = call.target;
             if call.is_fill() && contributions[&target] == 1 && function.param_of(target).is_none() {
                 filled_values.insert(target);
-                *call = GradCall { target, kernel: None, args: vec![GradArg::GScalar] };
+                *call = GradCall {
+                    target,
+                    kernel: None,
+                    args: vec![GradArg::GScalar],
+                };
             }
         }
-        steps.push(Step { stmt: stmt.id, filled, materialize, calls });
+        steps.push(Step {
+            stmt: stmt.id,
+            filled,
+            materialize,
+            calls,
+        });
     }
 
     // 2b. Fuse chains of elementwise backward steps into one pass each.
@@ -114,7 +135,12 @@ pub fn generate(function: &Function, activity: &Activity, names: &Names, param_t
     }
     // Differentiated parameters that receive no gradient need their shape for the zeros.
     for &index in &function.wrt {
-        if let ParamRole::Value { id, kind: Kind::Array(_), .. } = function.params[index].role {
+        if let ParamRole::Value {
+            id,
+            kind: Kind::Array(_),
+            ..
+        } = function.params[index].role
+        {
             if !contributions.contains_key(&id) {
                 dim_reads.insert(id);
             }
@@ -124,7 +150,9 @@ pub fn generate(function: &Function, activity: &Activity, names: &Names, param_t
         .params
         .iter()
         .enumerate()
-        .filter(|(_, p)| matches!(p.role, ParamRole::Constant) && token_reads.iter().any(|t| mentions_ident(t, &p.ident)))
+        .filter(|(_, p)| {
+            matches!(p.role, ParamRole::Constant) && token_reads.iter().any(|t| mentions_ident(t, &p.ident))
+        })
         .map(|(i, _)| i)
         .collect();
 
@@ -136,15 +164,27 @@ pub fn generate(function: &Function, activity: &Activity, names: &Names, param_t
             ParamRole::Constant => const_params_read.contains(&index),
         };
         if read {
-            fields.push(CtxField { ident: param.ident.clone(), ty: param_types[index].clone(), owned_array: false });
+            fields.push(CtxField {
+                ident: param.ident.clone(),
+                ty: param_types[index].clone(),
+                owned_array: false,
+            });
         }
     }
     for (&v, _) in value_reads.iter().filter(|(v, _)| function.param_of(**v).is_none()) {
         let kind = function.kind(v);
-        fields.push(CtxField { ident: names.ident(v), ty: names.value_type(kind), owned_array: kind.is_array() });
+        fields.push(CtxField {
+            ident: names.ident(v),
+            ty: names.value_type(kind),
+            owned_array: kind.is_array(),
+        });
     }
     for &v in &dim_reads {
-        fields.push(CtxField { ident: names.dim(v), ty: names.dim_type(function.kind(v)), owned_array: false });
+        fields.push(CtxField {
+            ident: names.dim(v),
+            ty: names.dim_type(function.kind(v)),
+            owned_array: false,
+        });
     }
 
     // 5. The forward half.
@@ -180,7 +220,11 @@ pub fn generate(function: &Function, activity: &Activity, names: &Names, param_t
         }
     }
     let output = names.arg(function.output);
-    let output = if function.kind(function.output) == Kind::Scalar { output } else { quote!(unreachable!()) };
+    let output = if function.kind(function.output) == Kind::Scalar {
+        output
+    } else {
+        quote!(unreachable!())
+    };
     forward_body.extend(quote!(let __value = #output;));
 
     // 6. The backward half.
@@ -196,7 +240,8 @@ pub fn generate(function: &Function, activity: &Activity, names: &Names, param_t
     for (i, step) in steps.iter().enumerate() {
         let g = names.adjoint(step.stmt);
         let g_text = format!("d_{}", names.text(step.stmt));
-        let g_is_array = function.kind(step.stmt).is_array() && !(step.filled && !step.materialize);
+        // A filled adjoint is a float unless it was materialised at the start of the step.
+        let g_is_array = function.kind(step.stmt).is_array() && (!step.filled || step.materialize);
         if step.materialize {
             let dim = names.dim(step.stmt);
             let k = kernels();
@@ -207,7 +252,10 @@ pub fn generate(function: &Function, activity: &Activity, names: &Names, param_t
         // gets the buffer itself, earlier ones a copy.
         let mut calls: Vec<&GradCall> = step.calls.iter().collect();
         calls.sort_by_key(|c| c.args.iter().any(|a| matches!(a, GradArg::G)));
-        let owners = calls.iter().filter(|c| c.args.iter().any(|a| matches!(a, GradArg::G))).count();
+        let owners = calls
+            .iter()
+            .filter(|c| c.args.iter().any(|a| matches!(a, GradArg::G)))
+            .count();
         let mut owners_seen = 0;
         for call in calls {
             let takes_g = call.args.iter().any(|a| matches!(a, GradArg::G));
@@ -249,7 +297,9 @@ pub fn generate(function: &Function, activity: &Activity, names: &Names, param_t
         .wrt
         .iter()
         .map(|&index| {
-            let ParamRole::Value { id, kind, .. } = function.params[index].role else { unreachable!("wrt holds value parameters") };
+            let ParamRole::Value { id, kind, .. } = function.params[index].role else {
+                unreachable!("wrt holds value parameters")
+            };
             if contributions.contains_key(&id) {
                 let d = names.adjoint(id);
                 quote!(#d)
@@ -267,12 +317,26 @@ pub fn generate(function: &Function, activity: &Activity, names: &Names, param_t
         .stmts
         .iter()
         .filter(|s| !matches!(s.op, Op::Const(_)) && !is_active(s.id))
-        .filter(|s| !matches!(s.op, Op::Param { index } if !matches!(function.params[index].role, ParamRole::Value { .. })))
+        .filter(
+            |s| !matches!(s.op, Op::Param { index } if !matches!(function.params[index].role, ParamRole::Value { .. })),
+        )
         .map(|s| names.text(s.id))
         .collect();
-    let plan_saved = value_reads.keys().filter(|v| function.param_of(**v).is_none()).map(|v| names.text(*v)).collect();
+    let plan_saved = value_reads
+        .keys()
+        .filter(|v| function.param_of(**v).is_none())
+        .map(|v| names.text(*v))
+        .collect();
 
-    StaticCode { forward_body, fields, backward_body, plan_forward, plan_backward, plan_eliminated, plan_saved }
+    StaticCode {
+        forward_body,
+        fields,
+        backward_body,
+        plan_forward,
+        plan_backward,
+        plan_eliminated,
+        plan_saved,
+    }
 }
 
 /// One elementwise backward step `g ↦ g · f'(saved)`, as a scalar rule.
@@ -300,15 +364,24 @@ impl Factor {
         }
         match (name, call.args.as_slice()) {
             ("powi_grad" | "powf_grad", [GradArg::G, GradArg::Value(s), GradArg::Tokens(e)]) => {
-                let scalar = if name == "powi_grad" { "powi_grad_scalar" } else { "powf_grad_scalar" };
-                Some(Factor { saved: *s, rule: FactorRule::Power(scalar, e.clone()) })
+                let scalar = if name == "powi_grad" {
+                    "powi_grad_scalar"
+                } else {
+                    "powf_grad_scalar"
+                };
+                Some(Factor {
+                    saved: *s,
+                    rule: FactorRule::Power(scalar, e.clone()),
+                })
             }
-            ("map_grad", [GradArg::G, GradArg::Value(s), GradArg::Tokens(closure)]) => {
-                Some(Factor { saved: *s, rule: FactorRule::Map(closure.clone()) })
-            }
-            (name, [GradArg::G, GradArg::Value(s)]) if name.ends_with("_grad") => {
-                Some(Factor { saved: *s, rule: FactorRule::Unary(format!("{name}_scalar")) })
-            }
+            ("map_grad", [GradArg::G, GradArg::Value(s), GradArg::Tokens(closure)]) => Some(Factor {
+                saved: *s,
+                rule: FactorRule::Map(closure.clone()),
+            }),
+            (name, [GradArg::G, GradArg::Value(s)]) if name.ends_with("_grad") => Some(Factor {
+                saved: *s,
+                rule: FactorRule::Unary(format!("{name}_scalar")),
+            }),
             _ => None,
         }
     }
@@ -332,7 +405,11 @@ impl Factor {
 /// Merges runs of elementwise backward steps (`exp`, `tanh`, `powi`, `mapv`, ...) whose
 /// intermediate adjoints have no other use into one `fused::chainN` call (N ≤ 4): one pass
 /// over memory instead of N, no intermediate adjoint buffers, the same scalar rules.
-fn fuse_elementwise_chains(function: &Function, mut steps: Vec<Step>, contributions: &BTreeMap<ValueId, usize>) -> Vec<Step> {
+fn fuse_elementwise_chains(
+    function: &Function,
+    mut steps: Vec<Step>,
+    contributions: &BTreeMap<ValueId, usize>,
+) -> Vec<Step> {
     const MAX_CHAIN: usize = 4;
     let step_of: BTreeMap<ValueId, usize> = steps.iter().enumerate().map(|(i, s)| (s.stmt, i)).collect();
     let mut absorbed = vec![false; steps.len()];
@@ -344,7 +421,8 @@ fn fuse_elementwise_chains(function: &Function, mut steps: Vec<Step>, contributi
         let mut factors = vec![first];
         let mut target = steps[i].calls[0].target;
         let mut chain = Vec::new();
-        while factors.len() < MAX_CHAIN && contributions.get(&target) == Some(&1) && function.param_of(target).is_none() {
+        while factors.len() < MAX_CHAIN && contributions.get(&target) == Some(&1) && function.param_of(target).is_none()
+        {
             let Some(&j) = step_of.get(&target) else { break };
             if steps[j].filled {
                 break;
@@ -358,7 +436,9 @@ fn fuse_elementwise_chains(function: &Function, mut steps: Vec<Step>, contributi
             continue;
         }
         let g = format_ident!("__g", span = proc_macro2::Span::mixed_site());
-        let saved: Vec<Ident> = (0..factors.len()).map(|k| format_ident!("__s{}", k, span = proc_macro2::Span::mixed_site())).collect();
+        let saved: Vec<Ident> = (0..factors.len())
+            .map(|k| format_ident!("__s{}", k, span = proc_macro2::Span::mixed_site()))
+            .collect();
         let mut body = quote!(#g);
         for (factor, s) in factors.iter().zip(&saved) {
             body = factor.apply(body, s);
@@ -368,12 +448,21 @@ fn fuse_elementwise_chains(function: &Function, mut steps: Vec<Step>, contributi
         args.extend(factors.iter().map(|f| GradArg::Value(f.saved)));
         args.push(GradArg::Tokens(closure));
         let kernel = ["chain2", "chain3", "chain4"][factors.len() - 2];
-        steps[i].calls = vec![GradCall { target, kernel: Some(("fused", kernel)), args }];
+        steps[i].calls = vec![GradCall {
+            target,
+            kernel: Some(("fused", kernel)),
+            args,
+        }];
         for j in chain {
             absorbed[j] = true;
         }
     }
-    steps.into_iter().zip(absorbed).filter(|(_, a)| !a).map(|(s, _)| s).collect()
+    steps
+        .into_iter()
+        .zip(absorbed)
+        .filter(|(_, a)| !a)
+        .map(|(s, _)| s)
+        .collect()
 }
 
 /// The operands without repeats (`&h * &h` reads `h` once for liveness purposes).
@@ -409,7 +498,10 @@ fn forward_call(function: &Function, names: &Names, stmt: &Stmt) -> (TokenStream
     let call = |module: &str, func: &str, args: Vec<TokenStream>, labels: Vec<String>| {
         let module = format_ident!("{}", module);
         let func_ident = format_ident!("{}", func);
-        (quote!(#k::#module::#func_ident(#(#args),*)), format!("{func}({})", labels.join(", ")))
+        (
+            quote!(#k::#module::#func_ident(#(#args),*)),
+            format!("{func}({})", labels.join(", ")),
+        )
     };
     match &stmt.op {
         Op::Param { .. } | Op::Const(_) => unreachable!("parameters and constants need no forward call"),
@@ -418,10 +510,25 @@ fn forward_call(function: &Function, names: &Names, stmt: &Stmt) -> (TokenStream
             let name = op.name();
             match (kind(a), kind(b)) {
                 (Kind::Array(_), Kind::Array(_)) => call("binary", name, vec![arg(a), arg(b)], vec![text(a), text(b)]),
-                (Kind::Array(_), Kind::Scalar) => call("binary", &format!("{name}_scalar"), vec![arg(a), arg(b)], vec![text(a), text(b)]),
+                (Kind::Array(_), Kind::Scalar) => call(
+                    "binary",
+                    &format!("{name}_scalar"),
+                    vec![arg(a), arg(b)],
+                    vec![text(a), text(b)],
+                ),
                 (Kind::Scalar, Kind::Array(_)) => match op {
-                    BinOp::Add | BinOp::Mul => call("binary", &format!("{name}_scalar"), vec![arg(b), arg(a)], vec![text(b), text(a)]),
-                    BinOp::Sub | BinOp::Div => call("binary", &format!("scalar_{name}"), vec![arg(a), arg(b)], vec![text(a), text(b)]),
+                    BinOp::Add | BinOp::Mul => call(
+                        "binary",
+                        &format!("{name}_scalar"),
+                        vec![arg(b), arg(a)],
+                        vec![text(b), text(a)],
+                    ),
+                    BinOp::Sub | BinOp::Div => call(
+                        "binary",
+                        &format!("scalar_{name}"),
+                        vec![arg(a), arg(b)],
+                        vec![text(a), text(b)],
+                    ),
                 },
                 (Kind::Scalar, Kind::Scalar) => {
                     let (x, y) = (arg(a), arg(b));
@@ -444,12 +551,21 @@ fn forward_call(function: &Function, names: &Names, stmt: &Stmt) -> (TokenStream
             }
         }
         Op::Unary(f, a) => {
-            let name = if kind(*a).is_array() { f.name().to_string() } else { format!("{}_scalar", f.name()) };
+            let name = if kind(*a).is_array() {
+                f.name().to_string()
+            } else {
+                format!("{}_scalar", f.name())
+            };
             call("unary", &name, vec![arg(*a)], vec![text(*a)])
         }
         Op::Powi(a, n) => {
             if kind(*a).is_array() {
-                call("unary", "powi", vec![arg(*a), quote!((#n))], vec![text(*a), n.to_string()])
+                call(
+                    "unary",
+                    "powi",
+                    vec![arg(*a), quote!((#n))],
+                    vec![text(*a), n.to_string()],
+                )
             } else {
                 let x = arg(*a);
                 (quote!((#x).powi(#n)), format!("{}.powi({n})", text(*a)))
@@ -457,16 +573,28 @@ fn forward_call(function: &Function, names: &Names, stmt: &Stmt) -> (TokenStream
         }
         Op::Powf(a, p) => {
             if kind(*a).is_array() {
-                call("unary", "powf", vec![arg(*a), quote!((#p))], vec![text(*a), p.to_string()])
+                call(
+                    "unary",
+                    "powf",
+                    vec![arg(*a), quote!((#p))],
+                    vec![text(*a), p.to_string()],
+                )
             } else {
                 let x = arg(*a);
                 (quote!((#x).powf(#p)), format!("{}.powf({p})", text(*a)))
             }
         }
-        Op::Map { input, arg: closure_arg, body } => {
+        Op::Map {
+            input,
+            arg: closure_arg,
+            body,
+        } => {
             let x = arg(*input);
             let closure = scalar::forward_closure(closure_arg, body);
-            (quote!((#x).mapv(#closure)), format!("mapv({}, {})", text(*input), closure))
+            (
+                quote!((#x).mapv(#closure)),
+                format!("mapv({}, {})", text(*input), closure),
+            )
         }
         Op::Dot(a, b) => {
             let func = match (kind(*a), kind(*b)) {
@@ -480,29 +608,74 @@ fn forward_call(function: &Function, names: &Names, stmt: &Stmt) -> (TokenStream
         Op::Transpose(a) => call("matmul", "transpose", vec![arg(*a)], vec![text(*a)]),
         Op::Sum(a) => call("reduce", "sum", vec![arg(*a)], vec![text(*a)]),
         Op::Mean(a) => call("reduce", "mean", vec![arg(*a)], vec![text(*a)]),
-        Op::SumAxis(a, axis) => call("reduce", "sum_axis", vec![arg(*a), quote!((#axis))], vec![text(*a), axis.to_string()]),
-        Op::MeanAxis(a, axis) => call("reduce", "mean_axis", vec![arg(*a), quote!((#axis))], vec![text(*a), axis.to_string()]),
-        Op::Softmax(a, axis) => call("softmax", "softmax", vec![arg(*a), quote!((#axis))], vec![text(*a), axis.to_string()]),
-        Op::LogSoftmax(a, axis) => call("softmax", "log_softmax", vec![arg(*a), quote!((#axis))], vec![text(*a), axis.to_string()]),
+        Op::SumAxis(a, axis) => call(
+            "reduce",
+            "sum_axis",
+            vec![arg(*a), quote!((#axis))],
+            vec![text(*a), axis.to_string()],
+        ),
+        Op::MeanAxis(a, axis) => call(
+            "reduce",
+            "mean_axis",
+            vec![arg(*a), quote!((#axis))],
+            vec![text(*a), axis.to_string()],
+        ),
+        Op::Softmax(a, axis) => call(
+            "softmax",
+            "softmax",
+            vec![arg(*a), quote!((#axis))],
+            vec![text(*a), axis.to_string()],
+        ),
+        Op::LogSoftmax(a, axis) => call(
+            "softmax",
+            "log_softmax",
+            vec![arg(*a), quote!((#axis))],
+            vec![text(*a), axis.to_string()],
+        ),
         Op::Mse(p, t) => call("loss", "mse", vec![arg(*p), arg(*t)], vec![text(*p), text(*t)]),
-        Op::CrossEntropy(l, labels) => call("loss", "cross_entropy", vec![arg(*l), quote!((#labels))], vec![text(*l), labels.to_string()]),
-        Op::Conv2d { input, weight, bias, stride, padding } => {
+        Op::CrossEntropy(l, labels) => call(
+            "loss",
+            "cross_entropy",
+            vec![arg(*l), quote!((#labels))],
+            vec![text(*l), labels.to_string()],
+        ),
+        Op::Conv2d {
+            input,
+            weight,
+            bias,
+            stride,
+            padding,
+        } => {
             let float = &names.float;
             let (b, b_text) = match bias {
                 Some(b) => {
                     let b_arg = arg(*b);
                     (quote!(::core::option::Option::Some(#b_arg)), text(*b))
                 }
-                None => (quote!(::core::option::Option::None::<&::autodiff::ndarray::Array1<#float>>), "None".to_string()),
+                None => (
+                    quote!(::core::option::Option::None::<&::autodiff::ndarray::Array1<#float>>),
+                    "None".to_string(),
+                ),
             };
             call(
                 "conv",
                 "conv2d",
                 vec![arg(*input), arg(*weight), b, quote!((#stride)), quote!((#padding))],
-                vec![text(*input), text(*weight), b_text, stride.to_string(), padding.to_string()],
+                vec![
+                    text(*input),
+                    text(*weight),
+                    b_text,
+                    stride.to_string(),
+                    padding.to_string(),
+                ],
             )
         }
-        Op::BatchNorm { input, gamma, beta, eps } => call(
+        Op::BatchNorm {
+            input,
+            gamma,
+            beta,
+            eps,
+        } => call(
             "batch_norm",
             "batch_norm",
             vec![arg(*input), arg(*gamma), arg(*beta), quote!((#eps))],
@@ -546,7 +719,11 @@ fn grad_call(names: &Names, call: &GradCall, g: &Ident, g_text: &str, moves: boo
             GradArg::Tokens(t) => {
                 let text = t.to_string();
                 // Closures (derivatives of `mapv`, fused rules) are summarised in the plan.
-                let label = if text.starts_with('|') { "|..| ..".to_string() } else { text };
+                let label = if text.starts_with('|') {
+                    "|..| ..".to_string()
+                } else {
+                    text
+                };
                 (quote!((#t)), label)
             }
         };

@@ -78,9 +78,16 @@ pub fn body(function: &Function, names: &Names) -> TokenStream {
                 let x = var(*a);
                 quote!(#x.powf(#p))
             }
-            Op::Map { input, arg, body: scalar_body } => {
+            Op::Map {
+                input,
+                arg,
+                body: scalar_body,
+            } => {
                 let x = var(*input);
-                let (f, df) = (scalar::forward_closure(arg, scalar_body), scalar::derivative_closure(arg, scalar_body));
+                let (f, df) = (
+                    scalar::forward_closure(arg, scalar_body),
+                    scalar::derivative_closure(arg, scalar_body),
+                );
                 quote!(#x.map(#f, #df))
             }
             Op::Dot(a, b) => {
@@ -123,7 +130,13 @@ pub fn body(function: &Function, names: &Names) -> TokenStream {
                 let x = var(*l);
                 quote!(#x.cross_entropy(#labels))
             }
-            Op::Conv2d { input, weight, bias, stride, padding } => {
+            Op::Conv2d {
+                input,
+                weight,
+                bias,
+                stride,
+                padding,
+            } => {
                 let (x, w) = (var(*input), var(*weight));
                 let b = match bias {
                     Some(b) => {
@@ -134,7 +147,12 @@ pub fn body(function: &Function, names: &Names) -> TokenStream {
                 };
                 quote!(#x.conv2d(#w, #b, #stride, #padding))
             }
-            Op::BatchNorm { input, gamma, beta, eps } => {
+            Op::BatchNorm {
+                input,
+                gamma,
+                beta,
+                eps,
+            } => {
                 let (x, g, b) = (var(*input), var(*gamma), var(*beta));
                 quote!(#x.batch_norm(#g, #b, #eps))
             }
@@ -146,7 +164,11 @@ pub fn body(function: &Function, names: &Names) -> TokenStream {
         let ident = names.ident(stmt.id);
         body.extend(quote!(let #ident = #expr;));
         for a in super::static_code::distinct(stmt.op.operands()) {
-            if last_use.get(&a) == Some(&stmt.id.0) && function.param_of(a).is_none() && !function.is_const(a) && a != function.output {
+            if last_use.get(&a) == Some(&stmt.id.0)
+                && function.param_of(a).is_none()
+                && !function.is_const(a)
+                && a != function.output
+            {
                 let ident = names.ident(a);
                 body.extend(quote!(::core::mem::drop(#ident);));
             }
@@ -158,7 +180,9 @@ pub fn body(function: &Function, names: &Names) -> TokenStream {
             let ident = names.ident(output);
             quote!(::core::clone::Clone::clone(#ident))
         }
-        Op::Const(_) => quote!(::core::panic!("the function's value does not depend on its float parameters")),
+        Op::Const(_) => quote!(::core::panic!(
+            "the function's value does not depend on its float parameters"
+        )),
         _ => {
             let ident = names.ident(output);
             quote!(#ident)
