@@ -33,7 +33,11 @@ fn elementwise(x: &Array1<f64>, y: &Array1<f64>) -> f64 {
 #[test]
 fn dead_gradient_elimination_drops_the_data_product() {
     assert_eq!(LAYER_GRAD_PLAN.backward_calls("matmul_grad"), 2, "{LAYER_GRAD_PLAN}");
-    assert_eq!(LAYER_W_ONLY_GRAD_PLAN.backward_calls("matmul_grad"), 1, "{LAYER_W_ONLY_GRAD_PLAN}");
+    assert_eq!(
+        LAYER_W_ONLY_GRAD_PLAN.backward_calls("matmul_grad"),
+        1,
+        "{LAYER_W_ONLY_GRAD_PLAN}"
+    );
     assert_eq!(LAYER_W_ONLY_GRAD_PLAN.backward_calls("matmul_grad_rhs"), 1);
     assert!(LAYER_W_ONLY_GRAD_PLAN.eliminated.contains(&"x"));
     // The gradient for `w` alone equals the `w` part of the full gradient.
@@ -47,7 +51,11 @@ fn dead_gradient_elimination_drops_the_data_product() {
 #[test]
 fn sum_seed_stays_symbolic_through_matmul() {
     // d/dB sum(A·B) needs only A's column sums: no GEMM, no filled array.
-    assert_eq!(MATMUL_SUM_GRAD_PLAN.backward_calls("matmul_grad_rhs_filled"), 1, "{MATMUL_SUM_GRAD_PLAN}");
+    assert_eq!(
+        MATMUL_SUM_GRAD_PLAN.backward_calls("matmul_grad_rhs_filled"),
+        1,
+        "{MATMUL_SUM_GRAD_PLAN}"
+    );
     assert_eq!(MATMUL_SUM_GRAD_PLAN.backward_calls("matmul_grad_lhs_filled"), 1);
     assert_eq!(MATMUL_SUM_GRAD_PLAN.backward_calls("sum_grad"), 0);
     let a = array![[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]];
@@ -62,10 +70,19 @@ fn sum_seed_stays_symbolic_through_matmul() {
 fn unused_values_get_no_adjoint_and_are_not_kept() {
     let plan = TWO_LAYERS_GRAD_PLAN;
     assert_eq!(plan.backward_calls("sin_grad"), 0, "{plan}");
-    assert!(!plan.backward.iter().any(|l| l.starts_with("d_x ") || l.starts_with("d_w2 ")), "{plan}");
+    assert!(
+        !plan
+            .backward
+            .iter()
+            .any(|l| l.starts_with("d_x ") || l.starts_with("d_w2 ")),
+        "{plan}"
+    );
     assert_eq!(plan.backward_calls("matmul_grad"), 2, "{plan}");
     assert!(plan.eliminated.iter().any(|v| v.starts_with("_unused")), "{plan}");
-    assert!(plan.eliminated.contains(&"x") && plan.eliminated.contains(&"w2"), "{plan}");
+    assert!(
+        plan.eliminated.contains(&"x") && plan.eliminated.contains(&"w2"),
+        "{plan}"
+    );
 }
 
 #[test]
@@ -106,10 +123,39 @@ fn unary_rules_read_what_the_kernels_declare() {
         })*};
     }
     macro_rules! paste_plan {
-        (exp) => { EXP_GRAD_PLAN }; (ln) => { LN_GRAD_PLAN }; (sqrt) => { SQRT_GRAD_PLAN };
-        (tanh) => { TANH_GRAD_PLAN }; (sin) => { SIN_GRAD_PLAN }; (cos) => { COS_GRAD_PLAN };
-        (abs) => { ABS_GRAD_PLAN }; (recip) => { RECIP_GRAD_PLAN }; (square) => { SQUARE_GRAD_PLAN };
-        (relu) => { RELU_GRAD_PLAN }; (sigmoid) => { SIGMOID_GRAD_PLAN };
+        (exp) => {
+            EXP_GRAD_PLAN
+        };
+        (ln) => {
+            LN_GRAD_PLAN
+        };
+        (sqrt) => {
+            SQRT_GRAD_PLAN
+        };
+        (tanh) => {
+            TANH_GRAD_PLAN
+        };
+        (sin) => {
+            SIN_GRAD_PLAN
+        };
+        (cos) => {
+            COS_GRAD_PLAN
+        };
+        (abs) => {
+            ABS_GRAD_PLAN
+        };
+        (recip) => {
+            RECIP_GRAD_PLAN
+        };
+        (square) => {
+            SQUARE_GRAD_PLAN
+        };
+        (relu) => {
+            RELU_GRAD_PLAN
+        };
+        (sigmoid) => {
+            SIGMOID_GRAD_PLAN
+        };
     }
     case! {
         exp => unary::EXP_SAVES, ln => unary::LN_SAVES, sqrt => unary::SQRT_SAVES, tanh => unary::TANH_SAVES,
@@ -135,4 +181,23 @@ fn elementwise_backward_steps_are_fused() {
     let x = array![0.1, -0.4, 0.7];
     let w = array![1.5, 0.3, -0.8];
     autodiff::check!(elementwise_chain, &x, &w);
+}
+
+#[differentiate]
+fn fused_mapv(x: &Array1<f64>) -> f64 {
+    let a = x.exp().mapv(|v| 0.75 - v);
+    let b = x.mapv(|v| v / (1.0 + v * v)).tanh();
+    let c = x.square().mapv(|v| v.powi(3).cos());
+    a.sum() + b.sum() + c.sum()
+}
+
+#[test]
+fn fused_mapv_closures_compile_and_are_exact() {
+    // Found by the random-function property test: fused `mapv` derivatives must type-check.
+    assert_eq!(
+        FUSED_MAPV_GRAD_PLAN.backward_calls("chain2"),
+        3,
+        "{FUSED_MAPV_GRAD_PLAN}"
+    );
+    autodiff::check!(fused_mapv, &array![0.3, -0.2, 0.9]);
 }

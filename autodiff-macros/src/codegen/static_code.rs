@@ -397,7 +397,7 @@ impl Factor {
                 let f = format_ident!("{}", name);
                 quote!(#k::unary::#f(#g, #s, (#e)))
             }
-            FactorRule::Map(closure) => quote!(#g * (#closure)(#s)),
+            FactorRule::Map(closure) => quote!(#k::unary::map_grad_scalar(#g, #s, #closure)),
         }
     }
 }

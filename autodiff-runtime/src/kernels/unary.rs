@@ -43,6 +43,10 @@ macro_rules! unary_ops {
             derivative |$s:ident| $derivative:expr;
     )*) => {$(
         $(#[$doc])*
+        // Not inlined: a loop over an array gains nothing from inlining, and a generated
+        // function with thousands of kernel calls would otherwise become one giant body
+        // that LLVM optimises in superlinear time.
+        #[inline(never)]
         pub fn $name<F: Float, S: Data<Elem = F>, D: Dimension>(a: &ArrayBase<S, D>) -> Array<F, D> {
             a.mapv(|$x: F| $forward)
         }
@@ -51,6 +55,7 @@ macro_rules! unary_ops {
         ///
         /// # Panics
         /// If `g` and `saved` have different shapes.
+        #[inline(never)]
         pub fn $grad<F, S, D>(mut g: Array<F, D>, saved: &ArrayBase<S, D>) -> Array<F, D>
         where
             F: Float,
@@ -135,7 +140,13 @@ where
     S: Data<Elem = F>,
     D: Dimension,
 {
-    assert_eq!(g.shape(), x.shape(), "powi_grad: gradient shape {:?} differs from input shape {:?}", g.shape(), x.shape());
+    assert_eq!(
+        g.shape(),
+        x.shape(),
+        "powi_grad: gradient shape {:?} differs from input shape {:?}",
+        g.shape(),
+        x.shape()
+    );
     Zip::from(&mut g).and(x).for_each(|g, &x| *g *= powi_derivative(x, n));
     g
 }
@@ -161,7 +172,13 @@ where
     S: Data<Elem = F>,
     D: Dimension,
 {
-    assert_eq!(g.shape(), x.shape(), "powf_grad: gradient shape {:?} differs from input shape {:?}", g.shape(), x.shape());
+    assert_eq!(
+        g.shape(),
+        x.shape(),
+        "powf_grad: gradient shape {:?} differs from input shape {:?}",
+        g.shape(),
+        x.shape()
+    );
     Zip::from(&mut g).and(x).for_each(|g, &x| *g *= powf_derivative(x, p));
     g
 }
@@ -186,7 +203,13 @@ where
     S: Data<Elem = F>,
     D: Dimension,
 {
-    assert_eq!(g.shape(), x.shape(), "map_grad: gradient shape {:?} differs from input shape {:?}", g.shape(), x.shape());
+    assert_eq!(
+        g.shape(),
+        x.shape(),
+        "map_grad: gradient shape {:?} differs from input shape {:?}",
+        g.shape(),
+        x.shape()
+    );
     Zip::from(&mut g).and(x).for_each(|g, &x| *g *= df(x));
     g
 }
@@ -233,4 +256,11 @@ pub fn zero_like<F: Float>(_x: F) -> F {
 #[inline]
 pub fn one_like<F: Float>(_x: F) -> F {
     F::one()
+}
+
+/// Backward of an elementwise map for one float: `g · df(x)`. Generated fused backward
+/// passes call it so that the derivative closure's argument type is fixed to `F`.
+#[inline]
+pub fn map_grad_scalar<F: Float>(g: F, x: F, df: impl Fn(F) -> F) -> F {
+    g * df(x)
 }

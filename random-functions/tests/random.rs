@@ -1,0 +1,68 @@
+//! Checks every generated function at a few random points and reports all failures
+//! at once, each with the function's source.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use random_functions::{Uniform, CASES, SEED};
+
+/// Points each function is checked at.
+const POINTS: u64 = 3;
+
+struct Draws(StdRng);
+
+impl Uniform for Draws {
+    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
+        self.0.gen_range(lo..hi)
+    }
+}
+
+#[test]
+fn every_random_function_has_correct_gradients() {
+    assert!(!CASES.is_empty());
+    let mut failures = Vec::new();
+    let (mut worst, mut checked, mut worst_report) = (0.0f64, 0usize, String::new());
+    for (index, case) in CASES.iter().enumerate() {
+        for point in 0..POINTS {
+            let mut draws = Draws(StdRng::seed_from_u64(
+                SEED.wrapping_mul(1000).wrapping_add(index as u64 * POINTS + point),
+            ));
+            // A panic (a shape error, a kernel assertion) is a failure too, not an abort of the whole run.
+            let outcome = catch_unwind(AssertUnwindSafe(|| (case.check)(&mut draws)));
+            let message = match outcome {
+                // An empty report would pass vacuously: every function differentiates something.
+                Ok(report) if report.entries.is_empty() => format!("the check compared no gradient:\n{report}"),
+                Ok(report) if report.worst() <= report.default_tolerance() => {
+                    if report.worst() > worst {
+                        worst = report.worst();
+                        worst_report = format!("{report}");
+                    }
+                    checked += report.entries.len();
+                    continue;
+                }
+                Ok(report) => format!("{report}"),
+                Err(panic) => {
+                    let text = panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()));
+                    format!("panicked: {}", text.unwrap_or_default())
+                }
+            };
+            failures.push(format!(
+                "--- {} (seed {SEED}, point {point}):\n{message}\n{}\n",
+                case.name, case.source
+            ));
+            break;
+        }
+    }
+    println!("seed {SEED}: {} functions, {checked} parameter gradients checked, worst relative error {worst:.2e}, in\n{worst_report}", CASES.len());
+    assert!(
+        failures.is_empty(),
+        "{} of {} random functions failed:\n{}",
+        failures.len(),
+        CASES.len(),
+        failures.join("\n")
+    );
+}
