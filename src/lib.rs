@@ -17,5 +17,8 @@ pub mod prelude {
     pub use autodiff_runtime::ops::*;
     pub use autodiff_runtime::tape::{Tape, Var};
     pub use autodiff_runtime::Float;
-    pub use ndarray::{array, Array, Array0, Array1, Array2, Array3, Array4, ArrayD, ArrayView1, ArrayView2, Axis, Ix1, Ix2, Ix3, Ix4, IxDyn};
+    pub use ndarray::{
+        array, Array, Array0, Array1, Array2, Array3, Array4, ArrayD, ArrayView1, ArrayView2, Axis, Ix1, Ix2, Ix3, Ix4,
+        IxDyn,
+    };
 }

@@ -13,7 +13,14 @@ fn quick_start(x: &Array2<f64>, w: &Array2<f64>, b: &Array1<f64>) -> f64 {
 
 /// A classifier trained on its parameters only: the data's gradient is never computed.
 #[differentiate(wrt(w1, b1, w2, b2))]
-fn classifier(x: &Array2<f64>, w1: &Array2<f64>, b1: &Array1<f64>, w2: &Array2<f64>, b2: &Array1<f64>, labels: &[usize]) -> f64 {
+fn classifier(
+    x: &Array2<f64>,
+    w1: &Array2<f64>,
+    b1: &Array1<f64>,
+    w2: &Array2<f64>,
+    b2: &Array1<f64>,
+    labels: &[usize],
+) -> f64 {
     let h = relu(&(x.dot(w1) + b1));
     cross_entropy(&(h.dot(w2) + b2), labels)
 }
@@ -25,12 +32,15 @@ fn smooth<F: Float>(x: &Array1<F>) -> F {
 }
 
 fn check(name: &str, actual: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/expand").join(format!("{name}.rs"));
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/expand")
+        .join(format!("{name}.rs"));
     if std::env::var_os("UPDATE_EXPAND").is_some() {
         std::fs::write(&path, actual).unwrap();
         return;
     }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}; run with UPDATE_EXPAND=1 to create it", path.display()));
+    let expected = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}; run with UPDATE_EXPAND=1 to create it", path.display()));
     assert!(
         expected == actual,
         "the generated code of `{name}` changed; review it and run `UPDATE_EXPAND=1 cargo test --test expand`.\n--- expected\n{expected}\n--- actual\n{actual}"

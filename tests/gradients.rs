@@ -129,7 +129,14 @@ fn mapv_closures(x: &Array1<f64>) -> f64 {
 }
 
 #[differentiate]
-pub fn mlp(x: &Array2<f64>, w1: &Array2<f64>, b1: &Array1<f64>, w2: &Array2<f64>, b2: &Array1<f64>, labels: &[usize]) -> f64 {
+pub fn mlp(
+    x: &Array2<f64>,
+    w1: &Array2<f64>,
+    b1: &Array1<f64>,
+    w2: &Array2<f64>,
+    b2: &Array1<f64>,
+    labels: &[usize],
+) -> f64 {
     let h = relu(&(x.dot(w1) + b1));
     let logits = h.dot(w2) + b2;
     cross_entropy(&logits, labels)
@@ -182,7 +189,12 @@ fn each_op_alone() {
     autodiff::check!(transposes, &random(&mut r, (4, 3)), &random(&mut r, (4, 2)));
     autodiff::check!(reductions, &random(&mut r, (2, 3, 4)));
     autodiff::check!(softmaxes, &random(&mut r, (3, 5)), &random(&mut r, (3, 5)));
-    autodiff::check!(losses, &random(&mut r, (4, 3)), &random(&mut r, (4, 3)), &[0usize, 2, 1, 2]);
+    autodiff::check!(
+        losses,
+        &random(&mut r, (4, 3)),
+        &random(&mut r, (4, 3)),
+        &[0usize, 2, 1, 2]
+    );
 }
 
 #[test]
@@ -219,7 +231,11 @@ fn mlp_generic_dynamic_owned() {
     let (w2, b2) = (random(&mut r, (6, 3)), random(&mut r, 3));
     autodiff::check!(mlp, &x, &w1, &b1, &w2, &b2, &[0, 1, 2, 1, 0]);
     autodiff::check!(generic, &random(&mut r, (3, 4)), &random(&mut r, 4), 0.8);
-    autodiff::check!(dynamic_rank, &random(&mut r, (2, 3)).into_dyn(), &random(&mut r, (2, 3)).into_dyn());
+    autodiff::check!(
+        dynamic_rank,
+        &random(&mut r, (2, 3)).into_dyn(),
+        &random(&mut r, (2, 3)).into_dyn()
+    );
     autodiff::check!(owned_params, random(&mut r, 4), 1.5, 4);
 }
 
@@ -263,5 +279,9 @@ fn halves_compose_to_the_gradient() {
     let (value2, unit) = mlp_grad(&x, &w1, &b1, &w2, &b2, &labels);
     assert_eq!(value, value2);
     // The seed scales every gradient.
-    assert!(grads.2.iter().zip(unit.2.iter()).all(|(a, b)| (a - 2.0 * b).abs() < 1e-12));
+    assert!(grads
+        .2
+        .iter()
+        .zip(unit.2.iter())
+        .all(|(a, b)| (a - 2.0 * b).abs() < 1e-12));
 }

@@ -29,35 +29,17 @@ fn bench_type<F: Float>(c: &mut Criterion) {
         group.throughput(Throughput::Elements((2 * m * n * k) as u64));
         if m * n * k > 100_000_000 {
             // The im2col product takes tens of milliseconds: fewer samples keep the run short.
-            group
-                .sample_size(10)
-                .measurement_time(Duration::from_secs(4));
+            group.sample_size(10).measurement_time(Duration::from_secs(4));
         } else {
-            group
-                .sample_size(30)
-                .measurement_time(Duration::from_secs(2));
+            group.sample_size(30).measurement_time(Duration::from_secs(2));
         }
-        let a = Array2::from_shape_fn((m, k), |(i, j)| {
-            F::of(((i * 7 + j * 3) % 11) as f64 * 0.1 - 0.5)
-        });
-        let b = Array2::from_shape_fn((k, n), |(i, j)| {
-            F::of(((i * 5 + j) % 13) as f64 * 0.1 - 0.6)
-        });
+        let a = Array2::from_shape_fn((m, k), |(i, j)| F::of(((i * 7 + j * 3) % 11) as f64 * 0.1 - 0.5));
+        let b = Array2::from_shape_fn((k, n), |(i, j)| F::of(((i * 5 + j) % 13) as f64 * 0.1 - 0.6));
         let mut out = Array2::<F>::zeros((m, n));
-        for (label, backend) in [
-            ("gemm", Backend::Gemm),
-            ("matrixmultiply", Backend::MatrixMultiply),
-        ] {
+        for (label, backend) in [("gemm", Backend::Gemm), ("matrixmultiply", Backend::MatrixMultiply)] {
             group.bench_function(BenchmarkId::from_parameter(label), |bencher| {
                 bencher.iter(|| {
-                    gemm_with_backend(
-                        backend,
-                        F::one(),
-                        a.view(),
-                        b.view(),
-                        F::zero(),
-                        out.view_mut(),
-                    );
+                    gemm_with_backend(backend, F::one(), a.view(), b.view(), F::zero(), out.view_mut());
                 })
             });
         }
@@ -81,12 +63,8 @@ fn bench_conv(c: &mut Criterion) {
     let g = Array4::from_elem((8, 64, 56, 56), 0.5f32);
     let mut group = c.benchmark_group("conv2d_f32_8x64x56x56_w64x64x3x3");
     group.throughput(Throughput::Elements(2 * 64 * 576 * 8 * 3136));
-    group
-        .sample_size(10)
-        .measurement_time(Duration::from_secs(5));
-    group.bench_function("forward", |b| {
-        b.iter(|| conv2d(&x, &w, None::<&Array1<f32>>, 1, 1))
-    });
+    group.sample_size(10).measurement_time(Duration::from_secs(5));
+    group.bench_function("forward", |b| b.iter(|| conv2d(&x, &w, None::<&Array1<f32>>, 1, 1)));
     group.bench_function("grad_input", |b| {
         b.iter(|| conv2d_grad_input(&g, &w, &x.raw_dim(), 1, 1))
     });

@@ -44,12 +44,7 @@ impl Chain {
     }
 
     /// Records the chain and its sum on `tape`.
-    fn record<'t, 'a>(
-        self,
-        tape: &'t Tape<'a, f64>,
-        input: &'a Array1<f64>,
-        depth: usize,
-    ) -> Var<'t, 'a, f64> {
+    fn record<'t, 'a>(self, tape: &'t Tape<'a, f64>, input: &'a Array1<f64>, depth: usize) -> Var<'t, 'a, f64> {
         let mut y = tape.param(input);
         for _ in 0..depth {
             y = match self {

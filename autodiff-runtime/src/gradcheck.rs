@@ -103,7 +103,6 @@ where
     max_relative_error(analytic, &numeric)
 }
 
-
 /// One differentiated parameter's agreement between the static gradient, the
 /// tape's gradient and central finite differences.
 #[derive(Clone, Debug)]
@@ -120,7 +119,12 @@ pub struct CheckEntry {
 
 impl CheckEntry {
     /// Compares the three gradients of one parameter.
-    pub fn new<F: Float, D: Dimension>(param: &'static str, static_grad: &Array<F, D>, tape_grad: &Array<F, D>, numeric: &Array<F, D>) -> Self {
+    pub fn new<F: Float, D: Dimension>(
+        param: &'static str,
+        static_grad: &Array<F, D>,
+        tape_grad: &Array<F, D>,
+        numeric: &Array<F, D>,
+    ) -> Self {
         CheckEntry {
             param,
             static_vs_fd: max_relative_error(static_grad, numeric),
@@ -131,7 +135,12 @@ impl CheckEntry {
 
     /// [`CheckEntry::new`] for a float parameter.
     pub fn new_scalar<F: Float>(param: &'static str, static_grad: F, tape_grad: F, numeric: F) -> Self {
-        Self::new(param, &ndarray::arr0(static_grad), &ndarray::arr0(tape_grad), &ndarray::arr0(numeric))
+        Self::new(
+            param,
+            &ndarray::arr0(static_grad),
+            &ndarray::arr0(tape_grad),
+            &ndarray::arr0(numeric),
+        )
     }
 
     /// The worst of the three errors.
@@ -171,13 +180,20 @@ impl CheckReport {
 
     /// Panics with the whole report if any error exceeds `tolerance`.
     pub fn assert_within(&self, tolerance: f64) {
-        assert!(self.worst() <= tolerance, "gradient check failed (tolerance {tolerance:e}):\n{self}");
+        assert!(
+            self.worst() <= tolerance,
+            "gradient check failed (tolerance {tolerance:e}):\n{self}"
+        );
     }
 }
 
 impl std::fmt::Display for CheckReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "gradient check of `{}` in {} (worst relative errors):", self.function, self.float)?;
+        writeln!(
+            f,
+            "gradient check of `{}` in {} (worst relative errors):",
+            self.function, self.float
+        )?;
         for e in &self.entries {
             writeln!(
                 f,

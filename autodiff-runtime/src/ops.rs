@@ -64,10 +64,7 @@ pub fn mean<F: Float, S: Data<Elem = F>, D: Dimension>(z: &ArrayBase<S, D>) -> F
 ///
 /// # Panics
 /// If `axis` is out of bounds.
-pub fn softmax<F: Float, S: Data<Elem = F>, D: RemoveAxis>(
-    z: &ArrayBase<S, D>,
-    axis: Axis,
-) -> Array<F, D> {
+pub fn softmax<F: Float, S: Data<Elem = F>, D: RemoveAxis>(z: &ArrayBase<S, D>, axis: Axis) -> Array<F, D> {
     sm::softmax(z, axis)
 }
 
@@ -76,10 +73,7 @@ pub fn softmax<F: Float, S: Data<Elem = F>, D: RemoveAxis>(
 ///
 /// # Panics
 /// If `axis` is out of bounds.
-pub fn log_softmax<F: Float, S: Data<Elem = F>, D: RemoveAxis>(
-    z: &ArrayBase<S, D>,
-    axis: Axis,
-) -> Array<F, D> {
+pub fn log_softmax<F: Float, S: Data<Elem = F>, D: RemoveAxis>(z: &ArrayBase<S, D>, axis: Axis) -> Array<F, D> {
     sm::log_softmax(z, axis)
 }
 
@@ -99,10 +93,7 @@ pub fn mse<F: Float, S1: Data<Elem = F>, S2: Data<Elem = F>, D: Dimension>(
 ///
 /// # Panics
 /// If the batch size differs from `labels.len()` or a label is out of range.
-pub fn cross_entropy<F: Float, S: Data<Elem = F>>(
-    logits: &ArrayBase<S, Ix2>,
-    labels: &[usize],
-) -> F {
+pub fn cross_entropy<F: Float, S: Data<Elem = F>>(logits: &ArrayBase<S, Ix2>, labels: &[usize]) -> F {
     loss::cross_entropy(logits, labels)
 }
 
@@ -141,11 +132,7 @@ pub fn batch_norm<F: Float, S1: Data<Elem = F>, S2: Data<Elem = F>, S3: Data<Ele
 ///
 /// # Panics
 /// If the window does not fit the input.
-pub fn max_pool2d<F: Float, S: Data<Elem = F>>(
-    x: &ArrayBase<S, Ix4>,
-    kernel: usize,
-    stride: usize,
-) -> Array4<F> {
+pub fn max_pool2d<F: Float, S: Data<Elem = F>>(x: &ArrayBase<S, Ix4>, kernel: usize, stride: usize) -> Array4<F> {
     pool::max_pool2d(x, kernel, stride)
 }
 

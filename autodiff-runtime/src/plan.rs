@@ -37,7 +37,12 @@ impl Plan {
 
 impl std::fmt::Display for Plan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "plan for `{}`, gradients w.r.t. ({})", self.function, self.wrt.join(", "))?;
+        writeln!(
+            f,
+            "plan for `{}`, gradients w.r.t. ({})",
+            self.function,
+            self.wrt.join(", ")
+        )?;
         writeln!(f, "forward ({} ops):", self.forward.len())?;
         for line in self.forward {
             writeln!(f, "  {line}")?;

@@ -12,19 +12,13 @@ use rand::{Rng, SeedableRng};
 
 const TOL: f64 = 1e-6;
 
-fn random<D: Dimension>(
-    rng: &mut StdRng,
-    shape: impl ndarray::ShapeBuilder<Dim = D>,
-) -> Array<f64, D> {
+fn random<D: Dimension>(rng: &mut StdRng, shape: impl ndarray::ShapeBuilder<Dim = D>) -> Array<f64, D> {
     Array::from_shape_simple_fn(shape, || rng.gen_range(-1.0..1.0))
 }
 
 fn max_abs_diff<D: Dimension>(a: &Array<f64, D>, b: &Array<f64, D>) -> f64 {
     assert_eq!(a.shape(), b.shape());
-    a.iter()
-        .zip(b.iter())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
+    a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
 }
 
 fn panic_message(f: impl FnOnce() + std::panic::UnwindSafe) -> String {
@@ -59,8 +53,7 @@ fn naive_conv(
                                 let iy = (oy * stride + ki) as isize - padding as isize;
                                 let ix = (ox * stride + kj) as isize - padding as isize;
                                 if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < wd {
-                                    acc +=
-                                        x[[b, ci, iy as usize, ix as usize]] * w[[oc, ci, ki, kj]];
+                                    acc += x[[b, ci, iy as usize, ix as usize]] * w[[oc, ci, ki, kj]];
                                 }
                             }
                         }
@@ -166,13 +159,7 @@ fn conv2d_f32_matches_f64() {
     let x = random(&mut rng, (2, 5, 9, 9));
     let w = random(&mut rng, (6, 5, 3, 3));
     let y64 = conv2d(&x, &w, None::<&Array1<f64>>, 2, 1);
-    let y32 = conv2d(
-        &x.mapv(|v| v as f32),
-        &w.mapv(|v| v as f32),
-        None::<&Array1<f32>>,
-        2,
-        1,
-    );
+    let y32 = conv2d(&x.mapv(|v| v as f32), &w.mapv(|v| v as f32), None::<&Array1<f32>>, 2, 1);
     assert!(max_abs_diff(&y32.mapv(f64::from), &y64) < 1e-4);
 }
 
@@ -188,9 +175,7 @@ fn conv2d_shape_errors_name_the_shapes() {
         );
     });
     assert!(
-        message.contains("conv2d")
-            && message.contains("[2, 3, 7, 6]")
-            && message.contains("[4, 2, 3, 3]"),
+        message.contains("conv2d") && message.contains("[2, 3, 7, 6]") && message.contains("[4, 2, 3, 3]"),
         "{message}"
     );
     let message = panic_message(|| {
@@ -202,10 +187,7 @@ fn conv2d_shape_errors_name_the_shapes() {
             0,
         );
     });
-    assert!(
-        message.contains("[5]") && message.contains("[4, 3, 3, 3]"),
-        "{message}"
-    );
+    assert!(message.contains("[5]") && message.contains("[4, 3, 3, 3]"), "{message}");
     let message = panic_message(|| {
         conv2d(
             &Array4::<f64>::zeros((1, 1, 2, 2)),
@@ -235,12 +217,7 @@ fn conv2d_shape_errors_name_the_shapes() {
 }
 
 /// Batch norm straight from its definition.
-fn naive_batch_norm(
-    x: &Array4<f64>,
-    gamma: &Array1<f64>,
-    beta: &Array1<f64>,
-    eps: f64,
-) -> Array4<f64> {
+fn naive_batch_norm(x: &Array4<f64>, gamma: &Array1<f64>, beta: &Array1<f64>, eps: f64) -> Array4<f64> {
     let (n, c, h, w) = x.dim();
     let m = (n * h * w) as f64;
     let mut y = x.clone();
@@ -296,10 +273,7 @@ fn batch_norm_output_is_normalised_per_channel() {
     let y = batch_norm(&x, &Array1::ones(3), &Array1::zeros(3), 0.0);
     for channel in y.axis_iter(ndarray::Axis(1)) {
         let mean = channel.mean().unwrap_or(f64::NAN);
-        let var = channel
-            .mapv(|v| (v - mean).powi(2))
-            .mean()
-            .unwrap_or(f64::NAN);
+        let var = channel.mapv(|v| (v - mean).powi(2)).mean().unwrap_or(f64::NAN);
         assert!(
             mean.abs() < 1e-12 && (var - 1.0).abs() < 1e-12,
             "mean {mean}, var {var}"
@@ -318,9 +292,7 @@ fn batch_norm_shape_errors_name_the_shapes() {
         );
     });
     assert!(
-        message.contains("batch_norm")
-            && message.contains("[2]")
-            && message.contains("[2, 3, 4, 4]"),
+        message.contains("batch_norm") && message.contains("[2]") && message.contains("[2, 3, 4, 4]"),
         "{message}"
     );
     let message = panic_message(|| {
@@ -358,32 +330,20 @@ fn max_pool_matches_direct_loops_and_finite_differences() {
     for (kernel, stride) in [(2, 2), (3, 2), (3, 1), (2, 3)] {
         let x = random(&mut rng, (2, 3, 7, 6));
         let y = max_pool2d(&x, kernel, stride);
-        assert_eq!(
-            y,
-            naive_max_pool(&x, kernel, stride),
-            "kernel {kernel} stride {stride}"
-        );
+        assert_eq!(y, naive_max_pool(&x, kernel, stride), "kernel {kernel} stride {stride}");
         let r = random(&mut rng, y.raw_dim());
         let dx = max_pool2d_grad(&r, &x, kernel, stride);
-        let err = check_gradient(
-            |x: &Array4<f64>| (max_pool2d(x, kernel, stride) * &r).sum(),
-            &x,
-            &dx,
-        );
+        let err = check_gradient(|x: &Array4<f64>| (max_pool2d(x, kernel, stride) * &r).sum(), &x, &dx);
         assert!(err <= TOL, "kernel {kernel} stride {stride}: {err}");
     }
 }
 
 #[test]
 fn max_pool_grad_goes_to_the_first_maximum_on_ties() {
-    let x = Array4::from_shape_vec((1, 1, 2, 2), vec![1.0, 3.0, 3.0, 3.0])
-        .unwrap_or_else(|e| panic!("{e}"));
+    let x = Array4::from_shape_vec((1, 1, 2, 2), vec![1.0, 3.0, 3.0, 3.0]).unwrap_or_else(|e| panic!("{e}"));
     let g = Array4::from_elem((1, 1, 1, 1), 2.0);
     let dx = max_pool2d_grad(&g, &x, 2, 2);
-    assert_eq!(
-        dx.iter().copied().collect::<Vec<_>>(),
-        vec![0.0, 2.0, 0.0, 0.0]
-    );
+    assert_eq!(dx.iter().copied().collect::<Vec<_>>(), vec![0.0, 2.0, 0.0, 0.0]);
 }
 
 #[test]

@@ -21,12 +21,7 @@ fn rng(seed: u64) -> StdRng {
 }
 
 /// An array of the given shape with elements uniform in `[low, high)`.
-fn uniform<Sh: ShapeBuilder>(
-    rng: &mut StdRng,
-    shape: Sh,
-    low: f64,
-    high: f64,
-) -> Array<f64, Sh::Dim> {
+fn uniform<Sh: ShapeBuilder>(rng: &mut StdRng, shape: Sh, low: f64, high: f64) -> Array<f64, Sh::Dim> {
     Array::from_shape_simple_fn(shape, || rng.gen_range(low..high))
 }
 
@@ -60,11 +55,7 @@ fn check_vjp<D: Dimension, E: Dimension>(
     let y = forward(x);
     let r = uniform(&mut rng(seed), y.raw_dim(), -1.0, 1.0);
     let analytic = backward(r.clone(), x);
-    assert_eq!(
-        analytic.shape(),
-        x.shape(),
-        "the adjoint must have the operand's shape"
-    );
+    assert_eq!(analytic.shape(), x.shape(), "the adjoint must have the operand's shape");
     let numeric = numeric_gradient(|x| dot_all(&forward(x), &r), x, default_step::<f64>());
     max_relative_error(&analytic, &numeric)
 }
@@ -97,15 +88,9 @@ fn forward_values_without_broadcasting() {
 fn forward_broadcasts_a_row_vector_over_a_matrix() {
     let a = array![[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]];
     let b = array![10.0, 20.0, 30.0];
-    assert_eq!(
-        binary::add(&a, &b),
-        array![[11.0, 22.0, 33.0], [14.0, 25.0, 36.0]]
-    );
+    assert_eq!(binary::add(&a, &b), array![[11.0, 22.0, 33.0], [14.0, 25.0, 36.0]]);
     // The 1-D operand may also come first.
-    assert_eq!(
-        binary::sub(&b, &a),
-        array![[9.0, 18.0, 27.0], [6.0, 15.0, 24.0]]
-    );
+    assert_eq!(binary::sub(&b, &a), array![[9.0, 18.0, 27.0], [6.0, 15.0, 24.0]]);
 }
 
 #[test]
@@ -207,33 +192,13 @@ fn add_and_sub_gradients_match_finite_differences() {
         let (a, b) = operands(case as u64, &a_shape, &b_shape);
         let a_dim = a.raw_dim();
         let b_dim = b.raw_dim();
-        let err = check_vjp(
-            10,
-            &a,
-            |a| binary::add(a, &b),
-            |g, _| binary::add_grad_lhs(g, &a_dim),
-        );
+        let err = check_vjp(10, &a, |a| binary::add(a, &b), |g, _| binary::add_grad_lhs(g, &a_dim));
         assert!(err <= TOLERANCE, "add lhs {a_shape:?} {b_shape:?}: {err}");
-        let err = check_vjp(
-            11,
-            &b,
-            |b| binary::add(&a, b),
-            |g, _| binary::add_grad_rhs(g, &b_dim),
-        );
+        let err = check_vjp(11, &b, |b| binary::add(&a, b), |g, _| binary::add_grad_rhs(g, &b_dim));
         assert!(err <= TOLERANCE, "add rhs {a_shape:?} {b_shape:?}: {err}");
-        let err = check_vjp(
-            12,
-            &a,
-            |a| binary::sub(a, &b),
-            |g, _| binary::sub_grad_lhs(g, &a_dim),
-        );
+        let err = check_vjp(12, &a, |a| binary::sub(a, &b), |g, _| binary::sub_grad_lhs(g, &a_dim));
         assert!(err <= TOLERANCE, "sub lhs {a_shape:?} {b_shape:?}: {err}");
-        let err = check_vjp(
-            13,
-            &b,
-            |b| binary::sub(&a, b),
-            |g, _| binary::sub_grad_rhs(g, &b_dim),
-        );
+        let err = check_vjp(13, &b, |b| binary::sub(&a, b), |g, _| binary::sub_grad_rhs(g, &b_dim));
         assert!(err <= TOLERANCE, "sub rhs {a_shape:?} {b_shape:?}: {err}");
     }
 }
@@ -273,12 +238,7 @@ fn div_gradients_match_finite_differences() {
             |g, _| binary::div_grad_lhs(g, &b, &a_dim),
         );
         assert!(err <= TOLERANCE, "div lhs {a_shape:?} {b_shape:?}: {err}");
-        let err = check_vjp(
-            31,
-            &b,
-            |b| binary::div(&a, b),
-            |g, b| binary::div_grad_rhs(g, &a, b),
-        );
+        let err = check_vjp(31, &b, |b| binary::div(&a, b), |g, b| binary::div_grad_rhs(g, &a, b));
         assert!(err <= TOLERANCE, "div rhs {a_shape:?} {b_shape:?}: {err}");
     }
 }
@@ -292,10 +252,7 @@ fn gradients_have_the_operand_shapes_after_broadcasting() {
         binary::mul_grad_lhs(g.clone(), &b, &a.raw_dim()),
         array![[4.0], [4.0], [4.0]]
     );
-    assert_eq!(
-        binary::mul_grad_rhs(g, &a, &b.raw_dim()),
-        array![[3.0, 3.0, 3.0, 3.0]]
-    );
+    assert_eq!(binary::mul_grad_rhs(g, &a, &b.raw_dim()), array![[3.0, 3.0, 3.0, 3.0]]);
 }
 
 #[test]
@@ -327,12 +284,7 @@ fn scalar_forms_array_gradients_match_finite_differences() {
     let mut rng = rng(50);
     let a = away_from_zero(&mut rng, (4, 3));
     let s = 1.7;
-    let err = check_vjp(
-        51,
-        &a,
-        |a| binary::mul_scalar(a, s),
-        |g, _| binary::scale_grad(g, s),
-    );
+    let err = check_vjp(51, &a, |a| binary::mul_scalar(a, s), |g, _| binary::scale_grad(g, s));
     assert!(err <= TOLERANCE, "mul_scalar: {err}");
     let err = check_vjp(
         52,
@@ -351,12 +303,7 @@ fn scalar_forms_array_gradients_match_finite_differences() {
     // `a + s` and `s - a` pass the adjoint through (negated for `s - a`).
     let err = check_vjp(54, &a, |a| binary::add_scalar(a, s), |g, _| g);
     assert!(err <= TOLERANCE, "add_scalar: {err}");
-    let err = check_vjp(
-        55,
-        &a,
-        |a| binary::scalar_sub(s, a),
-        |g, _| binary::neg_grad(g),
-    );
+    let err = check_vjp(55, &a, |a| binary::scalar_sub(s, a), |g, _| binary::neg_grad(g));
     assert!(err <= TOLERANCE, "scalar_sub: {err}");
 }
 
@@ -438,33 +385,12 @@ fn unary_cases() -> Vec<UnaryCase> {
     vec![
         case!(exp, exp_grad, exp_scalar, exp_grad_scalar, EXP_SAVES, false),
         case!(ln, ln_grad, ln_scalar, ln_grad_scalar, LN_SAVES, true),
-        case!(
-            sqrt,
-            sqrt_grad,
-            sqrt_scalar,
-            sqrt_grad_scalar,
-            SQRT_SAVES,
-            true
-        ),
-        case!(
-            tanh,
-            tanh_grad,
-            tanh_scalar,
-            tanh_grad_scalar,
-            TANH_SAVES,
-            false
-        ),
+        case!(sqrt, sqrt_grad, sqrt_scalar, sqrt_grad_scalar, SQRT_SAVES, true),
+        case!(tanh, tanh_grad, tanh_scalar, tanh_grad_scalar, TANH_SAVES, false),
         case!(sin, sin_grad, sin_scalar, sin_grad_scalar, SIN_SAVES, false),
         case!(cos, cos_grad, cos_scalar, cos_grad_scalar, COS_SAVES, false),
         case!(abs, abs_grad, abs_scalar, abs_grad_scalar, ABS_SAVES, false),
-        case!(
-            recip,
-            recip_grad,
-            recip_scalar,
-            recip_grad_scalar,
-            RECIP_SAVES,
-            false
-        ),
+        case!(recip, recip_grad, recip_scalar, recip_grad_scalar, RECIP_SAVES, false),
         case!(
             square,
             square_grad,
@@ -473,14 +399,7 @@ fn unary_cases() -> Vec<UnaryCase> {
             SQUARE_SAVES,
             false
         ),
-        case!(
-            relu,
-            relu_grad,
-            relu_scalar,
-            relu_grad_scalar,
-            RELU_SAVES,
-            false
-        ),
+        case!(relu, relu_grad, relu_scalar, relu_grad_scalar, RELU_SAVES, false),
         case!(
             sigmoid,
             sigmoid_grad,
@@ -509,17 +428,11 @@ fn unary_gradients_match_finite_differences_with_the_declared_saved_value() {
             let x = unary_input((index * 10 + shape_index) as u64, case, shape);
             // Pass exactly what the op declares it saves: the test then also
             // pins the `*_SAVES` constants that the macro's liveness pass reads.
-            let err = check_vjp(70 + index as u64, &x, case.forward, |g, x| {
-                match case.saves {
-                    unary::Saves::Input => (case.grad)(g, x),
-                    unary::Saves::Output => (case.grad)(g, &(case.forward)(x)),
-                }
+            let err = check_vjp(70 + index as u64, &x, case.forward, |g, x| match case.saves {
+                unary::Saves::Input => (case.grad)(g, x),
+                unary::Saves::Output => (case.grad)(g, &(case.forward)(x)),
             });
-            assert!(
-                err <= TOLERANCE,
-                "{} on {shape:?}: relative error {err}",
-                case.name
-            );
+            assert!(err <= TOLERANCE, "{} on {shape:?}: relative error {err}", case.name);
         }
     }
 }
@@ -552,11 +465,7 @@ fn unary_scalar_forms_agree_with_the_array_forms() {
             );
             let numeric = numeric_derivative(case.scalar, xi, default_step::<f64>());
             let err = relative_error((case.grad_scalar)(1.0, si), numeric);
-            assert!(
-                err <= TOLERANCE,
-                "{} scalar derivative at {xi}: {err}",
-                case.name
-            );
+            assert!(err <= TOLERANCE, "{} scalar derivative at {xi}: {err}", case.name);
         }
     }
 }
@@ -582,10 +491,7 @@ fn unary_forward_values() {
         unary::relu_grad(array![1.0, 1.0, 1.0], &unary::relu(&x)),
         array![0.0, 0.0, 1.0]
     );
-    assert_eq!(
-        unary::abs_grad(array![1.0, 1.0, 1.0], &x),
-        array![-1.0, 0.0, 1.0]
-    );
+    assert_eq!(unary::abs_grad(array![1.0, 1.0, 1.0], &x), array![-1.0, 0.0, 1.0]);
 }
 
 #[test]
@@ -595,11 +501,7 @@ fn sigmoid_is_finite_at_large_inputs() {
     assert!(y.iter().all(|v| v.is_finite()), "{y}");
     assert_eq!(y[3], 1.0);
     assert_eq!(y[0], 0.0);
-    assert!(
-        (y[1] - (-100.0f64).exp()).abs() <= 1e-50,
-        "sigmoid(-100) = {}",
-        y[1]
-    );
+    assert!((y[1] - (-100.0f64).exp()).abs() <= 1e-50, "sigmoid(-100) = {}", y[1]);
     let grad = unary::sigmoid_grad(Array1::ones(4), &y);
     assert!(grad.iter().all(|v| v.is_finite() && *v >= 0.0), "{grad}");
     // In f32 too, where exp(100) overflows.
@@ -619,12 +521,7 @@ fn unary_gradient_names_both_shapes() {
 fn powi_gradients_match_finite_differences() {
     for (index, n) in [-2, 0, 1, 2, 3, 5].into_iter().enumerate() {
         let x = away_from_zero(&mut rng(80 + index as u64), (3, 3));
-        let err = check_vjp(
-            90,
-            &x,
-            |x| unary::powi(x, n),
-            |g, x| unary::powi_grad(g, x, n),
-        );
+        let err = check_vjp(90, &x, |x| unary::powi(x, n), |g, x| unary::powi_grad(g, x, n));
         assert!(err <= TOLERANCE, "powi({n}): {err}");
     }
 }
@@ -642,12 +539,7 @@ fn powi_derivative_is_exact_at_zero() {
 fn powf_gradients_match_finite_differences() {
     for (index, p) in [0.5, 1.0, 2.5, -1.5, 0.0].into_iter().enumerate() {
         let x = uniform(&mut rng(100 + index as u64), (4, 2), 0.2, 3.0);
-        let err = check_vjp(
-            110,
-            &x,
-            |x| unary::powf(x, p),
-            |g, x| unary::powf_grad(g, x, p),
-        );
+        let err = check_vjp(110, &x, |x| unary::powf(x, p), |g, x| unary::powf_grad(g, x, p));
         assert!(err <= TOLERANCE, "powf({p}): {err}");
     }
 }
@@ -690,10 +582,7 @@ fn reductions_compute_the_right_values() {
 
 #[test]
 fn full_reduction_gradients_match_finite_differences() {
-    for (index, shape) in [vec![1], vec![7], vec![3, 4], vec![2, 3, 2]]
-        .into_iter()
-        .enumerate()
-    {
+    for (index, shape) in [vec![1], vec![7], vec![3, 4], vec![2, 3, 2]].into_iter().enumerate() {
         let x = uniform(&mut rng(130 + index as u64), IxDyn(&shape), -2.0, 2.0);
         let g = 0.7;
         let step = default_step::<f64>();
@@ -740,11 +629,7 @@ fn axis_reduction_gradients_match_finite_differences() {
 fn axis_reduction_gradients_keep_static_dimensions() {
     let g = array![1.0, 2.0];
     let grad: Array2<f64> = reduce::mean_axis_grad(g, Axis(1), &ndarray::Ix2(2, 4));
-    assert_close(
-        &grad,
-        &array![[0.25, 0.25, 0.25, 0.25], [0.5, 0.5, 0.5, 0.5]],
-        1e-15,
-    );
+    assert_close(&grad, &array![[0.25, 0.25, 0.25, 0.25], [0.5, 0.5, 0.5, 0.5]], 1e-15);
 }
 
 #[test]
@@ -771,10 +656,7 @@ fn the_gradient_check_would_catch_a_wrong_gradient() {
     // with the backward of `cos` must fail.
     let x = uniform(&mut rng(170), (3, 4), -2.0, 2.0);
     let err = check_vjp(171, &x, unary::sin, unary::cos_grad);
-    assert!(
-        err > 1e-2,
-        "a wrong gradient passed with relative error {err}"
-    );
+    assert!(err > 1e-2, "a wrong gradient passed with relative error {err}");
     // A broadcast operand whose adjoint is not reduced back is caught by shape.
     let b = uniform(&mut rng(172), 4, -2.0, 2.0);
     let result = std::panic::catch_unwind(|| {
@@ -815,11 +697,7 @@ fn float_operand_gradients_match_finite_differences() {
 fn array_minus_scalar_gradient_of_the_scalar() {
     let a = uniform(&mut rng(180), (2, 5), -1.0, 1.0);
     let r = uniform(&mut rng(181), (2, 5), -1.0, 1.0);
-    let numeric = numeric_derivative(
-        |s| dot_all(&binary::sub_scalar(&a, s), &r),
-        0.3,
-        default_step::<f64>(),
-    );
+    let numeric = numeric_derivative(|s| dot_all(&binary::sub_scalar(&a, s), &r), 0.3, default_step::<f64>());
     assert!(relative_error(binary::sub_scalar_grad_scalar(&r), numeric) <= TOLERANCE);
 }
 

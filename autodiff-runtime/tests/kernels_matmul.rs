@@ -10,10 +10,7 @@ use rand::{Rng, SeedableRng};
 
 const TOL: f64 = 1e-6;
 
-fn random<D: Dimension>(
-    rng: &mut StdRng,
-    shape: impl ndarray::ShapeBuilder<Dim = D>,
-) -> Array<f64, D> {
+fn random<D: Dimension>(rng: &mut StdRng, shape: impl ndarray::ShapeBuilder<Dim = D>) -> Array<f64, D> {
     Array::from_shape_simple_fn(shape, || rng.gen_range(-1.0..1.0))
 }
 
@@ -33,10 +30,7 @@ fn naive_matmul(a: &Array2<f64>, b: &Array2<f64>) -> Array2<f64> {
 
 fn max_abs_diff<D: Dimension>(a: &Array<f64, D>, b: &Array<f64, D>) -> f64 {
     assert_eq!(a.shape(), b.shape());
-    a.iter()
-        .zip(b.iter())
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f64::max)
+    a.iter().zip(b.iter()).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
 }
 
 /// The message of the panic raised by `f`.
@@ -57,12 +51,7 @@ fn matmul_matches_naive_including_transposed_and_strided_inputs() {
     // A transposed view, a Fortran-order array and a stepped slice must all work.
     let at = random(&mut rng, (7, 5));
     let bf = random(&mut rng, (7, 3).f());
-    assert!(
-        max_abs_diff(
-            &matmul(&at.t(), &bf),
-            &naive_matmul(&at.t().to_owned(), &bf)
-        ) < 1e-12
-    );
+    assert!(max_abs_diff(&matmul(&at.t(), &bf), &naive_matmul(&at.t().to_owned(), &bf)) < 1e-12);
     let big = random(&mut rng, (10, 14));
     let sliced = big.slice(ndarray::s![..;2, ..;2]);
     let c = random(&mut rng, (7, 4));
@@ -229,9 +218,7 @@ fn shape_errors_name_both_shapes() {
         matmul_grad_lhs(&Array2::<f64>::zeros((2, 3)), &Array2::<f64>::zeros((4, 5)));
     });
     assert!(
-        message.contains("matmul_grad_lhs")
-            && message.contains("[2, 3]")
-            && message.contains("[4, 5]"),
+        message.contains("matmul_grad_lhs") && message.contains("[2, 3]") && message.contains("[4, 5]"),
         "{message}"
     );
 }

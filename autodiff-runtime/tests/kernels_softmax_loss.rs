@@ -9,9 +9,7 @@
 use autodiff_runtime::gradcheck::{default_step, max_relative_error, numeric_gradient};
 use autodiff_runtime::kernels::{loss, reduce, softmax as sm, unary};
 use autodiff_runtime::ops::{self, ArrayExt};
-use ndarray::{
-    array, Array, Array1, Array2, Array3, ArrayD, Axis, Dimension, IxDyn, RemoveAxis, ShapeBuilder,
-};
+use ndarray::{array, Array, Array1, Array2, Array3, ArrayD, Axis, Dimension, IxDyn, RemoveAxis, ShapeBuilder};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -22,12 +20,7 @@ fn rng(seed: u64) -> StdRng {
 }
 
 /// An array of the given shape with elements uniform in `[low, high)`.
-fn uniform<Sh: ShapeBuilder>(
-    rng: &mut StdRng,
-    shape: Sh,
-    low: f64,
-    high: f64,
-) -> Array<f64, Sh::Dim> {
+fn uniform<Sh: ShapeBuilder>(rng: &mut StdRng, shape: Sh, low: f64, high: f64) -> Array<f64, Sh::Dim> {
     Array::from_shape_simple_fn(shape, || rng.gen_range(low..high))
 }
 
@@ -48,11 +41,7 @@ fn check_vjp<D: Dimension>(
     let y = forward(x);
     let r = uniform(&mut rng(seed), y.raw_dim(), -1.0, 1.0);
     let analytic = backward(r.clone(), &y);
-    assert_eq!(
-        analytic.shape(),
-        x.shape(),
-        "the adjoint must have the input's shape"
-    );
+    assert_eq!(analytic.shape(), x.shape(), "the adjoint must have the input's shape");
     let numeric = numeric_gradient(|x| dot_all(&forward(x), &r), x, default_step::<f64>());
     max_relative_error(&analytic, &numeric)
 }
@@ -152,10 +141,7 @@ fn log_softmax_of_large_logits_is_finite_and_correct() {
     assert!(y.iter().all(|v| v.is_finite()), "{y}");
     let log_norm = (1.0 + (-1.0f64).exp()).ln();
     let third = -(3.0f64).ln();
-    let expected = array![
-        [-log_norm, -2000.0 - log_norm, -1.0 - log_norm],
-        [third, third, third]
-    ];
+    let expected = array![[-log_norm, -2000.0 - log_norm, -1.0 - log_norm], [third, third, third]];
     assert_close(&y, &expected, 1e-15);
     let y32 = sm::log_softmax(&array![[1000.0f32, -1000.0, 999.0]], Axis(1));
     assert!(y32.iter().all(|v| v.is_finite()), "{y32}");
@@ -173,10 +159,7 @@ fn softmax_gradient_matches_finite_differences() {
             |x| sm::softmax(x, axis),
             |g, y| sm::softmax_grad(g, y, axis),
         );
-        assert!(
-            err <= TOLERANCE,
-            "softmax {shape:?} {axis:?}: relative error {err}"
-        );
+        assert!(err <= TOLERANCE, "softmax {shape:?} {axis:?}: relative error {err}");
     }
 }
 
@@ -191,10 +174,7 @@ fn log_softmax_gradient_matches_finite_differences() {
             |x| sm::log_softmax(x, axis),
             |g, y| sm::log_softmax_grad(g, y, axis),
         );
-        assert!(
-            err <= TOLERANCE,
-            "log_softmax {shape:?} {axis:?}: relative error {err}"
-        );
+        assert!(err <= TOLERANCE, "log_softmax {shape:?} {axis:?}: relative error {err}");
     }
 }
 
@@ -243,23 +223,13 @@ fn log_softmax_names_an_out_of_bounds_axis() {
 #[test]
 #[should_panic(expected = "softmax_grad: gradient shape [2, 3] differs from output shape [3, 2]")]
 fn softmax_grad_names_both_shapes() {
-    let _ = sm::softmax_grad(
-        Array2::<f64>::zeros((2, 3)),
-        &Array2::<f64>::zeros((3, 2)),
-        Axis(1),
-    );
+    let _ = sm::softmax_grad(Array2::<f64>::zeros((2, 3)), &Array2::<f64>::zeros((3, 2)), Axis(1));
 }
 
 #[test]
-#[should_panic(
-    expected = "log_softmax_grad: gradient shape [2, 3] differs from output shape [2, 4]"
-)]
+#[should_panic(expected = "log_softmax_grad: gradient shape [2, 3] differs from output shape [2, 4]")]
 fn log_softmax_grad_names_both_shapes() {
-    let _ = sm::log_softmax_grad(
-        Array2::<f64>::zeros((2, 3)),
-        &Array2::<f64>::zeros((2, 4)),
-        Axis(1),
-    );
+    let _ = sm::log_softmax_grad(Array2::<f64>::zeros((2, 3)), &Array2::<f64>::zeros((2, 4)), Axis(1));
 }
 
 // ---------------------------------------------------------------------------
@@ -276,10 +246,7 @@ fn mse_value() {
 
 #[test]
 fn mse_gradients_match_finite_differences() {
-    for (index, shape) in [vec![1], vec![5], vec![3, 4], vec![2, 3, 2]]
-        .into_iter()
-        .enumerate()
-    {
+    for (index, shape) in [vec![1], vec![5], vec![3, 4], vec![2, 3, 2]].into_iter().enumerate() {
         let mut rng = rng(80 + index as u64);
         let pred = uniform(&mut rng, IxDyn(&shape), -2.0, 2.0);
         let target = uniform(&mut rng, IxDyn(&shape), -2.0, 2.0);
@@ -315,16 +282,8 @@ fn mse_agrees_across_memory_layouts() {
         assert!((value - reference).abs() < 1e-14, "{value} vs {reference}");
     }
     // A strided slice is not contiguous and takes the Zip path.
-    let (p, t) = (
-        pred.slice(ndarray::s![.., 1..;2]),
-        target.slice(ndarray::s![.., 1..;2]),
-    );
-    let sliced_reference = p
-        .iter()
-        .zip(t.iter())
-        .map(|(p, t)| (p - t) * (p - t))
-        .sum::<f64>()
-        / p.len() as f64;
+    let (p, t) = (pred.slice(ndarray::s![.., 1..;2]), target.slice(ndarray::s![.., 1..;2]));
+    let sliced_reference = p.iter().zip(t.iter()).map(|(p, t)| (p - t) * (p - t)).sum::<f64>() / p.len() as f64;
     assert!((loss::mse(&p, &t) - sliced_reference).abs() < 1e-14);
 }
 
@@ -377,9 +336,7 @@ fn cross_entropy_matches_the_definition() {
     let value = loss::cross_entropy(&logits, &labels);
     assert!((value - naive_cross_entropy(&logits, &labels)).abs() < 1e-13);
     // Uniform logits give ln(classes).
-    assert!(
-        (loss::cross_entropy(&Array2::<f64>::zeros((2, 4)), &[0, 3]) - 4.0f64.ln()).abs() < 1e-15
-    );
+    assert!((loss::cross_entropy(&Array2::<f64>::zeros((2, 4)), &[0, 3]) - 4.0f64.ln()).abs() < 1e-15);
 }
 
 #[test]
@@ -394,11 +351,7 @@ fn cross_entropy_gradient_matches_finite_differences() {
         let mut rng = rng(100 + index as u64);
         let logits = uniform(&mut rng, shape, -3.0, 3.0);
         let g = rng.gen_range(0.5..1.5);
-        let numeric = numeric_gradient(
-            |z| g * loss::cross_entropy(z, labels),
-            &logits,
-            default_step::<f64>(),
-        );
+        let numeric = numeric_gradient(|z| g * loss::cross_entropy(z, labels), &logits, default_step::<f64>());
         let analytic = loss::cross_entropy_grad(g, &logits, labels);
         let err = max_relative_error(&analytic, &numeric);
         assert!(err <= TOLERANCE, "cross_entropy {shape:?}: {err}");
@@ -426,9 +379,7 @@ fn cross_entropy_of_huge_logits_is_finite_and_correct() {
 }
 
 #[test]
-#[should_panic(
-    expected = "cross_entropy: logits of shape [3, 4] have batch size 3 but 2 labels were given"
-)]
+#[should_panic(expected = "cross_entropy: logits of shape [3, 4] have batch size 3 but 2 labels were given")]
 fn cross_entropy_names_batch_size_and_label_count() {
     let _ = loss::cross_entropy(&Array2::<f64>::zeros((3, 4)), &[0, 1]);
 }
@@ -446,9 +397,7 @@ fn cross_entropy_grad_names_an_out_of_range_label() {
 }
 
 #[test]
-#[should_panic(
-    expected = "cross_entropy_grad: logits of shape [2, 3] have batch size 2 but 3 labels were given"
-)]
+#[should_panic(expected = "cross_entropy_grad: logits of shape [2, 3] have batch size 2 but 3 labels were given")]
 fn cross_entropy_grad_names_batch_size_and_label_count() {
     let _ = loss::cross_entropy_grad(1.0, &Array2::<f64>::zeros((2, 3)), &[0, 1, 2]);
 }
@@ -463,10 +412,7 @@ fn the_gradient_check_would_catch_a_wrong_gradient() {
         |x| sm::softmax(x, Axis(1)),
         |g, y| sm::log_softmax_grad(g, y, Axis(1)),
     );
-    assert!(
-        err > 1e-2,
-        "a wrong gradient passed with relative error {err}"
-    );
+    assert!(err > 1e-2, "a wrong gradient passed with relative error {err}");
 }
 
 // ---------------------------------------------------------------------------
@@ -485,10 +431,7 @@ fn ops_forward_to_the_kernels() {
     assert_eq!(ops::log_softmax(&z, Axis(0)), sm::log_softmax(&z, Axis(0)));
     let target = uniform(&mut rng(121), (3, 4), -3.0, 3.0);
     assert_eq!(ops::mse(&z, &target), loss::mse(&z, &target));
-    assert_eq!(
-        ops::cross_entropy(&z, &[0, 1, 3]),
-        loss::cross_entropy(&z, &[0, 1, 3])
-    );
+    assert_eq!(ops::cross_entropy(&z, &[0, 1, 3]), loss::cross_entropy(&z, &[0, 1, 3]));
 }
 
 #[test]

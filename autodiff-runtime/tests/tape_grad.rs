@@ -43,10 +43,7 @@ fn loss_value(
 }
 
 /// Checks the tape gradient of every input of `f` against finite differences; returns the worst error.
-fn check(
-    inputs: Vec<ArrayD<f64>>,
-    f: impl for<'t, 'a> Fn(&[Var<'t, 'a, f64>]) -> Var<'t, 'a, f64>,
-) -> f64 {
+fn check(inputs: Vec<ArrayD<f64>>, f: impl for<'t, 'a> Fn(&[Var<'t, 'a, f64>]) -> Var<'t, 'a, f64>) -> f64 {
     let mut rng = StdRng::seed_from_u64(7);
     let tape = Tape::new();
     let vars: Vec<_> = inputs.iter().map(|x| tape.param(x)).collect();
@@ -57,10 +54,7 @@ fn check(
     let grads = tape.backward(&loss);
     let mut worst: f64 = 0.0;
     for (i, var) in vars.iter().enumerate() {
-        let analytic = grads
-            .get(var)
-            .cloned()
-            .unwrap_or_else(|| ArrayD::zeros(var.shape()));
+        let analytic = grads.get(var).cloned().unwrap_or_else(|| ArrayD::zeros(var.shape()));
         assert_eq!(
             analytic.shape(),
             inputs[i].shape(),
@@ -175,9 +169,7 @@ fn unary_ops() {
     check(vec![any.clone()], |v| v[0].powi(3));
     check(vec![positive.clone()], |v| v[0].powi(-2));
     check(vec![positive], |v| v[0].powf(1.5));
-    check(vec![any], |v| {
-        v[0].map(|x| x.sin() * x, |x| x.cos() * x + x.sin())
-    });
+    check(vec![any], |v| v[0].map(|x| x.sin() * x, |x| x.cos() * x + x.sin()));
 }
 
 #[test]
@@ -227,15 +219,11 @@ fn conv2d_batch_norm_max_pool() {
     let x = random(&mut rng, &[2, 3, 6, 5], -1.0, 1.0);
     let w = random(&mut rng, &[4, 3, 3, 3], -1.0, 1.0);
     let b = random(&mut rng, &[4], -1.0, 1.0);
-    check(vec![x.clone(), w.clone(), b], |v| {
-        v[0].conv2d(&v[1], Some(&v[2]), 1, 1)
-    });
+    check(vec![x.clone(), w.clone(), b], |v| v[0].conv2d(&v[1], Some(&v[2]), 1, 1));
     check(vec![x.clone(), w], |v| v[0].conv2d(&v[1], None, 2, 0));
     let gamma = random(&mut rng, &[3], 0.5, 1.5);
     let beta = random(&mut rng, &[3], -1.0, 1.0);
-    check(vec![x, gamma, beta], |v| {
-        v[0].batch_norm(&v[1], &v[2], 1e-5)
-    });
+    check(vec![x, gamma, beta], |v| v[0].batch_norm(&v[1], &v[2], 1e-5));
     // Distinct values so that no window has a tie within the finite-difference step.
     let mut values: Vec<f64> = (0..2 * 2 * 4 * 6).map(|i| i as f64 * 0.1).collect();
     for i in (1..values.len()).rev() {
@@ -268,9 +256,7 @@ fn matmul_chain() {
     let b = random(&mut rng, &[3, 4], -1.0, 1.0);
     let c = random(&mut rng, &[4, 5], -1.0, 1.0);
     let d = random(&mut rng, &[5, 2], -1.0, 1.0);
-    check(vec![a, b, c, d], |v| {
-        v[0].dot(&v[1]).dot(&v[2]).dot(&v[3]).sum()
-    });
+    check(vec![a, b, c, d], |v| v[0].dot(&v[1]).dot(&v[2]).dot(&v[3]).sum());
 }
 
 #[test]
@@ -305,16 +291,9 @@ fn softmax_cross_entropy_of_a_linear_layer() {
         onehot[[row, label]] = 1.0;
     }
     let tape = Tape::new();
-    let (xv, wv, bv, mask) = (
-        tape.param(&x),
-        tape.param(&w),
-        tape.param(&b),
-        tape.constant(&onehot),
-    );
+    let (xv, wv, bv, mask) = (tape.param(&x), tape.param(&w), tape.param(&b), tape.constant(&onehot));
     let logits = &xv.dot(&wv) + &bv;
-    let explicit = (&logits.log_softmax(Axis(1)) * &mask)
-        .sum()
-        .mul_scalar(-1.0 / 6.0);
+    let explicit = (&logits.log_softmax(Axis(1)) * &mask).sum().mul_scalar(-1.0 / 6.0);
     let fused = logits.cross_entropy(&labels);
     assert!((explicit.scalar() - fused.scalar()).abs() < 1e-12);
     let g_explicit = tape.backward_retain(&explicit);

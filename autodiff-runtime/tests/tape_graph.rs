@@ -11,10 +11,7 @@ fn constant_inputs_record_no_node() {
     let x = tape.constant(&a);
     let y = x.exp().sum();
     assert!(!y.requires_grad());
-    assert!(
-        tape.is_empty(),
-        "no input requires a gradient: nothing recorded"
-    );
+    assert!(tape.is_empty(), "no input requires a gradient: nothing recorded");
     assert_eq!(tape.memory().saved_bytes, 0);
     assert_eq!(y.scalar(), a.mapv(f64::exp).sum());
 }
@@ -106,10 +103,7 @@ fn hook_that_doubles_a_gradient_doubles_the_leaf_gradient() {
     x.register_hook(|g| Some(g.mapv(|v| v + 1.0)));
     let y = (&x + &x).sum();
     let g = tape.backward(&y);
-    assert_eq!(
-        seen.borrow().clone().unwrap(),
-        ArrayD::from_elem(vec![3], 2.0)
-    );
+    assert_eq!(seen.borrow().clone().unwrap(), ArrayD::from_elem(vec![3], 2.0));
     assert_eq!(g[&x], ArrayD::from_elem(vec![3], 3.0));
 }
 
@@ -130,11 +124,7 @@ fn to_dot_lists_every_node_and_edge() {
             assert!(dot.contains(&format!("v{input} -> v{};", node.id)));
         }
     }
-    assert!(dot.contains(&format!(
-        "v{} [shape=box, label=\"{}: param\"]",
-        x.id(),
-        x.id()
-    )));
+    assert!(dot.contains(&format!("v{} [shape=box, label=\"{}: param\"]", x.id(), x.id())));
     assert_eq!(tape.len(), 4);
     drop(y);
 }
@@ -157,17 +147,10 @@ fn backward_retain_allows_a_second_backward() {
     let x = tape.param(&a);
     let y = x.exp().sum();
     let first = tape.backward_retain(&y);
-    assert!(
-        tape.memory().saved_bytes > 0,
-        "retained: exp's output is still saved"
-    );
+    assert!(tape.memory().saved_bytes > 0, "retained: exp's output is still saved");
     let second = tape.backward(&y);
     assert_eq!(first[&x], second[&x]);
-    assert_eq!(
-        tape.memory().saved_bytes,
-        0,
-        "the consuming backward freed it"
-    );
+    assert_eq!(tape.memory().saved_bytes, 0, "the consuming backward freed it");
 }
 
 #[test]

@@ -39,15 +39,8 @@ fn tape_memory_matches_the_allocator() {
         );
         // What the tape reports is what the heap holds, up to the handles the test keeps
         // (`x`, `y`, `loss`: their Rc boxes and the 0-d loss value).
-        assert!(
-            held >= memory.total(),
-            "held {held} < reported {}",
-            memory.total()
-        );
-        assert!(
-            held - memory.total() < 1024,
-            "held {held} vs reported {memory:?}"
-        );
+        assert!(held >= memory.total(), "held {held} < reported {}", memory.total());
+        assert!(held - memory.total() < 1024, "held {held} vs reported {memory:?}");
 
         alloc::reset_peak();
         let grads = tape.backward(&loss);
@@ -78,9 +71,7 @@ fn tape_memory_matches_the_allocator() {
             }
             d
         });
-        assert!((&grads[&x] - &expected.into_dyn())
-            .iter()
-            .all(|e| e.abs() < 1e-12));
+        assert!((&grads[&x] - &expected.into_dyn()).iter().all(|e| e.abs() < 1e-12));
     }
     assert_eq!(
         alloc::current_bytes(),

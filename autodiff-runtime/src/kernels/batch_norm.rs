@@ -61,11 +61,7 @@ pub fn batch_norm_grad_input<F: Float, S1: Data<Elem = F>, S2: Data<Elem = F>>(
 }
 
 /// Adjoint of `gamma` in [`batch_norm`]: `Σ g · x̂` per channel.
-pub fn batch_norm_grad_gamma<F: Float, S: Data<Elem = F>>(
-    g: &Array4<F>,
-    x: &ArrayBase<S, Ix4>,
-    eps: F,
-) -> Array1<F> {
+pub fn batch_norm_grad_gamma<F: Float, S: Data<Elem = F>>(g: &Array4<F>, x: &ArrayBase<S, Ix4>, eps: F) -> Array1<F> {
     check_grad("batch_norm_grad_gamma", g.shape(), x.shape());
     let stats = ChannelStats::of(x, eps);
     Array1::from_shape_fn(stats.mean.len(), |c| {
@@ -107,11 +103,7 @@ impl<F: Float> ChannelStats<F> {
             mean.push(mu);
             invstd.push(F::one() / (sq * inv_count + eps).sqrt());
         }
-        ChannelStats {
-            mean,
-            invstd,
-            count,
-        }
+        ChannelStats { mean, invstd, count }
     }
 }
 
@@ -134,8 +126,5 @@ fn check_params(op: &str, x: &[usize], gamma: &[usize], beta: Option<&[usize]>) 
 
 /// Panics naming both shapes unless the adjoint has the input's shape.
 fn check_grad(op: &str, g: &[usize], x: &[usize]) {
-    assert_eq!(
-        g, x,
-        "{op}: gradient shape {g:?} differs from input shape {x:?}"
-    );
+    assert_eq!(g, x, "{op}: gradient shape {g:?} differs from input shape {x:?}");
 }

@@ -23,9 +23,9 @@ use crate::Float;
 pub fn unbroadcast<F: Float, E: Dimension, D: Dimension>(g: Array<F, E>, dim: &D) -> Array<F, D> {
     let target = dim.slice();
     if g.shape() == target {
-        return g.into_dimensionality::<D>().unwrap_or_else(|_| {
-            unreachable!("equal shapes imply equal rank")
-        });
+        return g
+            .into_dimensionality::<D>()
+            .unwrap_or_else(|_| unreachable!("equal shapes imply equal rank"));
     }
     assert!(
         g.ndim() >= target.len(),
@@ -251,7 +251,13 @@ where
     S2: Data<Elem = F>,
     D: Dimension,
 {
-    assert_eq!(g.shape(), a.shape(), "sum_product: gradient shape {:?} differs from operand shape {:?}", g.shape(), a.shape());
+    assert_eq!(
+        g.shape(),
+        a.shape(),
+        "sum_product: gradient shape {:?} differs from operand shape {:?}",
+        g.shape(),
+        a.shape()
+    );
     let mut acc = F::zero();
     Zip::from(g).and(a).for_each(|&g, &a| acc += g * a);
     acc

@@ -70,8 +70,8 @@ pub fn conv2d<F: Float, S1: Data<Elem = F>, S2: Data<Elem = F>, S3: Data<Elem = 
         let width = j1 - j0;
         let col = &mut col[..k * width];
         geo.im2col(x, j0, j1, col);
-        let col = ArrayView2::from_shape((k, width), &*col)
-            .unwrap_or_else(|_| unreachable!("buffer has k·width elements"));
+        let col =
+            ArrayView2::from_shape((k, width), &*col).unwrap_or_else(|_| unreachable!("buffer has k·width elements"));
         let product = &mut product[..o * width];
         let product_view = ArrayViewMut2::from_shape((o, width), &mut *product)
             .unwrap_or_else(|_| unreachable!("buffer has o·width elements"));
@@ -121,8 +121,7 @@ pub fn conv2d_grad_input<F: Float, S: Data<Elem = F>>(
         gemm(F::one(), w_mat.t(), g_view, F::zero(), dcol_view);
         geo.col2im(dcol, j0, j1, &mut dx);
     }
-    Array4::from_shape_vec((n, c, h, wd), dx)
-        .unwrap_or_else(|_| unreachable!("buffer has n·c·h·w elements"))
+    Array4::from_shape_vec((n, c, h, wd), dx).unwrap_or_else(|_| unreachable!("buffer has n·c·h·w elements"))
 }
 
 /// Adjoint of `w` in [`conv2d`], given the input and the weight's shape `w_dim`.
@@ -153,8 +152,8 @@ pub fn conv2d_grad_weight<F: Float, S: Data<Elem = F>>(
         let width = j1 - j0;
         let col = &mut col[..k * width];
         geo.im2col(x, j0, j1, col);
-        let col = ArrayView2::from_shape((k, width), &*col)
-            .unwrap_or_else(|_| unreachable!("buffer has k·width elements"));
+        let col =
+            ArrayView2::from_shape((k, width), &*col).unwrap_or_else(|_| unreachable!("buffer has k·width elements"));
         let g_tile = &mut g_tile[..o * width];
         geo.gather(g, j0, j1, g_tile);
         let g_view = ArrayView2::from_shape((o, width), &*g_tile)
@@ -343,10 +342,7 @@ impl Geometry {
                             if self.stride == 1 {
                                 dst[a..b].copy_from_slice(&src[ix0..ix0 + (b - a)]);
                             } else {
-                                for (d, s) in dst[a..b]
-                                    .iter_mut()
-                                    .zip(src[ix0..].iter().step_by(self.stride))
-                                {
+                                for (d, s) in dst[a..b].iter_mut().zip(src[ix0..].iter().step_by(self.stride)) {
                                     *d = *s;
                                 }
                             }
@@ -385,8 +381,7 @@ impl Geometry {
                             }
                             let dst = &mut plane[iy * self.w..][..self.w];
                             let ix0 = (ox0 + a) * self.stride + kj - self.padding;
-                            for (d, s) in dst[ix0..].iter_mut().step_by(self.stride).zip(&src[a..b])
-                            {
+                            for (d, s) in dst[ix0..].iter_mut().step_by(self.stride).zip(&src[a..b]) {
                                 *d += *s;
                             }
                         }

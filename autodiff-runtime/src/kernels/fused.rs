@@ -20,7 +20,12 @@ fn check_shapes(op: &str, g: &[usize], saved: &[&[usize]]) {
 ///
 /// # Panics
 /// If the shapes differ; the message names them.
-pub fn chain2<F, S1, S2, D>(mut g: Array<F, D>, s1: &ArrayBase<S1, D>, s2: &ArrayBase<S2, D>, f: impl Fn(F, F, F) -> F) -> Array<F, D>
+pub fn chain2<F, S1, S2, D>(
+    mut g: Array<F, D>,
+    s1: &ArrayBase<S1, D>,
+    s2: &ArrayBase<S2, D>,
+    f: impl Fn(F, F, F) -> F,
+) -> Array<F, D>
 where
     F: Float,
     S1: Data<Elem = F>,
@@ -48,7 +53,11 @@ where
     D: Dimension,
 {
     check_shapes("chain3", g.shape(), &[s1.shape(), s2.shape(), s3.shape()]);
-    Zip::from(&mut g).and(s1).and(s2).and(s3).for_each(|g, &a, &b, &c| *g = f(*g, a, b, c));
+    Zip::from(&mut g)
+        .and(s1)
+        .and(s2)
+        .and(s3)
+        .for_each(|g, &a, &b, &c| *g = f(*g, a, b, c));
     g
 }
 
@@ -70,6 +79,11 @@ where
     D: Dimension,
 {
     check_shapes("chain4", g.shape(), &[s1.shape(), s2.shape(), s3.shape(), s4.shape()]);
-    Zip::from(&mut g).and(s1).and(s2).and(s3).and(s4).for_each(|g, &a, &b, &c, &d| *g = f(*g, a, b, c, d));
+    Zip::from(&mut g)
+        .and(s1)
+        .and(s2)
+        .and(s3)
+        .and(s4)
+        .for_each(|g, &a, &b, &c, &d| *g = f(*g, a, b, c, d));
     g
 }

@@ -87,8 +87,7 @@ pub fn gemm_with_backend<F: Float>(
         }
         return;
     }
-    let is_native =
-        TypeId::of::<F>() == TypeId::of::<f32>() || TypeId::of::<F>() == TypeId::of::<f64>();
+    let is_native = TypeId::of::<F>() == TypeId::of::<f32>() || TypeId::of::<F>() == TypeId::of::<f64>();
     if backend == Backend::MatrixMultiply || !is_native {
         if beta == F::zero() {
             // general_mat_mul reads `c` even when beta is 0 (0·NaN = NaN), so clear it first.
@@ -158,9 +157,7 @@ mod tests {
         for backend in [Backend::Gemm, Backend::MatrixMultiply] {
             let mut c = Array2::from_elem((7, 9).f(), f64::NAN);
             gemm_with_backend(backend, 1.0, a_view, bt, 0.0, c.view_mut());
-            let err = (&c - &expected)
-                .mapv(f64::abs)
-                .fold(0.0, |m: f64, &v| m.max(v));
+            let err = (&c - &expected).mapv(f64::abs).fold(0.0, |m: f64, &v| m.max(v));
             assert!(err < 1e-12, "{backend:?}: max error {err}");
             // Accumulate: c ← 2·a·b + 0.5·c = 2.5·a·b.
             gemm_with_backend(backend, 2.0, a_view, bt, 0.5, c.view_mut());

@@ -75,9 +75,7 @@ pub fn mse_grad_pred<F: Float, S1: Data<Elem = F>, S2: Data<Elem = F>, D: Dimens
 ) -> Array<F, D> {
     let n = check_mse("mse_grad_pred", pred.shape(), target.shape());
     let scale = (g + g) / F::of_usize(n);
-    Zip::from(pred)
-        .and(target)
-        .map_collect(|&p, &t| scale * (p - t))
+    Zip::from(pred).and(target).map_collect(|&p, &t| scale * (p - t))
 }
 
 /// Adjoint of `target` in [`mse`]: `-2g(pred - target)/n`.
@@ -91,9 +89,7 @@ pub fn mse_grad_target<F: Float, S1: Data<Elem = F>, S2: Data<Elem = F>, D: Dime
 ) -> Array<F, D> {
     let n = check_mse("mse_grad_target", pred.shape(), target.shape());
     let scale = (g + g) / F::of_usize(n);
-    Zip::from(pred)
-        .and(target)
-        .map_collect(|&p, &t| scale * (t - p))
+    Zip::from(pred).and(target).map_collect(|&p, &t| scale * (t - p))
 }
 
 /// Panics naming the batch size and the label count if they differ, the first
@@ -106,15 +102,8 @@ fn check_labels(op: &str, shape: &[usize], labels: &[usize]) {
         "{op}: logits of shape {shape:?} have batch size {batch} but {} labels were given",
         labels.len()
     );
-    assert!(
-        batch > 0,
-        "{op}: the batch of logits of shape {shape:?} is empty"
-    );
-    if let Some((row, &label)) = labels
-        .iter()
-        .enumerate()
-        .find(|&(_, &label)| label >= classes)
-    {
+    assert!(batch > 0, "{op}: the batch of logits of shape {shape:?} is empty");
+    if let Some((row, &label)) = labels.iter().enumerate().find(|&(_, &label)| label >= classes) {
         panic!("{op}: label {label} of row {row} is out of range for {classes} classes (logits shape {shape:?})");
     }
 }
@@ -125,10 +114,7 @@ fn check_labels(op: &str, shape: &[usize], labels: &[usize]) {
 ///
 /// Each row contributes `logsumexp(row) - row[label]`, with the row's maximum
 /// subtracted inside the `exp` so that no exponent is positive.
-pub fn cross_entropy<F: Float, S: Data<Elem = F>>(
-    logits: &ArrayBase<S, Ix2>,
-    labels: &[usize],
-) -> F {
+pub fn cross_entropy<F: Float, S: Data<Elem = F>>(logits: &ArrayBase<S, Ix2>, labels: &[usize]) -> F {
     check_labels("cross_entropy", logits.shape(), labels);
     let mut total = F::zero();
     for (row, &label) in logits.rows().into_iter().zip(labels) {

@@ -30,16 +30,8 @@ pub fn matmul<F: Float, S1: Data<Elem = F>, S2: Data<Elem = F>>(
 }
 
 /// Adjoint of `a` in `a · b`: `g · bᵀ`.
-pub fn matmul_grad_lhs<F: Float, S: Data<Elem = F>>(
-    g: &Array2<F>,
-    b: &ArrayBase<S, Ix2>,
-) -> Array2<F> {
-    check_shapes(
-        "matmul_grad_lhs",
-        g.ncols() == b.ncols(),
-        g.shape(),
-        b.shape(),
-    );
+pub fn matmul_grad_lhs<F: Float, S: Data<Elem = F>>(g: &Array2<F>, b: &ArrayBase<S, Ix2>) -> Array2<F> {
+    check_shapes("matmul_grad_lhs", g.ncols() == b.ncols(), g.shape(), b.shape());
     let mut da = Array2::zeros((g.nrows(), b.nrows()));
     // bᵀ is a strided view: the backend reads it in place, no transposed copy.
     gemm(F::one(), g.view(), b.t(), F::zero(), da.view_mut());
@@ -47,16 +39,8 @@ pub fn matmul_grad_lhs<F: Float, S: Data<Elem = F>>(
 }
 
 /// Adjoint of `b` in `a · b`: `aᵀ · g`.
-pub fn matmul_grad_rhs<F: Float, S: Data<Elem = F>>(
-    a: &ArrayBase<S, Ix2>,
-    g: &Array2<F>,
-) -> Array2<F> {
-    check_shapes(
-        "matmul_grad_rhs",
-        a.nrows() == g.nrows(),
-        a.shape(),
-        g.shape(),
-    );
+pub fn matmul_grad_rhs<F: Float, S: Data<Elem = F>>(a: &ArrayBase<S, Ix2>, g: &Array2<F>) -> Array2<F> {
+    check_shapes("matmul_grad_rhs", a.nrows() == g.nrows(), a.shape(), g.shape());
     let mut db = Array2::zeros((a.ncols(), g.ncols()));
     gemm(F::one(), a.t(), g.view(), F::zero(), db.view_mut());
     db
@@ -64,11 +48,7 @@ pub fn matmul_grad_rhs<F: Float, S: Data<Elem = F>>(
 
 /// Adjoint of `a` in `a · b` when the output adjoint is `g` everywhere and the
 /// output has `n_rows` rows: every row equals `g · (row sums of b)ᵀ`.
-pub fn matmul_grad_lhs_filled<F: Float, S: Data<Elem = F>>(
-    g: F,
-    n_rows: usize,
-    b: &ArrayBase<S, Ix2>,
-) -> Array2<F> {
+pub fn matmul_grad_lhs_filled<F: Float, S: Data<Elem = F>>(g: F, n_rows: usize, b: &ArrayBase<S, Ix2>) -> Array2<F> {
     // dA[i, p] = Σ_j g·b[p, j]: the same row for every i.
     let row = b.sum_axis(Axis(1)).mapv(|s| s * g);
     row.broadcast((n_rows, b.nrows()))
@@ -78,11 +58,7 @@ pub fn matmul_grad_lhs_filled<F: Float, S: Data<Elem = F>>(
 
 /// Adjoint of `b` in `a · b` when the output adjoint is `g` everywhere and the
 /// output has `n_cols` columns: every column equals `g · (column sums of a)`.
-pub fn matmul_grad_rhs_filled<F: Float, S: Data<Elem = F>>(
-    a: &ArrayBase<S, Ix2>,
-    g: F,
-    n_cols: usize,
-) -> Array2<F> {
+pub fn matmul_grad_rhs_filled<F: Float, S: Data<Elem = F>>(a: &ArrayBase<S, Ix2>, g: F, n_cols: usize) -> Array2<F> {
     // dB[p, j] = Σ_i a[i, p]·g: the same column for every j.
     let column = a.sum_axis(Axis(0)).mapv(|s| s * g).insert_axis(Axis(1));
     column
@@ -109,24 +85,13 @@ pub fn matvec<F: Float, S1: Data<Elem = F>, S2: Data<Elem = F>>(
 }
 
 /// Adjoint of `a` in `a · x`: the outer product `g ⊗ x`.
-pub fn matvec_grad_lhs<F: Float, S: Data<Elem = F>>(
-    g: &Array1<F>,
-    x: &ArrayBase<S, Ix1>,
-) -> Array2<F> {
+pub fn matvec_grad_lhs<F: Float, S: Data<Elem = F>>(g: &Array1<F>, x: &ArrayBase<S, Ix1>) -> Array2<F> {
     outer(g, x)
 }
 
 /// Adjoint of `x` in `a · x`: `aᵀ · g`.
-pub fn matvec_grad_rhs<F: Float, S: Data<Elem = F>>(
-    a: &ArrayBase<S, Ix2>,
-    g: &Array1<F>,
-) -> Array1<F> {
-    check_shapes(
-        "matvec_grad_rhs",
-        a.nrows() == g.len(),
-        a.shape(),
-        g.shape(),
-    );
+pub fn matvec_grad_rhs<F: Float, S: Data<Elem = F>>(a: &ArrayBase<S, Ix2>, g: &Array1<F>) -> Array1<F> {
+    check_shapes("matvec_grad_rhs", a.nrows() == g.len(), a.shape(), g.shape());
     let mut dx = Array1::zeros(a.ncols());
     gemm(
         F::one(),
@@ -156,16 +121,8 @@ pub fn vecmat<F: Float, S1: Data<Elem = F>, S2: Data<Elem = F>>(
 }
 
 /// Adjoint of `x` in `x · b`: `b · g`.
-pub fn vecmat_grad_lhs<F: Float, S: Data<Elem = F>>(
-    g: &Array1<F>,
-    b: &ArrayBase<S, Ix2>,
-) -> Array1<F> {
-    check_shapes(
-        "vecmat_grad_lhs",
-        g.len() == b.ncols(),
-        g.shape(),
-        b.shape(),
-    );
+pub fn vecmat_grad_lhs<F: Float, S: Data<Elem = F>>(g: &Array1<F>, b: &ArrayBase<S, Ix2>) -> Array1<F> {
+    check_shapes("vecmat_grad_lhs", g.len() == b.ncols(), g.shape(), b.shape());
     let mut dx = Array1::zeros(b.nrows());
     gemm(
         F::one(),
@@ -178,18 +135,12 @@ pub fn vecmat_grad_lhs<F: Float, S: Data<Elem = F>>(
 }
 
 /// Adjoint of `b` in `x · b`: the outer product `x ⊗ g`.
-pub fn vecmat_grad_rhs<F: Float, S: Data<Elem = F>>(
-    x: &ArrayBase<S, Ix1>,
-    g: &Array1<F>,
-) -> Array2<F> {
+pub fn vecmat_grad_rhs<F: Float, S: Data<Elem = F>>(x: &ArrayBase<S, Ix1>, g: &Array1<F>) -> Array2<F> {
     outer(x, g)
 }
 
 /// `x · y` for two vectors (a scalar).
-pub fn vecdot<F: Float, S1: Data<Elem = F>, S2: Data<Elem = F>>(
-    x: &ArrayBase<S1, Ix1>,
-    y: &ArrayBase<S2, Ix1>,
-) -> F {
+pub fn vecdot<F: Float, S1: Data<Elem = F>, S2: Data<Elem = F>>(x: &ArrayBase<S1, Ix1>, y: &ArrayBase<S2, Ix1>) -> F {
     check_shapes("vecdot", x.len() == y.len(), x.shape(), y.shape());
     x.dot(y)
 }

@@ -6,11 +6,7 @@ use crate::Float;
 
 /// Max over `kernel`×`kernel` windows moved by `stride`, no padding.
 /// Panics naming the shape if the window does not fit.
-pub fn max_pool2d<F: Float, S: Data<Elem = F>>(
-    x: &ArrayBase<S, Ix4>,
-    kernel: usize,
-    stride: usize,
-) -> Array4<F> {
+pub fn max_pool2d<F: Float, S: Data<Elem = F>>(x: &ArrayBase<S, Ix4>, kernel: usize, stride: usize) -> Array4<F> {
     let (n, c, h, w) = x.dim();
     let (oh, ow) = output_size("max_pool2d", x.shape(), kernel, stride);
     let x = x.as_standard_layout();
@@ -26,8 +22,7 @@ pub fn max_pool2d<F: Float, S: Data<Elem = F>>(
             }
         }
     }
-    Array4::from_shape_vec((n, c, oh, ow), y)
-        .unwrap_or_else(|_| unreachable!("buffer has n·c·oh·ow elements"))
+    Array4::from_shape_vec((n, c, oh, ow), y).unwrap_or_else(|_| unreachable!("buffer has n·c·oh·ow elements"))
 }
 
 /// Adjoint of `x` in [`max_pool2d`]: each window's gradient goes to its (first) maximum.
@@ -40,7 +35,13 @@ pub fn max_pool2d_grad<F: Float, S: Data<Elem = F>>(
     let (n, c, h, w) = x.dim();
     let (oh, ow) = output_size("max_pool2d_grad", x.shape(), kernel, stride);
     let expected = [n, c, oh, ow];
-    assert_eq!(g.shape(), expected, "max_pool2d_grad: gradient shape {:?} differs from the output shape {expected:?} of input shape {:?}", g.shape(), x.shape());
+    assert_eq!(
+        g.shape(),
+        expected,
+        "max_pool2d_grad: gradient shape {:?} differs from the output shape {expected:?} of input shape {:?}",
+        g.shape(),
+        x.shape()
+    );
     let x = x.as_standard_layout();
     let x = x
         .as_slice()
@@ -63,17 +64,13 @@ pub fn max_pool2d_grad<F: Float, S: Data<Elem = F>>(
             }
         }
     }
-    Array4::from_shape_vec((n, c, h, w), dx)
-        .unwrap_or_else(|_| unreachable!("buffer has n·c·h·w elements"))
+    Array4::from_shape_vec((n, c, h, w), dx).unwrap_or_else(|_| unreachable!("buffer has n·c·h·w elements"))
 }
 
 /// The output height and width, or a panic naming `op` and the input shape.
 fn output_size(op: &str, shape: &[usize], kernel: usize, stride: usize) -> (usize, usize) {
     let (h, w) = (shape[2], shape[3]);
-    assert!(
-        stride >= 1,
-        "{op}: stride must be at least 1 (input shape {shape:?})"
-    );
+    assert!(stride >= 1, "{op}: stride must be at least 1 (input shape {shape:?})");
     assert!(
         kernel >= 1 && kernel <= h && kernel <= w,
         "{op}: a {kernel}×{kernel} window does not fit input shape {shape:?}"

@@ -52,9 +52,9 @@ pub fn sum_axis<F: Float, S: Data<Elem = F>, D: RemoveAxis>(a: &ArrayBase<S, D>,
 pub fn sum_axis_grad<F: Float, E: Dimension, D: Dimension>(g: Array<F, E>, axis: Axis, dim: &D) -> Array<F, D> {
     let expanded = g.into_dyn().insert_axis(axis);
     let shape = dim.slice();
-    let broadcast = expanded.broadcast(shape).unwrap_or_else(|| {
-        panic!("sum_axis_grad: gradient does not broadcast to the input shape {shape:?}")
-    });
+    let broadcast = expanded
+        .broadcast(shape)
+        .unwrap_or_else(|| panic!("sum_axis_grad: gradient does not broadcast to the input shape {shape:?}"));
     broadcast
         .to_owned()
         .into_dimensionality::<D>()
@@ -68,7 +68,12 @@ pub fn sum_axis_grad<F: Float, E: Dimension, D: Dimension>(g: Array<F, E>, axis:
 pub fn mean_axis<F: Float, S: Data<Elem = F>, D: RemoveAxis>(a: &ArrayBase<S, D>, axis: Axis) -> Array<F, D::Smaller> {
     check_axis("mean_axis", a.shape(), axis);
     let n = a.len_of(axis);
-    assert!(n > 0, "mean_axis: axis {} of shape {:?} is empty", axis.index(), a.shape());
+    assert!(
+        n > 0,
+        "mean_axis: axis {} of shape {:?} is empty",
+        axis.index(),
+        a.shape()
+    );
     let mut s = a.sum_axis(axis);
     let inv = F::one() / F::of_usize(n);
     s.mapv_inplace(|v| v * inv);

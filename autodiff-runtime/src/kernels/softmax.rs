@@ -21,10 +21,7 @@ fn check_axis(op: &str, shape: &[usize], axis: Axis) {
 
 /// Panics naming `op` and both shapes if the adjoint and the saved output differ.
 fn check_same_shape(op: &str, g: &[usize], y: &[usize]) {
-    assert_eq!(
-        g, y,
-        "{op}: gradient shape {g:?} differs from output shape {y:?}"
-    );
+    assert_eq!(g, y, "{op}: gradient shape {g:?} differs from output shape {y:?}");
 }
 
 /// The largest element of a lane. Subtracting it before `exp` keeps every
@@ -38,10 +35,7 @@ fn lane_max<F: Float, S: Data<Elem = F>>(lane: &ArrayBase<S, ndarray::Ix1>) -> F
 ///
 /// # Panics
 /// If `axis` is out of bounds; the message names the axis and the shape.
-pub fn softmax<F: Float, S: Data<Elem = F>, D: RemoveAxis>(
-    a: &ArrayBase<S, D>,
-    axis: Axis,
-) -> Array<F, D> {
+pub fn softmax<F: Float, S: Data<Elem = F>, D: RemoveAxis>(a: &ArrayBase<S, D>, axis: Axis) -> Array<F, D> {
     check_axis("softmax", a.shape(), axis);
     let mut y = a.to_owned();
     for mut lane in y.lanes_mut(axis) {
@@ -88,10 +82,7 @@ pub fn softmax_grad<F: Float, S: Data<Elem = F>, D: RemoveAxis>(
 ///
 /// # Panics
 /// If `axis` is out of bounds; the message names the axis and the shape.
-pub fn log_softmax<F: Float, S: Data<Elem = F>, D: RemoveAxis>(
-    a: &ArrayBase<S, D>,
-    axis: Axis,
-) -> Array<F, D> {
+pub fn log_softmax<F: Float, S: Data<Elem = F>, D: RemoveAxis>(a: &ArrayBase<S, D>, axis: Axis) -> Array<F, D> {
     check_axis("log_softmax", a.shape(), axis);
     let mut y = a.to_owned();
     for mut lane in y.lanes_mut(axis) {

@@ -20,9 +20,7 @@ impl<F: Float> Gradients<F> {
     }
 
     fn slot(&self, var: &Var<'_, '_, F>) -> Option<usize> {
-        self.grads
-            .binary_search_by_key(&var.id(), |(id, _)| *id)
-            .ok()
+        self.grads.binary_search_by_key(&var.id(), |(id, _)| *id).ok()
     }
 
     /// The gradient of `var`, if it is a leaf that requires one and the output depends on it.

@@ -132,13 +132,7 @@ fn node_info<F: Float>(node: &Node<'_, F>) -> NodeInfo {
         id: node.output,
         op: node.name,
         inputs: node.inputs[..node.n_inputs as usize].to_vec(),
-        saved_bytes: node
-            .op
-            .saved()
-            .into_iter()
-            .flatten()
-            .map(|s| s.owned_bytes())
-            .sum(),
+        saved_bytes: node.op.saved().into_iter().flatten().map(|s| s.owned_bytes()).sum(),
         shape: node.shape.slice().to_vec(),
     }
 }

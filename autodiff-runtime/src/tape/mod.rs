@@ -242,12 +242,7 @@ impl<'a, F: Float> Tape<'a, F> {
     /// # Panics
     /// If `seed`'s shape differs from `output`'s (naming both), `output` does not
     /// require a gradient, or a node on the way was freed by an earlier backward.
-    pub fn backward_with_seed(
-        &self,
-        output: &Var<'_, 'a, F>,
-        seed: ArrayD<F>,
-        retain_graph: bool,
-    ) -> Gradients<F> {
+    pub fn backward_with_seed(&self, output: &Var<'_, 'a, F>, seed: ArrayD<F>, retain_graph: bool) -> Gradients<F> {
         assert_eq!(
             seed.shape(),
             output.shape(),
@@ -299,11 +294,7 @@ impl<'a, F: Float> Tape<'a, F> {
                 // The op, and with it the node's saved tensors, is dropped right after its rule ran.
                 std::mem::replace(&mut node.op, Op::Freed).backward(g, node.needs)
             };
-            for (k, adjoint) in input_adjoints
-                .into_iter()
-                .enumerate()
-                .take(node.n_inputs as usize)
-            {
+            for (k, adjoint) in input_adjoints.into_iter().enumerate().take(node.n_inputs as usize) {
                 if let Some(adjoint) = adjoint {
                     accumulate(&mut adjoints[node.inputs[k]], adjoint);
                 }

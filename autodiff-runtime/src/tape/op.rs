@@ -52,12 +52,9 @@ impl<F: Float> Value<'_, F> {
     /// A fixed-rank view for a rank-specific kernel; panics naming `op` and the shape.
     pub(crate) fn view_as<D: Dimension>(&self, op: &str) -> ndarray::ArrayView<'_, F, D> {
         let rank = D::NDIM.unwrap_or(0);
-        self.view().into_dimensionality::<D>().unwrap_or_else(|_| {
-            panic!(
-                "{op}: expected a rank-{rank} operand, got shape {:?}",
-                self.shape()
-            )
-        })
+        self.view()
+            .into_dimensionality::<D>()
+            .unwrap_or_else(|_| panic!("{op}: expected a rank-{rank} operand, got shape {:?}", self.shape()))
     }
 }
 
@@ -130,11 +127,7 @@ impl Unary {
     }
 
     /// The backward kernel, in place in `g`'s buffer.
-    fn grad<F: Float, D: Dimension>(
-        self,
-        g: Array<F, D>,
-        saved: &ArrayView<'_, F, D>,
-    ) -> Array<F, D> {
+    fn grad<F: Float, D: Dimension>(self, g: Array<F, D>, saved: &ArrayView<'_, F, D>) -> Array<F, D> {
         match self {
             Unary::Exp => unary::exp_grad(g, saved),
             Unary::Ln => unary::ln_grad(g, saved),
@@ -289,10 +282,7 @@ macro_rules! elementwise {
     ($g:expr, $saved:expr, |$gi:ident, $si:ident| $body:expr) => {{
         let g: ArrayD<F> = $g;
         let saved: ArrayViewD<'_, F> = $saved;
-        match (
-            g.is_standard_layout() && g.shape() == saved.shape(),
-            saved.as_slice(),
-        ) {
+        match (g.is_standard_layout() && g.shape() == saved.shape(), saved.as_slice()) {
             (true, Some(flat_saved)) => {
                 let (dim, $gi) = flatten(g);
                 let $si = &ndarray::ArrayView1::from(flat_saved);
@@ -337,12 +327,8 @@ fn unflatten<F: Float>(dim: IxDyn, flat: ndarray::Array1<F>) -> ArrayD<F> {
 
 /// The single element of a 0-d (or one-element) adjoint.
 fn scalar_of<F: Float>(g: &ArrayD<F>) -> F {
-    *g.first().unwrap_or_else(|| {
-        panic!(
-            "backward: a scalar op got an empty adjoint of shape {:?}",
-            g.shape()
-        )
-    })
+    *g.first()
+        .unwrap_or_else(|| panic!("backward: a scalar op got an empty adjoint of shape {:?}", g.shape()))
 }
 
 /// Reshapes an adjoint to a fixed rank (no copy); a mismatch is a tape bug.
@@ -370,9 +356,8 @@ fn pair<F: Float>(
 
 /// The slot saved for an adjoint that is needed; its absence is a recording bug.
 fn needed<'s, 'a, F: Float>(slot: &'s Option<Saved<'a, F>>, what: &str) -> &'s Value<'a, F> {
-    slot.as_deref().unwrap_or_else(|| {
-        unreachable!("{what} was not saved although its reader needs a gradient")
-    })
+    slot.as_deref()
+        .unwrap_or_else(|| unreachable!("{what} was not saved although its reader needs a gradient"))
 }
 
 impl<'a, F: Float> Op<'a, F> {
@@ -418,9 +403,7 @@ impl<'a, F: Float> Op<'a, F> {
     pub(crate) fn saved(&self) -> [Option<&Saved<'a, F>>; 2] {
         match self {
             Op::Mul {
-                a_value: p,
-                b_value: q,
-                ..
+                a_value: p, b_value: q, ..
             }
             | Op::MatMul { a: p, b: q }
             | Op::MatVec { a: p, x: q }
@@ -428,9 +411,7 @@ impl<'a, F: Float> Op<'a, F> {
             | Op::VecDot { x: p, y: q }
             | Op::Conv2d { x: p, w: q, .. }
             | Op::BatchNorm { x: p, gamma: q, .. } => [p.as_ref(), q.as_ref()],
-            Op::Div {
-                a_value, b_value, ..
-            } => [a_value.as_ref(), Some(b_value)],
+            Op::Div { a_value, b_value, .. } => [a_value.as_ref(), Some(b_value)],
             Op::Mse { pred, target } => [Some(pred), Some(target)],
             Op::ScalarDiv { x: saved, .. }
             | Op::Unary { saved, .. }
@@ -473,34 +454,15 @@ impl<'a, F: Float> Op<'a, F> {
     /// one are never computed.
     pub(crate) fn backward(&self, g: ArrayD<F>, needs: [bool; 3]) -> Adjoints<F> {
         match self {
-            Op::Add { a, b } => pair(
-                g,
-                needs,
-                |g| binary::add_grad_lhs(g, a),
-                |g| binary::add_grad_rhs(g, b),
-            ),
-            Op::Sub { a, b } => pair(
-                g,
-                needs,
-                |g| binary::sub_grad_lhs(g, a),
-                |g| binary::sub_grad_rhs(g, b),
-            ),
-            Op::Mul {
-                a,
-                b,
-                a_value,
-                b_value,
-            } => pair(
+            Op::Add { a, b } => pair(g, needs, |g| binary::add_grad_lhs(g, a), |g| binary::add_grad_rhs(g, b)),
+            Op::Sub { a, b } => pair(g, needs, |g| binary::sub_grad_lhs(g, a), |g| binary::sub_grad_rhs(g, b)),
+            Op::Mul { a, b, a_value, b_value } => pair(
                 g,
                 needs,
                 |g| binary::mul_grad_lhs(g, &needed(b_value, "mul rhs").view(), a),
                 |g| binary::mul_grad_rhs(g, &needed(a_value, "mul lhs").view(), b),
             ),
-            Op::Div {
-                a,
-                a_value,
-                b_value,
-            } => pair(
+            Op::Div { a, a_value, b_value } => pair(
                 g,
                 needs,
                 |g| binary::div_grad_lhs(g, &b_value.view(), a),
@@ -508,11 +470,7 @@ impl<'a, F: Float> Op<'a, F> {
             ),
             Op::Neg | Op::ScalarSub => [Some(elementwise!(g, |g| binary::neg_grad(g))), None, None],
             Op::AddScalar | Op::SubScalar => [Some(g), None, None],
-            Op::MulScalar(s) => [
-                Some(elementwise!(g, |g| binary::scale_grad(g, *s))),
-                None,
-                None,
-            ],
+            Op::MulScalar(s) => [Some(elementwise!(g, |g| binary::scale_grad(g, *s))), None, None],
             Op::DivScalar(s) => [
                 Some(elementwise!(g, |g| binary::div_scalar_grad_array(g, *s))),
                 None,
@@ -525,11 +483,7 @@ impl<'a, F: Float> Op<'a, F> {
                 None,
                 None,
             ],
-            Op::Unary { kind, saved } => [
-                Some(elementwise!(g, saved.view(), |g, y| kind.grad(g, y))),
-                None,
-                None,
-            ],
+            Op::Unary { kind, saved } => [Some(elementwise!(g, saved.view(), |g, y| kind.grad(g, y))), None, None],
             Op::Powi { x, n } => [
                 Some(elementwise!(g, x.view(), |g, x| unary::powi_grad(g, x, *n))),
                 None,
@@ -541,69 +495,47 @@ impl<'a, F: Float> Op<'a, F> {
                 None,
             ],
             Op::Map { x, df } => [
-                Some(elementwise!(g, x.view(), |g, x| unary::map_grad(
-                    g, x, &**df
-                ))),
+                Some(elementwise!(g, x.view(), |g, x| unary::map_grad(g, x, &**df))),
                 None,
                 None,
             ],
             Op::MatMul { a, b } => {
                 let g = fixed::<F, Ix2>(g, "matmul");
-                let da = needs[0].then(|| {
-                    matmul::matmul_grad_lhs(&g, &needed(b, "matmul rhs").view_as::<Ix2>("matmul"))
-                });
-                let db = needs[1].then(|| {
-                    matmul::matmul_grad_rhs(&needed(a, "matmul lhs").view_as::<Ix2>("matmul"), &g)
-                });
+                let da =
+                    needs[0].then(|| matmul::matmul_grad_lhs(&g, &needed(b, "matmul rhs").view_as::<Ix2>("matmul")));
+                let db =
+                    needs[1].then(|| matmul::matmul_grad_rhs(&needed(a, "matmul lhs").view_as::<Ix2>("matmul"), &g));
                 [da.map(|d| d.into_dyn()), db.map(|d| d.into_dyn()), None]
             }
             Op::MatVec { a, x } => {
                 let g = fixed::<F, Ix1>(g, "matvec");
-                let da = needs[0].then(|| {
-                    matmul::matvec_grad_lhs(&g, &needed(x, "matvec rhs").view_as::<Ix1>("matvec"))
-                });
-                let dx = needs[1].then(|| {
-                    matmul::matvec_grad_rhs(&needed(a, "matvec lhs").view_as::<Ix2>("matvec"), &g)
-                });
+                let da =
+                    needs[0].then(|| matmul::matvec_grad_lhs(&g, &needed(x, "matvec rhs").view_as::<Ix1>("matvec")));
+                let dx =
+                    needs[1].then(|| matmul::matvec_grad_rhs(&needed(a, "matvec lhs").view_as::<Ix2>("matvec"), &g));
                 [da.map(|d| d.into_dyn()), dx.map(|d| d.into_dyn()), None]
             }
             Op::VecMat { x, b } => {
                 let g = fixed::<F, Ix1>(g, "vecmat");
-                let dx = needs[0].then(|| {
-                    matmul::vecmat_grad_lhs(&g, &needed(b, "vecmat rhs").view_as::<Ix2>("vecmat"))
-                });
-                let db = needs[1].then(|| {
-                    matmul::vecmat_grad_rhs(&needed(x, "vecmat lhs").view_as::<Ix1>("vecmat"), &g)
-                });
+                let dx =
+                    needs[0].then(|| matmul::vecmat_grad_lhs(&g, &needed(b, "vecmat rhs").view_as::<Ix2>("vecmat")));
+                let db =
+                    needs[1].then(|| matmul::vecmat_grad_rhs(&needed(x, "vecmat lhs").view_as::<Ix1>("vecmat"), &g));
                 [dx.map(|d| d.into_dyn()), db.map(|d| d.into_dyn()), None]
             }
             Op::VecDot { x, y } => {
                 let g = scalar_of(&g);
-                let dx = needs[0].then(|| {
-                    matmul::vecdot_grad(g, &needed(y, "vecdot rhs").view_as::<Ix1>("vecdot"))
-                });
-                let dy = needs[1].then(|| {
-                    matmul::vecdot_grad(g, &needed(x, "vecdot lhs").view_as::<Ix1>("vecdot"))
-                });
+                let dx = needs[0].then(|| matmul::vecdot_grad(g, &needed(y, "vecdot rhs").view_as::<Ix1>("vecdot")));
+                let dy = needs[1].then(|| matmul::vecdot_grad(g, &needed(x, "vecdot lhs").view_as::<Ix1>("vecdot")));
                 [dx.map(|d| d.into_dyn()), dy.map(|d| d.into_dyn()), None]
             }
             Op::Transpose => [Some(matmul::transpose_grad(g)), None, None],
             Op::Sum { shape } => [Some(reduce::sum_grad(scalar_of(&g), shape)), None, None],
             Op::Mean { shape } => [Some(reduce::mean_grad(scalar_of(&g), shape)), None, None],
-            Op::SumAxis { axis, shape } => {
-                [Some(reduce::sum_axis_grad(g, *axis, shape)), None, None]
-            }
-            Op::MeanAxis { axis, shape } => {
-                [Some(reduce::mean_axis_grad(g, *axis, shape)), None, None]
-            }
-            Op::Softmax { y, axis } => {
-                [Some(softmax::softmax_grad(g, &y.view(), *axis)), None, None]
-            }
-            Op::LogSoftmax { y, axis } => [
-                Some(softmax::log_softmax_grad(g, &y.view(), *axis)),
-                None,
-                None,
-            ],
+            Op::SumAxis { axis, shape } => [Some(reduce::sum_axis_grad(g, *axis, shape)), None, None],
+            Op::MeanAxis { axis, shape } => [Some(reduce::mean_axis_grad(g, *axis, shape)), None, None],
+            Op::Softmax { y, axis } => [Some(softmax::softmax_grad(g, &y.view(), *axis)), None, None],
+            Op::LogSoftmax { y, axis } => [Some(softmax::log_softmax_grad(g, &y.view(), *axis)), None, None],
             Op::Mse { pred, target } => {
                 let g = scalar_of(&g);
                 let (pred, target) = (pred.view(), target.view());

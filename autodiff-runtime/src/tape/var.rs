@@ -123,12 +123,7 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
         self.tape.push_hook(self.id, Box::new(hook));
     }
 
-    fn record(
-        &self,
-        value: ArrayD<F>,
-        inputs: &[&Self],
-        make_op: impl FnOnce(&Rc<Value<'a, F>>) -> Op<'a, F>,
-    ) -> Self {
+    fn record(&self, value: ArrayD<F>, inputs: &[&Self], make_op: impl FnOnce(&Rc<Value<'a, F>>) -> Op<'a, F>) -> Self {
         self.tape.record(value, inputs, make_op)
     }
 
@@ -186,37 +181,27 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
 
     /// `self + s`.
     pub fn add_scalar(&self, s: F) -> Self {
-        self.record(binary::add_scalar(&self.value(), s), &[self], |_| {
-            Op::AddScalar
-        })
+        self.record(binary::add_scalar(&self.value(), s), &[self], |_| Op::AddScalar)
     }
 
     /// `self - s`.
     pub fn sub_scalar(&self, s: F) -> Self {
-        self.record(binary::sub_scalar(&self.value(), s), &[self], |_| {
-            Op::SubScalar
-        })
+        self.record(binary::sub_scalar(&self.value(), s), &[self], |_| Op::SubScalar)
     }
 
     /// `s - self`.
     pub fn scalar_sub(&self, s: F) -> Self {
-        self.record(binary::scalar_sub(s, &self.value()), &[self], |_| {
-            Op::ScalarSub
-        })
+        self.record(binary::scalar_sub(s, &self.value()), &[self], |_| Op::ScalarSub)
     }
 
     /// `self * s`.
     pub fn mul_scalar(&self, s: F) -> Self {
-        self.record(binary::mul_scalar(&self.value(), s), &[self], |_| {
-            Op::MulScalar(s)
-        })
+        self.record(binary::mul_scalar(&self.value(), s), &[self], |_| Op::MulScalar(s))
     }
 
     /// `self / s`.
     pub fn div_scalar(&self, s: F) -> Self {
-        self.record(binary::div_scalar(&self.value(), s), &[self], |_| {
-            Op::DivScalar(s)
-        })
+        self.record(binary::div_scalar(&self.value(), s), &[self], |_| Op::DivScalar(s))
     }
 
     /// `s / self`.
@@ -444,10 +429,7 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     /// Softmax cross-entropy of these logits (batch × classes) against integer
     /// class labels, averaged over the batch, 0-d. The labels are copied into the node.
     pub fn cross_entropy(&self, labels: &[usize]) -> Self {
-        let y = scalar_array(loss::cross_entropy(
-            &self.value.view_as::<Ix2>("cross_entropy"),
-            labels,
-        ));
+        let y = scalar_array(loss::cross_entropy(&self.value.view_as::<Ix2>("cross_entropy"), labels));
         self.record(y, &[self], |_| Op::CrossEntropy {
             logits: Rc::clone(&self.value),
             labels: labels.into(),
