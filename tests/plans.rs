@@ -201,3 +201,49 @@ fn fused_mapv_closures_compile_and_are_exact() {
     );
     autodiff::check!(fused_mapv, &array![0.3, -0.2, 0.9]);
 }
+
+#[differentiate]
+fn mlp_sum(x: &Array2<f64>, w1: &Array2<f64>, b1: &Array1<f64>, w2: &Array2<f64>, b2: &Array1<f64>) -> f64 {
+    (relu(&(x.dot(w1) + b1)).dot(w2) + b2).sum()
+}
+
+#[differentiate]
+fn fills_through_everything(x: &Array2<f64>, s: f64) -> f64 {
+    let y = (-(x * s + 1.0) - s).t().to_owned();
+    y.mean_axis(Axis(0)).unwrap().sum_axis(Axis(0)).sum() + mean(x)
+}
+
+#[test]
+fn the_sum_seed_stays_symbolic_through_broadcasting_adds() {
+    // `+ b2` passes the constant adjoint on (b2 receives it times the batch size), so the
+    // last layer's products use row/column sums instead of GEMMs.
+    let plan = MLP_SUM_GRAD_PLAN;
+    assert_eq!(plan.backward_calls("matmul_grad_lhs_filled"), 1, "{plan}");
+    assert_eq!(plan.backward_calls("matmul_grad_rhs_filled"), 1, "{plan}");
+    assert!(
+        !plan.backward.iter().any(|l| l.starts_with("d_w2 = matmul_grad_rhs(")),
+        "{plan}"
+    );
+    assert!(
+        plan.backward
+            .iter()
+            .any(|l| l.starts_with("d_b2 = sum_grad(add_grad_fill(")),
+        "{plan}"
+    );
+    let mut r = 0.1;
+    let mut next = |shape: (usize, usize)| {
+        Array2::from_shape_simple_fn(shape, || {
+            r = (r * 7.3 + 0.31) % 2.0;
+            r - 1.0
+        })
+    };
+    let (x, w1, w2) = (next((5, 4)), next((4, 6)), next((6, 3)));
+    let (b1, b2) = (next((1, 6)).row(0).to_owned(), next((1, 3)).row(0).to_owned());
+    autodiff::check!(mlp_sum, &x, &w1, &b1, &w2, &b2);
+    let plan = FILLS_THROUGH_EVERYTHING_GRAD_PLAN;
+    // Negation, scalar ops, transpose and both axis reductions pass the fill on; only the
+    // two contributions to the parameter x are materialised.
+    assert_eq!(plan.backward_calls("sum_grad"), 2, "{plan}");
+
+    autodiff::check!(fills_through_everything, &x, 0.7);
+}

@@ -36,6 +36,12 @@ pub struct GradCall {
     /// `None` means "the adjoint itself" (the single argument is passed through).
     pub kernel: Option<(&'static str, &'static str)>,
     pub args: Vec<GradArg>,
+    /// The call returns one float that stands for an array of the target's shape filled
+    /// with it (the backward of `sum`, `mean`, and what stays constant after them).
+    /// Codegen keeps it symbolic where it can and materialises it where it must.
+    pub yields_fill: bool,
+    /// Set by codegen: the fill cannot stay symbolic, so it is expanded with `reduce::sum_grad`.
+    pub materialize: bool,
 }
 
 impl GradCall {
@@ -44,6 +50,18 @@ impl GradCall {
             target,
             kernel: Some((module, function)),
             args,
+            yields_fill: false,
+            materialize: false,
+        }
+    }
+
+    fn fill(target: ValueId, kernel: Option<(&'static str, &'static str)>, args: Vec<GradArg>) -> Self {
+        GradCall {
+            target,
+            kernel,
+            args,
+            yields_fill: true,
+            materialize: false,
         }
     }
 
@@ -52,13 +70,9 @@ impl GradCall {
             target,
             kernel: None,
             args: vec![arg],
+            yields_fill: false,
+            materialize: false,
         }
-    }
-
-    /// Whether this call creates an array of the target's shape filled with one
-    /// float (the backward of `sum`), which a consumer may keep symbolic.
-    pub fn is_fill(&self) -> bool {
-        self.kernel == Some(("reduce", "sum_grad"))
     }
 }
 
@@ -82,10 +96,8 @@ pub fn backward(
             calls.push(call);
         }
     };
-    if filled
-        && !matches!(&stmt.op, Op::Dot(a, b) if kind(*a) == Kind::Array(Some(2)) && kind(*b) == Kind::Array(Some(2)))
-    {
-        return None;
+    if filled {
+        return backward_filled(function, stmt, is_active);
     }
     match &stmt.op {
         Op::Param { .. } | Op::Const(_) => {}
@@ -234,26 +246,6 @@ pub fn backward(
         Op::Dot(a, b) => {
             let (a, b) = (*a, *b);
             match (kind(a), kind(b)) {
-                (Kind::Array(Some(2)), Kind::Array(Some(2))) if filled => {
-                    emit(
-                        a,
-                        GradCall::new(
-                            a,
-                            "matmul",
-                            "matmul_grad_lhs_filled",
-                            vec![GScalar, DimAxis(out, 0), Value(b)],
-                        ),
-                    );
-                    emit(
-                        b,
-                        GradCall::new(
-                            b,
-                            "matmul",
-                            "matmul_grad_rhs_filled",
-                            vec![Value(a), GScalar, DimAxis(out, 1)],
-                        ),
-                    );
-                }
                 (Kind::Array(Some(2)), Kind::Array(Some(2))) => {
                     emit(a, GradCall::new(a, "matmul", "matmul_grad_lhs", vec![GRef, Value(b)]));
                     emit(b, GradCall::new(b, "matmul", "matmul_grad_rhs", vec![Value(a), GRef]));
@@ -273,8 +265,11 @@ pub fn backward(
             }
         }
         Op::Transpose(a) => emit(*a, GradCall::new(*a, "matmul", "transpose_grad", vec![G])),
-        Op::Sum(a) => emit(*a, GradCall::new(*a, "reduce", "sum_grad", vec![GScalar, Dim(*a)])),
-        Op::Mean(a) => emit(*a, GradCall::new(*a, "reduce", "mean_grad", vec![GScalar, Dim(*a)])),
+        Op::Sum(a) => emit(*a, GradCall::fill(*a, None, vec![GScalar])),
+        Op::Mean(a) => emit(
+            *a,
+            GradCall::fill(*a, Some(("reduce", "mean_grad_fill")), vec![GScalar, Dim(*a)]),
+        ),
         Op::SumAxis(a, axis) => emit(
             *a,
             GradCall::new(*a, "reduce", "sum_axis_grad", vec![G, Tokens(axis.clone()), Dim(*a)]),
@@ -389,6 +384,81 @@ pub fn backward(
         }
     }
     Some(calls)
+}
+
+/// The backward calls of `stmt` when its adjoint is a filled array (one float `g`
+/// everywhere), for the ops where that saves work; `None` for the others. Must name the
+/// same targets as the dense rules (codegen counts contributions with those).
+fn backward_filled(function: &Function, stmt: &Stmt, is_active: &dyn Fn(ValueId) -> bool) -> Option<Vec<GradCall>> {
+    use GradArg::*;
+    let kind = |v: ValueId| function.kind(v);
+    let out = stmt.id;
+    let fill = |target, module, func, args| GradCall::fill(target, Some((module, func)), args);
+    let calls = match &stmt.op {
+        // d(a ± b): each operand receives the fill times the number of times it was broadcast.
+        Op::Binary(op @ (BinOp::Add | BinOp::Sub), a, b) if kind(*a).is_array() && kind(*b).is_array() => {
+            let rhs = if *op == BinOp::Add {
+                "add_grad_fill"
+            } else {
+                "sub_grad_rhs_fill"
+            };
+            vec![
+                fill(*a, "binary", "add_grad_fill", vec![GScalar, Dim(out), Dim(*a)]),
+                fill(*b, "binary", rhs, vec![GScalar, Dim(out), Dim(*b)]),
+            ]
+        }
+        // d(a ± s): the array keeps the fill, the float receives its sum.
+        Op::Binary(op @ (BinOp::Add | BinOp::Sub), a, s) if kind(*a).is_array() => {
+            let sum = if *op == BinOp::Add { "fill_sum" } else { "fill_sum_neg" };
+            vec![
+                GradCall::fill(*a, None, vec![GScalar]),
+                GradCall::new(*s, "binary", sum, vec![GScalar, Dim(out)]),
+            ]
+        }
+        Op::Binary(op @ (BinOp::Add | BinOp::Sub), s, a) if kind(*a).is_array() => {
+            let array = if *op == BinOp::Add {
+                GradCall::fill(*a, None, vec![GScalar])
+            } else {
+                fill(*a, "binary", "neg_grad_scalar", vec![GScalar])
+            };
+            vec![GradCall::new(*s, "binary", "fill_sum", vec![GScalar, Dim(out)]), array]
+        }
+        // d(a · s) = fill(g·s) for the array, g·Σa for the float.
+        Op::Binary(BinOp::Mul, a, s) | Op::Binary(BinOp::Mul, s, a) if kind(*a).is_array() && !kind(*s).is_array() => {
+            vec![
+                fill(*a, "binary", "mul_grad_scalar", vec![GScalar, Value(*s)]),
+                GradCall::new(*s, "binary", "fill_sum_product", vec![GScalar, Value(*a)]),
+            ]
+        }
+        Op::Neg(a) if kind(*a).is_array() => vec![fill(*a, "binary", "neg_grad_scalar", vec![GScalar])],
+        Op::Transpose(a) => vec![GradCall::fill(*a, None, vec![GScalar])],
+        Op::SumAxis(a, _) => vec![GradCall::fill(*a, None, vec![GScalar])],
+        Op::MeanAxis(a, axis) => {
+            vec![fill(
+                *a,
+                "reduce",
+                "mean_axis_grad_fill",
+                vec![GScalar, Tokens(axis.clone()), Dim(*a)],
+            )]
+        }
+        // d(a·b) with a filled adjoint needs only row/column sums, no GEMM.
+        Op::Dot(a, b) if kind(*a) == Kind::Array(Some(2)) && kind(*b) == Kind::Array(Some(2)) => vec![
+            GradCall::new(
+                *a,
+                "matmul",
+                "matmul_grad_lhs_filled",
+                vec![GScalar, DimAxis(out, 0), Value(*b)],
+            ),
+            GradCall::new(
+                *b,
+                "matmul",
+                "matmul_grad_rhs_filled",
+                vec![Value(*a), GScalar, DimAxis(out, 1)],
+            ),
+        ],
+        _ => return None,
+    };
+    Some(calls.into_iter().filter(|c| is_active(c.target)).collect())
 }
 
 fn unary_grad(f: UnaryFn) -> &'static str {

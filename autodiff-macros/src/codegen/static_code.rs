@@ -85,15 +85,12 @@ pub fn generate(function: &Function, activity: &Activity, names: &Names, param_t
                 filled,
             ),
         };
-        for call in &mut calls {
+        for call in calls.iter_mut().filter(|c| c.yields_fill) {
             let target = call.target;
-            if call.is_fill() && contributions[&target] == 1 && function.param_of(target).is_none() {
+            if contributions[&target] == 1 && function.param_of(target).is_none() && function.kind(target).is_array() {
                 filled_values.insert(target);
-                *call = GradCall {
-                    target,
-                    kernel: None,
-                    args: vec![GradArg::GScalar],
-                };
+            } else {
+                call.materialize = true;
             }
         }
         steps.push(Step {
@@ -116,6 +113,9 @@ pub fn generate(function: &Function, activity: &Activity, names: &Names, param_t
             dim_reads.insert(step.stmt);
         }
         for call in &step.calls {
+            if call.materialize {
+                dim_reads.insert(call.target);
+            }
             for arg in &call.args {
                 match arg {
                     GradArg::Value(v) => match &function.stmt(*v).op {
@@ -452,6 +452,8 @@ fn fuse_elementwise_chains(
             target,
             kernel: Some(("fused", kernel)),
             args,
+            yields_fill: false,
+            materialize: false,
         }];
         for j in chain {
             absorbed[j] = true;
@@ -730,12 +732,20 @@ fn grad_call(names: &Names, call: &GradCall, g: &Ident, g_text: &str, moves: boo
         args.push(tokens);
         labels.push(label);
     }
-    match call.kernel {
+    let (expr, label) = match call.kernel {
         Some((module, func)) => {
             let k = kernels();
             let (m, f) = (format_ident!("{}", module), format_ident!("{}", func));
             (quote!(#k::#m::#f(#(#args),*)), format!("{func}({})", labels.join(", ")))
         }
         None => (args.remove(0), labels.remove(0)),
+    };
+    if call.materialize {
+        let k = kernels();
+        let dim = names.dim(call.target);
+        let label = format!("sum_grad({label}, {}.dim)", names.text(call.target));
+        (quote!(#k::reduce::sum_grad(#expr, &#dim)), label)
+    } else {
+        (expr, label)
     }
 }

@@ -342,3 +342,31 @@ pub fn accumulate<F: Float, D: Dimension>(acc: &mut Array<F, D>, contribution: A
     );
     *acc += &contribution;
 }
+
+/// The fill value of an operand's adjoint in `a ± b` when the output's adjoint is the
+/// constant `g`: `g` times the number of output elements each operand element fed
+/// (1 without broadcasting).
+pub fn add_grad_fill<F: Float, E: Dimension, D: Dimension>(g: F, out_dim: &E, operand_dim: &D) -> F {
+    g * F::of_usize(out_dim.size() / operand_dim.size().max(1))
+}
+
+/// [`add_grad_fill`] for the subtracted operand: the negated fill value.
+pub fn sub_grad_rhs_fill<F: Float, E: Dimension, D: Dimension>(g: F, out_dim: &E, operand_dim: &D) -> F {
+    -add_grad_fill(g, out_dim, operand_dim)
+}
+
+/// `Σ g` over an output of shape `out_dim` filled with `g`: the adjoint of the float `s`
+/// in `a + s` when `a + s`'s adjoint is a fill.
+pub fn fill_sum<F: Float, D: Dimension>(g: F, out_dim: &D) -> F {
+    g * F::of_usize(out_dim.size())
+}
+
+/// `-Σ g`: [`fill_sum`] for `a - s`.
+pub fn fill_sum_neg<F: Float, D: Dimension>(g: F, out_dim: &D) -> F {
+    -fill_sum(g, out_dim)
+}
+
+/// `Σ g·a = g·Σa`: the adjoint of the float `s` in `a * s` when the output's adjoint is the fill `g`.
+pub fn fill_sum_product<F: Float, S: Data<Elem = F>, D: Dimension>(g: F, a: &ArrayBase<S, D>) -> F {
+    g * a.sum()
+}

@@ -87,3 +87,14 @@ pub fn mean_axis_grad<F: Float, E: Dimension, D: Dimension>(mut g: Array<F, E>, 
     g.mapv_inplace(|v| v * inv);
     sum_axis_grad(g, axis, dim)
 }
+
+/// The fill value of the input's adjoint in [`mean`]: `g / n` (the array [`mean_grad`] would fill).
+pub fn mean_grad_fill<F: Float, D: Dimension>(g: F, dim: &D) -> F {
+    g / F::of_usize(dim.size())
+}
+
+/// The fill value of the input's adjoint in [`mean_axis`] when the output's adjoint is the
+/// fill `g`: `g / n` with `n` the length of `axis`.
+pub fn mean_axis_grad_fill<F: Float, D: Dimension>(g: F, axis: Axis, dim: &D) -> F {
+    g / F::of_usize(dim.slice()[axis.index()])
+}
