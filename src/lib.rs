@@ -1,8 +1,8 @@
 //! Compile-time reverse-mode automatic differentiation for functions over
 //! `ndarray` arrays, and a dynamic tape built on the same kernels.
 //!
-//! Add this one crate; `use autodiff::prelude::*;` brings everything a model
-//! function needs. See the README for the supported subset of Rust.
+//! The README follows; its Rust examples run as doctests.
+#![doc = include_str!("../README.md")]
 
 pub use autodiff_macros::{check, differentiate};
 pub use autodiff_runtime as runtime;
