@@ -73,8 +73,8 @@ fn quick_start_backward<'__ctx>(
     let d_v7 = ::autodiff::runtime::kernels::binary::div_grad_lhs_scalar(d_v9, (2.0));
     let d_v6 = d_v7;
     let d_v6 = ::autodiff::runtime::kernels::reduce::sum_grad(d_v6, &v6_dim);
-    let mut d_h_5 = ::autodiff::runtime::kernels::binary::mul_grad_lhs(
-        d_v6.clone(),
+    let mut d_h_5 = ::autodiff::runtime::kernels::binary::mul_grad_lhs_ref(
+        &d_v6,
         &h_5,
         &h_5_dim,
     );

@@ -263,6 +263,30 @@ pub fn generate(function: &Function, activity: &Activity, names: &Names, param_t
                 owners_seen += 1;
             }
             let moves = takes_g && owners_seen == owners;
+            // A kernel that would get a clone of `g` runs out of place from `&g` instead
+            // when it has such a form: one pass over memory instead of a copy plus a pass.
+            let borrowed;
+            let call = match call.kernel.and_then(|(m, f)| out_of_place(m, f)) {
+                Some(kernel) if takes_g && !moves => {
+                    borrowed = GradCall {
+                        kernel: Some(("binary", kernel)),
+                        args: call
+                            .args
+                            .iter()
+                            .map(|a| {
+                                if matches!(a, GradArg::G) {
+                                    GradArg::GRef
+                                } else {
+                                    a.clone()
+                                }
+                            })
+                            .collect(),
+                        ..call.clone()
+                    };
+                    &borrowed
+                }
+                _ => call,
+            };
             let (expr, label) = grad_call(names, call, &g, &g_text, moves);
             let target = call.target;
             let d = names.adjoint(target);
@@ -465,6 +489,17 @@ fn fuse_elementwise_chains(
         .filter(|(_, a)| !a)
         .map(|(s, _)| s)
         .collect()
+}
+
+/// The out-of-place (`&g`) form of a backward kernel that otherwise consumes `g`, if the runtime has one.
+fn out_of_place(module: &str, function: &str) -> Option<&'static str> {
+    match (module, function) {
+        ("binary", "mul_grad_lhs") => Some("mul_grad_lhs_ref"),
+        ("binary", "mul_grad_rhs") => Some("mul_grad_rhs_ref"),
+        ("binary", "div_grad_lhs") => Some("div_grad_lhs_ref"),
+        ("binary", "scale_grad") => Some("scale_grad_ref"),
+        _ => None,
+    }
 }
 
 /// The operands without repeats (`&h * &h` reads `h` once for liveness purposes).

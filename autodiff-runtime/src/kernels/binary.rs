@@ -370,3 +370,48 @@ pub fn fill_sum_neg<F: Float, D: Dimension>(g: F, out_dim: &D) -> F {
 pub fn fill_sum_product<F: Float, S: Data<Elem = F>, D: Dimension>(g: F, a: &ArrayBase<S, D>) -> F {
     g * a.sum()
 }
+
+/// [`mul_grad_lhs`] from a borrowed adjoint: `g * b` computed out of place in one pass.
+/// Used when `g` is still needed afterwards, where a clone followed by the in-place kernel
+/// would cost an extra pass over memory.
+pub fn mul_grad_lhs_ref<F, S, E, D2, D>(g: &Array<F, E>, b: &ArrayBase<S, D2>, a_dim: &D) -> Array<F, D>
+where
+    F: Float,
+    S: Data<Elem = F>,
+    E: Dimension,
+    D2: Dimension,
+    D: Dimension,
+{
+    let product = Zip::from(g).and_broadcast(b).map_collect(|&g, &b| g * b);
+    unbroadcast(product, a_dim)
+}
+
+/// [`mul_grad_rhs`] from a borrowed adjoint (see [`mul_grad_lhs_ref`]).
+pub fn mul_grad_rhs_ref<F, S, E, D1, D>(g: &Array<F, E>, a: &ArrayBase<S, D1>, b_dim: &D) -> Array<F, D>
+where
+    F: Float,
+    S: Data<Elem = F>,
+    E: Dimension,
+    D1: Dimension,
+    D: Dimension,
+{
+    mul_grad_lhs_ref(g, a, b_dim)
+}
+
+/// [`div_grad_lhs`] from a borrowed adjoint (see [`mul_grad_lhs_ref`]).
+pub fn div_grad_lhs_ref<F, S, E, D2, D>(g: &Array<F, E>, b: &ArrayBase<S, D2>, a_dim: &D) -> Array<F, D>
+where
+    F: Float,
+    S: Data<Elem = F>,
+    E: Dimension,
+    D2: Dimension,
+    D: Dimension,
+{
+    let quotient = Zip::from(g).and_broadcast(b).map_collect(|&g, &b| g / b);
+    unbroadcast(quotient, a_dim)
+}
+
+/// [`scale_grad`] from a borrowed adjoint: `g * s` out of place, in one pass.
+pub fn scale_grad_ref<F: Float, D: Dimension>(g: &Array<F, D>, s: F) -> Array<F, D> {
+    g.mapv(|x| x * s)
+}

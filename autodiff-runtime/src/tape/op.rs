@@ -456,12 +456,28 @@ impl<'a, F: Float> Op<'a, F> {
         match self {
             Op::Add { a, b } => pair(g, needs, |g| binary::add_grad_lhs(g, a), |g| binary::add_grad_rhs(g, b)),
             Op::Sub { a, b } => pair(g, needs, |g| binary::sub_grad_lhs(g, a), |g| binary::sub_grad_rhs(g, b)),
+            // When both operands need an adjoint, the first is computed out of place from the
+            // borrowed `g` (one pass) and the second reuses `g`'s buffer, instead of a clone.
+            Op::Mul { a, b, a_value, b_value } if needs[0] && needs[1] => [
+                Some(binary::mul_grad_lhs_ref(&g, &needed(b_value, "mul rhs").view(), a)),
+                Some(binary::mul_grad_rhs(g, &needed(a_value, "mul lhs").view(), b)),
+                None,
+            ],
             Op::Mul { a, b, a_value, b_value } => pair(
                 g,
                 needs,
                 |g| binary::mul_grad_lhs(g, &needed(b_value, "mul rhs").view(), a),
                 |g| binary::mul_grad_rhs(g, &needed(a_value, "mul lhs").view(), b),
             ),
+            Op::Div { a, a_value, b_value } if needs[0] && needs[1] => [
+                Some(binary::div_grad_lhs_ref(&g, &b_value.view(), a)),
+                Some(binary::div_grad_rhs(
+                    g,
+                    &needed(a_value, "div lhs").view(),
+                    &b_value.view(),
+                )),
+                None,
+            ],
             Op::Div { a, a_value, b_value } => pair(
                 g,
                 needs,
