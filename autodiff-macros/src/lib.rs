@@ -41,21 +41,31 @@ pub fn differentiate(args: TokenStream, item: TokenStream) -> TokenStream {
     };
     let args = match syn::parse::<args::Args>(args) {
         Ok(args) => args,
-        Err(error) => return fallback::expand(&item, None, error.to_compile_error()).into(),
+        Err(error) => return fallback::expand(&item, None, error.to_compile_error(), None).into(),
     };
     match try_expand(&args, &item) {
         Ok(tokens) => tokens.into(),
-        Err(errors) => fallback::expand(&item, args.name.as_ref(), errors).into(),
+        Err(failure) => {
+            let (errors, signature) = *failure;
+            fallback::expand(&item, args.name.as_ref(), errors, signature.as_ref()).into()
+        }
     }
 }
 
-fn try_expand(args: &args::Args, item: &syn::ItemFn) -> Result<proc_macro2::TokenStream, proc_macro2::TokenStream> {
+/// The expansion, or the errors and (when the signature could be read) the signature,
+/// from which the fallback stubs get their real types.
+type Expansion = Result<proc_macro2::TokenStream, Box<(proc_macro2::TokenStream, Option<signature::Signature>)>>;
+
+fn try_expand(args: &args::Args, item: &syn::ItemFn) -> Expansion {
     let cx = ctxt::Ctxt::default();
     let signature = signature::read(&cx, item, args);
     let function = signature.as_ref().and_then(|sig| lower::lower(&cx, item, sig));
-    cx.check()?;
+    if let Err(errors) = cx.check() {
+        return Err(Box::new((errors, signature)));
+    }
     let (Some(signature), Some(function)) = (signature, function) else {
-        return Err(quote!(::core::compile_error!("`#[differentiate]` could not read this function");));
+        let error = quote!(::core::compile_error!("`#[differentiate]` could not read this function"););
+        return Err(Box::new((error, None)));
     };
     let activity = activity::analyse(&function);
     let prefix = args.name.clone().unwrap_or_else(|| item.sig.ident.clone());

@@ -219,7 +219,15 @@ impl Lowerer<'_> {
 
     /// Lowers an argument that must be a constant (an axis, a stride, labels, an exponent).
     fn constant_arg(&self, expr: &Expr, what: &str) -> Option<TokenStream> {
-        if self.mentions_value(expr) {
+        if !is_plain(expr) {
+            self.cx.error_spanned_by(
+                expr,
+                format!(
+                    "{what} must be a plain constant expression (no `if`, `match`, loops, blocks, closures or macros)"
+                ),
+            );
+            None
+        } else if self.mentions_value(expr) {
             self.cx.error_spanned_by(
                 expr,
                 format!("{what} must be a constant: a literal or an expression of non-differentiable parameters, not a differentiable value"),
@@ -231,7 +239,7 @@ impl Lowerer<'_> {
     }
 
     fn lower_expr(&mut self, expr: &Expr) -> Option<ValueId> {
-        if !self.mentions_value(expr) {
+        if !self.mentions_value(expr) && is_plain(expr) {
             return Some(self.push(Op::Const(expr.to_token_stream()), Kind::Scalar, None));
         }
         match expr {
@@ -678,7 +686,7 @@ impl ClosureLowerer<'_, '_> {
             );
             return None;
         }
-        if !self.mentions_arg(expr) {
+        if !self.mentions_arg(expr) && is_plain(expr) {
             return Some(ScalarExpr::Const(expr.to_token_stream()));
         }
         let cx = self.outer.cx;
@@ -753,6 +761,60 @@ impl ClosureLowerer<'_, '_> {
             }
         }
     }
+}
+
+/// Whether `expr` is free of control flow and opaque code (loops, `if`, `match`, blocks,
+/// closures, macros, assignments). Only such expressions may be taken as constants:
+/// anything else is lowered, and rejected there with its own message.
+fn is_plain(expr: &Expr) -> bool {
+    struct Finder {
+        plain: bool,
+    }
+    impl<'ast> Visit<'ast> for Finder {
+        fn visit_expr(&mut self, expr: &'ast Expr) {
+            match expr {
+                Expr::If(_)
+                | Expr::Match(_)
+                | Expr::Loop(_)
+                | Expr::While(_)
+                | Expr::ForLoop(_)
+                | Expr::Block(_)
+                | Expr::Unsafe(_)
+                | Expr::Closure(_)
+                | Expr::Macro(_)
+                | Expr::Assign(_)
+                | Expr::Async(_)
+                | Expr::Await(_)
+                | Expr::Return(_)
+                | Expr::Break(_)
+                | Expr::Continue(_)
+                | Expr::Let(_)
+                | Expr::TryBlock(_)
+                | Expr::Yield(_) => self.plain = false,
+                Expr::Binary(b) if is_assign_op(&b.op) => self.plain = false,
+                _ => syn::visit::visit_expr(self, expr),
+            }
+        }
+    }
+    let mut finder = Finder { plain: true };
+    finder.visit_expr(expr);
+    finder.plain
+}
+
+fn is_assign_op(op: &syn::BinOp) -> bool {
+    matches!(
+        op,
+        syn::BinOp::AddAssign(_)
+            | syn::BinOp::SubAssign(_)
+            | syn::BinOp::MulAssign(_)
+            | syn::BinOp::DivAssign(_)
+            | syn::BinOp::RemAssign(_)
+            | syn::BinOp::BitXorAssign(_)
+            | syn::BinOp::BitAndAssign(_)
+            | syn::BinOp::BitOrAssign(_)
+            | syn::BinOp::ShlAssign(_)
+            | syn::BinOp::ShrAssign(_)
+    )
 }
 
 /// The kind of an elementwise result under ndarray's broadcasting.

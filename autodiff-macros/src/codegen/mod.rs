@@ -15,7 +15,8 @@ use syn::{GenericParam, Ident, ItemFn, Lifetime};
 
 use crate::activity::Activity;
 use crate::ir::{Function, Kind, ParamRole};
-use names::{camel_case, Names};
+pub use names::camel_case;
+use names::Names;
 
 /// Everything generated for one function, as tokens.
 pub fn expand(
