@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Compile-time reverse-mode automatic differentiation for functions over
 //! `ndarray` arrays, and a dynamic tape built on the same kernels.
 //!

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! The runtime of `autodiff`: everything both differentiation modes share.
 //!
 //! - [`kernels`]: forward and backward functions of every op, generic over [`Float`];

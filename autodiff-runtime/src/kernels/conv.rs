@@ -26,7 +26,7 @@ use crate::Float;
 /// Target elements of one patch tile (`K × columns`): 128 Ki, i.e. 512 KB in f32.
 const TILE_ELEMENTS: usize = 1 << 17;
 
-/// Columns of the patch matrix per tile for `k` rows: about [`TILE_ELEMENTS`] / `k`,
+/// Columns of the patch matrix per tile for `k` rows: about `TILE_ELEMENTS` / `k`,
 /// but never fewer than 256, where the GEMM would lose efficiency to its own overhead.
 pub fn tile_columns(k: usize) -> usize {
     (TILE_ELEMENTS / k.max(1)).max(256)

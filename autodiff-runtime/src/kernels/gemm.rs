@@ -34,7 +34,7 @@ pub fn num_threads() -> usize {
     NUM_THREADS.load(Ordering::Relaxed)
 }
 
-/// Which library performs a matrix product; [`gemm`] always uses [`Backend::Gemm`],
+/// Which library performs a matrix product; [`gemm()`] always uses [`Backend::Gemm`],
 /// the other exists so that the bench and the tests can compare them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
@@ -54,7 +54,7 @@ pub fn gemm<F: Float>(alpha: F, a: ArrayView2<F>, b: ArrayView2<F>, beta: F, c: 
     gemm_with_backend(Backend::Gemm, alpha, a, b, beta, c);
 }
 
-/// [`gemm`] on an explicitly chosen backend.
+/// [`gemm()`] on an explicitly chosen backend.
 ///
 /// # Panics
 /// If the shapes are not `m×k`, `k×n` and `m×n`; the message names all three.
