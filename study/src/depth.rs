@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::measure::{interleaved, time, Budget, Memory, MemoryProbe, Sampler, Stats};
+use crate::measure::{interleaved, Budget, Memory, Sampler, Stats};
 use crate::runs::Mode;
 
 /// One mode of one generated deep function.
@@ -25,52 +25,20 @@ pub struct DepthRun<'a> {
     pub memory: Box<dyn FnMut() -> Memory + 'a>,
 }
 
-/// Both modes of a generated function; see `runs.rs` for the same wiring
-/// applied to the four cases.
+/// Both modes of a generated function, with the same closures as the four cases
+/// (`wiring.rs`).
 macro_rules! depth_run {
     ($F:ty; $forward:ident, $backward:ident, $on_tape:ident; ($($arg:ident : $kind:ident),*)) => {
         [
             DepthRun {
                 mode: Mode::Static,
-                backward: Box::new(move || {
-                    let (_, ctx) = $forward($($arg),*);
-                    let (grads, elapsed) = time(move || $backward(ctx, <$F>::one()));
-                    std::hint::black_box(grads);
-                    elapsed
-                }),
-                memory: Box::new(move || {
-                    let mut probe = MemoryProbe::start();
-                    let (value, ctx) = $forward($($arg),*);
-                    probe.after_forward();
-                    let reported = ctx.held_bytes();
-                    let grads = $backward(ctx, <$F>::one());
-                    let memory = probe.finish(reported);
-                    std::hint::black_box((value, grads));
-                    memory
-                }),
+                backward: static_backward!($F; $forward, $backward; ($($arg),*)),
+                memory: static_memory!($F; $forward, $backward; ($($arg),*)),
             },
             DepthRun {
                 mode: Mode::Tape,
-                backward: Box::new(move || {
-                    let tape = Tape::<$F>::new();
-                    $(let $arg = tape.$kind($arg);)*
-                    let y = $on_tape($(&$arg),*);
-                    let (grads, elapsed) = time(|| tape.backward(&y));
-                    std::hint::black_box(grads);
-                    elapsed
-                }),
-                memory: Box::new(move || {
-                    let mut probe = MemoryProbe::start();
-                    let tape = Tape::<$F>::new();
-                    $(let $arg = tape.$kind($arg);)*
-                    let y = $on_tape($(&$arg),*);
-                    probe.after_forward();
-                    let reported = tape.memory().total();
-                    let grads = tape.backward(&y);
-                    let memory = probe.finish(reported);
-                    std::hint::black_box(grads);
-                    memory
-                }),
+                backward: tape_backward!($F; $on_tape; ($($arg : $kind),*)),
+                memory: tape_memory!($F; $on_tape; ($($arg : $kind),*)),
             },
         ]
     };

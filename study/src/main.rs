@@ -11,6 +11,9 @@
 //! interface), `measure` (timing and heap), `accuracy`, `depth`, `stability`,
 //! `report` (JSON, tables, plots), `pytorch` (PyTorch's results).
 
+#[macro_use]
+mod wiring;
+
 mod accuracy;
 mod cases;
 mod depth;

@@ -73,27 +73,13 @@ macro_rules! static_mode {
                 std::hint::black_box(out);
                 elapsed
             }),
-            backward: Box::new(move || {
-                let (_, ctx) = $forward($($arg),*);
-                let (grads, elapsed) = time(move || $backward(ctx, <$F>::one()));
-                std::hint::black_box(grads);
-                elapsed
-            }),
+            backward: static_backward!($F; $forward, $backward; ($($arg),*)),
             forward_backward: Box::new(move || {
                 let (out, elapsed) = time(|| $grad($($arg),*));
                 std::hint::black_box(out);
                 elapsed
             }),
-            memory: Box::new(move || {
-                let mut probe = MemoryProbe::start();
-                let (value, ctx) = $forward($($arg),*);
-                probe.after_forward();
-                let reported = ctx.held_bytes();
-                let grads = $backward(ctx, <$F>::one());
-                let memory = probe.finish(reported);
-                std::hint::black_box((value, grads));
-                memory
-            }),
+            memory: static_memory!($F; $forward, $backward; ($($arg),*)),
             gradients: Box::new(move || {
                 let (value, ($($g,)*)) = $grad($($arg),*);
                 (scalar_f64(value), vec![$(to_f64($g)),*])
@@ -116,14 +102,7 @@ macro_rules! tape_mode {
                 std::hint::black_box(out);
                 elapsed
             }),
-            backward: Box::new(move || {
-                let tape = Tape::<$F>::new();
-                $(let $arg = tape.$kind($arg);)*
-                let y = $on_tape($(&$arg),*);
-                let (grads, elapsed) = time(|| tape.backward(&y));
-                std::hint::black_box(grads);
-                elapsed
-            }),
+            backward: tape_backward!($F; $on_tape; ($($arg : $kind),*)),
             forward_backward: Box::new(move || {
                 let tape = Tape::<$F>::new();
                 let (grads, elapsed) = time(|| {
@@ -134,18 +113,7 @@ macro_rules! tape_mode {
                 std::hint::black_box(grads);
                 elapsed
             }),
-            memory: Box::new(move || {
-                let mut probe = MemoryProbe::start();
-                let tape = Tape::<$F>::new();
-                $(let $arg = tape.$kind($arg);)*
-                let y = $on_tape($(&$arg),*);
-                probe.after_forward();
-                let reported = tape.memory().total();
-                let grads = tape.backward(&y);
-                let memory = probe.finish(reported);
-                std::hint::black_box(grads);
-                memory
-            }),
+            memory: tape_memory!($F; $on_tape; ($($arg : $kind),*)),
             gradients: Box::new(move || {
                 let tape = Tape::<$F>::new();
                 $(let $arg = tape.$kind($arg);)*
