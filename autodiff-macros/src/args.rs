@@ -54,3 +54,37 @@ impl Parse for Args {
         Ok(args)
     }
 }
+
+impl Args {
+    /// The prefix of the generated items: `name = ..`, or the function's own name.
+    pub fn prefix<'a>(&'a self, item: &'a syn::ItemFn) -> &'a Ident {
+        self.name.as_ref().unwrap_or(&item.sig.ident)
+    }
+}
+
+/// A second `#[differentiate]` still on the item (the outer attribute expands first and sees
+/// the inner one) that would generate the same items: an error on that attribute, which
+/// says to give it its own `name = ..`. Rustc would otherwise report `loss_grad` defined
+/// twice, at the attribute, without saying what to do.
+pub fn same_prefix_twice(args: &Args, item: &syn::ItemFn) -> Option<syn::Error> {
+    let prefix = crate::codegen::unraw(args.prefix(item));
+    item.attrs
+        .iter()
+        .filter(|attr| attr.path().segments.last().is_some_and(|s| s.ident == "differentiate"))
+        .find_map(|attr| {
+            let other = match &attr.meta {
+                syn::Meta::Path(_) => Args::default(),
+                syn::Meta::List(list) => list.parse_args::<Args>().ok()?,
+                syn::Meta::NameValue(_) => return None,
+            };
+            (crate::codegen::unraw(other.prefix(item)) == prefix).then(|| {
+                syn::Error::new_spanned(
+                    attr,
+                    format!(
+                        "`{prefix}` already has a `#[differentiate]` that generates `{prefix}_grad`, `{prefix}_forward`, ...; \
+                         give this one its own prefix: `#[differentiate(name = {prefix}_2, ..)]`"
+                    ),
+                )
+            })
+        })
+}

@@ -1,80 +1,124 @@
-//! On error: the errors, the function unchanged, and stubs of the generated
-//! functions, so that the user sees the real errors and not a cascade of
-//! "cannot find `loss_grad`" (thiserror's `fallback.rs`).
+//! On error: the errors, the function, and stubs of the generated items, so that the
+//! user sees the real errors and not a cascade of "cannot find `loss_grad`" or "type
+//! annotations needed" at their call sites (thiserror's `fallback.rs`).
 //!
-//! Each stub takes as many arguments as the real item would, of any type. `_grad` and
-//! `_tape_grad` return their real types when the signature could be read (so that
-//! `let (value, (dx, dw)) = loss_grad(..)` type-checks); the others return `!`.
+//! When the signature could be read, `_grad`, `_tape_grad`, `_forward`, `_backward` and
+//! `_check` take the function's own generics and parameters and return their real types,
+//! so `let (value, (dx, dw)) = loss_grad(&x, &w);` and `check!(loss, ..)` type-check as
+//! they will once the error is fixed. Otherwise they take arguments of any type and
+//! return `!`. A float type parameter without its `Float` bound gets the bound in the
+//! emitted function, so the one error said is the macro's ("add `F: Float`").
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
-use syn::{Ident, ItemFn};
+use syn::{FnArg, Ident, ItemFn};
 
+use crate::codegen::Items;
 use crate::ir::Kind;
-use crate::signature::Signature;
+use crate::signature::{self, Signature};
 
 pub fn expand(item: &ItemFn, name: Option<&Ident>, errors: TokenStream, signature: Option<&Signature>) -> TokenStream {
-    let prefix = name.unwrap_or(&item.sig.ident).to_string();
-    let prefix = prefix.trim_start_matches("r#");
+    let mut item = item.clone();
+    let float_bound_added = signature.is_none() && add_missing_float_bound(&mut item);
+    let items = Items::new(name.unwrap_or(&item.sig.ident));
     let vis = &item.vis;
-    let n_params = item.sig.inputs.len();
-    let arities = [
-        ("grad", n_params),
-        ("tape_grad", n_params),
-        ("forward", n_params),
-        ("backward", 2),
-        ("on_tape", n_params),
-        ("check", n_params),
-        ("grad_source", 0),
-    ];
-    // With type parameters the stub could not infer them from `impl Sized` arguments: use `!` then.
-    let has_type_params = item.sig.generics.type_params().next().is_some();
-    let value_and_grads = signature.filter(|_| !has_type_params).map(|sig| {
-        let float = &sig.float_ty;
-        let grads = sig
-            .wrt
-            .iter()
-            .filter_map(|&i| sig.params[i].kind)
-            .map(|kind| match kind {
-                Kind::Scalar => quote!(#float),
-                Kind::Array(Some(n)) => {
-                    let ix = format_ident!("Ix{}", n);
-                    quote!(::autodiff::ndarray::Array<#float, ::autodiff::ndarray::#ix>)
-                }
-                Kind::Array(None) => quote!(::autodiff::ndarray::ArrayD<#float>),
-            });
-        (quote!(#float), quote!((#(#grads,)*)))
-    });
-    let context = format_ident!("{}Context", crate::codegen::camel_case(prefix));
-    let stubs = arities.iter().map(|(suffix, arity)| {
-        let ident = format_ident!("{}_{}", prefix, suffix);
-        let params = (0..*arity).map(|i| {
+    let has_receiver = item.sig.inputs.iter().any(|input| matches!(input, FnArg::Receiver(_)));
+    let typed = signature.filter(|_| !has_receiver && !float_bound_added);
+
+    let generics = &item.sig.generics;
+    let (impl_generics, _, where_clause) = generics.split_for_impl();
+    let inputs = &item.sig.inputs;
+    let any_args = |arity: usize| {
+        let params = (0..arity).map(|i| {
             let p = format_ident!("_arg{}", i);
             quote!(#p: impl ::core::marker::Sized)
         });
-        let output = match (*suffix, &value_and_grads) {
-            ("grad" | "tape_grad", Some((float, grads))) => quote!((#float, #grads)),
-            ("forward", Some((float, _))) => quote!((#float, #context)),
-            ("backward", Some((_, grads))) => grads.clone(),
-            _ => quote!(!),
-        };
-        quote! {
-            #[allow(dead_code, unused_variables, clippy::all)]
-            #vis fn #ident(#(#params),*) -> #output {
-                ::core::unreachable!("`#[differentiate]` reported an error for this function")
+        quote!(<>(#(#params),*))
+    };
+    let body = quote!({ ::core::unreachable!("`#[differentiate]` reported an error for this function") });
+    let allow = quote!(#[allow(dead_code, unused_variables, unused_mut, clippy::all)]);
+    let Items {
+        forward,
+        backward,
+        grad,
+        on_tape,
+        tape_grad,
+        check,
+        plan,
+        source,
+        context,
+    } = &items;
+
+    let typed_stubs = match typed {
+        Some(sig) => {
+            let float = &sig.float_ty;
+            let grads = sig
+                .wrt
+                .iter()
+                .filter_map(|&i| sig.params[i].kind)
+                .map(|kind| match kind {
+                    Kind::Scalar => quote!(#float),
+                    Kind::Array(Some(n)) => {
+                        let ix = format_ident!("Ix{}", n);
+                        quote!(::autodiff::ndarray::Array<#float, ::autodiff::ndarray::#ix>)
+                    }
+                    Kind::Array(None) => quote!(::autodiff::ndarray::ArrayD<#float>),
+                });
+            let grads = quote!((#(#grads,)*));
+            let real = quote!(#impl_generics (#inputs));
+            quote! {
+                #allow #vis struct #context;
+                #allow #vis fn #grad #real -> (#float, #grads) #where_clause #body
+                #allow #vis fn #tape_grad #real -> (#float, #grads) #where_clause #body
+                #allow #vis fn #forward #real -> (#float, #context) #where_clause #body
+                #allow #vis fn #backward #impl_generics (ctx: #context, seed: #float) -> #grads #where_clause #body
+                #allow #vis fn #check #real -> ::autodiff::runtime::gradcheck::CheckReport #where_clause #body
             }
         }
-    });
-    let context_stub = value_and_grads.is_some().then(|| {
-        quote! {
-            #[allow(dead_code)]
-            #vis struct #context;
+        None => {
+            let n = inputs.len();
+            let (all, two) = (any_args(n), any_args(2));
+            quote! {
+                #allow #vis fn #grad #all -> ! #body
+                #allow #vis fn #tape_grad #all -> ! #body
+                #allow #vis fn #forward #all -> ! #body
+                #allow #vis fn #backward #two -> ! #body
+                #allow #vis fn #check #all -> ! #body
+            }
         }
-    });
+    };
+    let on_tape_args = any_args(inputs.len());
+    let name_text = items.grad.to_string().trim_end_matches("_grad").to_string();
     quote! {
         #errors
         #item
-        #context_stub
-        #(#stubs)*
+        #typed_stubs
+        #allow #vis fn #on_tape #on_tape_args -> ! #body
+        #allow #vis fn #source() -> &'static str {
+            "// `#[differentiate]` reported an error for this function"
+        }
+        #allow #vis const #plan: ::autodiff::Plan = ::autodiff::Plan {
+            function: #name_text,
+            wrt: &[],
+            forward: &[],
+            backward: &[],
+            eliminated: &[],
+            saved: &[],
+        };
     }
+}
+
+/// Adds `F: Float` to the function's float type parameter when the macro reported it missing.
+fn add_missing_float_bound(item: &mut ItemFn) -> bool {
+    let syn::ReturnType::Type(_, float_ty) = &item.sig.output else {
+        return false;
+    };
+    let Some(param) = signature::unbounded_float_param(item, float_ty).cloned() else {
+        return false;
+    };
+    let where_clause = item.sig.generics.make_where_clause();
+    where_clause
+        .predicates
+        .push(syn::parse_quote!(#param: ::autodiff::runtime::Float));
+    true
 }

@@ -15,6 +15,7 @@ mod codegen;
 mod ctxt;
 mod fallback;
 mod ir;
+mod literals;
 mod lower;
 mod rules;
 mod scalar;
@@ -43,7 +44,13 @@ pub fn differentiate(args: TokenStream, item: TokenStream) -> TokenStream {
         Ok(args) => args,
         Err(error) => return fallback::expand(&item, None, error.to_compile_error(), None).into(),
     };
-    match try_expand(&args, &item) {
+    if let Some(error) = args::same_prefix_twice(&args, &item) {
+        // No stubs: the other attribute generates the items.
+        let error = error.to_compile_error();
+        return quote!(#error #item).into();
+    }
+    let mut item = item;
+    match try_expand(&args, &mut item) {
         Ok(tokens) => tokens.into(),
         Err(failure) => {
             let (errors, signature) = *failure;
@@ -56,10 +63,16 @@ pub fn differentiate(args: TokenStream, item: TokenStream) -> TokenStream {
 /// from which the fallback stubs get their real types.
 type Expansion = Result<proc_macro2::TokenStream, Box<(proc_macro2::TokenStream, Option<signature::Signature>)>>;
 
-fn try_expand(args: &args::Args, item: &syn::ItemFn) -> Expansion {
+/// Expands `item`, which is left with its integer literals that meet floats rewritten
+/// as floats (`literals.rs`), whether or not the expansion succeeds.
+fn try_expand(args: &args::Args, item: &mut syn::ItemFn) -> Expansion {
     let cx = ctxt::Ctxt::default();
     let signature = signature::read(&cx, item, args);
-    let function = signature.as_ref().and_then(|sig| lower::lower(&cx, item, sig));
+    let (function, literals) = match &signature {
+        Some(sig) => lower::lower(&cx, item, sig),
+        None => (None, literals::Rewrites::default()),
+    };
+    literals::apply(item, &literals);
     if let Err(errors) = cx.check() {
         return Err(Box::new((errors, signature)));
     }
@@ -69,6 +82,7 @@ fn try_expand(args: &args::Args, item: &syn::ItemFn) -> Expansion {
     };
     let activity = activity::analyse(&function);
     let prefix = args.name.clone().unwrap_or_else(|| item.sig.ident.clone());
+    let item = &*item;
     let generated = codegen::expand(item, &prefix, &function, &activity, &signature.float_ty);
     // The function stays as written. It is the reference the generated `_check` compares
     // against, so a caller who only uses `loss_grad` should not be told it is unused.

@@ -7,30 +7,55 @@
 //! says what is supported instead. Lowering keeps going after an error, so one
 //! compilation reports them all.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 use proc_macro2::TokenStream;
 use quote::ToTokens;
 use syn::visit::Visit;
+use syn::visit_mut::VisitMut;
 use syn::{Expr, ExprCall, ExprMethodCall, Ident, ItemFn, Pat, Stmt as SynStmt};
 
 use crate::ctxt::Ctxt;
 use crate::ir::{BinOp, Function, Kind, Op, Param, ScalarExpr, Stmt, UnaryFn, ValueId};
+use crate::literals::{self, Rewrites};
 use crate::signature::Signature;
 
 /// Methods the subset supports, for error messages.
 const SUPPORTED_METHODS: &str = "dot, t, reversed_axes, sum, sum_axis, mean().unwrap(), mean_axis(..).unwrap(), exp, ln, sqrt, tanh, sin, cos, abs, recip, square, relu, sigmoid, powi, powf, mapv, clone, to_owned, view";
+/// Float methods a `mapv` closure supports, for error messages.
+const CLOSURE_METHODS: &str = "exp, ln, sqrt, tanh, sin, cos, abs, recip, powi, powf, max, min";
+/// Shape queries: constants, when asked of a parameter.
+const SHAPE_QUERIES: &[&str] = &["len", "nrows", "ncols", "ndim", "shape", "is_empty"];
 /// Free functions the subset supports, for error messages.
 const SUPPORTED_FUNCTIONS: &str =
     "relu, sigmoid, tanh, square, mean, softmax, log_softmax, mse, cross_entropy, conv2d, batch_norm, max_pool2d";
 
 /// Lowers `item`'s body. Returns `None` if an error made the IR unusable (errors are in `cx`).
-pub fn lower(cx: &Ctxt, item: &ItemFn, sig: &Signature) -> Option<Function> {
+///
+/// Also returns the integer literals taken as floats (see `literals.rs`), even on error, so
+/// that the user's function can be emitted with them rewritten either way.
+pub fn lower(cx: &Ctxt, item: &ItemFn, sig: &Signature) -> (Option<Function>, Rewrites) {
     let mut lowerer = Lowerer {
         cx,
+        float_ty: &sig.float_ty,
+        literals: RefCell::new(Rewrites::default()),
         stmts: Vec::new(),
         env: HashMap::new(),
+        constants: HashMap::new(),
+        value_params: sig
+            .params
+            .iter()
+            .filter(|p| p.kind.is_some())
+            .map(|p| p.ident.to_string())
+            .collect(),
     };
+    let function = lower_body(&mut lowerer, item, sig);
+    (function, lowerer.literals.into_inner())
+}
+
+fn lower_body(lowerer: &mut Lowerer, item: &ItemFn, sig: &Signature) -> Option<Function> {
+    let cx = lowerer.cx;
     let mut params = Vec::new();
     for (index, info) in sig.params.iter().enumerate() {
         let role = match info.kind {
@@ -61,6 +86,8 @@ pub fn lower(cx: &Ctxt, item: &ItemFn, sig: &Signature) -> Option<Function> {
         let is_last = i + 1 == body.len();
         match stmt {
             SynStmt::Local(local) => lowerer.lower_let(local),
+            // An empty statement `;` does nothing (rustc warns about it in the user's function).
+            SynStmt::Expr(Expr::Verbatim(tokens), Some(_)) if tokens.is_empty() => {}
             SynStmt::Expr(expr, semi) => {
                 let returned = match expr {
                     Expr::Return(ret) => ret.expr.as_deref(),
@@ -111,19 +138,29 @@ pub fn lower(cx: &Ctxt, item: &ItemFn, sig: &Signature) -> Option<Function> {
         );
         return None;
     }
-    Some(Function {
+    let function = Function {
         params,
-        stmts: lowerer.stmts,
+        stmts: std::mem::take(&mut lowerer.stmts),
         output,
         wrt: sig.wrt.clone(),
-    })
+    };
+    Some(function)
 }
 
 struct Lowerer<'a> {
     cx: &'a Ctxt,
+    float_ty: &'a syn::Type,
+    /// Integer literals taken as floats (`2 * s`), to rewrite in the user's function too.
+    literals: RefCell<Rewrites>,
     stmts: Vec<Stmt>,
     /// The value each name currently refers to (shadowing replaces it).
     env: HashMap<String, ValueId>,
+    /// Names `let`-bound to constant expressions (`let n = x.len() as f64;`), with the
+    /// expression's tokens. Generated code has no such local: a use of the name is
+    /// replaced by the expression, so it stays a constant wherever it is read.
+    constants: HashMap<String, TokenStream>,
+    /// The float and array parameters: their shape queries (`x.len()`) are constants.
+    value_params: Vec<String>,
 }
 
 impl Lowerer<'_> {
@@ -172,49 +209,131 @@ impl Lowerer<'_> {
                 .error_spanned_by(diverge, "`let ... else` is not supported in a differentiated function");
             return;
         }
-        if let Some(id) = self.lower_expr(&init.expr) {
-            if self.stmts[id.0].name.is_none() && !matches!(self.stmts[id.0].op, Op::Param { .. }) {
-                self.stmts[id.0].name = Some(ident.to_string());
+        let name = ident.to_string();
+        match self.lower_expr(&init.expr) {
+            Some(id) => {
+                if let Op::Const(tokens) = &self.stmts[id.0].op {
+                    self.constants.insert(name.clone(), tokens.clone());
+                    self.env.remove(&name);
+                    return;
+                }
+                if self.stmts[id.0].name.is_none() && !matches!(self.stmts[id.0].op, Op::Param { .. }) {
+                    self.stmts[id.0].name = Some(name.clone());
+                }
+                self.constants.remove(&name);
+                self.env.insert(name, id);
             }
-            self.env.insert(ident.to_string(), id);
-        } else {
-            // Keep the name bound to nothing so later uses do not cascade into "unknown name" errors.
-            self.env.remove(&ident.to_string());
+            None => {
+                // Keep the name bound to nothing so later uses do not cascade into "unknown name" errors.
+                self.env.remove(&name);
+                self.constants.remove(&name);
+            }
         }
     }
 
     /// Whether `expr` reads any differentiable value (a float parameter or a `let`-bound value).
+    /// A shape query of a parameter (`x.len()`, `x.shape()[1]`) reads no value: shapes are constants.
     fn mentions_value(&self, expr: &Expr) -> bool {
-        struct Finder<'e> {
-            env: &'e HashMap<String, ValueId>,
-            found: bool,
+        self.mentions_value_except(expr, None)
+    }
+
+    /// [`Self::mentions_value`], where `shadowed` (a closure's argument) is not a value.
+    fn mentions_value_except(&self, expr: &Expr, shadowed: Option<&Ident>) -> bool {
+        self.value_mention(expr, shadowed).is_some()
+    }
+
+    /// The first place `expr` reads a value: a path naming one, or a macro whose tokens do.
+    fn value_mention(&self, expr: &Expr, shadowed: Option<&Ident>) -> Option<TokenStream> {
+        struct Finder<'l, 's> {
+            lowerer: &'l Lowerer<'l>,
+            shadowed: Option<&'s Ident>,
+            first: Option<TokenStream>,
         }
-        impl<'ast> Visit<'ast> for Finder<'_> {
+        impl Finder<'_, '_> {
+            fn is_value(&self, ident: &Ident) -> bool {
+                self.shadowed != Some(ident) && self.lowerer.env.contains_key(&ident.to_string())
+            }
+        }
+        impl<'ast> Visit<'ast> for Finder<'_, '_> {
             fn visit_expr_path(&mut self, path: &'ast syn::ExprPath) {
-                if path.qself.is_none()
-                    && path.path.segments.len() == 1
-                    && self.env.contains_key(&path.path.segments[0].ident.to_string())
+                if self.first.is_none()
+                    && path.qself.is_none()
+                    && path.path.get_ident().is_some_and(|i| self.is_value(i))
                 {
-                    self.found = true;
+                    self.first = Some(path.to_token_stream());
+                }
+            }
+            fn visit_expr_method_call(&mut self, call: &'ast ExprMethodCall) {
+                if !self.lowerer.is_param_shape_query(call) {
+                    syn::visit::visit_expr_method_call(self, call);
                 }
             }
             fn visit_macro(&mut self, mac: &'ast syn::Macro) {
                 // A macro's input cannot be parsed reliably; look for any known name in it.
                 for tt in mac.tokens.clone() {
                     if let proc_macro2::TokenTree::Ident(i) = tt {
-                        if self.env.contains_key(&i.to_string()) {
-                            self.found = true;
+                        if self.first.is_none() && self.is_value(&i) {
+                            self.first = Some(i.to_token_stream());
                         }
                     }
                 }
             }
         }
         let mut finder = Finder {
-            env: &self.env,
-            found: false,
+            lowerer: self,
+            shadowed,
+            first: None,
         };
         finder.visit_expr(expr);
-        finder.found
+        finder.first
+    }
+
+    /// Whether `call` is a shape query (`len`, `nrows`, ...) of a float or array parameter
+    /// that has not been shadowed: the parameter is in scope under its own name in every
+    /// generated function (a `&Var` in the tape twin, which has the same queries).
+    fn is_param_shape_query(&self, call: &ExprMethodCall) -> bool {
+        if !SHAPE_QUERIES.contains(&call.method.to_string().as_str()) || !call.args.is_empty() {
+            return false;
+        }
+        let Expr::Path(path) = strip_refs(&call.receiver) else {
+            return false;
+        };
+        let Some(ident) = path.path.get_ident() else {
+            return false;
+        };
+        let name = ident.to_string();
+        self.value_params.contains(&name)
+            && self
+                .env
+                .get(&name)
+                .is_some_and(|id| matches!(self.stmts[id.0].op, Op::Param { .. }))
+    }
+
+    /// The tokens of a constant expression, with the names of `let`-bound constants
+    /// replaced by their expressions (generated code has no such locals).
+    fn constant_tokens(&self, expr: &Expr) -> TokenStream {
+        struct Substitute<'c>(&'c HashMap<String, TokenStream>);
+        impl VisitMut for Substitute<'_> {
+            fn visit_expr_mut(&mut self, expr: &mut Expr) {
+                if let Expr::Path(path) = expr {
+                    if let Some(tokens) = path.path.get_ident().and_then(|i| self.0.get(&i.to_string())) {
+                        *expr = Expr::Paren(syn::ExprParen {
+                            attrs: Vec::new(),
+                            paren_token: Default::default(),
+                            expr: Box::new(Expr::Verbatim(tokens.clone())),
+                        });
+                        return;
+                    }
+                }
+                syn::visit_mut::visit_expr_mut(self, expr);
+            }
+        }
+        if self.constants.is_empty() {
+            return expr.to_token_stream();
+        }
+        let mut expr = expr.clone();
+        Substitute(&self.constants).visit_expr_mut(&mut expr);
+        expr.to_token_stream()
     }
 
     /// Lowers an argument that must be a constant (an axis, a stride, labels, an exponent).
@@ -234,13 +353,13 @@ impl Lowerer<'_> {
             );
             None
         } else {
-            Some(expr.to_token_stream())
+            Some(self.constant_tokens(expr))
         }
     }
 
     fn lower_expr(&mut self, expr: &Expr) -> Option<ValueId> {
         if !self.mentions_value(expr) && is_plain(expr) {
-            return Some(self.push(Op::Const(expr.to_token_stream()), Kind::Scalar, None));
+            return Some(self.push(Op::Const(self.constant_tokens(expr)), Kind::Scalar, None));
         }
         match expr {
             Expr::Paren(e) => self.lower_expr(&e.expr),
@@ -276,7 +395,10 @@ impl Lowerer<'_> {
             Expr::MethodCall(m) => self.lower_method(m),
             Expr::Call(c) => self.lower_call(c),
             Expr::Cast(c) => {
-                self.cx.error_spanned_by(c, "casts of differentiable values are not supported (they would cut the gradient); casts of constants are fine");
+                if let Some(error) = self.shape_query_of_intermediate(&c.expr) {
+                    return error;
+                }
+                self.cx.error_spanned_by(c, "casts of differentiable values are not supported (they would cut the gradient); casts of constants are fine (`n as f64`, `x.len() as f64` of a parameter `x`)");
                 None
             }
             Expr::If(e) => self.unsupported(
@@ -329,11 +451,28 @@ impl Lowerer<'_> {
                 );
             }
         };
-        let lhs = self.lower_expr(&b.left);
-        let rhs = self.lower_expr(&b.right);
+        let lhs = self.lower_operand(&b.left, &b.right);
+        let rhs = self.lower_operand(&b.right, &b.left);
         let (lhs, rhs) = (lhs?, rhs?);
+        // Two constants make a constant: ops in the IR always read at least one value.
+        if let (Op::Const(x), Op::Const(y)) = (&self.stmts[lhs.0].op, &self.stmts[rhs.0].op) {
+            let symbol = &b.op;
+            let tokens = quote::quote!((#x) #symbol (#y));
+            return Some(self.push(Op::Const(tokens), Kind::Scalar, None));
+        }
         let kind = broadcast_kind(self.kind(lhs), self.kind(rhs));
         Some(self.push(Op::Binary(op, lhs, rhs), kind, None))
+    }
+
+    /// An operand of `+ - * /`; an integer literal beside a float value is a float (`2 * s`).
+    fn lower_operand(&mut self, operand: &Expr, other: &Expr) -> Option<ValueId> {
+        if self.mentions_value(other) {
+            let float = literals::as_float(operand, self.float_ty, &mut self.literals.borrow_mut());
+            if let Some(tokens) = float {
+                return Some(self.push(Op::Const(tokens), Kind::Scalar, None));
+            }
+        }
+        self.lower_expr(operand)
     }
 
     fn require_array(&self, id: ValueId, tokens: impl ToTokens, what: &str) -> Option<Option<usize>> {
@@ -375,7 +514,29 @@ impl Lowerer<'_> {
         }
     }
 
+    /// An error for `h.len()` (or `nrows`, ...) where `h` is computed in the function: shape
+    /// queries are constants only on parameters. `Some(None)` once reported.
+    fn shape_query_of_intermediate(&self, expr: &Expr) -> Option<Option<ValueId>> {
+        let Expr::MethodCall(call) = strip_refs(expr) else {
+            return None;
+        };
+        if !SHAPE_QUERIES.contains(&call.method.to_string().as_str()) || self.is_param_shape_query(call) {
+            return None;
+        }
+        self.cx.error_spanned_by(
+            &call.receiver,
+            format!(
+                "`{}` is a constant only when asked of a parameter; this value is computed in the function: ask the parameter whose shape it has (e.g. `x.nrows()`, `x.shape()[1]`)",
+                call.method
+            ),
+        );
+        Some(None)
+    }
+
     fn lower_method(&mut self, m: &ExprMethodCall) -> Option<ValueId> {
+        if let Some(error) = self.shape_query_of_intermediate(&Expr::MethodCall(m.clone())) {
+            return error;
+        }
         let name = m.method.to_string();
         let method = &m.method;
         if m.turbofish.is_some() {
@@ -451,6 +612,12 @@ impl Lowerer<'_> {
             }
             "powi" | "powf" => {
                 self.args_count(method, &name, args.len(), 1)?;
+                if name == "powf" && self.mentions_value(args[0]) && is_plain(args[0]) {
+                    return self.unsupported(
+                        args[0],
+                        "the exponent of `powf` must be a constant; for a differentiable exponent `p`, write `(x.ln() * p).exp()` (for `x > 0`)",
+                    );
+                }
                 let exponent = self.constant_arg(args[0], "the exponent")?;
                 let op = if name == "powi" {
                     Op::Powi(receiver, exponent)
@@ -678,16 +845,27 @@ impl ClosureLowerer<'_, '_> {
         f.found
     }
 
+    /// An operand of `+ - * /`; an integer literal beside the argument is a float (`v * 2`).
+    fn lower_operand(&self, operand: &Expr, other: &Expr) -> Option<ScalarExpr> {
+        if self.mentions_arg(other) {
+            let outer = self.outer;
+            if let Some(tokens) = literals::as_float(operand, outer.float_ty, &mut outer.literals.borrow_mut()) {
+                return Some(ScalarExpr::Const(tokens));
+            }
+        }
+        self.lower(operand)
+    }
+
     fn lower(&self, expr: &Expr) -> Option<ScalarExpr> {
-        if self.outer.mentions_value(expr) {
+        if let Some(value) = self.outer.value_mention(expr, Some(self.arg)) {
             self.outer.cx.error_spanned_by(
-                expr,
-                "a `mapv` closure may only use its argument and constants; to combine with other differentiable values, use array operations (`&x * s`)",
+                value,
+                "a `mapv` closure may only use its argument and constants, and this is a differentiable value (a float or array parameter, or a value computed from one): combine with it outside the closure with array operations (`x.mapv(|v| v.exp()) * s`), or, if it is a fixed setting, take it as a constant parameter `s: &f64` and write `*s`",
             );
             return None;
         }
         if !self.mentions_arg(expr) && is_plain(expr) {
-            return Some(ScalarExpr::Const(expr.to_token_stream()));
+            return Some(ScalarExpr::Const(self.outer.constant_tokens(expr)));
         }
         let cx = self.outer.cx;
         match expr {
@@ -711,8 +889,8 @@ impl ClosureLowerer<'_, '_> {
                         return None;
                     }
                 };
-                let l = self.lower(&b.left);
-                let r = self.lower(&b.right);
+                let l = self.lower_operand(&b.left, &b.right);
+                let r = self.lower_operand(&b.right, &b.left);
                 Some(ScalarExpr::Binary(op, Box::new(l?), Box::new(r?)))
             }
             Expr::MethodCall(m) => {
@@ -724,7 +902,7 @@ impl ClosureLowerer<'_, '_> {
                         cx.error_spanned_by(a, format!("the argument of `{name}` must be a constant"));
                         None
                     } else {
-                        Some(a.to_token_stream())
+                        Some(self.outer.constant_tokens(a))
                     }
                 };
                 match (name.as_str(), m.args.len()) {
@@ -749,14 +927,21 @@ impl ClosureLowerer<'_, '_> {
                     _ => {
                         cx.error_spanned_by(
                             &m.method,
-                            format!("`{name}` is not supported in a `mapv` closure; supported float methods: exp, ln, sqrt, tanh, sin, cos, abs, recip, powi, powf, max, min"),
+                            format!("`{name}` is not supported in a `mapv` closure; supported float methods: {CLOSURE_METHODS}"),
                         );
                         None
                     }
                 }
             }
+            Expr::If(e) => {
+                cx.error_spanned_by(
+                    e.if_token,
+                    "`if` is not supported in a `mapv` closure; for piecewise functions use `v.max(c)`, `v.min(c)` or `v.abs()` (e.g. leaky relu: `v.max(0.0) + 0.01 * v.min(0.0)`)",
+                );
+                None
+            }
             other => {
-                cx.error_spanned_by(other, "this expression is not supported in a `mapv` closure; use arithmetic and float methods of the argument");
+                cx.error_spanned_by(other, format!("this expression is not supported in a `mapv` closure; supported: the argument, constants, `+ - * /`, unary `-`, and the float methods {CLOSURE_METHODS}"));
                 None
             }
         }
@@ -815,6 +1000,17 @@ fn is_assign_op(op: &syn::BinOp) -> bool {
             | syn::BinOp::ShlAssign(_)
             | syn::BinOp::ShrAssign(_)
     )
+}
+
+/// `expr` without enclosing `&`, `*`, parentheses and invisible groups.
+fn strip_refs(expr: &Expr) -> &Expr {
+    match expr {
+        Expr::Reference(r) => strip_refs(&r.expr),
+        Expr::Paren(p) => strip_refs(&p.expr),
+        Expr::Group(g) => strip_refs(&g.expr),
+        Expr::Unary(u) if matches!(u.op, syn::UnOp::Deref(_)) => strip_refs(&u.expr),
+        other => other,
+    }
 }
 
 /// The kind of an elementwise result under ndarray's broadcasting.

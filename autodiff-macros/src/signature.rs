@@ -72,6 +72,14 @@ pub fn read(cx: &Ctxt, item: &ItemFn, args: &Args) -> Option<Signature> {
         }
     };
 
+    if let Some(param) = unbounded_float_param(item, &float_ty) {
+        cx.error_spanned_by(
+            param,
+            format!("add the bound `{param}: Float` (from `autodiff::prelude`): the generated gradient code calls kernels that are generic over `Float`"),
+        );
+        return None;
+    }
+
     let mut params = Vec::new();
     for input in &sig.inputs {
         match input {
@@ -109,6 +117,10 @@ pub fn read(cx: &Ctxt, item: &ItemFn, args: &Args) -> Option<Signature> {
                     }
                     other => (other, false),
                 };
+                // Reported, then read as its array kind, so that the body's errors are its own.
+                if let Some(message) = unsupported_array_type(inner, &float_ty) {
+                    cx.error_spanned_by(&pat_type.ty, message);
+                }
                 let kind = classify(inner, &float_ty);
                 // A float scalar passed by reference is treated as a constant: gradients of
                 // `&f64` would need a place to write to. Say so when it is asked for.
@@ -189,6 +201,56 @@ fn is_float_type(ty: &Type, item: &ItemFn) -> bool {
             .any(|p| matches!(p, GenericParam::Type(t) if t.ident == *ident))
 }
 
+/// The float type's generic parameter, if the function's float type is one and it has no
+/// `Float` bound (in the parameter list or the `where` clause).
+pub fn unbounded_float_param<'a>(item: &'a ItemFn, float_ty: &Type) -> Option<&'a Ident> {
+    let Type::Path(path) = float_ty else { return None };
+    let ident = path.path.get_ident()?;
+    let generics = &item.sig.generics;
+    let param = generics.type_params().find(|t| t.ident == *ident)?;
+    let is_float = |bound: &syn::TypeParamBound| matches!(bound, syn::TypeParamBound::Trait(t) if t.path.segments.last().is_some_and(|s| s.ident == "Float"));
+    let in_where = generics
+        .where_clause
+        .iter()
+        .flat_map(|w| &w.predicates)
+        .any(|p| match p {
+            syn::WherePredicate::Type(t) => {
+                matches!(&t.bounded_ty, Type::Path(b) if b.path.is_ident(ident)) && t.bounds.iter().any(is_float)
+            }
+            _ => false,
+        });
+    (!param.bounds.iter().any(is_float) && !in_where).then_some(&param.ident)
+}
+
+/// What to write instead, for a parameter type that holds floats of the function's type in
+/// a form the subset does not differentiate yet (array views, slices and `Vec`s of arrays).
+fn unsupported_array_type(ty: &Type, float_ty: &Type) -> Option<String> {
+    let float = float_ty.to_token_stream().to_string();
+    let text = ty.to_token_stream().to_string();
+    let mentions_float = text
+        .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .any(|word| word == float);
+    if !mentions_float {
+        return None;
+    }
+    let last = match ty {
+        Type::Path(path) => path.path.segments.last()?.ident.to_string(),
+        Type::Slice(_) | Type::Array(_) => "slice".to_string(),
+        _ => return None,
+    };
+    if last.starts_with("ArrayView") || last.starts_with("CowArray") {
+        Some(format!(
+            "array views are not supported as parameters yet: take the owned array by reference (`&Array2<{float}>`) and pass `&view.to_owned()`"
+        ))
+    } else if last == "slice" || last == "Vec" {
+        Some(format!(
+            "slices and `Vec`s of arrays are not supported as parameters yet: pass each array as its own parameter (`w1: &Array2<{float}>, w2: &Array2<{float}>`)"
+        ))
+    } else {
+        None
+    }
+}
+
 /// The kind of a parameter type: a float scalar, a float array of some rank, or `None` (a constant).
 fn classify(ty: &Type, float_ty: &Type) -> Option<Kind> {
     let float = float_ty.to_token_stream().to_string();
@@ -210,6 +272,7 @@ fn classify(ty: &Type, float_ty: &Type) -> Option<Kind> {
         .collect();
     let elem_is_float = |t: &&Type| t.to_token_stream().to_string() == float;
     let name = last.ident.to_string();
+    let name = name.replace("ArrayView", "Array");
     let rank = match (name.as_str(), types.as_slice()) {
         ("Array0", [e]) if elem_is_float(e) => Some(0),
         ("Array1", [e]) if elem_is_float(e) => Some(1),

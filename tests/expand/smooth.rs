@@ -65,6 +65,6 @@ fn smooth_backward<'__ctx, F: Float>(
 fn smooth_grad<F: Float>(
     x: &Array1<F>,
 ) -> (F, (::autodiff::ndarray::Array<F, ::autodiff::ndarray::Ix1>,)) {
-    let (value, ctx) = smooth_forward(x);
-    (value, smooth_backward(ctx, <F as ::autodiff::runtime::Float>::of(1.0)))
+    let (value, ctx) = smooth_forward::<F>(x);
+    (value, smooth_backward::<F>(ctx, <F as ::autodiff::runtime::Float>::of(1.0)))
 }

@@ -15,8 +15,8 @@ use syn::{GenericParam, Ident, ItemFn, Lifetime};
 
 use crate::activity::Activity;
 use crate::ir::{Function, Kind, ParamRole};
-pub use names::camel_case;
 use names::Names;
+pub use names::{camel_case, unraw};
 
 /// Everything generated for one function, as tokens.
 pub fn expand(
@@ -156,6 +156,7 @@ pub fn expand(
     };
 
     let (impl_generics, _, _) = generics.split_for_impl();
+    let turbofish = turbofish(generics);
     let fn_ident = &item.sig.ident;
     let grad_doc = format!(
         "The value of `{fn_ident}` and its gradients with respect to ({}), computed by generated static code. See `{plan}` and `{source}()`.",
@@ -165,8 +166,8 @@ pub fn expand(
         #[doc = #grad_doc]
         #[allow(clippy::all)]
         #vis fn #grad #impl_generics (#(#original_params),*) -> (#float, #grads_ty) #where_clause {
-            let (value, ctx) = #forward(#(#param_idents),*);
-            (value, #backward(ctx, <#float as ::autodiff::runtime::Float>::of(1.0)))
+            let (value, ctx) = #forward #turbofish(#(#param_idents),*);
+            (value, #backward #turbofish(ctx, <#float as ::autodiff::runtime::Float>::of(1.0)))
         }
     };
 
@@ -272,7 +273,7 @@ fn tape_items(
         let ident = &p.ident;
         match p.role {
             ParamRole::Value { kind, by_ref, .. } => {
-                let leaf = format_ident!("__leaf_{}", ident);
+                let leaf = format_ident!("__leaf_{}", names::unraw(ident));
                 let wrt = function.wrt.contains(&index);
                 let source = if by_ref { quote!(#ident) } else { quote!(&#ident) };
                 let make = match (kind, wrt) {
@@ -289,7 +290,7 @@ fn tape_items(
     }
     let takes = function.wrt.iter().map(|&index| {
         let p = &function.params[index];
-        let leaf = format_ident!("__leaf_{}", p.ident);
+        let leaf = format_ident!("__leaf_{}", names::unraw(&p.ident));
         match p.role {
             ParamRole::Value { kind: Kind::Scalar, .. } => quote!(__grads.take_scalar(&#leaf)),
             ParamRole::Value { kind, .. } => {
@@ -300,6 +301,7 @@ fn tape_items(
         }
     });
     let (impl_generics, _, _) = item.sig.generics.split_for_impl();
+    let turbofish = turbofish(&item.sig.generics);
     let tape_grad_doc = format!("The value of `{fn_ident}` and its gradients, computed on the dynamic tape (the baseline the static code is compared with).");
     quote! {
         #[doc = #on_tape_doc]
@@ -313,7 +315,7 @@ fn tape_items(
         #vis fn #tape_grad #impl_generics (#(#original_params),*) -> (#float, #grads_ty) #where_clause {
             let __tape = ::autodiff::runtime::tape::Tape::new();
             #leaves
-            let __output = #on_tape(#(#args),*);
+            let __output = #on_tape #turbofish(#(#args),*);
             let __value = __output.scalar();
             let mut __grads = __tape.backward(&__output);
             (__value, (#(#takes,)*))
@@ -434,6 +436,26 @@ fn plan_item(
             eliminated: &[#(#eliminated),*],
             saved: &[#(#saved),*],
         };
+    }
+}
+
+/// `::<F, T, N>`: the type and const parameters of `generics`, for calls between generated
+/// functions, so that a parameter no argument mentions (`<T: Clone>` unused) is still known.
+/// Lifetimes are left to inference. Empty when there are none.
+pub fn turbofish(generics: &syn::Generics) -> TokenStream {
+    let args: Vec<&Ident> = generics
+        .params
+        .iter()
+        .filter_map(|p| match p {
+            GenericParam::Type(t) => Some(&t.ident),
+            GenericParam::Const(c) => Some(&c.ident),
+            GenericParam::Lifetime(_) => None,
+        })
+        .collect();
+    if args.is_empty() {
+        TokenStream::new()
+    } else {
+        quote!(::<#(#args),*>)
     }
 }
 

@@ -35,7 +35,7 @@ impl<'f> Names<'f> {
     pub fn text(&self, id: ValueId) -> String {
         let stmt = self.function.stmt(id);
         match (&stmt.op, &stmt.name) {
-            (Op::Param { index }, _) => self.function.params[*index].ident.to_string(),
+            (Op::Param { index }, _) => unraw(&self.function.params[*index].ident),
             (_, Some(name)) => format!("{}_{}", name.trim_start_matches("r#"), id.0),
             (_, None) => format!("v{}", id.0),
         }
@@ -101,9 +101,17 @@ impl<'f> Names<'f> {
     }
 }
 
-/// `small_mlp` → `SmallMlp`.
+/// The text of a user's identifier without its `r#` prefix (`r#dyn` → `dyn`), for
+/// building other identifiers from it (`d_dyn`); `format_ident!("d_{}", r#dyn)` would panic.
+pub fn unraw(ident: &Ident) -> String {
+    syn::ext::IdentExt::unraw(ident).to_string()
+}
+
+/// `small_mlp` → `SmallMlp`. A name whose camel form would start with a digit keeps a
+/// leading underscore (`_2d_loss` → `_2dLoss`), so `{camel}Context` is an identifier.
 pub fn camel_case(name: &str) -> String {
-    name.trim_start_matches("r#")
+    let camel: String = name
+        .trim_start_matches("r#")
         .split('_')
         .filter(|part| !part.is_empty())
         .map(|part| {
@@ -113,5 +121,10 @@ pub fn camel_case(name: &str) -> String {
                 None => String::new(),
             }
         })
-        .collect()
+        .collect();
+    if camel.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("_{camel}")
+    } else {
+        camel
+    }
 }

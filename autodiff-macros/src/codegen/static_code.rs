@@ -146,23 +146,21 @@ pub fn generate(function: &Function, activity: &Activity, names: &Names, param_t
             }
         }
     }
-    let const_params_read: Vec<usize> = function
+    // Constants the backward reads may name parameters: constant ones, and float or array
+    // ones through shape queries (`x.len() as f64`).
+    let params_named_by_constants: Vec<usize> = function
         .params
         .iter()
         .enumerate()
-        .filter(|(_, p)| {
-            matches!(p.role, ParamRole::Constant) && token_reads.iter().any(|t| mentions_ident(t, &p.ident))
-        })
+        .filter(|(_, p)| token_reads.iter().any(|t| mentions_ident(t, &p.ident)))
         .map(|(i, _)| i)
         .collect();
 
     // 4. The context fields.
     let mut fields = Vec::new();
     for (index, param) in function.params.iter().enumerate() {
-        let read = match param.role {
-            ParamRole::Value { id, .. } => value_reads.contains_key(&id),
-            ParamRole::Constant => const_params_read.contains(&index),
-        };
+        let read = params_named_by_constants.contains(&index)
+            || matches!(param.role, ParamRole::Value { id, .. } if value_reads.contains_key(&id));
         if read {
             fields.push(CtxField {
                 ident: param.ident.clone(),

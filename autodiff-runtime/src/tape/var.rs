@@ -101,6 +101,49 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
         self.value.shape()
     }
 
+    // Shape queries with ndarray's names, so that a differentiated function's constant
+    // `x.len() as f64` reads the same in its tape twin, where `x` is a `Var`.
+
+    /// The number of elements, as ndarray's `len`.
+    pub fn len(&self) -> usize {
+        self.shape().iter().product()
+    }
+
+    /// Whether the value has no elements, as ndarray's `is_empty`.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The number of axes, as ndarray's `ndim`.
+    pub fn ndim(&self) -> usize {
+        self.shape().len()
+    }
+
+    /// The length of axis 0 of a matrix, as ndarray's `nrows`.
+    ///
+    /// # Panics
+    /// If the value does not have 2 axes (ndarray has `nrows` for matrices only).
+    pub fn nrows(&self) -> usize {
+        self.matrix_shape("nrows")[0]
+    }
+
+    /// The length of axis 1 of a matrix, as ndarray's `ncols`.
+    ///
+    /// # Panics
+    /// If the value does not have 2 axes.
+    pub fn ncols(&self) -> usize {
+        self.matrix_shape("ncols")[1]
+    }
+
+    fn matrix_shape(&self, query: &str) -> &[usize] {
+        let shape = self.shape();
+        assert!(
+            shape.len() == 2,
+            "`{query}` needs a matrix, but this value has shape {shape:?}"
+        );
+        shape
+    }
+
     /// Whether gradients flow to this value: a `param` leaf, or an op result
     /// with at least one input that requires a gradient.
     pub fn requires_grad(&self) -> bool {

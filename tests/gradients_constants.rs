@@ -1,0 +1,120 @@
+//! Constants in differentiated functions, each function checked three ways (static code,
+//! tape, central finite differences in f64) in its own test: `let`-bound constants and
+//! their combinations, shape queries of parameters, integer literals taken as floats,
+//! and names the macro derives others from (raw identifiers, a leading `_` and digit).
+
+mod common;
+
+use autodiff::prelude::*;
+use common::{random, rng};
+
+#[differentiate]
+fn let_bound_constants(x: &Array1<f64>) -> f64 {
+    let c = 2.0;
+    let d = c * 3.0 - 1.0;
+    let e = -d;
+    (x * c).sum() + 3.0 * c + (x * e).mapv(|v| v * d).sum()
+}
+
+#[test]
+fn let_bound_constants_combine() {
+    let report = autodiff::check!(let_bound_constants, &random(&mut rng(10), 5));
+    assert_eq!(report.entries.len(), 1);
+}
+
+#[differentiate]
+fn shadowed_constant(x: &Array1<f64>) -> f64 {
+    let c = 2.0;
+    let c = x * c;
+    let c = c.sum();
+    c * c
+}
+
+#[test]
+fn a_constant_shadowed_by_a_value() {
+    autodiff::check!(shadowed_constant, &random(&mut rng(11), 4));
+}
+
+#[differentiate]
+fn shape_queries(x: &Array2<f64>, w: &Array2<f64>, b: &Array1<f64>) -> f64 {
+    let n = x.nrows();
+    let mean_scale = 1.0 / n as f64;
+    let h = (x.dot(w) + b).tanh();
+    h.sum() * mean_scale + (b * (x.ncols() + x.shape()[0]) as f64).sum() / b.len() as f64
+}
+
+#[test]
+fn shape_queries_of_parameters_are_constants() {
+    let mut r = rng(12);
+    let (x, w, b) = (random(&mut r, (4, 3)), random(&mut r, (3, 2)), random(&mut r, 2));
+    autodiff::check!(shape_queries, &x, &w, &b);
+    // The value is what the user's function computes: the shapes were read, not guessed.
+    let (value, _) = shape_queries_grad(&x, &w, &b);
+    assert_eq!(value, shape_queries(&x, &w, &b));
+}
+
+#[differentiate(wrt(w))]
+fn mean_by_length(x: &Array1<f64>, w: &Array1<f64>) -> f64 {
+    let n = x.len() as f64;
+    (x * w).sum() / n
+}
+
+#[test]
+fn length_of_a_parameter_not_in_wrt() {
+    let mut r = rng(13);
+    let (x, w) = (random(&mut r, 6), random(&mut r, 6));
+    autodiff::check!(mean_by_length, &x, &w);
+    let (_, (dw,)) = mean_by_length_grad(&x, &w);
+    assert!(dw.iter().zip(&x).all(|(d, x)| (d - x / 6.0).abs() < 1e-15));
+}
+
+#[differentiate]
+fn integer_literals(x: &Array1<f64>, s: f64) -> f64 {
+    2 * s + (x / 2).sum() + x.mapv(|v| 3 * v * v - 1).sum() - 4 * s * s
+}
+
+#[test]
+fn integer_literals_beside_floats_are_floats() {
+    let x = random(&mut rng(14), 5);
+    autodiff::check!(integer_literals, &x, 0.7);
+    let (_, (_, ds)) = integer_literals_grad(&x, 0.7);
+    assert!((ds - (2.0 - 8.0 * 0.7)).abs() < 1e-12);
+}
+
+#[differentiate]
+fn generic_integer_literals<F: Float>(x: &Array1<F>, s: F) -> F {
+    2 * s + (x * 3).sum() / 4
+}
+
+#[test]
+fn integer_literals_in_a_generic_function() {
+    autodiff::check!(generic_integer_literals, &random(&mut rng(15), 3), 0.5);
+}
+
+#[differentiate]
+fn raw_identifiers(x: &Array1<f64>, r#dyn: f64) -> f64 {
+    let r#type = x * r#dyn;
+    r#type.sum() * r#dyn
+}
+
+#[test]
+fn raw_identifier_parameters() {
+    autodiff::check!(raw_identifiers, &random(&mut rng(16), 4), 1.3);
+}
+
+#[differentiate]
+fn _2d_loss(x: &Array2<f64>) -> f64 {
+    x.tanh().sum()
+}
+
+#[differentiate(name = _1)]
+fn named_with_digit(x: &Array1<f64>) -> f64 {
+    x.exp().sum()
+}
+
+#[test]
+fn names_starting_with_underscore_and_digit() {
+    autodiff::check!(_2d_loss, &random(&mut rng(17), (2, 3)));
+    autodiff::check!(_1, &random(&mut rng(18), 3));
+    assert_eq!(_1_GRAD_PLAN.function, "_1");
+}

@@ -1,0 +1,8 @@
+use autodiff::prelude::*;
+
+#[differentiate]
+fn loss<F>(x: &Array1<F>) -> F {
+    x.sum()
+}
+
+fn main() {}
