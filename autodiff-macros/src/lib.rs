@@ -27,7 +27,15 @@ use quote::quote;
 /// checker and a plan) beside the annotated function. See the `autodiff` crate docs.
 #[proc_macro_attribute]
 pub fn differentiate(args: TokenStream, item: TokenStream) -> TokenStream {
-    let item_tokens = proc_macro2::TokenStream::from(item);
+    expand_differentiate(args.into(), item.into()).into()
+}
+
+/// The attribute's work over `proc_macro2` tokens, so that unit tests can run it outside a
+/// real macro invocation.
+fn expand_differentiate(
+    args: proc_macro2::TokenStream,
+    item_tokens: proc_macro2::TokenStream,
+) -> proc_macro2::TokenStream {
     let item: syn::ItemFn = match syn::parse2(item_tokens.clone()) {
         Ok(item) => item,
         Err(_) => {
@@ -36,18 +44,18 @@ pub fn differentiate(args: TokenStream, item: TokenStream) -> TokenStream {
                 "`#[differentiate]` applies to a function: `fn loss(x: &Array1<f64>) -> f64 { ... }`",
             );
             let error = error.to_compile_error();
-            return quote!(#error #item_tokens).into();
+            return quote!(#error #item_tokens);
         }
     };
-    let args = match syn::parse::<args::Args>(args) {
+    let args = match syn::parse2::<args::Args>(args) {
         Ok(args) => args,
-        Err(error) => return fallback::expand(&item, None, error.to_compile_error(), None).into(),
+        Err(error) => return fallback::expand(&item, None, error.to_compile_error(), None),
     };
     match try_expand(&args, &item) {
-        Ok(tokens) => tokens.into(),
+        Ok(tokens) => tokens,
         Err(failure) => {
             let (errors, signature) = *failure;
-            fallback::expand(&item, args.name.as_ref(), errors, signature.as_ref()).into()
+            fallback::expand(&item, args.name.as_ref(), errors, signature.as_ref())
         }
     }
 }
