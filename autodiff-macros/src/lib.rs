@@ -20,6 +20,9 @@ mod rules;
 mod scalar;
 mod signature;
 
+#[cfg(test)]
+mod fuzz;
+
 use proc_macro::TokenStream;
 use quote::quote;
 
@@ -30,8 +33,8 @@ pub fn differentiate(args: TokenStream, item: TokenStream) -> TokenStream {
     expand_differentiate(args.into(), item.into()).into()
 }
 
-/// The attribute's work over `proc_macro2` tokens, so that unit tests can run it outside a
-/// real macro invocation.
+/// The attribute's work over `proc_macro2` tokens, so that unit tests (the fuzz test in
+/// `fuzz.rs`) can run it outside a real macro invocation.
 fn expand_differentiate(
     args: proc_macro2::TokenStream,
     item_tokens: proc_macro2::TokenStream,
