@@ -25,6 +25,12 @@ impl Parse for Args {
                 if args.wrt.is_some() {
                     return Err(syn::Error::new(key.span(), "`wrt` is given twice"));
                 }
+                if !input.peek(syn::token::Paren) {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        "`wrt` takes a list of parameters: `wrt(w, b)`",
+                    ));
+                }
                 let content;
                 syn::parenthesized!(content in input);
                 let names = Punctuated::<Ident, Token![,]>::parse_terminated(&content)?;
@@ -38,6 +44,13 @@ impl Parse for Args {
             } else if key == "name" {
                 if args.name.is_some() {
                     return Err(syn::Error::new(key.span(), "`name` is given twice"));
+                }
+                // Errors at the end of the arguments would have no token to sit on: put them on `name`.
+                if !input.peek(Token![=]) || !input.peek2(Ident) {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        "`name` takes an identifier, the prefix of the generated items: `name = loss_params`",
+                    ));
                 }
                 input.parse::<Token![=]>()?;
                 args.name = Some(input.parse()?);

@@ -21,6 +21,9 @@ mod rules;
 mod scalar;
 mod signature;
 
+#[cfg(test)]
+mod fuzz;
+
 use proc_macro::TokenStream;
 use quote::quote;
 
@@ -28,7 +31,15 @@ use quote::quote;
 /// checker and a plan) beside the annotated function. See the `autodiff` crate docs.
 #[proc_macro_attribute]
 pub fn differentiate(args: TokenStream, item: TokenStream) -> TokenStream {
-    let item_tokens = proc_macro2::TokenStream::from(item);
+    expand_differentiate(args.into(), item.into()).into()
+}
+
+/// The attribute's work over `proc_macro2` tokens, so that unit tests (the fuzz test in
+/// `fuzz.rs`) can run it outside a real macro invocation.
+fn expand_differentiate(
+    args: proc_macro2::TokenStream,
+    item_tokens: proc_macro2::TokenStream,
+) -> proc_macro2::TokenStream {
     let item: syn::ItemFn = match syn::parse2(item_tokens.clone()) {
         Ok(item) => item,
         Err(_) => {
@@ -37,24 +48,24 @@ pub fn differentiate(args: TokenStream, item: TokenStream) -> TokenStream {
                 "`#[differentiate]` applies to a function: `fn loss(x: &Array1<f64>) -> f64 { ... }`",
             );
             let error = error.to_compile_error();
-            return quote!(#error #item_tokens).into();
+            return quote!(#error #item_tokens);
         }
     };
-    let args = match syn::parse::<args::Args>(args) {
+    let args = match syn::parse2::<args::Args>(args) {
         Ok(args) => args,
-        Err(error) => return fallback::expand(&item, None, error.to_compile_error(), None).into(),
+        Err(error) => return fallback::expand(&item, None, error.to_compile_error(), None),
     };
     if let Some(error) = args::same_prefix_twice(&args, &item) {
         // No stubs: the other attribute generates the items.
         let error = error.to_compile_error();
-        return quote!(#error #item).into();
+        return quote!(#error #item);
     }
     let mut item = item;
     match try_expand(&args, &mut item) {
-        Ok(tokens) => tokens.into(),
+        Ok(tokens) => tokens,
         Err(failure) => {
             let (errors, signature) = *failure;
-            fallback::expand(&item, args.name.as_ref(), errors, signature.as_ref()).into()
+            fallback::expand(&item, args.name.as_ref(), errors, signature.as_ref())
         }
     }
 }

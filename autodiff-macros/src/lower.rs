@@ -797,8 +797,10 @@ impl Lowerer<'_> {
     /// A `mapv` closure: one argument, a scalar body of the subset.
     fn lower_closure(&self, closure: &syn::ExprClosure) -> Option<(Ident, ScalarExpr)> {
         if closure.inputs.len() != 1 {
+            // `||` has no inputs to point at: the bars are the user's tokens.
+            let (or1, inputs, or2) = (&closure.or1_token, &closure.inputs, &closure.or2_token);
             self.cx.error_spanned_by(
-                &closure.inputs,
+                quote::quote!(#or1 #inputs #or2),
                 "a `mapv` closure takes exactly one argument: `|v| ...`",
             );
             return None;
