@@ -100,10 +100,12 @@ fn try_expand(args: &args::Args, item: &mut syn::ItemFn) -> Expansion {
     Ok(quote!(#[allow(dead_code)] #item #generated))
 }
 
-/// `check!(loss, &x, &w, &b)`: checks the static gradient of a `#[differentiate]`
-/// function, its tape gradient and central finite differences against each other at
-/// the given point, panics with a report if they disagree beyond the float type's
-/// default tolerance, and returns the report.
+/// `check!(loss, &x, &w, &b)` or `check!(loss, &x, &w, &b; rtol = 1e-4, atol = 1e-6)`:
+/// checks the static gradient of a `#[differentiate]` function, its tape gradient and
+/// central finite differences (in f64 whenever the function can run in f64) against each
+/// other at the given point, element by element with `|a - b| <= atol + rtol·|b|`
+/// (defaults chosen per precision), excusing elements near a kink; panics with the report
+/// if any element fails, and returns the report.
 #[proc_macro]
 pub fn check(input: TokenStream) -> TokenStream {
     check::expand(input.into()).into()

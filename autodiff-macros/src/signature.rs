@@ -224,6 +224,7 @@ pub fn unbounded_float_param<'a>(item: &'a ItemFn, float_ty: &Type) -> Option<&'
 
 /// What to write instead, for a parameter type that holds floats of the function's type in
 /// a form the subset does not differentiate yet (array views, slices and `Vec`s of arrays).
+/// A slice of floats (`&[F]`) stays a constant parameter.
 fn unsupported_array_type(ty: &Type, float_ty: &Type) -> Option<String> {
     let float = float_ty.to_token_stream().to_string();
     let text = ty.to_token_stream().to_string();
@@ -242,7 +243,7 @@ fn unsupported_array_type(ty: &Type, float_ty: &Type) -> Option<String> {
         Some(format!(
             "array views are not supported as parameters yet: take the owned array by reference (`&Array2<{float}>`) and pass `&view.to_owned()`"
         ))
-    } else if last == "slice" || last == "Vec" {
+    } else if (last == "slice" || last == "Vec") && text.contains("Array") {
         Some(format!(
             "slices and `Vec`s of arrays are not supported as parameters yet: pass each array as its own parameter (`w1: &Array2<{float}>, w2: &Array2<{float}>`)"
         ))

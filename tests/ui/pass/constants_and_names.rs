@@ -41,6 +41,16 @@ fn generic_integer_literals<F: Float>(x: &Array1<F>, s: F) -> F {
 }
 
 
+#[differentiate]
+fn unused_type_parameter<T: Clone>(x: &Array1<f64>) -> f64 {
+    x.sum()
+}
+
+#[differentiate]
+fn const_parameter<const N: usize>(x: &Array1<f64>) -> f64 {
+    x.sum() * N as f64
+}
+
 fn main() {
     let x = Array1::<f64>::ones(3);
     let m = Array2::<f64>::ones((2, 3));
@@ -51,5 +61,8 @@ fn main() {
     let _ = _1_grad(&m, &w);
     let _ = integer_literals_grad(&x, 1.0);
     let _ = generic_integer_literals_grad(&x.mapv(|v| v as f32), 1.0f32);
+    let _ = unused_type_parameter_grad::<u8>(&x);
+    let _ = const_parameter_grad::<4>(&x);
+    let _ = autodiff::check!(const_parameter::<2>, &x);
     let _: _2dLossContext = _2d_loss_forward(&m).1;
 }
