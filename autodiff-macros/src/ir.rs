@@ -50,66 +50,143 @@ impl BinOp {
     }
 }
 
-/// An elementwise function with a row in the runtime's `kernels::unary` table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum UnaryFn {
-    Exp,
-    Ln,
-    Sqrt,
-    Tanh,
-    Sin,
-    Cos,
-    Abs,
-    Recip,
-    Square,
-    Relu,
-    Sigmoid,
+/// Expands `$yes` if `$form` is in the row's forms, `$no` otherwise (a tt-muncher).
+macro_rules! has_form {
+    ($form:ident in () ? $yes:expr, $no:expr) => { $no };
+    (ext in (ext $(, $rest:ident)*) ? $yes:expr, $no:expr) => { $yes };
+    (function in (function $(, $rest:ident)*) ? $yes:expr, $no:expr) => { $yes };
+    (float in (float $(, $rest:ident)*) ? $yes:expr, $no:expr) => { $yes };
+    ($form:ident in ($first:ident $(, $rest:ident)*) ? $yes:expr, $no:expr) => {
+        has_form!($form in ($($rest),*) ? $yes, $no)
+    };
 }
+
+/// The macro's side of the unary rows of the primitive table: which names exist, in which
+/// forms, what backward reads, and the names of the runtime kernels each row expands to.
+macro_rules! unary_table {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident $name:ident ($grad:ident, $scalar:ident, $grad_scalar:ident, $saves_const:ident)
+            forms($($form:ident),*), domain $domain:ident,
+            forward |$x:ident| $forward:expr,
+            saves $saves:ident,
+            derivative |$s:ident| $derivative:expr;
+    )*) => {
+        /// An elementwise function of one value: one variant per row of
+        /// `autodiff_primitives::for_each_unary`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum UnaryFn {
+            $($variant,)*
+        }
+
+        impl UnaryFn {
+            /// Every row, in table order.
+            pub const ALL: &'static [UnaryFn] = &[$(UnaryFn::$variant,)*];
+
+            /// The name users write (`x.tanh()`), which also names the forward kernel.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(UnaryFn::$variant => stringify!($name),)*
+                }
+            }
+
+            /// Whether the backward reads the output (`true`) or the input (`false`).
+            pub fn saves_output(self) -> bool {
+                match self {
+                    $(UnaryFn::$variant => stringify!($saves) == "Output",)*
+                }
+            }
+
+            /// Whether the prelude has a free function of this name (`relu(&x)`).
+            pub fn is_function(self) -> bool {
+                match self {
+                    $(UnaryFn::$variant => has_form!(function in ($($form),*) ? true, false),)*
+                }
+            }
+
+            /// Whether `f32`/`f64` have this method, so it applies to floats and in `mapv`.
+            pub fn is_float_method(self) -> bool {
+                match self {
+                    $(UnaryFn::$variant => has_form!(float in ($($form),*) ? true, false),)*
+                }
+            }
+
+            /// The runtime kernel of the backward on arrays (`tanh_grad`).
+            pub fn grad_kernel(self) -> &'static str {
+                match self {
+                    $(UnaryFn::$variant => stringify!($grad),)*
+                }
+            }
+
+            /// The runtime kernel of the forward on one float (`tanh_scalar`).
+            pub fn scalar_kernel(self) -> &'static str {
+                match self {
+                    $(UnaryFn::$variant => stringify!($scalar),)*
+                }
+            }
+
+            /// The runtime kernel of the backward on one float (`tanh_grad_scalar`).
+            pub fn grad_scalar_kernel(self) -> &'static str {
+                match self {
+                    $(UnaryFn::$variant => stringify!($grad_scalar),)*
+                }
+            }
+        }
+    };
+}
+
+autodiff_primitives::for_each_unary!(unary_table);
 
 impl UnaryFn {
     /// Looks up a method or function name.
     pub fn from_name(name: &str) -> Option<Self> {
-        Some(match name {
-            "exp" => UnaryFn::Exp,
-            "ln" => UnaryFn::Ln,
-            "sqrt" => UnaryFn::Sqrt,
-            "tanh" => UnaryFn::Tanh,
-            "sin" => UnaryFn::Sin,
-            "cos" => UnaryFn::Cos,
-            "abs" => UnaryFn::Abs,
-            "recip" => UnaryFn::Recip,
-            "square" => UnaryFn::Square,
-            "relu" => UnaryFn::Relu,
-            "sigmoid" => UnaryFn::Sigmoid,
-            _ => return None,
-        })
+        Self::ALL.iter().copied().find(|f| f.name() == name)
     }
+}
 
-    /// The kernel name, as in `kernels::unary::<name>`.
-    pub fn name(self) -> &'static str {
-        match self {
-            UnaryFn::Exp => "exp",
-            UnaryFn::Ln => "ln",
-            UnaryFn::Sqrt => "sqrt",
-            UnaryFn::Tanh => "tanh",
-            UnaryFn::Sin => "sin",
-            UnaryFn::Cos => "cos",
-            UnaryFn::Abs => "abs",
-            UnaryFn::Recip => "recip",
-            UnaryFn::Square => "square",
-            UnaryFn::Relu => "relu",
-            UnaryFn::Sigmoid => "sigmoid",
+/// The macro's side of the pairwise rows of the primitive table (`maximum(&a, &b)`, ...).
+macro_rules! pairwise_table {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident $name:ident ($grad_lhs:ident, $grad_rhs:ident) domain $domain:ident,
+            forward |$a:ident, $b:ident| $forward:expr,
+            derivative_lhs |$la:ident, $lb:ident| $lhs:expr,
+            derivative_rhs |$ra:ident, $rb:ident| $rhs:expr;
+    )*) => {
+        /// An elementwise function of two arrays: one variant per row of
+        /// `autodiff_primitives::for_each_binary`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum PairwiseFn {
+            $($variant,)*
         }
-    }
 
-    /// Whether the backward reads the output (`true`) or the input (`false`).
-    /// Must agree with the `saves` column of the runtime's `kernels::unary` table
-    /// (a test in the runtime-facing test suite checks it).
-    pub fn saves_output(self) -> bool {
-        match self {
-            UnaryFn::Exp | UnaryFn::Sqrt | UnaryFn::Tanh | UnaryFn::Recip | UnaryFn::Relu | UnaryFn::Sigmoid => true,
-            UnaryFn::Ln | UnaryFn::Sin | UnaryFn::Cos | UnaryFn::Abs | UnaryFn::Square => false,
+        impl PairwiseFn {
+            /// Every row, in table order.
+            pub const ALL: &'static [PairwiseFn] = &[$(PairwiseFn::$variant,)*];
+
+            /// The prelude function's name (`maximum`), which also names the forward kernel.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(PairwiseFn::$variant => stringify!($name),)*
+                }
+            }
+
+            /// The runtime kernels of the two adjoints (`maximum_grad_lhs`, `maximum_grad_rhs`).
+            pub fn grad_kernels(self) -> [&'static str; 2] {
+                match self {
+                    $(PairwiseFn::$variant => [stringify!($grad_lhs), stringify!($grad_rhs)],)*
+                }
+            }
         }
+    };
+}
+
+autodiff_primitives::for_each_binary!(pairwise_table);
+
+impl PairwiseFn {
+    /// Looks up a function name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|f| f.name() == name)
     }
 }
 
@@ -147,6 +224,8 @@ pub enum Op {
     Binary(BinOp, ValueId, ValueId),
     Neg(ValueId),
     Unary(UnaryFn, ValueId),
+    /// `maximum(&a, &b)`, ...: an elementwise function of two arrays, broadcasting.
+    Pairwise(PairwiseFn, ValueId, ValueId),
     Powi(ValueId, TokenStream),
     Powf(ValueId, TokenStream),
     /// `x.mapv(|arg| body)`.
@@ -191,7 +270,7 @@ impl Op {
     pub fn operands(&self) -> Vec<ValueId> {
         match self {
             Op::Param { .. } | Op::Const(_) => vec![],
-            Op::Binary(_, a, b) | Op::Dot(a, b) | Op::Mse(a, b) => vec![*a, *b],
+            Op::Binary(_, a, b) | Op::Pairwise(_, a, b) | Op::Dot(a, b) | Op::Mse(a, b) => vec![*a, *b],
             Op::Neg(a)
             | Op::Unary(_, a)
             | Op::Powi(a, _)

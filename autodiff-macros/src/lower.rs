@@ -17,19 +17,61 @@ use syn::visit_mut::VisitMut;
 use syn::{Expr, ExprCall, ExprMethodCall, Ident, ItemFn, Pat, Stmt as SynStmt};
 
 use crate::ctxt::Ctxt;
-use crate::ir::{BinOp, Function, Kind, Op, Param, ScalarExpr, Stmt, UnaryFn, ValueId};
+use crate::ir::{BinOp, Function, Kind, Op, PairwiseFn, Param, ScalarExpr, Stmt, UnaryFn, ValueId};
 use crate::literals::{self, Rewrites};
 use crate::signature::Signature;
 
-/// Methods the subset supports, for error messages.
-const SUPPORTED_METHODS: &str = "dot, t, reversed_axes, sum, sum_axis, mean().unwrap(), mean_axis(..).unwrap(), exp, ln, sqrt, tanh, sin, cos, abs, recip, square, relu, sigmoid, powi, powf, mapv, clone, to_owned, view";
-/// Float methods a `mapv` closure supports, for error messages.
-const CLOSURE_METHODS: &str = "exp, ln, sqrt, tanh, sin, cos, abs, recip, powi, powf, max, min";
 /// Shape queries: constants, when asked of a parameter.
 const SHAPE_QUERIES: &[&str] = &["len", "nrows", "ncols", "ndim", "shape", "is_empty"];
-/// Free functions the subset supports, for error messages.
-const SUPPORTED_FUNCTIONS: &str =
-    "relu, sigmoid, tanh, square, mean, softmax, log_softmax, mse, cross_entropy, conv2d, batch_norm, max_pool2d";
+
+/// The array methods the subset supports, for error messages (and the README, whose
+/// list a test compares with this one).
+pub fn supported_methods() -> String {
+    let mut methods = vec![
+        "dot",
+        "t",
+        "reversed_axes",
+        "sum",
+        "sum_axis",
+        "mean().unwrap()",
+        "mean_axis(..).unwrap()",
+    ];
+    methods.extend(UnaryFn::ALL.iter().map(|f| f.name()));
+    methods.extend(["powi", "powf", "mapv", "clone", "to_owned", "view"]);
+    methods.join(", ")
+}
+
+/// The free functions the subset supports, for error messages.
+pub fn supported_functions() -> String {
+    let mut functions: Vec<&str> = UnaryFn::ALL
+        .iter()
+        .filter(|f| f.is_function())
+        .map(|f| f.name())
+        .collect();
+    functions.extend(PairwiseFn::ALL.iter().map(|f| f.name()));
+    functions.extend([
+        "mean",
+        "softmax",
+        "log_softmax",
+        "mse",
+        "cross_entropy",
+        "conv2d",
+        "batch_norm",
+        "max_pool2d",
+    ]);
+    functions.join(", ")
+}
+
+/// The float methods a `mapv` closure (or a float value) supports, for error messages.
+pub fn closure_methods() -> String {
+    let mut methods: Vec<&str> = UnaryFn::ALL
+        .iter()
+        .filter(|f| f.is_float_method())
+        .map(|f| f.name())
+        .collect();
+    methods.extend(["powi", "powf", "max", "min"]);
+    methods.join(", ")
+}
 
 /// Lowers `item`'s body. Returns `None` if an error made the IR unusable (errors are in `cx`).
 ///
@@ -649,14 +691,18 @@ impl Lowerer<'_> {
             _ => {
                 if let Some(f) = UnaryFn::from_name(&name) {
                     self.args_count(method, &name, args.len(), 0)?;
-                    if kind == Kind::Scalar && matches!(f, UnaryFn::Relu | UnaryFn::Sigmoid | UnaryFn::Square) {
+                    if kind == Kind::Scalar && !f.is_float_method() {
                         return self.unsupported(method, format!("floats have no `{name}` method; use it on arrays, or write it with supported float methods").as_str());
                     }
                     return Some(self.push(Op::Unary(f, receiver), kind, None));
                 }
                 self.unsupported(
                     method,
-                    format!("the method `{name}` is not supported in a differentiated function; supported methods: {SUPPORTED_METHODS}").as_str(),
+                    format!(
+                        "the method `{name}` is not supported in a differentiated function; supported methods: {}",
+                        supported_methods()
+                    )
+                    .as_str(),
                 )
             }
         }
@@ -696,9 +742,17 @@ impl Lowerer<'_> {
         let name = last.ident.to_string();
         let func = &c.func;
         let args: Vec<&Expr> = c.args.iter().collect();
-        if let Some(f) = UnaryFn::from_name(&name)
-            .filter(|f| matches!(f, UnaryFn::Relu | UnaryFn::Sigmoid | UnaryFn::Tanh | UnaryFn::Square))
-        {
+        if let Some(f) = PairwiseFn::from_name(&name) {
+            self.args_count(func, &name, args.len(), 2)?;
+            let a = self.lower_expr(args[0]);
+            let b = self.lower_expr(args[1]);
+            let (a, b) = (a?, b?);
+            self.require_array(a, func, &format!("`{name}`"))?;
+            self.require_array(b, func, &format!("`{name}`"))?;
+            let kind = broadcast_kind(self.kind(a), self.kind(b));
+            return Some(self.push(Op::Pairwise(f, a, b), kind, None));
+        }
+        if let Some(f) = UnaryFn::from_name(&name).filter(|f| f.is_function()) {
             self.args_count(func, &name, args.len(), 1)?;
             let x = self.lower_expr(args[0])?;
             self.require_array(x, func, &format!("`{name}`"))?;
@@ -774,7 +828,7 @@ impl Lowerer<'_> {
             }
             _ => self.unsupported(
                 func,
-                format!("the function `{name}` is not supported in a differentiated function; supported functions: {SUPPORTED_FUNCTIONS} (and the methods {SUPPORTED_METHODS})").as_str(),
+                format!("the function `{name}` is not supported in a differentiated function; supported functions: {} (and the methods {})", supported_functions(), supported_methods()).as_str(),
             ),
         }
     }
@@ -920,16 +974,16 @@ impl ClosureLowerer<'_, '_> {
                         arg: Box::new(receiver),
                         bound: constant(0)?,
                     }),
-                    (n, 0)
-                        if UnaryFn::from_name(n)
-                            .is_some_and(|f| !matches!(f, UnaryFn::Relu | UnaryFn::Sigmoid | UnaryFn::Square)) =>
-                    {
+                    (n, 0) if UnaryFn::from_name(n).is_some_and(UnaryFn::is_float_method) => {
                         Some(ScalarExpr::Unary(UnaryFn::from_name(n)?, Box::new(receiver)))
                     }
                     _ => {
                         cx.error_spanned_by(
                             &m.method,
-                            format!("`{name}` is not supported in a `mapv` closure; supported float methods: {CLOSURE_METHODS}"),
+                            format!(
+                                "`{name}` is not supported in a `mapv` closure; supported float methods: {}",
+                                closure_methods()
+                            ),
                         );
                         None
                     }
@@ -943,7 +997,7 @@ impl ClosureLowerer<'_, '_> {
                 None
             }
             other => {
-                cx.error_spanned_by(other, format!("this expression is not supported in a `mapv` closure; supported: the argument, constants, `+ - * /`, unary `-`, and the float methods {CLOSURE_METHODS}"));
+                cx.error_spanned_by(other, format!("this expression is not supported in a `mapv` closure; supported: the argument, constants, `+ - * /`, unary `-`, and the float methods {}", closure_methods()));
                 None
             }
         }

@@ -29,12 +29,38 @@ pub enum GradArg {
     Tokens(TokenStream),
 }
 
+/// A runtime backward kernel, by identity.
+///
+/// The unary rows of the primitive table are typed (their scalar twin, which fusion needs,
+/// is a property of the row, not of a name); the other ops still name their kernel until
+/// they move into the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kernel {
+    /// `unary::<row>_grad(g, &saved)`, in place in `g`.
+    UnaryGrad(UnaryFn),
+    /// `unary::<row>_grad_scalar(g, saved)`.
+    UnaryGradScalar(UnaryFn),
+    /// Another kernel, by module and function name.
+    Named(&'static str, &'static str),
+}
+
+impl Kernel {
+    /// The kernel's module and function in `autodiff_runtime::kernels`.
+    pub fn path(self) -> (&'static str, &'static str) {
+        match self {
+            Kernel::UnaryGrad(f) => ("unary", f.grad_kernel()),
+            Kernel::UnaryGradScalar(f) => ("unary", f.grad_scalar_kernel()),
+            Kernel::Named(module, function) => (module, function),
+        }
+    }
+}
+
 /// One backward kernel call: `target`'s adjoint receives `module::function(args)`.
 #[derive(Clone, Debug)]
 pub struct GradCall {
     pub target: ValueId,
     /// `None` means "the adjoint itself" (the single argument is passed through).
-    pub kernel: Option<(&'static str, &'static str)>,
+    pub kernel: Option<Kernel>,
     pub args: Vec<GradArg>,
     /// The call returns one float that stands for an array of the target's shape filled
     /// with it (the backward of `sum`, `mean`, and what stays constant after them).
@@ -48,7 +74,17 @@ impl GradCall {
     fn new(target: ValueId, module: &'static str, function: &'static str, args: Vec<GradArg>) -> Self {
         GradCall {
             target,
-            kernel: Some((module, function)),
+            kernel: Some(Kernel::Named(module, function)),
+            args,
+            yields_fill: false,
+            materialize: false,
+        }
+    }
+
+    fn typed(target: ValueId, kernel: Kernel, args: Vec<GradArg>) -> Self {
+        GradCall {
+            target,
+            kernel: Some(kernel),
             args,
             yields_fill: false,
             materialize: false,
@@ -58,7 +94,7 @@ impl GradCall {
     fn fill(target: ValueId, kernel: Option<(&'static str, &'static str)>, args: Vec<GradArg>) -> Self {
         GradCall {
             target,
-            kernel,
+            kernel: kernel.map(|(module, function)| Kernel::Named(module, function)),
             args,
             yields_fill: true,
             materialize: false,
@@ -204,11 +240,16 @@ pub fn backward(
         Op::Unary(f, a) => {
             let saved = if f.saves_output() { out } else { *a };
             let call = if kind(*a) == Kind::Scalar {
-                GradCall::new(*a, "unary", unary_grad_scalar(*f), vec![GScalar, Value(saved)])
+                GradCall::typed(*a, Kernel::UnaryGradScalar(*f), vec![GScalar, Value(saved)])
             } else {
-                GradCall::new(*a, "unary", unary_grad(*f), vec![G, Value(saved)])
+                GradCall::typed(*a, Kernel::UnaryGrad(*f), vec![G, Value(saved)])
             };
             emit(*a, call);
+        }
+        Op::Pairwise(f, a, b) => {
+            let [lhs, rhs] = f.grad_kernels();
+            emit(*a, GradCall::new(*a, "pairwise", lhs, vec![G, Value(*a), Value(*b)]));
+            emit(*b, GradCall::new(*b, "pairwise", rhs, vec![G, Value(*a), Value(*b)]));
         }
         Op::Powi(a, n) => {
             let call = if kind(*a) == Kind::Scalar {
@@ -459,36 +500,4 @@ fn backward_filled(function: &Function, stmt: &Stmt, is_active: &dyn Fn(ValueId)
         _ => return None,
     };
     Some(calls.into_iter().filter(|c| is_active(c.target)).collect())
-}
-
-fn unary_grad(f: UnaryFn) -> &'static str {
-    match f {
-        UnaryFn::Exp => "exp_grad",
-        UnaryFn::Ln => "ln_grad",
-        UnaryFn::Sqrt => "sqrt_grad",
-        UnaryFn::Tanh => "tanh_grad",
-        UnaryFn::Sin => "sin_grad",
-        UnaryFn::Cos => "cos_grad",
-        UnaryFn::Abs => "abs_grad",
-        UnaryFn::Recip => "recip_grad",
-        UnaryFn::Square => "square_grad",
-        UnaryFn::Relu => "relu_grad",
-        UnaryFn::Sigmoid => "sigmoid_grad",
-    }
-}
-
-fn unary_grad_scalar(f: UnaryFn) -> &'static str {
-    match f {
-        UnaryFn::Exp => "exp_grad_scalar",
-        UnaryFn::Ln => "ln_grad_scalar",
-        UnaryFn::Sqrt => "sqrt_grad_scalar",
-        UnaryFn::Tanh => "tanh_grad_scalar",
-        UnaryFn::Sin => "sin_grad_scalar",
-        UnaryFn::Cos => "cos_grad_scalar",
-        UnaryFn::Abs => "abs_grad_scalar",
-        UnaryFn::Recip => "recip_grad_scalar",
-        UnaryFn::Square => "square_grad_scalar",
-        UnaryFn::Relu => "relu_grad_scalar",
-        UnaryFn::Sigmoid => "sigmoid_grad_scalar",
-    }
 }

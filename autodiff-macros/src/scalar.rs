@@ -59,7 +59,7 @@ pub fn forward(arg: &Ident, e: &ScalarExpr) -> TokenStream {
         }
         ScalarExpr::Unary(f, a) => {
             let a = forward(arg, a);
-            let path = unary_path(&format!("{}_scalar", f.name()));
+            let path = unary_path(f.scalar_kernel());
             quote!(#path(#a))
         }
         ScalarExpr::Powi(a, n) => {
@@ -120,12 +120,12 @@ fn derivative(arg: &Ident, e: &ScalarExpr) -> D {
         ScalarExpr::Unary(f, a) => {
             let fa = forward(arg, a);
             let saved = if f.saves_output() {
-                let path = unary_path(&format!("{}_scalar", f.name()));
+                let path = unary_path(f.scalar_kernel());
                 quote!(#path(#fa))
             } else {
                 fa
             };
-            let grad = unary_path(&format!("{}_grad_scalar", f.name()));
+            let grad = unary_path(f.grad_scalar_kernel());
             match derivative(arg, a) {
                 D::Zero => D::Zero,
                 D::One => {

@@ -7,11 +7,13 @@
 //! math exists in one place.
 //!
 //! - free functions taking references: [`relu`], [`sigmoid`], [`tanh`], [`square`],
-//!   [`mean`], [`softmax`], [`log_softmax`], [`mse`], [`cross_entropy`], [`conv2d`],
-//!   [`batch_norm`], [`max_pool2d`];
-//! - the method forms `z.tanh()`, `z.relu()`, `z.sigmoid()`, `z.square()` through
-//!   [`ArrayExt`]. ndarray already has `exp`, `ln`, `sqrt`, `sin`, `cos`, `abs`,
-//!   `recip`, `powi` and `powf` as methods, so they are not repeated here.
+//!   [`softplus`], [`maximum`], [`minimum`], [`mean`], [`softmax`], [`log_softmax`],
+//!   [`mse`], [`cross_entropy`], [`conv2d`], [`batch_norm`], [`max_pool2d`];
+//! - the method forms `z.tanh()`, `z.relu()`, `z.sigmoid()`, `z.square()`,
+//!   `z.softplus()` through [`ArrayExt`]. ndarray already has `exp`, `ln`, `sqrt`, `sin`,
+//!   `cos`, `abs`, `recip`, `powi` and `powf` as methods, so they are not repeated here.
+//!
+//! The elementwise ones are generated from the primitive table (`autodiff-primitives`).
 //!
 //! ```
 //! use autodiff_runtime::ops::*;
@@ -27,30 +29,10 @@
 //! assert!(loss.is_finite() && loss > 0.0);
 //! ```
 
-use ndarray::{Array, Array4, ArrayBase, Axis, Data, Dimension, Ix1, Ix2, Ix4, RemoveAxis};
+use ndarray::{Array, Array4, ArrayBase, Axis, Data, DimMax, Dimension, Ix1, Ix2, Ix4, RemoveAxis};
 
-use crate::kernels::{batch_norm as bn, conv, loss, pool, reduce, softmax as sm, unary};
+use crate::kernels::{batch_norm as bn, conv, loss, pairwise, pool, reduce, softmax as sm, unary};
 use crate::Float;
-
-/// `max(z, 0)` elementwise.
-pub fn relu<F: Float, S: Data<Elem = F>, D: Dimension>(z: &ArrayBase<S, D>) -> Array<F, D> {
-    unary::relu(z)
-}
-
-/// The logistic function `1 / (1 + e⁻ᶻ)` elementwise, without overflow for large `|z|`.
-pub fn sigmoid<F: Float, S: Data<Elem = F>, D: Dimension>(z: &ArrayBase<S, D>) -> Array<F, D> {
-    unary::sigmoid(z)
-}
-
-/// The hyperbolic tangent elementwise.
-pub fn tanh<F: Float, S: Data<Elem = F>, D: Dimension>(z: &ArrayBase<S, D>) -> Array<F, D> {
-    unary::tanh(z)
-}
-
-/// `z²` elementwise.
-pub fn square<F: Float, S: Data<Elem = F>, D: Dimension>(z: &ArrayBase<S, D>) -> Array<F, D> {
-    unary::square(z)
-}
 
 /// The mean of all elements.
 ///
@@ -136,35 +118,84 @@ pub fn max_pool2d<F: Float, S: Data<Elem = F>>(x: &ArrayBase<S, Ix4>, kernel: us
     pool::max_pool2d(x, kernel, stride)
 }
 
-/// Elementwise methods that ndarray lacks, so model code can write `z.tanh()`
-/// like it writes `z.exp()`.
-///
-/// Implemented for every `ArrayBase<S, D>` with float elements (owned arrays and views).
-pub trait ArrayExt<F: Float, D: Dimension> {
-    /// The hyperbolic tangent elementwise.
-    fn tanh(&self) -> Array<F, D>;
-    /// `max(z, 0)` elementwise.
-    fn relu(&self) -> Array<F, D>;
-    /// The logistic function elementwise, stable for large `|z|`.
-    fn sigmoid(&self) -> Array<F, D>;
-    /// `z²` elementwise.
-    fn square(&self) -> Array<F, D>;
+/// Expands `$($item)*` when `$form` is among the row's forms (a tt-muncher over the list).
+macro_rules! if_form {
+    ($form:ident in () => $($item:tt)*) => {};
+    (ext in (ext $(, $rest:ident)*) => $($item:tt)*) => { $($item)* };
+    (function in (function $(, $rest:ident)*) => $($item:tt)*) => { $($item)* };
+    ($form:ident in ($first:ident $(, $rest:ident)*) => $($item:tt)*) => {
+        if_form! { $form in ($($rest),*) => $($item)* }
+    };
 }
 
-impl<F: Float, S: Data<Elem = F>, D: Dimension> ArrayExt<F, D> for ArrayBase<S, D> {
-    fn tanh(&self) -> Array<F, D> {
-        unary::tanh(self)
-    }
+/// The prelude forms of the unary rows of the primitive table: an [`ArrayExt`] method for
+/// the rows marked `ext` (ndarray has no such method), a free function for those marked
+/// `function`.
+macro_rules! unary_forms {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident $name:ident ($grad:ident, $scalar:ident, $grad_scalar:ident, $saves_const:ident)
+            forms($($form:ident),*), domain $domain:ident,
+            forward |$x:ident| $forward:expr,
+            saves $saves:ident,
+            derivative |$s:ident| $derivative:expr;
+    )*) => {
+        /// Elementwise methods that ndarray lacks, so model code can write `z.tanh()`
+        /// like it writes `z.exp()`.
+        ///
+        /// Implemented for every `ArrayBase<S, D>` with float elements (owned arrays and views).
+        pub trait ArrayExt<F: Float, D: Dimension> {
+            $(if_form! { ext in ($($form),*) =>
+                $(#[$doc])*
+                fn $name(&self) -> Array<F, D>;
+            })*
+        }
 
-    fn relu(&self) -> Array<F, D> {
-        unary::relu(self)
-    }
+        impl<F: Float, S: Data<Elem = F>, D: Dimension> ArrayExt<F, D> for ArrayBase<S, D> {
+            $(if_form! { ext in ($($form),*) =>
+                fn $name(&self) -> Array<F, D> {
+                    unary::$name(self)
+                }
+            })*
+        }
 
-    fn sigmoid(&self) -> Array<F, D> {
-        unary::sigmoid(self)
-    }
-
-    fn square(&self) -> Array<F, D> {
-        unary::square(self)
-    }
+        $(if_form! { function in ($($form),*) =>
+            $(#[$doc])*
+            pub fn $name<F: Float, S: Data<Elem = F>, D: Dimension>(z: &ArrayBase<S, D>) -> Array<F, D> {
+                unary::$name(z)
+            }
+        })*
+    };
 }
+
+autodiff_primitives::for_each_unary!(unary_forms);
+
+/// The prelude functions of the pairwise rows of the primitive table: `maximum(&a, &b)`, ...
+macro_rules! pairwise_forms {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident $name:ident ($grad_lhs:ident, $grad_rhs:ident) domain $domain:ident,
+            forward |$a:ident, $b:ident| $forward:expr,
+            derivative_lhs |$la:ident, $lb:ident| $lhs:expr,
+            derivative_rhs |$ra:ident, $rb:ident| $rhs:expr;
+    )*) => {$(
+        $(#[$doc])*
+        ///
+        /// The operands broadcast together as in ndarray's arithmetic.
+        ///
+        /// # Panics
+        /// If the shapes cannot be broadcast together; the message names both.
+        pub fn $name<F, S1, S2, D1, D2>(a: &ArrayBase<S1, D1>, b: &ArrayBase<S2, D2>) -> Array<F, <D1 as DimMax<D2>>::Output>
+        where
+            F: Float,
+            S1: Data<Elem = F>,
+            S2: Data<Elem = F>,
+            D1: Dimension + DimMax<D2>,
+            D2: Dimension,
+        {
+            pairwise::$name(a, b)
+        }
+    )*};
+}
+
+autodiff_primitives::for_each_binary!(pairwise_forms);

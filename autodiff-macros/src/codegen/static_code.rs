@@ -15,8 +15,8 @@ use syn::Ident;
 
 use super::names::{kernels, Names};
 use crate::activity::Activity;
-use crate::ir::{BinOp, Function, Kind, Op, ParamRole, Stmt, ValueId};
-use crate::rules::{self, GradArg, GradCall};
+use crate::ir::{BinOp, Function, Kind, Op, ParamRole, Stmt, UnaryFn, ValueId};
+use crate::rules::{self, GradArg, GradCall, Kernel};
 use crate::scalar;
 
 /// One step of the reverse sweep: the backward of one active statement.
@@ -264,10 +264,13 @@ pub fn generate(function: &Function, activity: &Activity, names: &Names, param_t
             // A kernel that would get a clone of `g` runs out of place from `&g` instead
             // when it has such a form: one pass over memory instead of a copy plus a pass.
             let borrowed;
-            let call = match call.kernel.and_then(|(m, f)| out_of_place(m, f)) {
+            let call = match call.kernel.and_then(|k| {
+                let (m, f) = k.path();
+                out_of_place(m, f)
+            }) {
                 Some(kernel) if takes_g && !moves => {
                     borrowed = GradCall {
-                        kernel: Some(("binary", kernel)),
+                        kernel: Some(Kernel::Named("binary", kernel)),
                         args: call
                             .args
                             .iter()
@@ -369,8 +372,8 @@ struct Factor {
 }
 
 enum FactorRule {
-    /// `unary::<name>_scalar(g, s)`.
-    Unary(String),
+    /// The row's scalar backward, `unary::<row>_grad_scalar(g, s)`.
+    Unary(UnaryFn),
     /// `unary::powi_grad_scalar(g, s, n)` / `unary::powf_grad_scalar(g, s, p)`.
     Power(&'static str, TokenStream),
     /// `g * (derivative closure)(s)`.
@@ -380,12 +383,15 @@ enum FactorRule {
 impl Factor {
     fn of(step: &Step) -> Option<Factor> {
         let [call] = step.calls.as_slice() else { return None };
-        let (module, name) = call.kernel?;
-        if module != "unary" {
-            return None;
-        }
-        match (name, call.args.as_slice()) {
-            ("powi_grad" | "powf_grad", [GradArg::G, GradArg::Value(s), GradArg::Tokens(e)]) => {
+        match (call.kernel?, call.args.as_slice()) {
+            (Kernel::UnaryGrad(f), [GradArg::G, GradArg::Value(s)]) => Some(Factor {
+                saved: *s,
+                rule: FactorRule::Unary(f),
+            }),
+            (
+                Kernel::Named("unary", name @ ("powi_grad" | "powf_grad")),
+                [GradArg::G, GradArg::Value(s), GradArg::Tokens(e)],
+            ) => {
                 let scalar = if name == "powi_grad" {
                     "powi_grad_scalar"
                 } else {
@@ -396,14 +402,12 @@ impl Factor {
                     rule: FactorRule::Power(scalar, e.clone()),
                 })
             }
-            ("map_grad", [GradArg::G, GradArg::Value(s), GradArg::Tokens(closure)]) => Some(Factor {
-                saved: *s,
-                rule: FactorRule::Map(closure.clone()),
-            }),
-            (name, [GradArg::G, GradArg::Value(s)]) if name.ends_with("_grad") => Some(Factor {
-                saved: *s,
-                rule: FactorRule::Unary(format!("{name}_scalar")),
-            }),
+            (Kernel::Named("unary", "map_grad"), [GradArg::G, GradArg::Value(s), GradArg::Tokens(closure)]) => {
+                Some(Factor {
+                    saved: *s,
+                    rule: FactorRule::Map(closure.clone()),
+                })
+            }
             _ => None,
         }
     }
@@ -411,7 +415,8 @@ impl Factor {
     fn apply(&self, g: TokenStream, s: &Ident) -> TokenStream {
         let k = kernels();
         match &self.rule {
-            FactorRule::Unary(name) => {
+            FactorRule::Unary(f) => {
+                let (_, name) = Kernel::UnaryGradScalar(*f).path();
                 let f = format_ident!("{}", name);
                 quote!(#k::unary::#f(#g, #s))
             }
@@ -472,7 +477,7 @@ fn fuse_elementwise_chains(
         let kernel = ["chain2", "chain3", "chain4"][factors.len() - 2];
         steps[i].calls = vec![GradCall {
             target,
-            kernel: Some(("fused", kernel)),
+            kernel: Some(Kernel::Named("fused", kernel)),
             args,
             yields_fill: false,
             materialize: false,
@@ -587,12 +592,13 @@ fn forward_call(function: &Function, names: &Names, stmt: &Stmt) -> (TokenStream
         }
         Op::Unary(f, a) => {
             let name = if kind(*a).is_array() {
-                f.name().to_string()
+                f.name()
             } else {
-                format!("{}_scalar", f.name())
+                f.scalar_kernel()
             };
-            call("unary", &name, vec![arg(*a)], vec![text(*a)])
+            call("unary", name, vec![arg(*a)], vec![text(*a)])
         }
+        Op::Pairwise(f, a, b) => call("pairwise", f.name(), vec![arg(*a), arg(*b)], vec![text(*a), text(*b)]),
         Op::Powi(a, n) => {
             if kind(*a).is_array() {
                 call(
@@ -765,7 +771,7 @@ fn grad_call(names: &Names, call: &GradCall, g: &Ident, g_text: &str, moves: boo
         args.push(tokens);
         labels.push(label);
     }
-    let (expr, label) = match call.kernel {
+    let (expr, label) = match call.kernel.map(Kernel::path) {
         Some((module, func)) => {
             let k = kernels();
             let (m, f) = (format_ident!("{}", module), format_ident!("{}", func));

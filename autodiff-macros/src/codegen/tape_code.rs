@@ -70,6 +70,14 @@ pub fn body(function: &Function, names: &Names) -> TokenStream {
                 let (x, m) = (var(*a), syn::Ident::new(f.name(), proc_macro2::Span::call_site()));
                 quote!(#x.#m())
             }
+            Op::Pairwise(f, a, b) => {
+                let (x, y, m) = (
+                    var(*a),
+                    var(*b),
+                    syn::Ident::new(f.name(), proc_macro2::Span::call_site()),
+                );
+                quote!(#x.#m(#y))
+            }
             Op::Powi(a, n) => {
                 let x = var(*a);
                 quote!(#x.powi(#n))

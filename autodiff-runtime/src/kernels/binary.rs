@@ -56,7 +56,7 @@ pub fn unbroadcast<F: Float, E: Dimension, D: Dimension>(g: Array<F, E>, dim: &D
 }
 
 /// The output shape of broadcasting `a` with `b`, or a panic naming `op` and both shapes.
-fn check_broadcast(op: &str, a: &[usize], b: &[usize]) {
+pub(crate) fn check_broadcast(op: &str, a: &[usize], b: &[usize]) {
     let n = a.len().max(b.len());
     for i in 0..n {
         let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };

@@ -16,6 +16,7 @@ pub mod fused;
 pub mod gemm;
 pub mod loss;
 pub mod matmul;
+pub mod pairwise;
 pub mod pool;
 pub mod reduce;
 pub mod softmax;

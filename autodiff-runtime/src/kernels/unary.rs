@@ -1,10 +1,10 @@
 //! Elementwise functions of one array: forward, backward, and the scalar
 //! versions that generated code uses when a value is a plain float.
 //!
-//! Every op is declared once in the table at the bottom: its forward formula,
-//! which value its backward reads (`input` or `output`), and its derivative in
-//! terms of that value. The macro below expands each row into four functions:
-//! `op(&a)`, `op_grad(g, &saved)`, `op_scalar(x)`, `op_grad_scalar(g, saved)`.
+//! Every op is one row of the primitive table (`autodiff_primitives::for_each_unary`):
+//! its forward formula, which value its backward reads (`input` or `output`), and its
+//! derivative in terms of that value. The macro below expands each row into four
+//! functions: `op(&a)`, `op_grad(g, &saved)`, `op_scalar(x)`, `op_grad_scalar(g, saved)`.
 //! Both modes and both kinds (array, scalar) therefore share one formula.
 
 use ndarray::{Array, ArrayBase, Data, Dimension, Zip};
@@ -34,10 +34,11 @@ pub fn stable_sigmoid<F: Float>(x: F) -> F {
     }
 }
 
-macro_rules! unary_ops {
+macro_rules! unary_kernels {
     ($(
         $(#[$doc:meta])*
-        $name:ident, $grad:ident, $scalar:ident, $grad_scalar:ident, $saves_const:ident:
+        $variant:ident $name:ident ($grad:ident, $scalar:ident, $grad_scalar:ident, $saves_const:ident)
+            forms($($form:ident),*), domain $domain:ident,
             forward |$x:ident| $forward:expr,
             saves $saves:ident,
             derivative |$s:ident| $derivative:expr;
@@ -90,43 +91,8 @@ macro_rules! unary_ops {
     )*};
 }
 
-unary_ops! {
-    /// `eˣ`.
-    exp, exp_grad, exp_scalar, exp_grad_scalar, EXP_SAVES:
-        forward |x| x.exp(), saves Output, derivative |y| y;
-    /// Natural logarithm.
-    ln, ln_grad, ln_scalar, ln_grad_scalar, LN_SAVES:
-        forward |x| x.ln(), saves Input, derivative |x| x.recip();
-    /// Square root.
-    sqrt, sqrt_grad, sqrt_scalar, sqrt_grad_scalar, SQRT_SAVES:
-        forward |x| x.sqrt(), saves Output, derivative |y| F::of(0.5) / y;
-    /// Hyperbolic tangent.
-    tanh, tanh_grad, tanh_scalar, tanh_grad_scalar, TANH_SAVES:
-        forward |x| x.tanh(), saves Output, derivative |y| F::one() - y * y;
-    /// Sine.
-    sin, sin_grad, sin_scalar, sin_grad_scalar, SIN_SAVES:
-        forward |x| x.sin(), saves Input, derivative |x| x.cos();
-    /// Cosine.
-    cos, cos_grad, cos_scalar, cos_grad_scalar, COS_SAVES:
-        forward |x| x.cos(), saves Input, derivative |x| -x.sin();
-    /// Absolute value; its derivative at 0 is taken as 0.
-    abs, abs_grad, abs_scalar, abs_grad_scalar, ABS_SAVES:
-        forward |x| x.abs(), saves Input,
-        derivative |x| if x > F::zero() { F::one() } else if x < F::zero() { -F::one() } else { F::zero() };
-    /// `1/x`.
-    recip, recip_grad, recip_scalar, recip_grad_scalar, RECIP_SAVES:
-        forward |x| x.recip(), saves Output, derivative |y| -(y * y);
-    /// `x²`.
-    square, square_grad, square_scalar, square_grad_scalar, SQUARE_SAVES:
-        forward |x| x * x, saves Input, derivative |x| x + x;
-    /// `max(x, 0)`; its derivative at 0 is taken as 0, as in PyTorch.
-    relu, relu_grad, relu_scalar, relu_grad_scalar, RELU_SAVES:
-        forward |x| if x > F::zero() { x } else { F::zero() }, saves Output,
-        derivative |y| if y > F::zero() { F::one() } else { F::zero() };
-    /// The logistic function `1 / (1 + e⁻ˣ)`, stable at large `|x|`.
-    sigmoid, sigmoid_grad, sigmoid_scalar, sigmoid_grad_scalar, SIGMOID_SAVES:
-        forward |x| stable_sigmoid(x), saves Output, derivative |y| y * (F::one() - y);
-}
+// The kernels of every row of the primitive table (`autodiff_primitives::for_each_unary`).
+autodiff_primitives::for_each_unary!(unary_kernels);
 
 /// `xⁿ` for an integer exponent.
 pub fn powi<F: Float, S: Data<Elem = F>, D: Dimension>(a: &ArrayBase<S, D>, n: i32) -> Array<F, D> {

@@ -9,7 +9,7 @@ use std::rc::Rc;
 use ndarray::{arr0, Array, ArrayD, ArrayView, ArrayViewD, Axis, Dimension, Ix1, Ix2, Ix4, IxDyn};
 
 use crate::kernels::unary::Saves;
-use crate::kernels::{batch_norm, binary, conv, loss, matmul, pool, reduce, softmax, unary};
+use crate::kernels::{batch_norm, binary, conv, loss, matmul, pairwise, pool, reduce, softmax, unary};
 use crate::Float;
 
 /// A value on the tape: a leaf borrowed from the caller (never copied) or an
@@ -58,91 +58,105 @@ impl<F: Float> Value<'_, F> {
     }
 }
 
-/// The elementwise functions of `kernels::unary` that take no parameter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Unary {
-    Exp,
-    Ln,
-    Sqrt,
-    Tanh,
-    Sin,
-    Cos,
-    Abs,
-    Recip,
-    Square,
-    Relu,
-    Sigmoid,
+/// The tape's side of the unary rows of the primitive table: the `Unary` enum and its
+/// dispatch to the row's kernels.
+macro_rules! tape_unary {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident $name:ident ($grad:ident, $scalar:ident, $grad_scalar:ident, $saves_const:ident)
+            forms($($form:ident),*), domain $domain:ident,
+            forward |$x:ident| $forward:expr,
+            saves $saves:ident,
+            derivative |$s:ident| $derivative:expr;
+    )*) => {
+        /// The elementwise functions of `kernels::unary` that take no parameter: one
+        /// variant per row of `autodiff_primitives::for_each_unary`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub(crate) enum Unary {
+            $($variant,)*
+        }
+
+        impl Unary {
+            /// The kernel's name, shown by `Tape::nodes` and `Tape::to_dot`.
+            pub(crate) fn name(self) -> &'static str {
+                match self {
+                    $(Unary::$variant => stringify!($name),)*
+                }
+            }
+
+            /// Which value the backward reads (the kernel's own `*_SAVES` constant).
+            pub(crate) fn saves(self) -> Saves {
+                match self {
+                    $(Unary::$variant => unary::$saves_const,)*
+                }
+            }
+
+            /// The forward kernel.
+            pub(crate) fn forward<F: Float>(self, x: &ArrayViewD<'_, F>) -> ArrayD<F> {
+                match self {
+                    $(Unary::$variant => unary::$name(x),)*
+                }
+            }
+
+            /// The backward kernel, in place in `g`'s buffer.
+            fn grad<F: Float, D: Dimension>(self, g: Array<F, D>, saved: &ArrayView<'_, F, D>) -> Array<F, D> {
+                match self {
+                    $(Unary::$variant => unary::$grad(g, saved),)*
+                }
+            }
+        }
+    };
 }
 
-impl Unary {
-    /// The kernel's name, shown by `Tape::nodes` and `Tape::to_dot`.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Unary::Exp => "exp",
-            Unary::Ln => "ln",
-            Unary::Sqrt => "sqrt",
-            Unary::Tanh => "tanh",
-            Unary::Sin => "sin",
-            Unary::Cos => "cos",
-            Unary::Abs => "abs",
-            Unary::Recip => "recip",
-            Unary::Square => "square",
-            Unary::Relu => "relu",
-            Unary::Sigmoid => "sigmoid",
-        }
-    }
+autodiff_primitives::for_each_unary!(tape_unary);
 
-    /// Which value the backward reads (the kernel's own `*_SAVES` constant).
-    pub(crate) fn saves(self) -> Saves {
-        match self {
-            Unary::Exp => unary::EXP_SAVES,
-            Unary::Ln => unary::LN_SAVES,
-            Unary::Sqrt => unary::SQRT_SAVES,
-            Unary::Tanh => unary::TANH_SAVES,
-            Unary::Sin => unary::SIN_SAVES,
-            Unary::Cos => unary::COS_SAVES,
-            Unary::Abs => unary::ABS_SAVES,
-            Unary::Recip => unary::RECIP_SAVES,
-            Unary::Square => unary::SQUARE_SAVES,
-            Unary::Relu => unary::RELU_SAVES,
-            Unary::Sigmoid => unary::SIGMOID_SAVES,
+/// The tape's side of the pairwise rows of the primitive table (`maximum`, ...).
+macro_rules! tape_pairwise {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident $name:ident ($grad_lhs:ident, $grad_rhs:ident) domain $domain:ident,
+            forward |$a:ident, $b:ident| $forward:expr,
+            derivative_lhs |$la:ident, $lb:ident| $lhs:expr,
+            derivative_rhs |$ra:ident, $rb:ident| $rhs:expr;
+    )*) => {
+        /// The elementwise functions of two arrays of `kernels::pairwise`: one variant per
+        /// row of `autodiff_primitives::for_each_binary`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub(crate) enum Pairwise {
+            $($variant,)*
         }
-    }
 
-    /// The forward kernel.
-    pub(crate) fn forward<F: Float>(self, x: &ArrayViewD<'_, F>) -> ArrayD<F> {
-        match self {
-            Unary::Exp => unary::exp(x),
-            Unary::Ln => unary::ln(x),
-            Unary::Sqrt => unary::sqrt(x),
-            Unary::Tanh => unary::tanh(x),
-            Unary::Sin => unary::sin(x),
-            Unary::Cos => unary::cos(x),
-            Unary::Abs => unary::abs(x),
-            Unary::Recip => unary::recip(x),
-            Unary::Square => unary::square(x),
-            Unary::Relu => unary::relu(x),
-            Unary::Sigmoid => unary::sigmoid(x),
-        }
-    }
+        impl Pairwise {
+            /// The kernel's name, shown by `Tape::nodes` and `Tape::to_dot`.
+            pub(crate) fn name(self) -> &'static str {
+                match self {
+                    $(Pairwise::$variant => stringify!($name),)*
+                }
+            }
 
-    /// The backward kernel, in place in `g`'s buffer.
-    fn grad<F: Float, D: Dimension>(self, g: Array<F, D>, saved: &ArrayView<'_, F, D>) -> Array<F, D> {
-        match self {
-            Unary::Exp => unary::exp_grad(g, saved),
-            Unary::Ln => unary::ln_grad(g, saved),
-            Unary::Sqrt => unary::sqrt_grad(g, saved),
-            Unary::Tanh => unary::tanh_grad(g, saved),
-            Unary::Sin => unary::sin_grad(g, saved),
-            Unary::Cos => unary::cos_grad(g, saved),
-            Unary::Abs => unary::abs_grad(g, saved),
-            Unary::Recip => unary::recip_grad(g, saved),
-            Unary::Square => unary::square_grad(g, saved),
-            Unary::Relu => unary::relu_grad(g, saved),
-            Unary::Sigmoid => unary::sigmoid_grad(g, saved),
+            /// The forward kernel.
+            pub(crate) fn forward<F: Float>(self, a: &ArrayViewD<'_, F>, b: &ArrayViewD<'_, F>) -> ArrayD<F> {
+                match self {
+                    $(Pairwise::$variant => pairwise::$name(a, b),)*
+                }
+            }
+
+            /// The adjoints of both operands.
+            fn grads<F: Float>(self, g: ArrayD<F>, a: &ArrayViewD<'_, F>, b: &ArrayViewD<'_, F>, needs: [bool; 2]) -> [Option<ArrayD<F>>; 2] {
+                match self {
+                    $(Pairwise::$variant => match needs {
+                        [true, true] => [Some(pairwise::$grad_lhs(g.clone(), a, b)), Some(pairwise::$grad_rhs(g, a, b))],
+                        [true, false] => [Some(pairwise::$grad_lhs(g, a, b)), None],
+                        [false, true] => [None, Some(pairwise::$grad_rhs(g, a, b))],
+                        [false, false] => [None, None],
+                    },)*
+                }
+            }
         }
-    }
+    };
 }
+
+autodiff_primitives::for_each_binary!(tape_pairwise);
 
 /// One recorded op with the tensors its backward reads. Inputs are numbered as
 /// in the `Var` method (`self` is input 0); `Option` slots are filled only when
@@ -183,6 +197,12 @@ pub(crate) enum Op<'a, F: Float> {
     Unary {
         kind: Unary,
         saved: Saved<'a, F>,
+    },
+    /// `maximum(a, b)` and the other pairwise rows: both operands are read by both adjoints.
+    Pairwise {
+        kind: Pairwise,
+        a: Saved<'a, F>,
+        b: Saved<'a, F>,
     },
     Powi {
         x: Saved<'a, F>,
@@ -376,6 +396,7 @@ impl<'a, F: Float> Op<'a, F> {
             Op::DivScalar(_) => "div_scalar",
             Op::ScalarDiv { .. } => "scalar_div",
             Op::Unary { kind, .. } => kind.name(),
+            Op::Pairwise { kind, .. } => kind.name(),
             Op::Powi { .. } => "powi",
             Op::Powf { .. } => "powf",
             Op::Map { .. } => "map",
@@ -412,7 +433,7 @@ impl<'a, F: Float> Op<'a, F> {
             | Op::Conv2d { x: p, w: q, .. }
             | Op::BatchNorm { x: p, gamma: q, .. } => [p.as_ref(), q.as_ref()],
             Op::Div { a_value, b_value, .. } => [a_value.as_ref(), Some(b_value)],
-            Op::Mse { pred, target } => [Some(pred), Some(target)],
+            Op::Mse { pred, target } | Op::Pairwise { a: pred, b: target, .. } => [Some(pred), Some(target)],
             Op::ScalarDiv { x: saved, .. }
             | Op::Unary { saved, .. }
             | Op::Powi { x: saved, .. }
@@ -500,6 +521,10 @@ impl<'a, F: Float> Op<'a, F> {
                 None,
             ],
             Op::Unary { kind, saved } => [Some(elementwise!(g, saved.view(), |g, y| kind.grad(g, y))), None, None],
+            Op::Pairwise { kind, a, b } => {
+                let [da, db] = kind.grads(g, &a.view(), &b.view(), [needs[0], needs[1]]);
+                [da, db, None]
+            }
             Op::Powi { x, n } => [
                 Some(elementwise!(g, x.view(), |g, x| unary::powi_grad(g, x, *n))),
                 None,

@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use ndarray::{ArrayD, ArrayViewD, Axis, Ix1, Ix2, Ix4, IxDyn};
 
-use super::op::{scalar_array, Op, Unary, Value};
+use super::op::{scalar_array, Op, Pairwise, Unary, Value};
 use super::Tape;
 use crate::kernels::unary::Saves;
 use crate::kernels::{batch_norm, binary, conv, loss, matmul, pool, reduce, softmax, unary};
@@ -277,6 +277,15 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
 
     // ---- elementwise functions ----------------------------------------------
 
+    fn pairwise(&self, other: &Self, kind: Pairwise) -> Self {
+        let y = kind.forward(&self.value(), &other.value());
+        self.record(y, &[self, other], |_| Op::Pairwise {
+            kind,
+            a: Rc::clone(&self.value),
+            b: Rc::clone(&other.value),
+        })
+    }
+
     fn unary(&self, kind: Unary) -> Self {
         let y = kind.forward(&self.value());
         self.record(y, &[self], |output| Op::Unary {
@@ -286,72 +295,6 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
                 Saves::Output => Rc::clone(output),
             },
         })
-    }
-
-    /// `eˣ` elementwise (saves its output).
-    #[inline(never)]
-    pub fn exp(&self) -> Self {
-        self.unary(Unary::Exp)
-    }
-
-    /// Natural logarithm elementwise.
-    #[inline(never)]
-    pub fn ln(&self) -> Self {
-        self.unary(Unary::Ln)
-    }
-
-    /// Square root elementwise.
-    #[inline(never)]
-    pub fn sqrt(&self) -> Self {
-        self.unary(Unary::Sqrt)
-    }
-
-    /// Hyperbolic tangent elementwise.
-    #[inline(never)]
-    pub fn tanh(&self) -> Self {
-        self.unary(Unary::Tanh)
-    }
-
-    /// Sine elementwise.
-    #[inline(never)]
-    pub fn sin(&self) -> Self {
-        self.unary(Unary::Sin)
-    }
-
-    /// Cosine elementwise.
-    #[inline(never)]
-    pub fn cos(&self) -> Self {
-        self.unary(Unary::Cos)
-    }
-
-    /// Absolute value elementwise (derivative 0 at 0).
-    #[inline(never)]
-    pub fn abs(&self) -> Self {
-        self.unary(Unary::Abs)
-    }
-
-    /// `1/x` elementwise.
-    #[inline(never)]
-    pub fn recip(&self) -> Self {
-        self.unary(Unary::Recip)
-    }
-
-    /// `x²` elementwise.
-    #[inline(never)]
-    pub fn square(&self) -> Self {
-        self.unary(Unary::Square)
-    }
-
-    /// `max(x, 0)` elementwise (derivative 0 at 0).
-    #[inline(never)]
-    pub fn relu(&self) -> Self {
-        self.unary(Unary::Relu)
-    }
-
-    /// The logistic function elementwise.
-    #[inline(never)]
-    pub fn sigmoid(&self) -> Self {
-        self.unary(Unary::Sigmoid)
     }
 
     /// `xⁿ` elementwise for an integer exponent.
@@ -614,3 +557,52 @@ impl<'t, 'a, F: Float> Neg for Var<'t, 'a, F> {
         Var::neg(&self)
     }
 }
+
+/// The tape's method for every unary row of the primitive table (`x.tanh()`, ...) and
+/// every pairwise row (`x.maximum(&y)`): the same kernels, recorded.
+macro_rules! var_methods {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident $name:ident ($grad:ident, $scalar:ident, $grad_scalar:ident, $saves_const:ident)
+            forms($($form:ident),*), domain $domain:ident,
+            forward |$x:ident| $forward:expr,
+            saves $saves:ident,
+            derivative |$s:ident| $derivative:expr;
+    )*) => {
+        impl<F: Float> Var<'_, '_, F> {
+            $(
+                $(#[$doc])*
+                #[inline(never)]
+                pub fn $name(&self) -> Self {
+                    self.unary(Unary::$variant)
+                }
+            )*
+        }
+    };
+}
+
+autodiff_primitives::for_each_unary!(var_methods);
+
+macro_rules! var_pairwise_methods {
+    ($(
+        $(#[$doc:meta])*
+        $variant:ident $name:ident ($grad_lhs:ident, $grad_rhs:ident) domain $domain:ident,
+            forward |$a:ident, $b:ident| $forward:expr,
+            derivative_lhs |$la:ident, $lb:ident| $lhs:expr,
+            derivative_rhs |$ra:ident, $rb:ident| $rhs:expr;
+    )*) => {
+        impl<F: Float> Var<'_, '_, F> {
+            $(
+                $(#[$doc])*
+                ///
+                /// The operands broadcast together; both are saved for backward.
+                #[inline(never)]
+                pub fn $name(&self, other: &Self) -> Self {
+                    self.pairwise(other, Pairwise::$variant)
+                }
+            )*
+        }
+    };
+}
+
+autodiff_primitives::for_each_binary!(var_pairwise_methods);
