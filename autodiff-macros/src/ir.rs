@@ -39,6 +39,16 @@ pub enum BinOp {
 }
 
 impl BinOp {
+    /// The operator as Rust tokens (`+`, ...), for constant expressions.
+    pub fn symbol(self) -> proc_macro2::TokenStream {
+        match self {
+            BinOp::Add => quote::quote!(+),
+            BinOp::Sub => quote::quote!(-),
+            BinOp::Mul => quote::quote!(*),
+            BinOp::Div => quote::quote!(/),
+        }
+    }
+
     /// The kernel's base name (`add`, `sub`, `mul`, `div`).
     pub fn name(self) -> &'static str {
         match self {

@@ -130,6 +130,8 @@ fn lower_body(lowerer: &mut Lowerer, item: &ItemFn, sig: &Signature) -> Option<F
             SynStmt::Local(local) => lowerer.lower_let(local),
             // An empty statement `;` does nothing (rustc warns about it in the user's function).
             SynStmt::Expr(Expr::Verbatim(tokens), Some(_)) if tokens.is_empty() => {}
+            SynStmt::Expr(Expr::Assign(assign), _) => lowerer.lower_assign(assign),
+            SynStmt::Expr(Expr::Binary(binary), _) if is_assign_op(&binary.op) => lowerer.lower_compound_assign(binary),
             SynStmt::Expr(expr, semi) => {
                 let returned = match expr {
                     Expr::Return(ret) => ret.expr.as_deref(),
@@ -222,15 +224,9 @@ impl Lowerer<'_> {
             p => p,
         };
         let ident = match pat {
-            Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => {
-                if let Some(m) = &p.mutability {
-                    self.cx.error_spanned_by(
-                        m,
-                        "mutation is not supported in a differentiated function: drop `mut` and use shadowing (`let h = ...; let h = h + 1.0;`)",
-                    );
-                }
-                p.ident.clone()
-            }
+            // `let mut h = ..;` is fine: a later `h = ..;` or `h += ..;` binds a new value.
+            Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => Some(p.ident.clone()),
+            Pat::Wild(_) => None,
             other => {
                 self.cx.error_spanned_by(
                     other,
@@ -251,8 +247,16 @@ impl Lowerer<'_> {
                 .error_spanned_by(diverge, "`let ... else` is not supported in a differentiated function");
             return;
         }
-        let name = ident.to_string();
-        match self.lower_expr(&init.expr) {
+        let value = self.lower_expr(&init.expr);
+        // `let _ = ..;` binds nothing: the value is only checked.
+        if let Some(ident) = ident {
+            self.bind(ident.to_string(), value);
+        }
+    }
+
+    /// Binds `name` to `value` (a constant's tokens or a value), replacing what it named.
+    fn bind(&mut self, name: String, value: Option<ValueId>) {
+        match value {
             Some(id) => {
                 if let Op::Const(tokens) = &self.stmts[id.0].op {
                     self.constants.insert(name.clone(), tokens.clone());
@@ -495,15 +499,72 @@ impl Lowerer<'_> {
         };
         let lhs = self.lower_operand(&b.left, &b.right);
         let rhs = self.lower_operand(&b.right, &b.left);
-        let (lhs, rhs) = (lhs?, rhs?);
-        // Two constants make a constant: ops in the IR always read at least one value.
+        Some(self.combine(op, lhs?, rhs?))
+    }
+
+    /// `lhs op rhs`. Two constants make a constant: ops in the IR always read a value.
+    fn combine(&mut self, op: BinOp, lhs: ValueId, rhs: ValueId) -> ValueId {
         if let (Op::Const(x), Op::Const(y)) = (&self.stmts[lhs.0].op, &self.stmts[rhs.0].op) {
-            let symbol = &b.op;
+            let symbol = op.symbol();
             let tokens = quote::quote!((#x) #symbol (#y));
-            return Some(self.push(Op::Const(tokens), Kind::Scalar, None));
+            return self.push(Op::Const(tokens), Kind::Scalar, None);
         }
         let kind = broadcast_kind(self.kind(lhs), self.kind(rhs));
-        Some(self.push(Op::Binary(op, lhs, rhs), kind, None))
+        self.push(Op::Binary(op, lhs, rhs), kind, None)
+    }
+
+    /// `h = expr;`: `h` (a `let mut` binding) names the new value from here on.
+    fn lower_assign(&mut self, assign: &syn::ExprAssign) {
+        let Some(name) = self.assigned_name(&assign.left) else {
+            return;
+        };
+        let value = self.lower_expr(&assign.right);
+        self.bind(name, value);
+    }
+
+    /// `h += expr;` (and `-=`, `*=`, `/=`): `h` names `h + expr` from here on.
+    fn lower_compound_assign(&mut self, b: &syn::ExprBinary) {
+        let op = match b.op {
+            syn::BinOp::AddAssign(_) => BinOp::Add,
+            syn::BinOp::SubAssign(_) => BinOp::Sub,
+            syn::BinOp::MulAssign(_) => BinOp::Mul,
+            syn::BinOp::DivAssign(_) => BinOp::Div,
+            _ => {
+                self.cx.error_spanned_by(
+                    b.op,
+                    "this compound assignment is not supported on differentiable values; supported: `+= -= *= /=`",
+                );
+                return;
+            }
+        };
+        let Some(name) = self.assigned_name(&b.left) else {
+            return;
+        };
+        let lhs = self.lower_operand(&b.left, &b.right);
+        let rhs = self.lower_operand(&b.right, &b.left);
+        let value = match (lhs, rhs) {
+            (Some(lhs), Some(rhs)) => Some(self.combine(op, lhs, rhs)),
+            _ => None,
+        };
+        self.bind(name, value);
+    }
+
+    /// The local an assignment writes: a plain name bound in this function.
+    fn assigned_name(&self, left: &Expr) -> Option<String> {
+        let name = match left {
+            Expr::Path(path) => path.path.get_ident().map(|i| i.to_string()),
+            _ => None,
+        };
+        match name {
+            Some(name) if self.env.contains_key(&name) || self.constants.contains_key(&name) => Some(name),
+            _ => {
+                self.cx.error_spanned_by(
+                    left,
+                    "only a local `let mut` binding of this function can be assigned (`h = ..;`, `h += ..;`); elements and fields cannot",
+                );
+                None
+            }
+        }
     }
 
     /// An operand of `+ - * /`; an integer literal beside a float value is a float (`2 * s`).
