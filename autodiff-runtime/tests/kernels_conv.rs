@@ -216,6 +216,163 @@ fn conv2d_shape_errors_name_the_shapes() {
     );
 }
 
+/// Largest |a - b| over the largest |b|: the error relative to the array's scale.
+fn scaled_error<D: Dimension>(a: &Array<f64, D>, b: &Array<f64, D>) -> f64 {
+    max_abs_diff(a, b) / b.iter().fold(0.0, |m: f64, v| m.max(v.abs())).max(f64::MIN_POSITIVE)
+}
+
+/// The Winograd path (3×3, stride 1) against im2col on the same inputs, and against
+/// direct loops and finite differences, on awkward shapes: padding 0/1/2, channel counts
+/// that are not multiples of 8, odd, tiny and non-square images, batches of 1 and 3.
+#[test]
+fn winograd_matches_im2col_direct_loops_and_finite_differences() {
+    let mut rng = StdRng::seed_from_u64(15);
+    let shapes = [
+        (1, 3, 5, 5, 2),
+        (3, 5, 7, 4, 3),
+        (2, 1, 1, 1, 1),
+        (1, 2, 2, 9, 5),
+        (2, 9, 6, 11, 7),
+    ];
+    for (n, c, h, wd, o) in shapes {
+        for padding in [0, 1, 2] {
+            if h + 2 * padding < 3 || wd + 2 * padding < 3 {
+                continue;
+            }
+            let case = format!("x {:?} o {o} padding {padding}", (n, c, h, wd));
+            let x = random(&mut rng, (n, c, h, wd));
+            let w = random(&mut rng, (o, c, 3, 3));
+            let bias = random(&mut rng, o);
+            let y = conv2d_with(ConvAlgorithm::Winograd, &x, &w, Some(&bias), 1, padding);
+            let y_ref = conv2d_with(ConvAlgorithm::Im2col, &x, &w, Some(&bias), 1, padding);
+            assert!(scaled_error(&y, &y_ref) < 1e-13, "forward {case}");
+            assert!(
+                max_abs_diff(&y, &naive_conv(&x, &w, Some(&bias), 1, padding)) < 1e-12,
+                "{case}"
+            );
+
+            let r = random(&mut rng, y.raw_dim());
+            let dx = conv2d_grad_input_with(ConvAlgorithm::Winograd, &r, &w, &x.raw_dim(), 1, padding);
+            let dx_ref = conv2d_grad_input_with(ConvAlgorithm::Im2col, &r, &w, &x.raw_dim(), 1, padding);
+            assert!(scaled_error(&dx, &dx_ref) < 1e-13, "grad_input {case}");
+            let dw = conv2d_grad_weight_with(ConvAlgorithm::Winograd, &r, &x, &w.raw_dim(), 1, padding);
+            let dw_ref = conv2d_grad_weight_with(ConvAlgorithm::Im2col, &r, &x, &w.raw_dim(), 1, padding);
+            assert!(scaled_error(&dw, &dw_ref) < 1e-13, "grad_weight {case}");
+
+            // Winograd against finite differences of its own forward.
+            let wino = ConvAlgorithm::Winograd;
+            let none = None::<&Array1<f64>>;
+            let dx = conv2d_grad_input_with(wino, &r, &w, &x.raw_dim(), 1, padding);
+            let err = check_gradient(
+                |x: &Array4<f64>| (conv2d_with(wino, x, &w, none, 1, padding) * &r).sum(),
+                &x,
+                &dx,
+            );
+            assert!(err <= TOL, "grad_input {case}: {err}");
+            let dw = conv2d_grad_weight_with(wino, &r, &x, &w.raw_dim(), 1, padding);
+            let err = check_gradient(
+                |w: &Array4<f64>| (conv2d_with(wino, &x, w, none, 1, padding) * &r).sum(),
+                &w,
+                &dw,
+            );
+            assert!(err <= TOL, "grad_weight {case}: {err}");
+        }
+    }
+}
+
+#[test]
+fn winograd_refuses_other_shapes_and_auto_keeps_im2col_there() {
+    assert!(winograd_applies(3, 3, 1, 2));
+    assert!(!winograd_applies(3, 3, 2, 1) && !winograd_applies(3, 3, 1, 3) && !winograd_applies(5, 5, 1, 1));
+    let mut rng = StdRng::seed_from_u64(16);
+    let x = random(&mut rng, (1, 2, 6, 6));
+    let w = random(&mut rng, (2, 2, 3, 3));
+    let message = panic_message(|| {
+        conv2d_with(ConvAlgorithm::Winograd, &x, &w, None::<&Array1<f64>>, 2, 1);
+    });
+    assert!(
+        message.contains("Winograd") && message.contains("stride 2"),
+        "{message}"
+    );
+    // Stride 2 and padding 3 under Auto: im2col, equal to the direct loops.
+    for (stride, padding) in [(2, 1), (1, 3)] {
+        let y = conv2d(&x, &w, None::<&Array1<f64>>, stride, padding);
+        assert!(max_abs_diff(&y, &naive_conv(&x, &w, None, stride, padding)) < 1e-12);
+    }
+    // Few channels: Auto is im2col; enough channels: Auto is Winograd, bit for bit.
+    let none = None::<&Array1<f64>>;
+    assert_eq!(
+        conv2d(&x, &w, none, 1, 1),
+        conv2d_with(ConvAlgorithm::Im2col, &x, &w, none, 1, 1)
+    );
+    let c = WINOGRAD_MIN_CHANNELS;
+    let x = random(&mut rng, (1, c, 6, 5));
+    let w = random(&mut rng, (c, c, 3, 3));
+    assert_eq!(
+        conv2d(&x, &w, none, 1, 1),
+        conv2d_with(ConvAlgorithm::Winograd, &x, &w, none, 1, 1)
+    );
+}
+
+/// Two threads split the batch (each chunk with its own buffers); the results equal the
+/// single-threaded ones up to the order of grad_weight's sum over chunks.
+#[test]
+fn two_threads_match_one_on_both_paths() {
+    use autodiff_runtime::kernels::gemm::set_num_threads;
+    let mut rng = StdRng::seed_from_u64(17);
+    let x = random(&mut rng, (3, 4, 9, 8));
+    let w = random(&mut rng, (5, 4, 3, 3));
+    let r = random(&mut rng, (3, 5, 9, 8));
+    let run = |algorithm| {
+        (
+            conv2d_with(algorithm, &x, &w, None::<&Array1<f64>>, 1, 1),
+            conv2d_grad_input_with(algorithm, &r, &w, &x.raw_dim(), 1, 1),
+            conv2d_grad_weight_with(algorithm, &r, &x, &w.raw_dim(), 1, 1),
+        )
+    };
+    for algorithm in [ConvAlgorithm::Im2col, ConvAlgorithm::Winograd] {
+        set_num_threads(1);
+        let (y1, dx1, dw1) = run(algorithm);
+        set_num_threads(2);
+        let (y2, dx2, dw2) = run(algorithm);
+        set_num_threads(1);
+        assert_eq!(y1, y2, "{algorithm:?}");
+        assert_eq!(dx1, dx2, "{algorithm:?}");
+        assert!(scaled_error(&dw2, &dw1) < 1e-14, "{algorithm:?}");
+    }
+}
+
+/// Winograd in f32 against im2col in f64 on the same inputs (values in [-1, 1], 32
+/// channels, so every output sums 288 products): the transforms add a few ulps.
+/// Run with `--nocapture` to see the figures; im2col in f32 is printed alongside.
+#[test]
+fn winograd_f32_accuracy_against_f64() {
+    let mut rng = StdRng::seed_from_u64(18);
+    let x = random(&mut rng, (2, 32, 14, 14));
+    let w = random(&mut rng, (32, 32, 3, 3));
+    let r = random(&mut rng, (2, 32, 14, 14));
+    let (x32, w32, r32) = (x.mapv(|v| v as f32), w.mapv(|v| v as f32), r.mapv(|v| v as f32));
+    let none = None::<&Array1<f64>>;
+    let y64 = conv2d_with(ConvAlgorithm::Im2col, &x, &w, none, 1, 1);
+    let dx64 = conv2d_grad_input_with(ConvAlgorithm::Im2col, &r, &w, &x.raw_dim(), 1, 1);
+    let dw64 = conv2d_grad_weight_with(ConvAlgorithm::Im2col, &r, &x, &w.raw_dim(), 1, 1);
+    for algorithm in [ConvAlgorithm::Im2col, ConvAlgorithm::Winograd] {
+        let y = conv2d_with(algorithm, &x32, &w32, None::<&Array1<f32>>, 1, 1).mapv(f64::from);
+        let dx = conv2d_grad_input_with(algorithm, &r32, &w32, &x.raw_dim(), 1, 1).mapv(f64::from);
+        let dw = conv2d_grad_weight_with(algorithm, &r32, &x32, &w.raw_dim(), 1, 1).mapv(f64::from);
+        let errors = [
+            scaled_error(&y, &y64),
+            scaled_error(&dx, &dx64),
+            scaled_error(&dw, &dw64),
+        ];
+        println!(
+            "{algorithm:?} f32 vs f64 (max |err| / max |ref|): forward {:.1e}, grad_input {:.1e}, grad_weight {:.1e}",
+            errors[0], errors[1], errors[2]
+        );
+        assert!(errors.iter().all(|&e| e < 1e-5), "{algorithm:?}: {errors:?}");
+    }
+}
+
 /// Batch norm straight from its definition.
 fn naive_batch_norm(x: &Array4<f64>, gamma: &Array1<f64>, beta: &Array1<f64>, eps: f64) -> Array4<f64> {
     let (n, c, h, w) = x.dim();

@@ -17,11 +17,24 @@
 //! ~77 GFLOP/s on 64×576·576×256 tiles but ~20-27 GFLOP/s as one 64×576·576×3136
 //! product per sample, whose 7 MB operand streams from memory. A tile may span
 //! samples, so small images still give full-width GEMMs.
+//!
+//! 3×3, stride-1 convolutions with at least [`WINOGRAD_MIN_CHANNELS`] channels take the
+//! Winograd path instead (`conv/winograd.rs`): 2.25× fewer flops, no col2im. Measured at
+//! the study's shape (f32, one thread, `benches/conv.rs -- alternate`, alternating calls),
+//! Winograd is 1.2× (forward), 1.7× (grad_input, where col2im's scattered adds cost as
+//! much as the GEMM) and 1.3× (grad_weight) faster than im2col, with f32 errors of the
+//! same order (about 1e-6 of the largest value, against f64).
+//!
+//! Threads ([`super::gemm::set_num_threads`]) split the batch, not the GEMMs: see
+//! `sample_chunks`.
 
 use ndarray::{Array1, Array2, Array4, ArrayBase, ArrayView2, ArrayViewMut2, Data, Ix1, Ix4};
+use rayon::prelude::*;
 
-use super::gemm::gemm;
+use super::gemm::gemm_with_threads;
 use crate::Float;
+
+mod winograd;
 
 /// Target elements of one patch tile (`K × columns`): 128 Ki, i.e. 512 KB in f32.
 const TILE_ELEMENTS: usize = 1 << 17;
@@ -32,10 +45,50 @@ pub fn tile_columns(k: usize) -> usize {
     (TILE_ELEMENTS / k.max(1)).max(256)
 }
 
+/// Which algorithm computes a convolution. The plain functions ([`conv2d`] and its
+/// adjoints) use [`ConvAlgorithm::Auto`]; the `_with` forms exist so that the bench and
+/// the tests can compare the paths on the same inputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvAlgorithm {
+    /// Winograd where [`winograd_applies`] and both channel counts reach
+    /// [`WINOGRAD_MIN_CHANNELS`], im2col elsewhere.
+    Auto,
+    /// im2col + GEMM, any shape.
+    Im2col,
+    /// Winograd F(2×2, 3×3); panics unless [`winograd_applies`].
+    Winograd,
+}
+
+/// Fewest input and output channels for which [`ConvAlgorithm::Auto`] takes Winograd.
+///
+/// Below it the 16 GEMMs have inner dimension `C` (or `O`) too small to amortise the
+/// transforms, and Winograd's extra rounding (2-3× im2col's in f32, measured in
+/// `tests/kernels_conv.rs` and `benches/conv.rs`) buys nothing. A conservative choice: the
+/// crossover has not been measured finely (the study's conv, 64 channels, is well above it).
+pub const WINOGRAD_MIN_CHANNELS: usize = 16;
+
+/// Whether the Winograd path can compute a convolution with this kernel, stride and
+/// padding: 3×3, stride 1, padding at most 2 (grad_input runs it with padding `2 - p`).
+pub fn winograd_applies(kh: usize, kw: usize, stride: usize, padding: usize) -> bool {
+    kh == 3 && kw == 3 && stride == 1 && padding <= 2
+}
+
 /// `conv2d(x, w, bias, stride, padding)`: x is N×C×H×W, w is O×C×KH×KW, bias is O.
 /// Output N×O×OH×OW with `OH = (H + 2·padding - KH)/stride + 1`.
 /// Panics naming the shapes if channels or bias length disagree.
 pub fn conv2d<F: Float, S1: Data<Elem = F>, S2: Data<Elem = F>, S3: Data<Elem = F>>(
+    x: &ArrayBase<S1, Ix4>,
+    w: &ArrayBase<S2, Ix4>,
+    bias: Option<&ArrayBase<S3, Ix1>>,
+    stride: usize,
+    padding: usize,
+) -> Array4<F> {
+    conv2d_with(ConvAlgorithm::Auto, x, w, bias, stride, padding)
+}
+
+/// [`conv2d`] with an explicitly chosen algorithm.
+pub fn conv2d_with<F: Float, S1: Data<Elem = F>, S2: Data<Elem = F>, S3: Data<Elem = F>>(
+    algorithm: ConvAlgorithm,
     x: &ArrayBase<S1, Ix4>,
     w: &ArrayBase<S2, Ix4>,
     bias: Option<&ArrayBase<S3, Ix1>>,
@@ -58,26 +111,26 @@ pub fn conv2d<F: Float, S1: Data<Elem = F>, S2: Data<Elem = F>, S3: Data<Elem = 
         .as_slice()
         .unwrap_or_else(|| unreachable!("standard layout is contiguous"));
     let w_mat = weight_matrix(w);
-    let (k, o) = (geo.k(), geo.o);
-    let mut y = Array4::zeros((geo.n, o, geo.oh, geo.ow));
-    let out = y
-        .as_slice_mut()
-        .unwrap_or_else(|| unreachable!("fresh output is contiguous"));
-    let tile = tile_columns(k);
-    let mut col = vec![F::zero(); k * tile];
-    let mut product = vec![F::zero(); o * tile];
-    for (j0, j1) in geo.tiles(tile) {
-        let width = j1 - j0;
-        let col = &mut col[..k * width];
-        geo.im2col(x, j0, j1, col);
-        let col =
-            ArrayView2::from_shape((k, width), &*col).unwrap_or_else(|_| unreachable!("buffer has k·width elements"));
-        let product = &mut product[..o * width];
-        let product_view = ArrayViewMut2::from_shape((o, width), &mut *product)
-            .unwrap_or_else(|_| unreachable!("buffer has o·width elements"));
-        gemm(F::one(), w_mat.view(), col, F::zero(), product_view);
-        geo.scatter(product, j0, j1, out);
+    let o = geo.o;
+    let mut y = vec![F::zero(); geo.n * o * geo.l()];
+    if geo.winograd(algorithm) {
+        let w_std = w_mat
+            .as_slice()
+            .unwrap_or_else(|| unreachable!("weight_matrix is standard layout"));
+        let u = winograd::transform_weight(w_std, o, geo.c, false);
+        let dims = winograd::Dims::new(geo.n, geo.c, geo.h, geo.w, geo.padding);
+        let x_len = geo.c * geo.h * geo.w;
+        for_sample_chunks(geo.n, x, x_len, &mut y, o * geo.l(), |nb, x, y, threads| {
+            winograd::forward(&dims.with_samples(nb), x, &u, o, y, threads)
+        });
+    } else {
+        let x_len = geo.c * geo.h * geo.w;
+        for_sample_chunks(geo.n, x, x_len, &mut y, o * geo.l(), |nb, x, y, threads| {
+            geo.with_samples(nb).im2col_forward(x, w_mat.view(), y, threads)
+        });
     }
+    let mut y = Array4::from_shape_vec((geo.n, o, geo.oh, geo.ow), y)
+        .unwrap_or_else(|_| unreachable!("buffer has n·o·oh·ow elements"));
     if let Some(bias) = bias {
         for mut sample in y.outer_iter_mut() {
             for (mut plane, &b) in sample.outer_iter_mut().zip(bias.iter()) {
@@ -96,6 +149,18 @@ pub fn conv2d_grad_input<F: Float, S: Data<Elem = F>>(
     stride: usize,
     padding: usize,
 ) -> Array4<F> {
+    conv2d_grad_input_with(ConvAlgorithm::Auto, g, w, x_dim, stride, padding)
+}
+
+/// [`conv2d_grad_input`] with an explicitly chosen algorithm.
+pub fn conv2d_grad_input_with<F: Float, S: Data<Elem = F>>(
+    algorithm: ConvAlgorithm,
+    g: &Array4<F>,
+    w: &ArrayBase<S, Ix4>,
+    x_dim: &ndarray::Ix4,
+    stride: usize,
+    padding: usize,
+) -> Array4<F> {
     let (n, c, h, wd) = (x_dim[0], x_dim[1], x_dim[2], x_dim[3]);
     let geo = Geometry::new("conv2d_grad_input", (n, c, h, wd), w.dim(), stride, padding);
     geo.check_grad("conv2d_grad_input", g.shape());
@@ -104,28 +169,43 @@ pub fn conv2d_grad_input<F: Float, S: Data<Elem = F>>(
         .as_slice()
         .unwrap_or_else(|| unreachable!("standard layout is contiguous"));
     let w_mat = weight_matrix(w);
-    let (k, o) = (geo.k(), geo.o);
+    let o = geo.o;
     let mut dx = vec![F::zero(); n * c * h * wd];
-    let tile = tile_columns(k);
-    let mut dcol = vec![F::zero(); k * tile];
-    let mut g_tile = vec![F::zero(); o * tile];
-    for (j0, j1) in geo.tiles(tile) {
-        let width = j1 - j0;
-        let g_tile = &mut g_tile[..o * width];
-        geo.gather(g, j0, j1, g_tile);
-        let g_view = ArrayView2::from_shape((o, width), &*g_tile)
-            .unwrap_or_else(|_| unreachable!("buffer has o·width elements"));
-        let dcol = &mut dcol[..k * width];
-        let dcol_view = ArrayViewMut2::from_shape((k, width), &mut *dcol)
-            .unwrap_or_else(|_| unreachable!("buffer has k·width elements"));
-        gemm(F::one(), w_mat.t(), g_view, F::zero(), dcol_view);
-        geo.col2im(dcol, j0, j1, &mut dx);
+    let g_len = o * geo.l();
+    if geo.winograd(algorithm) {
+        // For stride 1: the correlation of g with the flipped, channel-transposed filter,
+        // padding 2 - p, whose output has exactly the input's size.
+        let w_std = w_mat
+            .as_slice()
+            .unwrap_or_else(|| unreachable!("weight_matrix is standard layout"));
+        let u = winograd::transform_weight(w_std, o, c, true);
+        let dims = winograd::Dims::new(n, o, geo.oh, geo.ow, 2 - padding);
+        for_sample_chunks(n, g, g_len, &mut dx, c * h * wd, |nb, g, dx, threads| {
+            winograd::forward(&dims.with_samples(nb), g, &u, c, dx, threads)
+        });
+    } else {
+        // Samples never share input pixels, so chunks of whole samples scatter-add apart.
+        for_sample_chunks(n, g, g_len, &mut dx, c * h * wd, |nb, g, dx, threads| {
+            geo.with_samples(nb).im2col_grad_input(g, w_mat.view(), dx, threads)
+        });
     }
     Array4::from_shape_vec((n, c, h, wd), dx).unwrap_or_else(|_| unreachable!("buffer has n·c·h·w elements"))
 }
 
 /// Adjoint of `w` in [`conv2d`], given the input and the weight's shape `w_dim`.
 pub fn conv2d_grad_weight<F: Float, S: Data<Elem = F>>(
+    g: &Array4<F>,
+    x: &ArrayBase<S, Ix4>,
+    w_dim: &ndarray::Ix4,
+    stride: usize,
+    padding: usize,
+) -> Array4<F> {
+    conv2d_grad_weight_with(ConvAlgorithm::Auto, g, x, w_dim, stride, padding)
+}
+
+/// [`conv2d_grad_weight`] with an explicitly chosen algorithm.
+pub fn conv2d_grad_weight_with<F: Float, S: Data<Elem = F>>(
+    algorithm: ConvAlgorithm,
     g: &Array4<F>,
     x: &ArrayBase<S, Ix4>,
     w_dim: &ndarray::Ix4,
@@ -143,26 +223,84 @@ pub fn conv2d_grad_weight<F: Float, S: Data<Elem = F>>(
     let x = x
         .as_slice()
         .unwrap_or_else(|| unreachable!("standard layout is contiguous"));
-    let (k, o) = (geo.k(), geo.o);
-    let mut dw = Array2::zeros((o, k));
-    let tile = tile_columns(k);
-    let mut col = vec![F::zero(); k * tile];
-    let mut g_tile = vec![F::zero(); o * tile];
-    for (j0, j1) in geo.tiles(tile) {
-        let width = j1 - j0;
-        let col = &mut col[..k * width];
-        geo.im2col(x, j0, j1, col);
-        let col =
-            ArrayView2::from_shape((k, width), &*col).unwrap_or_else(|_| unreachable!("buffer has k·width elements"));
-        let g_tile = &mut g_tile[..o * width];
-        geo.gather(g, j0, j1, g_tile);
-        let g_view = ArrayView2::from_shape((o, width), &*g_tile)
-            .unwrap_or_else(|_| unreachable!("buffer has o·width elements"));
-        // dW accumulates over tiles (it starts as zeros, so the first tile may add too).
-        gemm(F::one(), g_view, col.t(), F::one(), dw.view_mut());
+    let (x_len, g_len) = (geo.c * geo.h * geo.w, geo.o * geo.l());
+    let dw = if geo.winograd(algorithm) {
+        let dims = winograd::Dims::new(geo.n, geo.c, geo.h, geo.w, geo.padding);
+        let du = sum_sample_chunks(geo.n, x, x_len, g, g_len, |nb, x, g, threads| {
+            winograd::grad_weight_partial(&dims.with_samples(nb), x, g, geo.o, threads)
+        });
+        winograd::weight_from_transformed(&du, geo.o, geo.c)
+    } else {
+        sum_sample_chunks(geo.n, x, x_len, g, g_len, |nb, x, g, threads| {
+            geo.with_samples(nb).im2col_grad_weight(x, g, threads)
+        })
+    };
+    Array4::from_shape_vec(w_shape, dw).unwrap_or_else(|_| unreachable!("O × K has O·C·KH·KW elements"))
+}
+
+/// How `n` samples are shared among the threads of [`super::gemm::num_threads`]:
+/// `(samples per chunk, chunks, GEMM threads inside each chunk)`.
+///
+/// Why at the convolution level: the tile GEMMs are small (64×576·576×256 takes
+/// ~0.3 ms), and the `gemm` crate splitting each of them over rayon costs more in
+/// synchronisation than it gains; measured at the study's shape, 2 threads made conv2d
+/// slower than 1 (see `benches/conv.rs`). Whole samples per thread, each thread with its
+/// own buffers and single-threaded GEMMs, need no synchronisation until the end, and the
+/// chunks are contiguous and fixed, so results do not depend on scheduling. With fewer
+/// samples than threads, the leftover threads go to each GEMM.
+fn sample_chunks(n: usize) -> (usize, usize, usize) {
+    let threads = super::gemm::num_threads();
+    let workers = threads.min(n).max(1);
+    let per_chunk = n.div_ceil(workers).max(1);
+    let chunks = n.div_ceil(per_chunk).max(1);
+    (per_chunk, chunks, (threads / chunks).max(1))
+}
+
+/// Runs `f(samples, input chunk, output chunk, gemm threads)` over contiguous chunks of
+/// whole samples (`a_len` and `out_len` elements per sample), on rayon when there are several.
+fn for_sample_chunks<F: Float>(
+    n: usize,
+    a: &[F],
+    a_len: usize,
+    out: &mut [F],
+    out_len: usize,
+    f: impl Fn(usize, &[F], &mut [F], usize) + Sync,
+) {
+    let (per_chunk, chunks, threads) = sample_chunks(n);
+    if chunks <= 1 || a_len == 0 || out_len == 0 {
+        f(n, a, out, threads);
+        return;
     }
-    dw.into_shape_with_order(w_shape)
-        .unwrap_or_else(|_| unreachable!("O × K has O·C·KH·KW elements"))
+    out.par_chunks_mut(per_chunk * out_len)
+        .zip(a.par_chunks(per_chunk * a_len))
+        .for_each(|(out, a)| f(out.len() / out_len, a, out, threads));
+}
+
+/// Sums `f(samples, x chunk, g chunk, gemm threads)` (equal-length vectors) over
+/// contiguous chunks of whole samples, in chunk order.
+fn sum_sample_chunks<F: Float>(
+    n: usize,
+    x: &[F],
+    x_len: usize,
+    g: &[F],
+    g_len: usize,
+    f: impl Fn(usize, &[F], &[F], usize) -> Vec<F> + Sync,
+) -> Vec<F> {
+    let (per_chunk, chunks, threads) = sample_chunks(n);
+    if chunks <= 1 || x_len == 0 || g_len == 0 {
+        return f(n, x, g, threads);
+    }
+    let parts: Vec<Vec<F>> = x
+        .par_chunks(per_chunk * x_len)
+        .zip(g.par_chunks(per_chunk * g_len))
+        .map(|(x, g)| f(x.len() / x_len, x, g, threads))
+        .collect();
+    let mut parts = parts.into_iter();
+    let mut total = parts.next().unwrap_or_default();
+    for part in parts {
+        total.iter_mut().zip(&part).for_each(|(t, &p)| *t += p);
+    }
+    total
 }
 
 /// Adjoint of the bias in [`conv2d`]: `g` summed over N, OH, OW.
@@ -239,6 +377,91 @@ impl Geometry {
             oh: (h + 2 * padding - kh) / stride + 1,
             ow: (wd + 2 * padding - kw) / stride + 1,
         }
+    }
+
+    /// The same convolution over `n` samples (a chunk of the batch).
+    fn with_samples(self, n: usize) -> Self {
+        Geometry { n, ..self }
+    }
+
+    /// Whether `algorithm` means the Winograd path here (panics if it cannot apply).
+    fn winograd(&self, algorithm: ConvAlgorithm) -> bool {
+        let applies = winograd_applies(self.kh, self.kw, self.stride, self.padding);
+        match algorithm {
+            ConvAlgorithm::Auto => applies && self.c.min(self.o) >= WINOGRAD_MIN_CHANNELS,
+            ConvAlgorithm::Im2col => false,
+            ConvAlgorithm::Winograd => {
+                assert!(
+                    applies,
+                    "conv2d: Winograd needs a 3×3 kernel, stride 1 and padding ≤ 2, not {}×{}, stride {}, padding {}",
+                    self.kh, self.kw, self.stride, self.padding
+                );
+                true
+            }
+        }
+    }
+
+    /// The forward by im2col + GEMM: `x` (n × c × h × w) into `out` (n × o × oh × ow).
+    fn im2col_forward<F: Float>(&self, x: &[F], w_mat: ArrayView2<F>, out: &mut [F], threads: usize) {
+        let (k, o) = (self.k(), self.o);
+        let tile = tile_columns(k);
+        let mut col = vec![F::zero(); k * tile];
+        let mut product = vec![F::zero(); o * tile];
+        for (j0, j1) in self.tiles(tile) {
+            let width = j1 - j0;
+            let col = &mut col[..k * width];
+            self.im2col(x, j0, j1, col);
+            let col = ArrayView2::from_shape((k, width), &*col)
+                .unwrap_or_else(|_| unreachable!("buffer has k·width elements"));
+            let product = &mut product[..o * width];
+            let product_view = ArrayViewMut2::from_shape((o, width), &mut *product)
+                .unwrap_or_else(|_| unreachable!("buffer has o·width elements"));
+            gemm_with_threads(threads, F::one(), w_mat, col, F::zero(), product_view);
+            self.scatter(product, j0, j1, out);
+        }
+    }
+
+    /// grad_input by GEMM + col2im: `g` (n × o × oh × ow) into `dx` (n × c × h × w, zeroed).
+    fn im2col_grad_input<F: Float>(&self, g: &[F], w_mat: ArrayView2<F>, dx: &mut [F], threads: usize) {
+        let (k, o) = (self.k(), self.o);
+        let tile = tile_columns(k);
+        let mut dcol = vec![F::zero(); k * tile];
+        let mut g_tile = vec![F::zero(); o * tile];
+        for (j0, j1) in self.tiles(tile) {
+            let width = j1 - j0;
+            let g_tile = &mut g_tile[..o * width];
+            self.gather(g, j0, j1, g_tile);
+            let g_view = ArrayView2::from_shape((o, width), &*g_tile)
+                .unwrap_or_else(|_| unreachable!("buffer has o·width elements"));
+            let dcol = &mut dcol[..k * width];
+            let dcol_view = ArrayViewMut2::from_shape((k, width), &mut *dcol)
+                .unwrap_or_else(|_| unreachable!("buffer has k·width elements"));
+            gemm_with_threads(threads, F::one(), w_mat.t(), g_view, F::zero(), dcol_view);
+            self.col2im(dcol, j0, j1, dx);
+        }
+    }
+
+    /// grad_weight by im2col + GEMM: the `o × k` weight adjoint, row-major.
+    fn im2col_grad_weight<F: Float>(&self, x: &[F], g: &[F], threads: usize) -> Vec<F> {
+        let (k, o) = (self.k(), self.o);
+        let mut dw = Array2::zeros((o, k));
+        let tile = tile_columns(k);
+        let mut col = vec![F::zero(); k * tile];
+        let mut g_tile = vec![F::zero(); o * tile];
+        for (j0, j1) in self.tiles(tile) {
+            let width = j1 - j0;
+            let col = &mut col[..k * width];
+            self.im2col(x, j0, j1, col);
+            let col = ArrayView2::from_shape((k, width), &*col)
+                .unwrap_or_else(|_| unreachable!("buffer has k·width elements"));
+            let g_tile = &mut g_tile[..o * width];
+            self.gather(g, j0, j1, g_tile);
+            let g_view = ArrayView2::from_shape((o, width), &*g_tile)
+                .unwrap_or_else(|_| unreachable!("buffer has o·width elements"));
+            // dW accumulates over tiles (it starts as zeros, so the first tile may add too).
+            gemm_with_threads(threads, F::one(), g_view, col.t(), F::one(), dw.view_mut());
+        }
+        dw.into_raw_vec_and_offset().0
     }
 
     /// Panics unless `g` has the output's shape.

@@ -54,12 +54,37 @@ pub fn gemm<F: Float>(alpha: F, a: ArrayView2<F>, b: ArrayView2<F>, beta: F, c: 
     gemm_with_backend(Backend::Gemm, alpha, a, b, beta, c);
 }
 
+/// [`gemm()`] on `threads` threads whatever [`set_num_threads`] says: for callers that
+/// split their work across threads themselves (conv2d runs one GEMM per thread).
+pub(crate) fn gemm_with_threads<F: Float>(
+    threads: usize,
+    alpha: F,
+    a: ArrayView2<F>,
+    b: ArrayView2<F>,
+    beta: F,
+    c: ArrayViewMut2<F>,
+) {
+    gemm_impl(Backend::Gemm, threads, alpha, a, b, beta, c);
+}
+
 /// [`gemm()`] on an explicitly chosen backend.
 ///
 /// # Panics
 /// If the shapes are not `m×k`, `k×n` and `m×n`; the message names all three.
 pub fn gemm_with_backend<F: Float>(
     backend: Backend,
+    alpha: F,
+    a: ArrayView2<F>,
+    b: ArrayView2<F>,
+    beta: F,
+    c: ArrayViewMut2<F>,
+) {
+    gemm_impl(backend, num_threads(), alpha, a, b, beta, c);
+}
+
+fn gemm_impl<F: Float>(
+    backend: Backend,
+    threads: usize,
     alpha: F,
     a: ArrayView2<F>,
     b: ArrayView2<F>,
@@ -96,7 +121,6 @@ pub fn gemm_with_backend<F: Float>(
         ndarray::linalg::general_mat_mul(alpha, &a, &b, beta, &mut c);
         return;
     }
-    let threads = num_threads();
     let parallelism = if threads <= 1 {
         gemm::Parallelism::None
     } else {

@@ -1,0 +1,340 @@
+//! Winograd F(2×2, 3×3) for 3×3, stride-1 convolutions: the fast path of [`super::conv`].
+//!
+//! Each 2×2 block of output pixels (a *tile*) is computed from the 4×4 input patch
+//! `d` under it as `Aᵀ [Σ_c (G w Gᵀ) ⊙ (Bᵀ d B)] A` (Lavin & Gray, 2015): after the
+//! transforms, the sum over input channels is, for each of the 16 positions `ξ` of the
+//! 4×4 transformed tile, one matrix product `M[ξ] = U[ξ] · V[ξ]` of the transformed
+//! filter (`O × C`) and the transformed patches (`C × tiles`). That is 16·O·C
+//! multiply-adds per 4 output pixels instead of 36·O·C, i.e. 2.25× fewer flops than
+//! im2col; the transforms themselves are additions (and halvings of the filter).
+//!
+//! - forward: [`forward`] with `U = G w Gᵀ`.
+//! - grad_input: for stride 1, the adjoint of a correlation with padding `p` is the
+//!   correlation of `g` with the filter flipped in space and transposed in channels,
+//!   padding `2 - p`; so it is [`forward`] again, on `g`, with [`transform_weight`]'s `flip`.
+//! - grad_weight: the exact adjoint of the forward in `U`: `dU[ξ] = Σ_tiles dM[ξ] · V[ξ]ᵀ`
+//!   with `dM = A g Aᵀ` ([`grad_weight_partial`]), then `dw = Gᵀ dU G` ([`weight_from_transformed`]).
+//!
+//! Memory and speed: tiles are processed in blocks of whole tile rows (about
+//! [`TARGET_TILES`] tiles), so the transformed patches `V` and products `M` of one block
+//! (16·C·tiles and 16·O·tiles values, ~0.5 MB each in f32 at 64 channels) stay in cache
+//! between the transform, the 16 GEMMs and the inverse transform; the transforms run over
+//! whole rows of tiles, so they vectorise across tiles. Accuracy: the transforms only add
+//! and halve, so in f32 the results differ from im2col's by a few ulps of the sums
+//! (see `tests/kernels_conv.rs`, which measures it against f64).
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+use crate::kernels::gemm::gemm_with_threads;
+use crate::Float;
+
+/// Tiles per block (rounded to whole tile rows, at least one row); measured with
+/// `benches/conv.rs` at the study's shape.
+pub const TARGET_TILES: usize = 128;
+
+/// The sizes of one Winograd pass over `n` samples of a `c × h × w` input with
+/// padding `p`, producing `oh × ow` outputs in `th × tw` tiles of 2×2.
+#[derive(Clone, Copy, Debug)]
+pub struct Dims {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub p: usize,
+    pub oh: usize,
+    pub ow: usize,
+    th: usize,
+    tw: usize,
+}
+
+impl Dims {
+    /// The sizes of a 3×3, stride-1 convolution of an `n × c × h × w` input with padding `p`;
+    /// the caller has checked that the kernel fits (`h + 2p ≥ 3`, `w + 2p ≥ 3`).
+    pub fn new(n: usize, c: usize, h: usize, w: usize, p: usize) -> Self {
+        let (oh, ow) = (h + 2 * p - 2, w + 2 * p - 2);
+        Dims {
+            n,
+            c,
+            h,
+            w,
+            p,
+            oh,
+            ow,
+            th: oh.div_ceil(2),
+            tw: ow.div_ceil(2),
+        }
+    }
+
+    /// The same pass over `n` samples.
+    pub fn with_samples(self, n: usize) -> Self {
+        Dims { n, ..self }
+    }
+
+    /// Tile rows per block and the blocks `r0..r1` over the `n·th` tile rows.
+    fn blocks(&self) -> impl Iterator<Item = (usize, usize)> {
+        let rows = (TARGET_TILES / self.tw).max(1);
+        let total = self.n * self.th;
+        (0..total).step_by(rows).map(move |r0| (r0, (r0 + rows).min(total)))
+    }
+
+    fn max_block_tiles(&self) -> usize {
+        (TARGET_TILES / self.tw).max(1).min(self.n * self.th) * self.tw
+    }
+}
+
+/// The transformed filter `G w Gᵀ` of a standard-layout `o × c × 3 × 3` weight, as 16
+/// row-major `o × c` matrices; with `flip`, of the spatially flipped filter with the
+/// channels swapped, as 16 `c × o` matrices (the filter of grad_input).
+pub fn transform_weight<F: Float>(w: &[F], o: usize, c: usize, flip: bool) -> Vec<F> {
+    let half = F::of(0.5);
+    let mut u = vec![F::zero(); 16 * o * c];
+    for oc in 0..o {
+        for ci in 0..c {
+            let f = &w[(oc * c + ci) * 9..][..9];
+            let tap = |i: usize, j: usize| if flip { f[(2 - i) * 3 + 2 - j] } else { f[i * 3 + j] };
+            // G applied to the columns (4 × 3), then to the rows of that (4 × 4).
+            let cols: [[F; 4]; 3] = std::array::from_fn(|j| g_times([tap(0, j), tap(1, j), tap(2, j)], half));
+            let at = if flip { ci * o + oc } else { oc * c + ci };
+            for i in 0..4 {
+                let row = g_times([cols[0][i], cols[1][i], cols[2][i]], half);
+                for (j, v) in row.into_iter().enumerate() {
+                    u[(i * 4 + j) * o * c + at] = v;
+                }
+            }
+        }
+    }
+    u
+}
+
+/// `G · [a, b, c]` with `G = [[1, 0, 0], [½, ½, ½], [½, -½, ½], [0, 0, 1]]`.
+fn g_times<F: Float>([a, b, c]: [F; 3], half: F) -> [F; 4] {
+    [a, half * (a + b + c), half * (a - b + c), c]
+}
+
+/// Scratch buffers of one worker, sized for the largest block.
+struct Scratch<F> {
+    /// Transformed patches: 16 matrices `c × tiles` (row stride `tiles` of the block).
+    v: Vec<F>,
+    /// Products (or output adjoints): 16 matrices `o × tiles`.
+    m: Vec<F>,
+    /// One zero-padded input row and the 4×4 per-row transforms of a row of tiles.
+    row: Vec<F>,
+    h: Vec<F>,
+}
+
+impl<F: Float> Scratch<F> {
+    fn new(d: &Dims, o: usize) -> Self {
+        let t = d.max_block_tiles();
+        Scratch {
+            v: vec![F::zero(); 16 * d.c * t],
+            m: vec![F::zero(); 16 * o * t],
+            row: vec![F::zero(); 2 * d.tw + 2],
+            h: vec![F::zero(); 16 * d.tw],
+        }
+    }
+}
+
+/// `Bᵀ d B` of every tile of tile rows `r0..r1` of `x` (n × c × h × w) into `v`
+/// (16 × c × tiles, tiles = (r1 - r0)·tw).
+fn input_transform<F: Float>(d: &Dims, x: &[F], r0: usize, r1: usize, s: &mut Scratch<F>) {
+    let tw = d.tw;
+    let tiles = (r1 - r0) * tw;
+    let plane_len = d.h * d.w;
+    for r in r0..r1 {
+        let (sample, ty) = (r / d.th, r % d.th);
+        let offset = (r - r0) * tw;
+        for ci in 0..d.c {
+            let plane = &x[(sample * d.c + ci) * plane_len..][..plane_len];
+            for i in 0..4 {
+                // Padded row: row[j] is input column j - p (zero outside the image).
+                let row = &mut s.row;
+                row.fill(F::zero());
+                if let Some(iy) = (2 * ty + i).checked_sub(d.p).filter(|&iy| iy < d.h) {
+                    let src = &plane[iy * d.w..][..d.w];
+                    let (j0, j1) = (d.p, (d.p + d.w).min(row.len()));
+                    row[j0..j1].copy_from_slice(&src[..j1 - j0]);
+                }
+                let h = &mut s.h[i * 4 * tw..][..4 * tw];
+                let (h0, rest) = h.split_at_mut(tw);
+                let (h1, rest) = rest.split_at_mut(tw);
+                let (h2, h3) = rest.split_at_mut(tw);
+                let quads = row.windows(4).step_by(2);
+                for ((((q, h0), h1), h2), h3) in quads.zip(h0).zip(h1).zip(h2).zip(h3) {
+                    *h0 = q[0] - q[2];
+                    *h1 = q[1] + q[2];
+                    *h2 = q[2] - q[1];
+                    *h3 = q[1] - q[3];
+                }
+            }
+            // Columns of the tile: combine the four row transforms.
+            let base = ci * tiles + offset;
+            let (hh, v) = (&s.h, &mut s.v);
+            for j in 0..4 {
+                let hrow = |i: usize| &hh[(i * 4 + j) * tw..][..tw];
+                let at = |i: usize| (i * 4 + j) * d.c * tiles + base;
+                combine(&mut v[at(0)..][..tw], hrow(0), hrow(2), |a, b| a - b);
+                combine(&mut v[at(1)..][..tw], hrow(1), hrow(2), |a, b| a + b);
+                combine(&mut v[at(2)..][..tw], hrow(2), hrow(1), |a, b| a - b);
+                combine(&mut v[at(3)..][..tw], hrow(1), hrow(3), |a, b| a - b);
+            }
+        }
+    }
+}
+
+/// `dst[t] = op(a[t], b[t])`: one line of a transform, across a row of tiles.
+#[inline(always)]
+fn combine<F: Float>(dst: &mut [F], a: &[F], b: &[F], op: impl Fn(F, F) -> F) {
+    for (d, (&a, &b)) in dst.iter_mut().zip(a.iter().zip(b)) {
+        *d = op(a, b);
+    }
+}
+
+/// The Winograd convolution of `x` (n × c × h × w, row-major) with the transformed
+/// filter `u` (16 × o × c) into `out` (n × o × oh × ow), every GEMM on `threads` threads.
+pub fn forward<F: Float>(d: &Dims, x: &[F], u: &[F], o: usize, out: &mut [F], threads: usize) {
+    let mut s = Scratch::new(d, o);
+    let (tw, c) = (d.tw, d.c);
+    let out_plane = d.oh * d.ow;
+    for (r0, r1) in d.blocks() {
+        let tiles = (r1 - r0) * tw;
+        input_transform(d, x, r0, r1, &mut s);
+        for xi in 0..16 {
+            let u_view = ArrayView2::from_shape((o, c), &u[xi * o * c..][..o * c])
+                .unwrap_or_else(|_| unreachable!("u holds 16 o × c matrices"));
+            let v_view = ArrayView2::from_shape((c, tiles), &s.v[xi * c * tiles..][..c * tiles])
+                .unwrap_or_else(|_| unreachable!("v holds 16 c × tiles matrices"));
+            let m_view = ArrayViewMut2::from_shape((o, tiles), &mut s.m[xi * o * tiles..][..o * tiles])
+                .unwrap_or_else(|_| unreachable!("m holds 16 o × tiles matrices"));
+            gemm_with_threads(threads, F::one(), u_view, v_view, F::zero(), m_view);
+        }
+        // Aᵀ M A: columns first (over the 4 rows of M, across the row of tiles), then rows,
+        // written straight to `out`.
+        for r in r0..r1 {
+            let (sample, ty) = (r / d.th, r % d.th);
+            let offset = (r - r0) * tw;
+            for oc in 0..o {
+                let mrow = |i: usize, j: usize| &s.m[((i * 4 + j) * o + oc) * tiles + offset..][..tw];
+                // cols[a][j] = row a of Aᵀ applied to column j of M.
+                for j in 0..4 {
+                    let (m0, m1, m2, m3) = (mrow(0, j), mrow(1, j), mrow(2, j), mrow(3, j));
+                    let (c0, c1) = s.h.split_at_mut(4 * tw);
+                    let (c0, c1) = (&mut c0[j * tw..][..tw], &mut c1[j * tw..][..tw]);
+                    for tx in 0..tw {
+                        c0[tx] = m0[tx] + m1[tx] + m2[tx];
+                        c1[tx] = m1[tx] - m2[tx] - m3[tx];
+                    }
+                }
+                let plane = &mut out[(sample * o + oc) * out_plane..][..out_plane];
+                for a in 0..2 {
+                    let oy = 2 * ty + a;
+                    if oy >= d.oh {
+                        continue;
+                    }
+                    let cols = &s.h[a * 4 * tw..][..4 * tw];
+                    let (s0, rest) = cols.split_at(tw);
+                    let (s1, rest) = rest.split_at(tw);
+                    let (s2, s3) = rest.split_at(tw);
+                    let dst = &mut plane[oy * d.ow..][..d.ow];
+                    let mut pairs = dst.chunks_exact_mut(2);
+                    for (tx, pair) in (&mut pairs).enumerate() {
+                        pair[0] = s0[tx] + s1[tx] + s2[tx];
+                        pair[1] = s1[tx] - s2[tx] - s3[tx];
+                    }
+                    if let [last] = pairs.into_remainder() {
+                        let tx = tw - 1;
+                        *last = s0[tx] + s1[tx] + s2[tx];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dU = Σ_tiles (A g Aᵀ)[ξ] · V[ξ]ᵀ` over the samples of `x` (n × c × h × w) and the
+/// output adjoint `g` (n × o × oh × ow): 16 row-major `o × c` matrices.
+pub fn grad_weight_partial<F: Float>(d: &Dims, x: &[F], g: &[F], o: usize, threads: usize) -> Vec<F> {
+    let mut s = Scratch::new(d, o);
+    let (tw, c) = (d.tw, d.c);
+    let out_plane = d.oh * d.ow;
+    let mut du = vec![F::zero(); 16 * o * c];
+    let mut grow = vec![F::zero(); 2 * tw];
+    let mut q = vec![F::zero(); 8 * tw];
+    for (r0, r1) in d.blocks() {
+        let tiles = (r1 - r0) * tw;
+        input_transform(d, x, r0, r1, &mut s);
+        // dM = A g Aᵀ per tile, rows of g first (zero beyond the output's edge).
+        for r in r0..r1 {
+            let (sample, ty) = (r / d.th, r % d.th);
+            let offset = (r - r0) * tw;
+            for oc in 0..o {
+                let plane = &g[(sample * o + oc) * out_plane..][..out_plane];
+                for a in 0..2 {
+                    let oy = 2 * ty + a;
+                    grow.fill(F::zero());
+                    if oy < d.oh {
+                        grow[..d.ow].copy_from_slice(&plane[oy * d.ow..][..d.ow]);
+                    }
+                    let qa = &mut q[a * 4 * tw..][..4 * tw];
+                    for tx in 0..tw {
+                        let (g0, g1) = (grow[2 * tx], grow[2 * tx + 1]);
+                        qa[tx] = g0;
+                        qa[tw + tx] = g0 + g1;
+                        qa[2 * tw + tx] = g0 - g1;
+                        qa[3 * tw + tx] = -g1;
+                    }
+                }
+                for j in 0..4 {
+                    let (q0, q1) = (&q[j * tw..][..tw], &q[(4 + j) * tw..][..tw]);
+                    for i in 0..4 {
+                        let dst = &mut s.m[((i * 4 + j) * o + oc) * tiles + offset..][..tw];
+                        for tx in 0..tw {
+                            dst[tx] = match i {
+                                0 => q0[tx],
+                                1 => q0[tx] + q1[tx],
+                                2 => q0[tx] - q1[tx],
+                                _ => -q1[tx],
+                            };
+                        }
+                    }
+                }
+            }
+        }
+        for xi in 0..16 {
+            let dm = ArrayView2::from_shape((o, tiles), &s.m[xi * o * tiles..][..o * tiles])
+                .unwrap_or_else(|_| unreachable!("m holds 16 o × tiles matrices"));
+            let v = ArrayView2::from_shape((c, tiles), &s.v[xi * c * tiles..][..c * tiles])
+                .unwrap_or_else(|_| unreachable!("v holds 16 c × tiles matrices"));
+            let du_view = ArrayViewMut2::from_shape((o, c), &mut du[xi * o * c..][..o * c])
+                .unwrap_or_else(|_| unreachable!("du holds 16 o × c matrices"));
+            gemm_with_threads(threads, F::one(), dm, v.t(), F::one(), du_view);
+        }
+    }
+    du
+}
+
+/// `dw = Gᵀ dU G` for every (o, c): the standard-layout `o × c × 3 × 3` weight adjoint.
+pub fn weight_from_transformed<F: Float>(du: &[F], o: usize, c: usize) -> Vec<F> {
+    let half = F::of(0.5);
+    let apply = |u: [F; 4]| {
+        [
+            u[0] + half * (u[1] + u[2]),
+            half * (u[1] - u[2]),
+            half * (u[1] + u[2]) + u[3],
+        ]
+    };
+    let mut dw = vec![F::zero(); o * c * 9];
+    for oc in 0..o {
+        for ci in 0..c {
+            let at = |xi: usize| du[xi * o * c + oc * c + ci];
+            let rows: [[F; 3]; 4] = std::array::from_fn(|i| apply(std::array::from_fn(|j| at(i * 4 + j))));
+            let dst = &mut dw[(oc * c + ci) * 9..][..9];
+            for b in 0..3 {
+                let col = apply(std::array::from_fn(|i| rows[i][b]));
+                for a in 0..3 {
+                    dst[a * 3 + b] = col[a];
+                }
+            }
+        }
+    }
+    dw
+}
