@@ -118,3 +118,32 @@ fn names_starting_with_underscore_and_digit() {
     autodiff::check!(_1, &random(&mut rng(18), 3));
     assert_eq!(_1_GRAD_PLAN.function, "_1");
 }
+
+#[differentiate]
+fn arrays_built_in_the_body(x: &Array2<f64>, b: &Array1<f64>) -> f64 {
+    let ones: Array1<f64> = Array1::ones(x.ncols());
+    let bias = Array2::from_elem((x.nrows(), x.ncols()), 0.5);
+    let scaled = Array1::<f64>::ones(b.len()) * 3.0;
+    let zeros: Array2<f64> = Array::zeros((x.nrows(), x.ncols()));
+    let h = (x + &bias + &zeros).tanh() * &ones;
+    (h * &scaled * b).sum()
+}
+
+#[test]
+fn arrays_built_from_constants_are_constants() {
+    let mut r = rng(19);
+    let (x, b) = (random(&mut r, (3, 4)), random(&mut r, 4));
+    autodiff::check!(arrays_built_in_the_body, &x, &b);
+    assert_eq!(ARRAYS_BUILT_IN_THE_BODY_GRAD_PLAN.wrt, &["x", "b"]);
+}
+
+#[differentiate]
+fn annotated_array(x: &Array2<f64>, shape: (usize, usize)) -> f64 {
+    let offset: Array2<f64> = Array::from_elem(shape, 0.25);
+    (x + &offset).mapv(|v| v * v).sum()
+}
+
+#[test]
+fn an_annotation_gives_an_array_its_rank() {
+    autodiff::check!(annotated_array, &random(&mut rng(23), (2, 3)), (2, 3));
+}

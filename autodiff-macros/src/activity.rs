@@ -32,7 +32,7 @@ pub fn analyse(function: &Function) -> Activity {
                     ..
                 }
             ),
-            Op::Const(_) => false,
+            Op::Const(_) | Op::ConstArray(_) => false,
             op => op.operands().iter().any(|a| varied[a.0]),
         };
     }

@@ -231,6 +231,9 @@ pub enum Op {
     },
     /// A float constant: a literal or an expression of non-differentiable parameters.
     Const(TokenStream),
+    /// An array built in the body from constants (`Array1::zeros(n)`, `Array2::ones((a, b))`,
+    /// `Array::from_elem(..)`): computed in forward, never differentiated.
+    ConstArray(TokenStream),
     Binary(BinOp, ValueId, ValueId),
     Neg(ValueId),
     Unary(UnaryFn, ValueId),
@@ -279,7 +282,7 @@ impl Op {
     /// The values this op reads, in order.
     pub fn operands(&self) -> Vec<ValueId> {
         match self {
-            Op::Param { .. } | Op::Const(_) => vec![],
+            Op::Param { .. } | Op::Const(_) | Op::ConstArray(_) => vec![],
             Op::Binary(_, a, b) | Op::Pairwise(_, a, b) | Op::Dot(a, b) | Op::Mse(a, b) => vec![*a, *b],
             Op::Neg(a)
             | Op::Unary(_, a)

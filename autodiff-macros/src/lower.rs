@@ -91,6 +91,7 @@ pub fn lower(cx: &Ctxt, item: &ItemFn, sig: &Signature) -> (Option<Function>, Re
             .filter(|p| p.kind.is_some())
             .map(|p| p.ident.to_string())
             .collect(),
+        annotated_rank: None,
     };
     let function = lower_body(&mut lowerer, item, sig);
     (function, lowerer.literals.into_inner())
@@ -205,6 +206,9 @@ struct Lowerer<'a> {
     constants: HashMap<String, TokenStream>,
     /// The float and array parameters: their shape queries (`x.len()`) are constants.
     value_params: Vec<String>,
+    /// The rank of the array type a `let` being lowered is annotated with
+    /// (`let z: Array2<f64> = Array::zeros(shape);`), for constructors that do not say it.
+    annotated_rank: Option<Option<usize>>,
 }
 
 impl Lowerer<'_> {
@@ -247,7 +251,15 @@ impl Lowerer<'_> {
                 .error_spanned_by(diverge, "`let ... else` is not supported in a differentiated function");
             return;
         }
+        self.annotated_rank = match &local.pat {
+            Pat::Type(typed) => match crate::signature::classify(&typed.ty, self.float_ty) {
+                Some(Kind::Array(rank)) => Some(rank),
+                _ => None,
+            },
+            _ => None,
+        };
         let value = self.lower_expr(&init.expr);
+        self.annotated_rank = None;
         // `let _ = ..;` binds nothing: the value is only checked.
         if let Some(ident) = ident {
             self.bind(ident.to_string(), value);
@@ -405,7 +417,15 @@ impl Lowerer<'_> {
 
     fn lower_expr(&mut self, expr: &Expr) -> Option<ValueId> {
         if !self.mentions_value(expr) && is_plain(expr) {
-            return Some(self.push(Op::Const(self.constant_tokens(expr)), Kind::Scalar, None));
+            let value = strip_refs(expr);
+            if let Some(rank) = self.array_constructor(value) {
+                return Some(self.push(Op::ConstArray(self.constant_tokens(value)), Kind::Array(rank?), None));
+            }
+            // A constant expression that builds an array somewhere inside (`Array1::ones(n) * 2.0`)
+            // is an array, not a float: it is lowered op by op below.
+            if !contains_array_constructor(expr) {
+                return Some(self.push(Op::Const(self.constant_tokens(expr)), Kind::Scalar, None));
+            }
         }
         match expr {
             Expr::Paren(e) => self.lower_expr(&e.expr),
@@ -795,7 +815,53 @@ impl Lowerer<'_> {
         }
     }
 
+    /// If `expr` builds an array (`Array2::zeros((a, b))`, `Array1::ones(n)`,
+    /// `Array::from_elem((a, b), v)`, `ArrayD::zeros(..)`), its rank: `Some(Some(r))`, or
+    /// `Some(None)` for `ArrayD`; `Some` of an error (reported) when the rank cannot be told.
+    fn array_constructor(&self, expr: &Expr) -> Option<Option<Option<usize>>> {
+        let Expr::Call(call) = expr else { return None };
+        let Expr::Path(path) = &*call.func else { return None };
+        let segments: Vec<String> = path.path.segments.iter().map(|s| s.ident.to_string()).collect();
+        let [.., type_name, constructor] = segments.as_slice() else {
+            return None;
+        };
+        if !matches!(constructor.as_str(), "zeros" | "ones" | "from_elem") {
+            return None;
+        }
+        let rank = match type_name.as_str() {
+            "Array0" => Some(0),
+            "Array1" => Some(1),
+            "Array2" => Some(2),
+            "Array3" => Some(3),
+            "Array4" => Some(4),
+            "Array5" => Some(5),
+            "Array6" => Some(6),
+            "ArrayD" => None,
+            "Array" => match call.args.first().map(strip_refs) {
+                Some(Expr::Tuple(shape)) => Some(shape.elems.len()),
+                Some(Expr::Lit(_)) => Some(1),
+                Some(Expr::MethodCall(m)) if m.method == "len" => Some(1),
+                _ if self.annotated_rank.is_some() => self.annotated_rank.flatten(),
+                _ => {
+                    self.cx.error_spanned_by(
+                        &call.func,
+                        "the rank of this array is not known here: write it with its rank (`Array2::zeros((a, b))`), its shape as a tuple (`Array::zeros((a, b))`), or annotate the binding (`let z: Array2<f64> = ..`)",
+                    );
+                    return Some(None);
+                }
+            },
+            _ => return None,
+        };
+        Some(Some(rank))
+    }
+
     fn lower_call(&mut self, c: &ExprCall) -> Option<ValueId> {
+        if self.array_constructor(&Expr::Call(c.clone())).is_some() {
+            return self.unsupported(
+                c,
+                "an array built in the function is a constant: its shape and fill value cannot depend on differentiable values (scale a constant array instead: `&Array1::ones(n) * s`)",
+            );
+        }
         let Expr::Path(path) = &*c.func else {
             return self.unsupported(&c.func, "only calls of the supported functions are allowed");
         };
@@ -1117,6 +1183,29 @@ fn is_assign_op(op: &syn::BinOp) -> bool {
             | syn::BinOp::ShlAssign(_)
             | syn::BinOp::ShrAssign(_)
     )
+}
+
+/// Whether `expr` builds an array anywhere inside (`ArrayN::zeros`, `ones`, `from_elem`).
+fn contains_array_constructor(expr: &Expr) -> bool {
+    struct Finder(bool);
+    impl<'ast> Visit<'ast> for Finder {
+        fn visit_expr_call(&mut self, call: &'ast ExprCall) {
+            if let Expr::Path(path) = &*call.func {
+                let mut segments = path.path.segments.iter().rev();
+                let constructor = segments.next().map(|s| s.ident.to_string());
+                let type_name = segments.next().map(|s| s.ident.to_string());
+                if let (Some(c), Some(t)) = (constructor, type_name) {
+                    if matches!(c.as_str(), "zeros" | "ones" | "from_elem") && t.starts_with("Array") {
+                        self.0 = true;
+                    }
+                }
+            }
+            syn::visit::visit_expr_call(self, call);
+        }
+    }
+    let mut finder = Finder(false);
+    finder.visit_expr(expr);
+    finder.0
 }
 
 /// `expr` without enclosing `&`, `*`, parentheses and invisible groups.

@@ -136,7 +136,7 @@ pub fn backward(
         return backward_filled(function, stmt, is_active);
     }
     match &stmt.op {
-        Op::Param { .. } | Op::Const(_) => {}
+        Op::Param { .. } | Op::Const(_) | Op::ConstArray(_) => {}
         Op::Binary(op, a, b) => {
             let (a, b) = (*a, *b);
             match (kind(a), kind(b)) {

@@ -253,7 +253,7 @@ fn unsupported_array_type(ty: &Type, float_ty: &Type) -> Option<String> {
 }
 
 /// The kind of a parameter type: a float scalar, a float array of some rank, or `None` (a constant).
-fn classify(ty: &Type, float_ty: &Type) -> Option<Kind> {
+pub fn classify(ty: &Type, float_ty: &Type) -> Option<Kind> {
     let float = float_ty.to_token_stream().to_string();
     if ty.to_token_stream().to_string() == float {
         return Some(Kind::Scalar);

@@ -341,7 +341,7 @@ pub fn generate(function: &Function, activity: &Activity, names: &Names, param_t
     let plan_eliminated = function
         .stmts
         .iter()
-        .filter(|s| !matches!(s.op, Op::Const(_)) && !is_active(s.id))
+        .filter(|s| !matches!(s.op, Op::Const(_) | Op::ConstArray(_)) && !is_active(s.id))
         .filter(
             |s| !matches!(s.op, Op::Param { index } if !matches!(function.params[index].role, ParamRole::Value { .. })),
         )
@@ -545,6 +545,11 @@ fn forward_call(function: &Function, names: &Names, stmt: &Stmt) -> (TokenStream
     };
     match &stmt.op {
         Op::Param { .. } | Op::Const(_) => unreachable!("parameters and constants need no forward call"),
+        // Typed here, so the float type is known even where the user's code left it to inference.
+        Op::ConstArray(tokens) => {
+            let ty = names.value_type(stmt.kind);
+            (quote!({ let __array: #ty = #tokens; __array }), tokens.to_string())
+        }
         Op::Binary(op, a, b) => {
             let (a, b) = (*a, *b);
             let name = op.name();

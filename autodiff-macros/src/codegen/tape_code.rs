@@ -30,6 +30,12 @@ pub fn body(function: &Function, names: &Names) -> TokenStream {
         Op::Const(t) => Some(quote!((#t))),
         _ => None,
     };
+    // Any `Var` parameter leads to the tape (a function has at least one).
+    let tape_owner = function
+        .params
+        .iter()
+        .find(|p| matches!(p.role, crate::ir::ParamRole::Value { .. }))
+        .map(|p| p.ident.clone());
     let mut last_use: BTreeMap<ValueId, usize> = BTreeMap::new();
     for stmt in &function.stmts {
         for a in stmt.op.operands() {
@@ -40,6 +46,11 @@ pub fn body(function: &Function, names: &Names) -> TokenStream {
     for stmt in &function.stmts {
         let expr = match &stmt.op {
             Op::Param { .. } | Op::Const(_) => continue,
+            // An array built in the body is a constant leaf, owned by the tape.
+            Op::ConstArray(tokens) => {
+                let (tape_of, dim) = (&tape_owner, names.dim_type(stmt.kind));
+                quote!(#tape_of.tape().constant_owned::<#dim>(#tokens))
+            }
             Op::Binary(op, a, b) => {
                 let method = |name: &str| syn::Ident::new(name, proc_macro2::Span::call_site());
                 match (constant(*a), constant(*b)) {

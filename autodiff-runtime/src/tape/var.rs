@@ -67,7 +67,9 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
         }
     }
 
-    pub(crate) fn tape(&self) -> &'t Tape<'a, F> {
+    /// The tape this value is recorded on (to add constants to it, as generated tape code
+    /// does for arrays built inside a function).
+    pub fn tape(&self) -> &'t Tape<'a, F> {
         self.tape
     }
 
