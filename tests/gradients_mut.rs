@@ -10,9 +10,9 @@ use common::{random, rng};
 #[differentiate]
 fn reassigned(x: &Array2<f64>, w: &Array2<f64>, b: &Array1<f64>) -> f64 {
     let mut h = x.dot(w);
-    h = h + b;
-    h = h.tanh();
-    (&h * &h).sum()
+    h = (h + b).tanh();
+    h = h.mapv(|v| v * v);
+    h.sum()
 }
 
 #[test]
