@@ -205,6 +205,9 @@ impl PairwiseFn {
 pub enum ScalarExpr {
     /// The closure's argument.
     Arg,
+    /// The `k`-th float value the closure captures (`Op::Map::captures[k]`): a parameter or
+    /// an intermediate of the function, differentiated like any operand.
+    Capture(usize),
     /// A constant (literal or expression of non-differentiable parameters), as written.
     Const(TokenStream),
     Binary(BinOp, Box<ScalarExpr>, Box<ScalarExpr>),
@@ -246,6 +249,8 @@ pub enum Op {
         input: ValueId,
         arg: Ident,
         body: ScalarExpr,
+        /// The float values the body captures, without repeats.
+        captures: Vec<ValueId>,
     },
     /// `a.dot(b)` (ranks are in the operands' kinds).
     Dot(ValueId, ValueId),
@@ -297,7 +302,7 @@ impl Op {
             | Op::LogSoftmax(a, _)
             | Op::CrossEntropy(a, _)
             | Op::MaxPool2d { input: a, .. } => vec![*a],
-            Op::Map { input, .. } => vec![*input],
+            Op::Map { input, captures, .. } => std::iter::once(*input).chain(captures.iter().copied()).collect(),
             Op::Conv2d {
                 input, weight, bias, ..
             } => {

@@ -758,12 +758,13 @@ impl Lowerer<'_> {
                         "`mapv` needs a closure written in place, e.g. `x.mapv(|v| v * v + 1.0)`",
                     );
                 };
-                let (arg, body) = self.lower_closure(closure)?;
+                let (arg, body, captures) = self.lower_closure(closure)?;
                 Some(self.push(
                     Op::Map {
                         input: receiver,
                         arg,
                         body,
+                        captures,
                     },
                     kind,
                     None,
@@ -976,7 +977,9 @@ impl Lowerer<'_> {
     }
 
     /// A `mapv` closure: one argument, a scalar body of the subset.
-    fn lower_closure(&self, closure: &syn::ExprClosure) -> Option<(Ident, ScalarExpr)> {
+    /// A `mapv` closure: one argument, a scalar body of the subset, and the float values it
+    /// captures.
+    fn lower_closure(&self, closure: &syn::ExprClosure) -> Option<(Ident, ScalarExpr, Vec<ValueId>)> {
         if closure.inputs.len() != 1 {
             // `||` has no inputs to point at: the bars are the user's tokens.
             let (or1, inputs, or2) = (&closure.or1_token, &closure.inputs, &closure.or2_token);
@@ -996,8 +999,14 @@ impl Lowerer<'_> {
             return None;
         };
         let arg = arg.ident.clone();
-        let body = ClosureLowerer { outer: self, arg: &arg }.lower(&closure.body)?;
-        Some((arg, body))
+        let lowerer = ClosureLowerer {
+            outer: self,
+            arg: &arg,
+            captures: RefCell::new(Vec::new()),
+        };
+        let body = lowerer.lower(&closure.body)?;
+        let captures = lowerer.captures.into_inner();
+        Some((arg, body, captures))
     }
 }
 
@@ -1005,9 +1014,44 @@ impl Lowerer<'_> {
 struct ClosureLowerer<'a, 'b> {
     outer: &'a Lowerer<'b>,
     arg: &'a Ident,
+    /// The float values the body names, in order of first use (`ScalarExpr::Capture(k)`).
+    captures: RefCell<Vec<ValueId>>,
 }
 
 impl ClosureLowerer<'_, '_> {
+    /// A float value of the function named in the closure: captured, and differentiated
+    /// like an operand. An array cannot be captured: a closure sees one element at a time.
+    fn capture(&self, path: &syn::ExprPath) -> Option<ScalarExpr> {
+        let id = path
+            .path
+            .get_ident()
+            .and_then(|i| self.outer.env.get(&i.to_string()).copied());
+        match id {
+            Some(id) if self.outer.kind(id) == Kind::Scalar => {
+                let mut captures = self.captures.borrow_mut();
+                let k = captures.iter().position(|&c| c == id).unwrap_or_else(|| {
+                    captures.push(id);
+                    captures.len() - 1
+                });
+                Some(ScalarExpr::Capture(k))
+            }
+            Some(_) => {
+                self.outer.cx.error_spanned_by(
+                    path,
+                    "a `mapv` closure sees one element at a time, so it cannot use a whole array: compute what it needs outside the closure and capture the float (`let s = y.sum(); x.mapv(|v| v * s)`), or combine arrays outside it (`&x.mapv(|v| v.exp()) * &y`)",
+                );
+                None
+            }
+            None => {
+                self.outer.cx.error_spanned_by(
+                    path,
+                    "this name is not the closure's argument, a float of this function or a constant",
+                );
+                None
+            }
+        }
+    }
+
     fn mentions_arg(&self, expr: &Expr) -> bool {
         struct Finder<'i> {
             arg: &'i Ident,
@@ -1028,9 +1072,14 @@ impl ClosureLowerer<'_, '_> {
         f.found
     }
 
+    /// Whether `expr` reads the argument or a captured value: what makes it not a constant.
+    fn mentions_variable(&self, expr: &Expr) -> bool {
+        self.mentions_arg(expr) || self.outer.value_mention(expr, Some(self.arg)).is_some()
+    }
+
     /// An operand of `+ - * /`; an integer literal beside the argument is a float (`v * 2`).
     fn lower_operand(&self, operand: &Expr, other: &Expr) -> Option<ScalarExpr> {
-        if self.mentions_arg(other) {
+        if self.mentions_variable(other) {
             let outer = self.outer;
             if let Some(tokens) = literals::as_float(operand, outer.float_ty, &mut outer.literals.borrow_mut()) {
                 return Some(ScalarExpr::Const(tokens));
@@ -1040,19 +1089,13 @@ impl ClosureLowerer<'_, '_> {
     }
 
     fn lower(&self, expr: &Expr) -> Option<ScalarExpr> {
-        if let Some(value) = self.outer.value_mention(expr, Some(self.arg)) {
-            self.outer.cx.error_spanned_by(
-                value,
-                "a `mapv` closure may only use its argument and constants, and this is a differentiable value (a float or array parameter, or a value computed from one): combine with it outside the closure with array operations (`x.mapv(|v| v.exp()) * s`), or, if it is a fixed setting, take it as a constant parameter `s: &f64` and write `*s`",
-            );
-            return None;
-        }
-        if !self.mentions_arg(expr) && is_plain(expr) {
+        if !self.mentions_variable(expr) && is_plain(expr) {
             return Some(ScalarExpr::Const(self.outer.constant_tokens(expr)));
         }
         let cx = self.outer.cx;
         match expr {
-            Expr::Path(_) => Some(ScalarExpr::Arg),
+            Expr::Path(path) if path.path.is_ident(self.arg) => Some(ScalarExpr::Arg),
+            Expr::Path(path) => self.capture(path),
             Expr::Paren(e) => self.lower(&e.expr),
             Expr::Group(e) => self.lower(&e.expr),
             Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => {
@@ -1081,8 +1124,11 @@ impl ClosureLowerer<'_, '_> {
                 let receiver = self.lower(&m.receiver)?;
                 let constant = |i: usize| -> Option<TokenStream> {
                     let a = m.args.get(i)?;
-                    if self.mentions_arg(a) {
-                        cx.error_spanned_by(a, format!("the argument of `{name}` must be a constant"));
+                    if self.mentions_variable(a) {
+                        cx.error_spanned_by(
+                            a,
+                            format!("the argument of `{name}` must be a constant (not the closure's argument or a differentiable value)"),
+                        );
                         None
                     } else {
                         Some(self.outer.constant_tokens(a))

@@ -8,7 +8,7 @@
 use proc_macro2::TokenStream;
 
 use crate::ir::{BinOp, Function, Kind, Op, Stmt, UnaryFn, ValueId};
-use crate::scalar;
+use crate::scalar::Wrt;
 
 /// An argument of a backward kernel call.
 #[derive(Clone, Debug)]
@@ -27,6 +27,10 @@ pub enum GradArg {
     DimAxis(ValueId, usize),
     /// A constant argument of the op, as the user wrote it.
     Tokens(TokenStream),
+    /// The derivative closure of the `mapv` op `map` (a statement id) with respect to its
+    /// argument or one of its captures; emitters build it with their own names for the
+    /// captured values, which it reads.
+    MapDerivative(ValueId, Wrt),
 }
 
 /// A runtime backward kernel, by identity.
@@ -277,12 +281,21 @@ pub fn backward(
             };
             emit(*a, call);
         }
-        Op::Map { input, arg, body } => {
-            let derivative = scalar::derivative_closure(arg, body);
+        Op::Map { input, captures, .. } => {
+            let derivative = |wrt| MapDerivative(out, wrt);
             emit(
                 *input,
-                GradCall::new(*input, "unary", "map_grad", vec![G, Value(*input), Tokens(derivative)]),
+                GradCall::new(
+                    *input,
+                    "unary",
+                    "map_grad",
+                    vec![G, Value(*input), derivative(Wrt::Arg)],
+                ),
             );
+            for (k, capture) in captures.iter().enumerate() {
+                let args = vec![GRef, Value(*input), derivative(Wrt::Capture(k))];
+                emit(*capture, GradCall::new(*capture, "unary", "map_grad_capture", args));
+            }
         }
         Op::Dot(a, b) => {
             let (a, b) = (*a, *b);

@@ -19,19 +19,40 @@ enum D {
     Expr(TokenStream),
 }
 
-/// `|arg| body` as a closure, from the symbolic body.
-pub fn forward_closure(arg: &Ident, body: &ScalarExpr) -> TokenStream {
-    let body = forward(arg, body);
-    quote!(|#arg| #body)
+/// A closure body with what its free names stand for: the argument, and the tokens of
+/// each captured float (`ScalarExpr::Capture(k)` is `captures[k]`).
+#[derive(Clone, Copy)]
+pub struct Closure<'a> {
+    pub arg: &'a Ident,
+    pub body: &'a ScalarExpr,
+    pub captures: &'a [TokenStream],
 }
 
-/// `|arg| d(body)/d(arg)` as a closure.
-pub fn derivative_closure(arg: &Ident, body: &ScalarExpr) -> TokenStream {
-    let derivative = match derivative(arg, body) {
-        D::Expr(t) => t,
-        other => tokens(arg, other),
-    };
-    quote!(|#arg| #derivative)
+/// What a derivative is taken with respect to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wrt {
+    /// The closure's argument (the array's elements).
+    Arg,
+    /// The `k`-th captured float.
+    Capture(usize),
+}
+
+impl Closure<'_> {
+    /// `|arg| body` as a closure, from the symbolic body.
+    pub fn forward_closure(self) -> TokenStream {
+        let (arg, body) = (self.arg, self.forward(self.body));
+        quote!(|#arg| #body)
+    }
+
+    /// `|arg| ∂body/∂wrt` as a closure.
+    pub fn derivative_closure(self, wrt: Wrt) -> TokenStream {
+        let derivative = match self.derivative(self.body, wrt) {
+            D::Expr(t) => t,
+            other => self.tokens(other),
+        };
+        let arg = self.arg;
+        quote!(|#arg| #derivative)
+    }
 }
 
 fn unary_path(name: &str) -> TokenStream {
@@ -39,140 +60,177 @@ fn unary_path(name: &str) -> TokenStream {
     quote!(#path)
 }
 
-/// The body as tokens.
-pub fn forward(arg: &Ident, e: &ScalarExpr) -> TokenStream {
-    match e {
-        ScalarExpr::Arg => quote!(#arg),
-        ScalarExpr::Const(t) => quote!((#t)),
-        ScalarExpr::Binary(op, a, b) => {
-            let (a, b) = (forward(arg, a), forward(arg, b));
-            match op {
-                BinOp::Add => quote!((#a + #b)),
-                BinOp::Sub => quote!((#a - #b)),
-                BinOp::Mul => quote!((#a * #b)),
-                BinOp::Div => quote!((#a / #b)),
+impl Closure<'_> {
+    /// The body as tokens.
+    fn forward(self, e: &ScalarExpr) -> TokenStream {
+        let arg = self.arg;
+        match e {
+            ScalarExpr::Arg => quote!(#arg),
+            ScalarExpr::Capture(k) => {
+                let capture = &self.captures[*k];
+                quote!((#capture))
             }
-        }
-        ScalarExpr::Neg(a) => {
-            let a = forward(arg, a);
-            quote!((-#a))
-        }
-        ScalarExpr::Unary(f, a) => {
-            let a = forward(arg, a);
-            let path = unary_path(f.scalar_kernel());
-            quote!(#path(#a))
-        }
-        ScalarExpr::Powi(a, n) => {
-            let a = forward(arg, a);
-            quote!(#a.powi(#n))
-        }
-        ScalarExpr::Powf(a, p) => {
-            let a = forward(arg, a);
-            quote!(#a.powf(#p))
-        }
-        ScalarExpr::Clamp { is_max, arg: a, bound } => {
-            let a = forward(arg, a);
-            if *is_max {
-                quote!(#a.max(#bound))
-            } else {
-                quote!(#a.min(#bound))
+            ScalarExpr::Const(t) => quote!((#t)),
+            ScalarExpr::Binary(op, a, b) => {
+                let (a, b) = (self.forward(a), self.forward(b));
+                match op {
+                    BinOp::Add => quote!((#a + #b)),
+                    BinOp::Sub => quote!((#a - #b)),
+                    BinOp::Mul => quote!((#a * #b)),
+                    BinOp::Div => quote!((#a / #b)),
+                }
             }
-        }
-    }
-}
-
-fn derivative(arg: &Ident, e: &ScalarExpr) -> D {
-    match e {
-        ScalarExpr::Arg => D::One,
-        ScalarExpr::Const(_) => D::Zero,
-        ScalarExpr::Binary(op, a, b) => {
-            let (da, db) = (derivative(arg, a), derivative(arg, b));
-            let (fa, fb) = (forward(arg, a), forward(arg, b));
-            match op {
-                BinOp::Add => add(arg, da, db),
-                BinOp::Sub => sub(arg, da, db),
-                // (ab)' = a'b + ab'
-                BinOp::Mul => add(arg, mul(da, fb.clone()), mul(db, fa)),
-                // (a/b)' = a'/b - a·b'/b²
-                BinOp::Div => {
-                    let left = match da {
-                        D::Zero => D::Zero,
-                        D::One => D::Expr(quote!((#fb).recip())),
-                        D::Expr(t) => D::Expr(quote!((#t / #fb))),
-                    };
-                    let right = match db {
-                        D::Zero => D::Zero,
-                        D::One => D::Expr(quote!((#fa / (#fb * #fb)))),
-                        D::Expr(t) => D::Expr(quote!((#fa * #t / (#fb * #fb)))),
-                    };
-                    sub(arg, left, right)
+            ScalarExpr::Neg(a) => {
+                let a = self.forward(a);
+                quote!((-#a))
+            }
+            ScalarExpr::Unary(f, a) => {
+                let a = self.forward(a);
+                let path = unary_path(f.scalar_kernel());
+                quote!(#path(#a))
+            }
+            ScalarExpr::Powi(a, n) => {
+                let a = self.forward(a);
+                quote!(#a.powi(#n))
+            }
+            ScalarExpr::Powf(a, p) => {
+                let a = self.forward(a);
+                quote!(#a.powf(#p))
+            }
+            ScalarExpr::Clamp { is_max, arg: a, bound } => {
+                let a = self.forward(a);
+                if *is_max {
+                    quote!(#a.max(#bound))
+                } else {
+                    quote!(#a.min(#bound))
                 }
             }
         }
-        ScalarExpr::Neg(a) => match derivative(arg, a) {
-            D::Zero => D::Zero,
-            D::One => {
-                let one = tokens(arg, D::One);
-                D::Expr(quote!((-#one)))
+    }
+
+    fn derivative(self, e: &ScalarExpr, wrt: Wrt) -> D {
+        match e {
+            ScalarExpr::Arg => {
+                if wrt == Wrt::Arg {
+                    D::One
+                } else {
+                    D::Zero
+                }
             }
-            D::Expr(t) => D::Expr(quote!((-#t))),
-        },
-        ScalarExpr::Unary(f, a) => {
-            let fa = forward(arg, a);
-            let saved = if f.saves_output() {
-                let path = unary_path(f.scalar_kernel());
-                quote!(#path(#fa))
-            } else {
-                fa
-            };
-            let grad = unary_path(f.grad_scalar_kernel());
-            match derivative(arg, a) {
+            ScalarExpr::Capture(k) => {
+                if wrt == Wrt::Capture(*k) {
+                    D::One
+                } else {
+                    D::Zero
+                }
+            }
+            ScalarExpr::Const(_) => D::Zero,
+            ScalarExpr::Binary(op, a, b) => {
+                let (da, db) = (self.derivative(a, wrt), self.derivative(b, wrt));
+                let (fa, fb) = (self.forward(a), self.forward(b));
+                match op {
+                    BinOp::Add => self.add(da, db),
+                    BinOp::Sub => self.sub(da, db),
+                    // (ab)' = a'b + ab'
+                    BinOp::Mul => self.add(mul(da, fb.clone()), mul(db, fa)),
+                    // (a/b)' = a'/b - a·b'/b²
+                    BinOp::Div => {
+                        let left = match da {
+                            D::Zero => D::Zero,
+                            D::One => D::Expr(quote!((#fb).recip())),
+                            D::Expr(t) => D::Expr(quote!((#t / #fb))),
+                        };
+                        let right = match db {
+                            D::Zero => D::Zero,
+                            D::One => D::Expr(quote!((#fa / (#fb * #fb)))),
+                            D::Expr(t) => D::Expr(quote!((#fa * #t / (#fb * #fb)))),
+                        };
+                        self.sub(left, right)
+                    }
+                }
+            }
+            ScalarExpr::Neg(a) => match self.derivative(a, wrt) {
                 D::Zero => D::Zero,
                 D::One => {
-                    let one = tokens(arg, D::One);
-                    D::Expr(quote!(#grad(#one, #saved)))
+                    let one = self.tokens(D::One);
+                    D::Expr(quote!((-#one)))
                 }
-                D::Expr(t) => D::Expr(quote!(#grad(#t, #saved))),
+                D::Expr(t) => D::Expr(quote!((-#t))),
+            },
+            ScalarExpr::Unary(f, a) => {
+                let fa = self.forward(a);
+                let saved = if f.saves_output() {
+                    let path = unary_path(f.scalar_kernel());
+                    quote!(#path(#fa))
+                } else {
+                    fa
+                };
+                let grad = unary_path(f.grad_scalar_kernel());
+                match self.derivative(a, wrt) {
+                    D::Zero => D::Zero,
+                    D::One => {
+                        let one = self.tokens(D::One);
+                        D::Expr(quote!(#grad(#one, #saved)))
+                    }
+                    D::Expr(t) => D::Expr(quote!(#grad(#t, #saved))),
+                }
+            }
+            ScalarExpr::Powi(a, n) => {
+                let fa = self.forward(a);
+                let path = unary_path("powi_derivative");
+                mul(self.derivative(a, wrt), quote!(#path(#fa, #n)))
+            }
+            ScalarExpr::Powf(a, p) => {
+                let fa = self.forward(a);
+                let path = unary_path("powf_derivative");
+                mul(self.derivative(a, wrt), quote!(#path(#fa, #p)))
+            }
+            ScalarExpr::Clamp { is_max, arg: a, bound } => {
+                let fa = self.forward(a);
+                let path = unary_path(if *is_max { "max_derivative" } else { "min_derivative" });
+                mul(self.derivative(a, wrt), quote!(#path(#fa, #bound)))
             }
         }
-        ScalarExpr::Powi(a, n) => {
-            let fa = forward(arg, a);
-            let path = unary_path("powi_derivative");
-            mul(derivative(arg, a), quote!(#path(#fa, #n)))
-        }
-        ScalarExpr::Powf(a, p) => {
-            let fa = forward(arg, a);
-            let path = unary_path("powf_derivative");
-            mul(derivative(arg, a), quote!(#path(#fa, #p)))
-        }
-        ScalarExpr::Clamp { is_max, arg: a, bound } => {
-            let fa = forward(arg, a);
-            let path = unary_path(if *is_max { "max_derivative" } else { "min_derivative" });
-            mul(derivative(arg, a), quote!(#path(#fa, #bound)))
+    }
+
+    fn add(self, a: D, b: D) -> D {
+        match (a, b) {
+            (D::Zero, x) | (x, D::Zero) => x,
+            (x, y) => {
+                let (x, y) = (self.tokens(x), self.tokens(y));
+                D::Expr(quote!((#x + #y)))
+            }
         }
     }
-}
 
-fn add(arg: &Ident, a: D, b: D) -> D {
-    match (a, b) {
-        (D::Zero, x) | (x, D::Zero) => x,
-        (x, y) => {
-            let (x, y) = (tokens(arg, x), tokens(arg, y));
-            D::Expr(quote!((#x + #y)))
+    fn sub(self, a: D, b: D) -> D {
+        match (a, b) {
+            (x, D::Zero) => x,
+            (D::Zero, y) => {
+                let y = self.tokens(y);
+                D::Expr(quote!((-#y)))
+            }
+            (x, y) => {
+                let (x, y) = (self.tokens(x), self.tokens(y));
+                D::Expr(quote!((#x - #y)))
+            }
         }
     }
-}
 
-fn sub(arg: &Ident, a: D, b: D) -> D {
-    match (a, b) {
-        (x, D::Zero) => x,
-        (D::Zero, y) => {
-            let y = tokens(arg, y);
-            D::Expr(quote!((-#y)))
-        }
-        (x, y) => {
-            let (x, y) = (tokens(arg, x), tokens(arg, y));
-            D::Expr(quote!((#x - #y)))
+    /// Tokens for a derivative; zero and one are spelled with the argument's own float
+    /// type (`zero_like(v)`, `one_like(v)`), so generic `F` code needs no literal.
+    fn tokens(self, d: D) -> TokenStream {
+        let arg = self.arg;
+        match d {
+            D::Zero => {
+                let path = unary_path("zero_like");
+                quote!(#path(#arg))
+            }
+            D::One => {
+                let path = unary_path("one_like");
+                quote!(#path(#arg))
+            }
+            D::Expr(t) => t,
         }
     }
 }
@@ -183,21 +241,5 @@ fn mul(d: D, factor: TokenStream) -> D {
         D::Zero => D::Zero,
         D::One => D::Expr(factor),
         D::Expr(t) => D::Expr(quote!((#t * #factor))),
-    }
-}
-
-/// Tokens for a derivative; zero and one are spelled with the argument's own float
-/// type (`zero_like(v)`, `one_like(v)`), so generic `F` code needs no literal.
-fn tokens(arg: &Ident, d: D) -> TokenStream {
-    match d {
-        D::Zero => {
-            let path = unary_path("zero_like");
-            quote!(#path(#arg))
-        }
-        D::One => {
-            let path = unary_path("one_like");
-            quote!(#path(#arg))
-        }
-        D::Expr(t) => t,
     }
 }

@@ -50,13 +50,13 @@ fn smooth_backward<'__ctx, F: Float>(
     let d_x = ::autodiff::runtime::kernels::unary::map_grad(
         d_v1,
         x,
-        (|v| {
+        |v| {
             (::autodiff::runtime::kernels::unary::sin_scalar(v)
                 + (::autodiff::runtime::kernels::unary::sin_grad_scalar(
                     ::autodiff::runtime::kernels::unary::one_like(v),
                     v,
                 ) * v))
-        }),
+        },
     );
     (d_x,)
 }

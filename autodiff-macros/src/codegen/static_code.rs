@@ -17,7 +17,7 @@ use super::names::{kernels, Names};
 use crate::activity::Activity;
 use crate::ir::{BinOp, Function, Kind, Op, ParamRole, Stmt, UnaryFn, ValueId};
 use crate::rules::{self, GradArg, GradCall, Kernel};
-use crate::scalar;
+use crate::scalar::{Closure, Wrt};
 
 /// One step of the reverse sweep: the backward of one active statement.
 struct Step {
@@ -102,7 +102,7 @@ pub fn generate(function: &Function, activity: &Activity, names: &Names, param_t
     }
 
     // 2b. Fuse chains of elementwise backward steps into one pass each.
-    let steps = fuse_elementwise_chains(function, steps, &contributions);
+    let steps = fuse_elementwise_chains(function, names, steps, &contributions);
 
     // 3. Liveness: what the backward reads, and where it reads it last.
     let mut value_reads: BTreeMap<ValueId, usize> = BTreeMap::new(); // value -> last step index reading it
@@ -128,6 +128,15 @@ pub fn generate(function: &Function, activity: &Activity, names: &Names, param_t
                         dim_reads.insert(*v);
                     }
                     GradArg::Tokens(t) => token_reads.push(t.clone()),
+                    // The derivative closure reads the captured floats and the body's constants.
+                    GradArg::MapDerivative(map, wrt) => {
+                        if let Op::Map { captures, .. } = &function.stmt(*map).op {
+                            for &c in captures {
+                                value_reads.insert(c, i);
+                            }
+                        }
+                        token_reads.push(map_derivative(names, *map, *wrt));
+                    }
                     GradArg::G | GradArg::GRef | GradArg::GScalar => {}
                 }
             }
@@ -377,11 +386,11 @@ enum FactorRule {
     /// `unary::powi_grad_scalar(g, s, n)` / `unary::powf_grad_scalar(g, s, p)`.
     Power(&'static str, TokenStream),
     /// `g * (derivative closure)(s)`.
-    Map(TokenStream),
+    Map(ValueId),
 }
 
 impl Factor {
-    fn of(step: &Step) -> Option<Factor> {
+    fn of(function: &Function, step: &Step) -> Option<Factor> {
         let [call] = step.calls.as_slice() else { return None };
         match (call.kernel?, call.args.as_slice()) {
             (Kernel::UnaryGrad(f), [GradArg::G, GradArg::Value(s)]) => Some(Factor {
@@ -402,17 +411,19 @@ impl Factor {
                     rule: FactorRule::Power(scalar, e.clone()),
                 })
             }
-            (Kernel::Named("unary", "map_grad"), [GradArg::G, GradArg::Value(s), GradArg::Tokens(closure)]) => {
-                Some(Factor {
-                    saved: *s,
-                    rule: FactorRule::Map(closure.clone()),
-                })
-            }
+            // Not with captures: the fused closure would read them without liveness knowing.
+            (
+                Kernel::Named("unary", "map_grad"),
+                [GradArg::G, GradArg::Value(s), GradArg::MapDerivative(map, Wrt::Arg)],
+            ) if matches!(&function.stmt(*map).op, Op::Map { captures, .. } if captures.is_empty()) => Some(Factor {
+                saved: *s,
+                rule: FactorRule::Map(*map),
+            }),
             _ => None,
         }
     }
 
-    fn apply(&self, g: TokenStream, s: &Ident) -> TokenStream {
+    fn apply(&self, names: &Names, g: TokenStream, s: &Ident) -> TokenStream {
         let k = kernels();
         match &self.rule {
             FactorRule::Unary(f) => {
@@ -424,7 +435,10 @@ impl Factor {
                 let f = format_ident!("{}", name);
                 quote!(#k::unary::#f(#g, #s, (#e)))
             }
-            FactorRule::Map(closure) => quote!(#k::unary::map_grad_scalar(#g, #s, #closure)),
+            FactorRule::Map(map) => {
+                let closure = map_derivative(names, *map, Wrt::Arg);
+                quote!(#k::unary::map_grad_scalar(#g, #s, #closure))
+            }
         }
     }
 }
@@ -434,6 +448,7 @@ impl Factor {
 /// over memory instead of N, no intermediate adjoint buffers, the same scalar rules.
 fn fuse_elementwise_chains(
     function: &Function,
+    names: &Names,
     mut steps: Vec<Step>,
     contributions: &BTreeMap<ValueId, usize>,
 ) -> Vec<Step> {
@@ -444,7 +459,9 @@ fn fuse_elementwise_chains(
         if absorbed[i] || (steps[i].filled && !steps[i].materialize) {
             continue;
         }
-        let Some(first) = Factor::of(&steps[i]) else { continue };
+        let Some(first) = Factor::of(function, &steps[i]) else {
+            continue;
+        };
         let mut factors = vec![first];
         let mut target = steps[i].calls[0].target;
         let mut chain = Vec::new();
@@ -454,7 +471,9 @@ fn fuse_elementwise_chains(
             if steps[j].filled {
                 break;
             }
-            let Some(next) = Factor::of(&steps[j]) else { break };
+            let Some(next) = Factor::of(function, &steps[j]) else {
+                break;
+            };
             target = steps[j].calls[0].target;
             factors.push(next);
             chain.push(j);
@@ -468,7 +487,7 @@ fn fuse_elementwise_chains(
             .collect();
         let mut body = quote!(#g);
         for (factor, s) in factors.iter().zip(&saved) {
-            body = factor.apply(body, s);
+            body = factor.apply(names, body, s);
         }
         let closure = quote!(|#g, #(#saved),*| #body);
         let mut args = vec![GradArg::G];
@@ -634,9 +653,16 @@ fn forward_call(function: &Function, names: &Names, stmt: &Stmt) -> (TokenStream
             input,
             arg: closure_arg,
             body,
+            captures,
         } => {
             let x = arg(*input);
-            let closure = scalar::forward_closure(closure_arg, body);
+            let captures: Vec<TokenStream> = captures.iter().map(|&c| arg(c)).collect();
+            let closure = Closure {
+                arg: closure_arg,
+                body,
+                captures: &captures,
+            }
+            .forward_closure();
             (
                 quote!((#x).mapv(#closure)),
                 format!("mapv({}, {})", text(*input), closure),
@@ -736,6 +762,24 @@ fn forward_call(function: &Function, names: &Names, stmt: &Stmt) -> (TokenStream
     }
 }
 
+/// The derivative closure of the `mapv` statement `map` with respect to `wrt`, reading the
+/// captured floats under their static-code names.
+fn map_derivative(names: &Names, map: ValueId, wrt: Wrt) -> TokenStream {
+    let Op::Map {
+        arg, body, captures, ..
+    } = &names.function.stmt(map).op
+    else {
+        unreachable!("a map derivative names a `mapv` statement")
+    };
+    let captures: Vec<TokenStream> = captures.iter().map(|&c| names.arg(c)).collect();
+    Closure {
+        arg,
+        body,
+        captures: &captures,
+    }
+    .derivative_closure(wrt)
+}
+
 /// The expression of one backward call, and its label for the plan.
 fn grad_call(names: &Names, call: &GradCall, g: &Ident, g_text: &str, moves: bool) -> (TokenStream, String) {
     let function = names.function;
@@ -762,6 +806,7 @@ fn grad_call(names: &Names, call: &GradCall, g: &Ident, g_text: &str, moves: boo
                 let dim = names.dim(*v);
                 (quote!(#dim[#axis]), format!("{}.dim[{axis}]", names.text(*v)))
             }
+            GradArg::MapDerivative(map, wrt) => (map_derivative(names, *map, *wrt), "|..| ..".to_string()),
             GradArg::Tokens(t) => {
                 let text = t.to_string();
                 // Closures (derivatives of `mapv`, fused rules) are summarised in the plan.

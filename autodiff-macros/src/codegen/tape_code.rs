@@ -12,8 +12,8 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::names::Names;
-use crate::ir::{BinOp, Function, Op, ValueId};
-use crate::scalar;
+use crate::ir::{BinOp, Function, Op, ScalarExpr, ValueId};
+use crate::scalar::{Closure, Wrt};
 
 /// The body of `<name>_on_tape`; float and array parameters are `&Var`s of the same names.
 pub fn body(function: &Function, names: &Names) -> TokenStream {
@@ -101,13 +101,27 @@ pub fn body(function: &Function, names: &Names) -> TokenStream {
                 input,
                 arg,
                 body: scalar_body,
-            } => {
+                captures,
+            } if captures.is_empty() => {
                 let x = var(*input);
-                let (f, df) = (
-                    scalar::forward_closure(arg, scalar_body),
-                    scalar::derivative_closure(arg, scalar_body),
-                );
+                let closure = Closure {
+                    arg,
+                    body: scalar_body,
+                    captures: &[],
+                };
+                let (f, df) = (closure.forward_closure(), closure.derivative_closure(Wrt::Arg));
                 quote!(#x.map(#f, #df))
+            }
+            // A closure that captures floats is recorded op by op, so that the tape carries
+            // the gradient to the captured values as it does everywhere else.
+            Op::Map {
+                input,
+                body: scalar_body,
+                captures,
+                ..
+            } => {
+                let captures: Vec<TokenStream> = captures.iter().map(|&c| var(c)).collect();
+                closure_on_tape(scalar_body, &var(*input), &captures)
             }
             Op::Dot(a, b) => {
                 let (x, y) = (var(*a), var(*b));
@@ -209,4 +223,67 @@ pub fn body(function: &Function, names: &Names) -> TokenStream {
     };
     body.extend(result);
     body
+}
+
+/// A `mapv` body as `Var` ops on the whole array (`v` is the array `x`, a capture its 0-d
+/// `Var`, which broadcasts): the tape's form of a closure that captures floats.
+fn closure_on_tape(e: &ScalarExpr, x: &TokenStream, captures: &[TokenStream]) -> TokenStream {
+    let method = |name: &str| syn::Ident::new(name, proc_macro2::Span::call_site());
+    let on_tape = |e: &ScalarExpr| closure_on_tape(e, x, captures);
+    match e {
+        ScalarExpr::Arg => quote!(::core::clone::Clone::clone(#x)),
+        ScalarExpr::Capture(k) => {
+            let capture = &captures[*k];
+            quote!(::core::clone::Clone::clone(#capture))
+        }
+        // Constants only stand beside a variable (a lone constant body is folded whole).
+        ScalarExpr::Const(_) => quote!(::core::unreachable!("a constant on its own in a capturing closure")),
+        ScalarExpr::Binary(op, a, b) => match (&**a, &**b) {
+            (lhs, ScalarExpr::Const(c)) => {
+                let (lhs, m) = (on_tape(lhs), method(&format!("{}_scalar", op.name())));
+                quote!((#lhs).#m(#c))
+            }
+            (ScalarExpr::Const(c), rhs) => {
+                let rhs = on_tape(rhs);
+                let m = match op {
+                    BinOp::Add | BinOp::Mul => method(&format!("{}_scalar", op.name())),
+                    BinOp::Sub | BinOp::Div => method(&format!("scalar_{}", op.name())),
+                };
+                quote!((#rhs).#m(#c))
+            }
+            (lhs, rhs) => {
+                let (lhs, rhs, m) = (on_tape(lhs), on_tape(rhs), method(op.name()));
+                quote!((#lhs).#m(&#rhs))
+            }
+        },
+        ScalarExpr::Neg(a) => {
+            let a = on_tape(a);
+            quote!((#a).neg())
+        }
+        ScalarExpr::Unary(f, a) => {
+            let (a, m) = (on_tape(a), method(f.name()));
+            quote!((#a).#m())
+        }
+        ScalarExpr::Powi(a, n) => {
+            let a = on_tape(a);
+            quote!((#a).powi(#n))
+        }
+        ScalarExpr::Powf(a, p) => {
+            let a = on_tape(a);
+            quote!((#a).powf(#p))
+        }
+        ScalarExpr::Clamp { is_max, arg, bound } => {
+            let a = on_tape(arg);
+            let unary = quote!(::autodiff::runtime::kernels::unary);
+            let (select, derivative) = if *is_max {
+                (quote!(max), quote!(max_derivative))
+            } else {
+                (quote!(min), quote!(min_derivative))
+            };
+            quote!({
+                let __bound = #bound;
+                (#a).map(move |v| v.#select(__bound), move |v| #unary::#derivative(v, __bound))
+            })
+        }
+    }
 }

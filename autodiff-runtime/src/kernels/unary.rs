@@ -180,6 +180,30 @@ where
     g
 }
 
+/// Backward of an elementwise map `x ↦ f(x, t)` with respect to a float `t` it captures,
+/// given `∂f/∂t` as a function of the element: `Σᵢ gᵢ · ∂f/∂t(xᵢ)`.
+///
+/// # Panics
+/// If `g` and `x` have different shapes.
+pub fn map_grad_capture<F, S1, S2, D>(g: &ArrayBase<S1, D>, x: &ArrayBase<S2, D>, d: impl Fn(F) -> F) -> F
+where
+    F: Float,
+    S1: Data<Elem = F>,
+    S2: Data<Elem = F>,
+    D: Dimension,
+{
+    assert_eq!(
+        g.shape(),
+        x.shape(),
+        "map_grad_capture: gradient shape {:?} differs from input shape {:?}",
+        g.shape(),
+        x.shape()
+    );
+    let mut total = F::zero();
+    Zip::from(g).and(x).for_each(|&g, &x| total += g * d(x));
+    total
+}
+
 /// Backward of `x.powi(n)` for one float: `g · n·xⁿ⁻¹`.
 #[inline]
 pub fn powi_grad_scalar<F: Float>(g: F, x: F, n: i32) -> F {
