@@ -580,7 +580,13 @@ impl<'r> Generator<'r> {
     fn operand(&mut self, want: impl Fn(Shape) -> bool) -> Option<Ex> {
         let x = self.value(want)?;
         if self.rng.chance(0.25) {
-            return self.unary(&x).filter(Ex::fits).or(Some(x));
+            // What a discarded unary read (a closure's captures) is not a use.
+            let reads_before = self.reads.len();
+            let wrapped = self.unary(&x).filter(Ex::fits);
+            if wrapped.is_none() {
+                self.reads.truncate(reads_before);
+            }
+            return wrapped.or(Some(x));
         }
         Some(x)
     }
@@ -614,7 +620,7 @@ impl<'r> Generator<'r> {
                 method(name, out)
             }
         };
-        let choice = self.rng.below(19);
+        let choice = self.rng.below(20);
         // Under the fusion workaround, a `mapv` reads no elementwise result and feeds none.
         let (reads_as, produces) = match choice {
             14..=16 => (Origin::Map, Origin::Map),
@@ -659,6 +665,10 @@ impl<'r> Generator<'r> {
                 let (arg, body, out) = self.closure(iv)?;
                 Some(Ex::new(format!("{r}.mapv(|{arg}| {body})"), x.shape, out, Form::Atom).from(Origin::Map))
             }
+            19 if is_array => {
+                let softplus = |v: f64| v.max(0.0) + (-v.abs()).exp().ln_1p();
+                free_or_method(self.rng, "softplus", iv.increasing(softplus))
+            }
             // ln and sqrt of values made positive first, as a model would write them.
             17 if is_array => {
                 let out = iv.square().add(Iv::point(1.0)).increasing(f64::ln);
@@ -693,7 +703,9 @@ impl<'r> Generator<'r> {
             }
             let p = if atomic { code.clone() } else { format!("({code})") };
             let (lit, value) = self.rng.literal();
-            let step: Option<(String, Iv, bool)> = match self.rng.below(15) {
+            // A captured value counts as read only if its step is kept.
+            let reads_before = self.reads.len();
+            let step: Option<(String, Iv, bool)> = match self.rng.below(17) {
                 0 => Some((format!("{p} * {lit}"), iv.scale(value), false)),
                 1 => Some((format!("{p} + {lit}"), iv.add(Iv::point(value)), false)),
                 2 => Some((format!("{lit} - {p}"), Iv::point(value).sub(iv), false)),
@@ -716,10 +728,15 @@ impl<'r> Generator<'r> {
                 12 if iv.positive(POLE_MARGIN) => Some((format!("{p}.sqrt()"), iv.increasing(f64::sqrt), true)),
                 13 if iv.away_from_zero(POLE_MARGIN) => Some((format!("{p}.recip()"), iv.recip(), true)),
                 14 if iv.away_from_zero(KINK_MARGIN) => Some((format!("{p}.abs()"), iv.abs(), true)),
+                // A float of the function, captured: its gradient comes from the closure.
+                15 | 16 => self
+                    .value(|shape| shape == Shape::Scalar)
+                    .map(|c| (format!("{p} * {}", c.code), iv.mul(c.iv), false)),
                 _ => None,
             };
             let Some((c, i, a)) = step else { continue };
             if i.magnitude() > MAX_MAGNITUDE {
+                self.reads.truncate(reads_before);
                 continue;
             }
             (code, iv, atomic) = (c, i.padded(), a);
