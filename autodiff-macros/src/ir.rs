@@ -65,7 +65,6 @@ macro_rules! has_form {
     ($form:ident in () ? $yes:expr, $no:expr) => { $no };
     (ext in (ext $(, $rest:ident)*) ? $yes:expr, $no:expr) => { $yes };
     (function in (function $(, $rest:ident)*) ? $yes:expr, $no:expr) => { $yes };
-    (float in (float $(, $rest:ident)*) ? $yes:expr, $no:expr) => { $yes };
     ($form:ident in ($first:ident $(, $rest:ident)*) ? $yes:expr, $no:expr) => {
         has_form!($form in ($($rest),*) ? $yes, $no)
     };
@@ -111,13 +110,6 @@ macro_rules! unary_table {
             pub fn is_function(self) -> bool {
                 match self {
                     $(UnaryFn::$variant => has_form!(function in ($($form),*) ? true, false),)*
-                }
-            }
-
-            /// Whether `f32`/`f64` have this method, so it applies to floats and in `mapv`.
-            pub fn is_float_method(self) -> bool {
-                match self {
-                    $(UnaryFn::$variant => has_form!(float in ($($form),*) ? true, false),)*
                 }
             }
 

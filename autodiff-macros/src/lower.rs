@@ -64,11 +64,7 @@ pub fn supported_functions() -> String {
 
 /// The float methods a `mapv` closure (or a float value) supports, for error messages.
 pub fn closure_methods() -> String {
-    let mut methods: Vec<&str> = UnaryFn::ALL
-        .iter()
-        .filter(|f| f.is_float_method())
-        .map(|f| f.name())
-        .collect();
+    let mut methods: Vec<&str> = UnaryFn::ALL.iter().map(|f| f.name()).collect();
     methods.extend(["powi", "powf", "max", "min"]);
     methods.join(", ")
 }
@@ -773,9 +769,6 @@ impl Lowerer<'_> {
             _ => {
                 if let Some(f) = UnaryFn::from_name(&name) {
                     self.args_count(method, &name, args.len(), 0)?;
-                    if kind == Kind::Scalar && !f.is_float_method() {
-                        return self.unsupported(method, format!("floats have no `{name}` method; use it on arrays, or write it with supported float methods").as_str());
-                    }
                     return Some(self.push(Op::Unary(f, receiver), kind, None));
                 }
                 self.unsupported(
@@ -1147,7 +1140,7 @@ impl ClosureLowerer<'_, '_> {
                         arg: Box::new(receiver),
                         bound: constant(0)?,
                     }),
-                    (n, 0) if UnaryFn::from_name(n).is_some_and(UnaryFn::is_float_method) => {
+                    (n, 0) if UnaryFn::from_name(n).is_some() => {
                         Some(ScalarExpr::Unary(UnaryFn::from_name(n)?, Box::new(receiver)))
                     }
                     _ => {

@@ -14,7 +14,8 @@
 /// - `forms(..)` lists how users may write it besides the array method `x.name()`, which
 ///   every row has: `ext` (the method comes from the prelude's `ArrayExt`, since ndarray
 ///   has none), `function` (the prelude has a free function `name(&x)`), `float` (`f32` and
-///   `f64` have a method of that name, so it applies to floats and inside `mapv` closures).
+///   `f64` have a method of that name; the other rows get one from the prelude's
+///   `FloatExt`). Every row applies to floats and inside `mapv` closures.
 /// - `domain` is where tests draw inputs: `all` (mixed signs) or `positive`.
 /// - `saves Output` means the derivative is written in terms of the output `y`, which is
 ///   then what both engines keep for backward (cheaper for `exp`, `tanh`, ...); `saves

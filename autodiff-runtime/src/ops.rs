@@ -128,8 +128,18 @@ macro_rules! if_form {
     };
 }
 
+/// Expands `$($item)*` when `$form` is *not* among the row's forms.
+macro_rules! unless_form {
+    ($form:ident in () => $($item:tt)*) => { $($item)* };
+    (float in (float $(, $rest:ident)*) => $($item:tt)*) => {};
+    ($form:ident in ($first:ident $(, $rest:ident)*) => $($item:tt)*) => {
+        unless_form! { $form in ($($rest),*) => $($item)* }
+    };
+}
+
 /// The prelude forms of the unary rows of the primitive table: an [`ArrayExt`] method for
-/// the rows marked `ext` (ndarray has no such method), a free function for those marked
+/// the rows marked `ext` (ndarray has no such method), a [`FloatExt`] method for the rows
+/// not marked `float` (`f32`/`f64` have no such method), a free function for those marked
 /// `function`.
 macro_rules! unary_forms {
     ($(
@@ -155,6 +165,24 @@ macro_rules! unary_forms {
             $(if_form! { ext in ($($form),*) =>
                 fn $name(&self) -> Array<F, D> {
                     unary::$name(self)
+                }
+            })*
+        }
+
+        /// Elementwise functions as methods of floats, for the ones `f32` and `f64` lack, so
+        /// that a float value reads like an array (`s.relu()`, `s.softplus()`) and a `mapv`
+        /// closure can use them (`x.mapv(|v| v.relu() * v)`).
+        pub trait FloatExt: Sized {
+            $(unless_form! { float in ($($form),*) =>
+                $(#[$doc])*
+                fn $name(self) -> Self;
+            })*
+        }
+
+        impl<F: Float> FloatExt for F {
+            $(unless_form! { float in ($($form),*) =>
+                fn $name(self) -> Self {
+                    unary::$scalar(self)
                 }
             })*
         }
