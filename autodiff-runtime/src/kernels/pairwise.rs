@@ -10,6 +10,30 @@ use ndarray::{Array, ArrayBase, Data, DimMax, Dimension, Zip};
 use super::binary::{check_broadcast, unbroadcast};
 use crate::Float;
 
+/// `g ← g · ∂f(a, b)` elementwise, with `a` and `b` broadcast to `g`'s shape; panics
+/// naming `kernel` and the shapes if they do not broadcast.
+fn scale_by_partial<F, S1, S2, E, D1, D2>(
+    kernel: &str,
+    g: &mut Array<F, E>,
+    a: &ArrayBase<S1, D1>,
+    b: &ArrayBase<S2, D2>,
+    partial: impl Fn(F, F) -> F,
+) where
+    F: Float,
+    S1: Data<Elem = F>,
+    S2: Data<Elem = F>,
+    E: Dimension,
+    D1: Dimension,
+    D2: Dimension,
+{
+    check_broadcast(kernel, g.shape(), a.shape());
+    check_broadcast(kernel, g.shape(), b.shape());
+    Zip::from(g)
+        .and_broadcast(a)
+        .and_broadcast(b)
+        .for_each(|g, &a, &b| *g *= partial(a, b));
+}
+
 macro_rules! pairwise_kernels {
     ($(
         $(#[$doc:meta])*
@@ -55,12 +79,7 @@ macro_rules! pairwise_kernels {
             D1: Dimension,
             D2: Dimension,
         {
-            check_broadcast(stringify!($grad_lhs), g.shape(), a.shape());
-            check_broadcast(stringify!($grad_lhs), g.shape(), b.shape());
-            Zip::from(&mut g)
-                .and_broadcast(a)
-                .and_broadcast(b)
-                .for_each(|g, &$la, &$lb| *g *= $lhs);
+            scale_by_partial(stringify!($grad_lhs), &mut g, a, b, |$la: F, $lb: F| $lhs);
             unbroadcast(g, &a.raw_dim())
         }
 
@@ -78,12 +97,7 @@ macro_rules! pairwise_kernels {
             D1: Dimension,
             D2: Dimension,
         {
-            check_broadcast(stringify!($grad_rhs), g.shape(), a.shape());
-            check_broadcast(stringify!($grad_rhs), g.shape(), b.shape());
-            Zip::from(&mut g)
-                .and_broadcast(a)
-                .and_broadcast(b)
-                .for_each(|g, &$ra, &$rb| *g *= $rhs);
+            scale_by_partial(stringify!($grad_rhs), &mut g, a, b, |$ra: F, $rb: F| $rhs);
             unbroadcast(g, &b.raw_dim())
         }
     )*};
