@@ -325,6 +325,8 @@ pub enum ParamRole {
         id: ValueId,
         kind: Kind,
         by_ref: bool,
+        /// An array view (`ArrayView2<F>`, or a reference to one), not an owned array.
+        view: bool,
         differentiated: bool,
     },
     /// Anything else (`usize`, labels, config): a constant, passed through as written.

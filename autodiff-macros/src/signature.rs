@@ -25,6 +25,8 @@ pub struct ParamInfo {
     /// `Some(kind)` for a float scalar or float array, `None` for a constant parameter.
     pub kind: Option<Kind>,
     pub by_ref: bool,
+    /// An array view (`ArrayView2<F>`), by value or by reference.
+    pub view: bool,
 }
 
 impl ParamInfo {
@@ -35,6 +37,7 @@ impl ParamInfo {
                 id,
                 kind,
                 by_ref: self.by_ref,
+                view: self.view,
                 differentiated,
             },
             None => ParamRole::Constant,
@@ -128,11 +131,13 @@ pub fn read(cx: &Ctxt, item: &ItemFn, args: &Args) -> Option<Signature> {
                     (Some(Kind::Scalar), true) => None,
                     (k, _) => k,
                 };
+                let view = kind.is_some_and(Kind::is_array) && is_view(inner);
                 params.push(ParamInfo {
                     ident,
                     ty: (*pat_type.ty).clone(),
                     kind,
                     by_ref,
+                    view,
                 });
             }
         }
@@ -223,7 +228,7 @@ pub fn unbounded_float_param<'a>(item: &'a ItemFn, float_ty: &Type) -> Option<&'
 }
 
 /// What to write instead, for a parameter type that holds floats of the function's type in
-/// a form the subset does not differentiate yet (array views, slices and `Vec`s of arrays).
+/// a form the subset does not differentiate yet (`CowArray`, slices and `Vec`s of arrays).
 /// A slice of floats (`&[F]`) stays a constant parameter.
 fn unsupported_array_type(ty: &Type, float_ty: &Type) -> Option<String> {
     let float = float_ty.to_token_stream().to_string();
@@ -239,9 +244,9 @@ fn unsupported_array_type(ty: &Type, float_ty: &Type) -> Option<String> {
         Type::Slice(_) | Type::Array(_) => "slice".to_string(),
         _ => return None,
     };
-    if last.starts_with("ArrayView") || last.starts_with("CowArray") {
+    if last.starts_with("CowArray") {
         Some(format!(
-            "array views are not supported as parameters yet: take the owned array by reference (`&Array2<{float}>`) and pass `&view.to_owned()`"
+            "`CowArray` parameters are not supported: take an array view (`ArrayView2<{float}>`) or the array by reference (`&Array2<{float}>`)"
         ))
     } else if (last == "slice" || last == "Vec") && text.contains("Array") {
         Some(format!(
@@ -250,6 +255,11 @@ fn unsupported_array_type(ty: &Type, float_ty: &Type) -> Option<String> {
     } else {
         None
     }
+}
+
+/// Whether `ty` is an array view (`ArrayView2<F>`, `ArrayViewD<F>`, ...).
+fn is_view(ty: &Type) -> bool {
+    matches!(ty, Type::Path(path) if path.path.segments.last().is_some_and(|s| s.ident.to_string().starts_with("ArrayView")))
 }
 
 /// The kind of a parameter type: a float scalar, a float array of some rank, or `None` (a constant).
@@ -273,7 +283,8 @@ pub fn classify(ty: &Type, float_ty: &Type) -> Option<Kind> {
         .collect();
     let elem_is_float = |t: &&Type| t.to_token_stream().to_string() == float;
     let name = last.ident.to_string();
-    let name = name.replace("ArrayView", "Array");
+    // Views read as arrays; so does `CowArray` (reported, then lowered as the array it holds).
+    let name = name.replace("ArrayView", "Array").replace("CowArray", "Array");
     let rank = match (name.as_str(), types.as_slice()) {
         ("Array0", [e]) if elem_is_float(e) => Some(0),
         ("Array1", [e]) if elem_is_float(e) => Some(1),

@@ -22,7 +22,7 @@
 
 use std::fmt;
 
-use ndarray::{Array, Dimension, IntoDimension};
+use ndarray::{Array, ArrayBase, Data, Dimension, IntoDimension};
 
 use crate::Float;
 
@@ -40,9 +40,10 @@ pub fn default_step<F: Float>() -> F {
 /// for every element `i`, with the step scaled by `max(1, |xᵢ|)`.
 ///
 /// `f` is called `2·x.len()` times on a perturbed copy of `x`.
-pub fn numeric_gradient<F, D>(mut f: impl FnMut(&Array<F, D>) -> F, x: &Array<F, D>, step: F) -> Array<F, D>
+pub fn numeric_gradient<F, S, D>(mut f: impl FnMut(&Array<F, D>) -> F, x: &ArrayBase<S, D>, step: F) -> Array<F, D>
 where
     F: Float,
+    S: Data<Elem = F>,
     D: Dimension,
 {
     let mut probe = x.to_owned();
@@ -128,7 +129,7 @@ pub fn to_f64<F: Float>(value: F) -> f64 {
 
 /// Converts an array of the runtime's [`Float`] type to `f64` (exactly): the generated
 /// checks evaluate a generic function at `f64` on the very point the gradient was taken at.
-pub fn array_to_f64<F: Float, D: Dimension>(array: &Array<F, D>) -> Array<f64, D> {
+pub fn array_to_f64<F: Float, S: Data<Elem = F>, D: Dimension>(array: &ArrayBase<S, D>) -> Array<f64, D> {
     array.mapv(to_f64)
 }
 
@@ -297,9 +298,10 @@ impl FdProbe {
 /// Each element's step is `h = step·max(1, |xᵢ|)` (see [`Reference::step`] for the step to
 /// use), and the differences divide by the perturbations actually made (`(xᵢ + h) − xᵢ`
 /// as rounded in `G`), not by the nominal `h`.
-pub fn probe_gradient<G, D>(mut f: impl FnMut(&Array<G, D>) -> G, x: &Array<G, D>, step: G) -> FdProbe
+pub fn probe_gradient<G, S, D>(mut f: impl FnMut(&Array<G, D>) -> G, x: &ArrayBase<S, D>, step: G) -> FdProbe
 where
     G: Float,
+    S: Data<Elem = G>,
     D: Dimension,
 {
     let mut probe = x.to_owned();

@@ -91,12 +91,11 @@ pub(super) fn check_item(
                 }
                 let ident = &p.ident;
                 match (&p.role, f64_float.is_some()) {
-                    (ParamRole::Value { kind, by_ref, .. }, true) => {
+                    (ParamRole::Value { kind, by_ref, view, .. }, true) => {
                         let converted = reference_ident(p);
-                        match (kind, by_ref) {
-                            (Kind::Scalar, _) => quote!(#converted),
-                            (_, true) => quote!(&#converted),
-                            (_, false) => quote!(::core::clone::Clone::clone(&#converted)),
+                        match kind {
+                            Kind::Scalar => quote!(#converted),
+                            Kind::Array(_) => array_argument(quote!((&#converted)), *by_ref, *view),
                         }
                     }
                     _ => match &p.ty {
@@ -119,7 +118,7 @@ pub(super) fn check_item(
         let p = &function.params[index];
         let name = p.ident.to_string();
         let pos = syn::Index::from(position);
-        let ParamRole::Value { kind, by_ref, .. } = p.role else {
+        let ParamRole::Value { kind, by_ref, view, .. } = p.role else {
             continue;
         };
         let ident = &p.ident;
@@ -143,12 +142,7 @@ pub(super) fn check_item(
                 __entries.push(#gradcheck::CheckEntry::from_probe_scalar(#name, __static.1.#pos, __tape.1.#pos, &__probe));
             }
         } else {
-            let arg = if by_ref {
-                quote!(__p)
-            } else {
-                quote!(::core::clone::Clone::clone(__p))
-            };
-            let args = pass(index, Some(arg));
+            let args = pass(index, Some(array_argument(quote!(__p), by_ref, view)));
             quote! {
                 let __probe = #gradcheck::probe_gradient(|__p| #fn_ident #reference_args (#(#args),*), #at, #step);
                 __entries.push(#gradcheck::CheckEntry::from_probe(#name, &__static.1.#pos, &__tape.1.#pos, &__probe));
@@ -182,6 +176,17 @@ pub(super) fn check_item(
                 __entries,
             )
         }
+    }
+}
+
+/// An array argument of the parameter's type made from `owned`, a reference to an owned
+/// array (a finite-difference probe, or the point converted to `f64`).
+fn array_argument(owned: TokenStream, by_ref: bool, view: bool) -> TokenStream {
+    match (by_ref, view) {
+        (true, false) => owned,
+        (false, false) => quote!(::core::clone::Clone::clone(#owned)),
+        (false, true) => quote!(#owned.view()),
+        (true, true) => quote!(&#owned.view()),
     }
 }
 

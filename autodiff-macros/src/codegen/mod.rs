@@ -32,14 +32,21 @@ pub fn expand(
     let vis = &item.vis;
     let ctx_lifetime = Lifetime::new("'__ctx", Span::call_site());
 
-    // Parameter types as the context stores them: elided reference lifetimes become the context's.
+    // Parameter types as the context stores them: elided reference lifetimes become the
+    // context's, and a view (even one taken by reference) is a view of the context's lifetime.
     let ctx_param_types: Vec<TokenStream> = function
         .params
         .iter()
-        .map(|p| {
-            let mut ty = p.ty.clone();
-            ElidedLifetimes(&ctx_lifetime).visit_type_mut(&mut ty);
-            ty.to_token_stream()
+        .map(|p| match p.role {
+            ParamRole::Value { kind, view: true, .. } => {
+                let dim = names.dim_type(kind);
+                quote!(::autodiff::ndarray::ArrayView<#ctx_lifetime, #float, #dim>)
+            }
+            _ => {
+                let mut ty = p.ty.clone();
+                ElidedLifetimes(&ctx_lifetime).visit_type_mut(&mut ty);
+                ty.to_token_stream()
+            }
         })
         .collect();
     let code = static_code::generate(function, activity, &names, &ctx_param_types);
@@ -79,7 +86,19 @@ pub fn expand(
         })
         .collect();
 
-    let param_idents: Vec<&Ident> = function.params.iter().map(|p| &p.ident).collect();
+    // What `_grad` passes to `_forward`: views are re-viewed, so that views of different
+    // lifetimes meet at the context's one (`ArrayView` is invariant in its lifetime).
+    let forward_args: Vec<TokenStream> = function
+        .params
+        .iter()
+        .map(|p| {
+            let ident = &p.ident;
+            match p.role {
+                ParamRole::Value { view: true, .. } => quote!(#ident.view()),
+                _ => quote!(#ident),
+            }
+        })
+        .collect();
     let original_params: Vec<TokenStream> = function
         .params
         .iter()
@@ -168,7 +187,7 @@ pub fn expand(
         #[doc = #grad_doc]
         #[allow(clippy::all)]
         #vis fn #grad #impl_generics (#(#original_params),*) -> (#float, #grads_ty) #where_clause {
-            let (value, ctx) = #forward #turbofish(#(#param_idents),*);
+            let (value, ctx) = #forward #turbofish(#(#forward_args),*);
             (value, #backward #turbofish(ctx, <#float as ::autodiff::runtime::Float>::of(1.0)))
         }
     };
@@ -391,6 +410,18 @@ impl VisitMut for ElidedLifetimes<'_> {
             Some(_) => {}
         }
         syn::visit_mut::visit_type_reference_mut(self, reference);
+    }
+
+    /// `ArrayView2<F>` elides its lifetime in the path: give it the context's.
+    fn visit_path_segment_mut(&mut self, segment: &mut syn::PathSegment) {
+        if segment.ident.to_string().starts_with("ArrayView") {
+            if let syn::PathArguments::AngleBracketed(args) = &mut segment.arguments {
+                if !args.args.iter().any(|a| matches!(a, syn::GenericArgument::Lifetime(_))) {
+                    args.args.insert(0, syn::GenericArgument::Lifetime(self.0.clone()));
+                }
+            }
+        }
+        syn::visit_mut::visit_path_segment_mut(self, segment);
     }
 
     fn visit_lifetime_mut(&mut self, lifetime: &mut Lifetime) {

@@ -70,7 +70,17 @@ impl<'f> Names<'f> {
         let ident = self.ident(id);
         match (stmt.kind, self.function.param_of(id)) {
             (Kind::Scalar, _) => quote!(#ident),
-            (Kind::Array(_), Some(p)) if matches!(p.role, crate::ir::ParamRole::Value { by_ref: true, .. }) => {
+            // A view is held by value in the generated halves, even when the user takes it by reference.
+            (Kind::Array(_), Some(p))
+                if matches!(
+                    p.role,
+                    crate::ir::ParamRole::Value {
+                        by_ref: true,
+                        view: false,
+                        ..
+                    }
+                ) =>
+            {
                 quote!(#ident)
             }
             (Kind::Array(_), _) => quote!(&#ident),

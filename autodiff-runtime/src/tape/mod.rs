@@ -41,7 +41,7 @@ mod var;
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use ndarray::{Array, ArrayD, Dimension, IxDyn};
+use ndarray::{Array, ArrayBase, ArrayD, Data, Dimension, IxDyn};
 
 use crate::Float;
 use op::{Op, Value};
@@ -103,12 +103,12 @@ impl<'a, F: Float> Tape<'a, F> {
     }
 
     /// A leaf that requires a gradient, borrowing `value` (no copy).
-    pub fn param<D: Dimension>(&self, value: &'a Array<F, D>) -> Var<'_, 'a, F> {
+    pub fn param<S: Data<Elem = F>, D: Dimension>(&self, value: &'a ArrayBase<S, D>) -> Var<'_, 'a, F> {
         self.leaf(Value::Borrowed(value.view().into_dyn()), true)
     }
 
     /// A leaf that does not require a gradient, borrowing `value` (no copy).
-    pub fn constant<D: Dimension>(&self, value: &'a Array<F, D>) -> Var<'_, 'a, F> {
+    pub fn constant<S: Data<Elem = F>, D: Dimension>(&self, value: &'a ArrayBase<S, D>) -> Var<'_, 'a, F> {
         self.leaf(Value::Borrowed(value.view().into_dyn()), false)
     }
 
