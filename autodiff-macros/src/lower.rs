@@ -465,15 +465,15 @@ impl Lowerer<'_> {
             }
             Expr::If(e) => self.unsupported(
                 e.if_token,
-                "`if` is not supported: `#[differentiate]` generates straight-line backward code. Compute both sides and blend them arithmetically, or use `relu`/`abs`/`mapv` for piecewise functions",
+                "`if` is not supported yet: `#[differentiate]` generates straight-line backward code. For piecewise functions use `relu`, `abs`, `maximum`/`minimum` or `v.max(c)` in `mapv`; for any control flow, record the function on the dynamic tape (`Tape`, `Var`; see the README)",
             ),
-            Expr::Match(e) => self.unsupported(e.match_token, "`match` is not supported: `#[differentiate]` generates straight-line backward code"),
+            Expr::Match(e) => self.unsupported(e.match_token, "`match` is not supported yet: `#[differentiate]` generates straight-line backward code; for any control flow, record the function on the dynamic tape (`Tape`, `Var`; see the README)"),
             Expr::ForLoop(e) => self.unsupported(
                 e.for_token,
-                "loops are not supported: `#[differentiate]` generates straight-line backward code. Unroll the loop, or express it with array operations (`dot`, `sum_axis`, broadcasting)",
+                "loops are not supported yet: `#[differentiate]` generates straight-line backward code. Express the loop with array operations (`dot`, `sum_axis`, broadcasting), or record the function on the dynamic tape (`Tape`, `Var`; any Rust control flow, see the README)",
             ),
-            Expr::While(e) => self.unsupported(e.while_token, "`while` loops are not supported: `#[differentiate]` generates straight-line backward code"),
-            Expr::Loop(e) => self.unsupported(e.loop_token, "`loop` is not supported: `#[differentiate]` generates straight-line backward code"),
+            Expr::While(e) => self.unsupported(e.while_token, "`while` loops are not supported: `#[differentiate]` generates straight-line backward code; record the function on the dynamic tape (`Tape`, `Var`; any Rust control flow, see the README)"),
+            Expr::Loop(e) => self.unsupported(e.loop_token, "`loop` is not supported: `#[differentiate]` generates straight-line backward code; record the function on the dynamic tape (`Tape`, `Var`; any Rust control flow, see the README)"),
             Expr::Macro(m) => self.unsupported(
                 &m.mac.path,
                 "macros are not supported on differentiable values (their expansion cannot be seen by `#[differentiate]`); use the supported operations",
