@@ -16,6 +16,7 @@ mod ctxt;
 mod fallback;
 mod ir;
 mod literals;
+mod liveness;
 mod lower;
 mod rules;
 mod scalar;

@@ -16,6 +16,7 @@ use syn::{GenericParam, Ident, ItemFn, Lifetime};
 
 use crate::activity::Activity;
 use crate::ir::{Function, Kind, ParamRole};
+use crate::liveness::ForwardLiveness;
 use check_code::check_item;
 use names::Names;
 pub use names::{camel_case, unraw};
@@ -49,7 +50,9 @@ pub fn expand(
             }
         })
         .collect();
-    let code = static_code::generate(function, activity, &names, &ctx_param_types);
+    // Computed once, read by both emitters.
+    let liveness = ForwardLiveness::of(function);
+    let code = static_code::generate(function, activity, &liveness, &names, &ctx_param_types);
 
     let idents = Items::new(prefix);
     let Items {
@@ -192,7 +195,7 @@ pub fn expand(
         }
     };
 
-    let tape_items = tape_items(item, function, &names, &idents, &original_params, &grads_ty);
+    let tape_items = tape_items(item, function, &liveness, &names, &idents, &original_params, &grads_ty);
     let check_item = check_item(item, function, &idents, &original_params, float);
     let plan_item = plan_item(item, prefix, function, &code, plan);
 
@@ -251,6 +254,7 @@ impl Items {
 fn tape_items(
     item: &ItemFn,
     function: &Function,
+    liveness: &ForwardLiveness,
     names: &Names,
     idents: &Items,
     original_params: &[TokenStream],
@@ -282,7 +286,7 @@ fn tape_items(
             }
         }
     });
-    let body = tape_code::body(function, names);
+    let body = tape_code::body(function, liveness, names);
     let fn_ident = &item.sig.ident;
     let on_tape_doc =
         format!("`{fn_ident}` recorded on the dynamic tape: float and array parameters are tape variables.");

@@ -16,6 +16,7 @@ use syn::Ident;
 use super::names::{kernels, Names};
 use crate::activity::Activity;
 use crate::ir::{BinOp, Function, Kind, Op, ParamRole, Stmt, UnaryFn, ValueId};
+use crate::liveness::ForwardLiveness;
 use crate::rules::{self, GradArg, GradCall, Kernel};
 use crate::scalar::{Closure, Wrt};
 
@@ -49,7 +50,13 @@ pub struct StaticCode {
 }
 
 /// Plans and emits the static forward and backward code.
-pub fn generate(function: &Function, activity: &Activity, names: &Names, param_types: &[TokenStream]) -> StaticCode {
+pub fn generate(
+    function: &Function,
+    activity: &Activity,
+    liveness: &ForwardLiveness,
+    names: &Names,
+    param_types: &[TokenStream],
+) -> StaticCode {
     let is_active = |v: ValueId| activity.is_active(v);
     let differentiable = |s: &&Stmt| !matches!(s.op, Op::Param { .. } | Op::Const(_));
 
@@ -195,12 +202,6 @@ pub fn generate(function: &Function, activity: &Activity, names: &Names, param_t
     }
 
     // 5. The forward half.
-    let mut last_forward_use: BTreeMap<ValueId, usize> = BTreeMap::new();
-    for stmt in &function.stmts {
-        for a in stmt.op.operands() {
-            last_forward_use.insert(a, stmt.id.0);
-        }
-    }
     let mut forward_body = TokenStream::new();
     let mut plan_forward = Vec::new();
     for &v in &dim_reads {
@@ -218,9 +219,8 @@ pub fn generate(function: &Function, activity: &Activity, names: &Names, param_t
             let dim = names.dim(stmt.id);
             forward_body.extend(quote!(let #dim = #ident.raw_dim();));
         }
-        for a in distinct(stmt.op.operands()) {
-            let dies_here = last_forward_use.get(&a) == Some(&stmt.id.0);
-            if dies_here && droppable(function, a) && !value_reads.contains_key(&a) && a != function.output {
+        for a in liveness.dying_at(stmt) {
+            if droppable(function, a) && !value_reads.contains_key(&a) && a != function.output {
                 let ident = names.ident(a);
                 forward_body.extend(quote!(::core::mem::drop(#ident);));
             }
@@ -522,13 +522,6 @@ fn out_of_place(module: &str, function: &str) -> Option<&'static str> {
         ("binary", "scale_grad") => Some("scale_grad_ref"),
         _ => None,
     }
-}
-
-/// The operands without repeats (`&h * &h` reads `h` once for liveness purposes).
-pub fn distinct(mut operands: Vec<ValueId>) -> Vec<ValueId> {
-    let mut seen = BTreeSet::new();
-    operands.retain(|v| seen.insert(*v));
-    operands
 }
 
 /// Whether `v` is an owned local of the generated code (not a parameter, not a constant, not a float).

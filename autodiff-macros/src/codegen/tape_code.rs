@@ -6,17 +6,16 @@
 //! Before: `let h = x.dot(w).tanh(); h.sum() / 2.0`
 //! After:  `let v2 = x.dot(w); let h_3 = v2.tanh(); drop(v2); let v4 = h_3.sum(); drop(h_3); let v5 = v4.div_scalar(2.0);`
 
-use std::collections::BTreeMap;
-
 use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::names::Names;
 use crate::ir::{BinOp, Function, Op, ScalarExpr, ValueId};
+use crate::liveness::ForwardLiveness;
 use crate::scalar::{Closure, Wrt};
 
 /// The body of `<name>_on_tape`; float and array parameters are `&Var`s of the same names.
-pub fn body(function: &Function, names: &Names) -> TokenStream {
+pub fn body(function: &Function, liveness: &ForwardLiveness, names: &Names) -> TokenStream {
     // A `Var` argument: parameters are already references, locals are borrowed.
     let var = |v: ValueId| {
         let ident = names.ident(v);
@@ -36,12 +35,6 @@ pub fn body(function: &Function, names: &Names) -> TokenStream {
         .iter()
         .find(|p| matches!(p.role, crate::ir::ParamRole::Value { .. }))
         .map(|p| p.ident.clone());
-    let mut last_use: BTreeMap<ValueId, usize> = BTreeMap::new();
-    for stmt in &function.stmts {
-        for a in stmt.op.operands() {
-            last_use.insert(a, stmt.id.0);
-        }
-    }
     let mut body = TokenStream::new();
     for stmt in &function.stmts {
         let expr = match &stmt.op {
@@ -196,12 +189,8 @@ pub fn body(function: &Function, names: &Names) -> TokenStream {
         };
         let ident = names.ident(stmt.id);
         body.extend(quote!(let #ident = #expr;));
-        for a in super::static_code::distinct(stmt.op.operands()) {
-            if last_use.get(&a) == Some(&stmt.id.0)
-                && function.param_of(a).is_none()
-                && !function.is_const(a)
-                && a != function.output
-            {
+        for a in liveness.dying_at(stmt) {
+            if function.param_of(a).is_none() && !function.is_const(a) && a != function.output {
                 let ident = names.ident(a);
                 body.extend(quote!(::core::mem::drop(#ident);));
             }
