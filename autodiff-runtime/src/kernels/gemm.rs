@@ -81,23 +81,24 @@ pub(crate) const SMALL_WORK: usize = 2048;
 
 /// Whether [`gemm_with_threads`] hands `a·b` to `matrixmultiply` rather than the `gemm` crate.
 ///
-/// Measured with `benches/gemm_small.rs` (interleaved rounds, medians of ns per call,
-/// single-threaded, f32 and f64, 2-core AMD EPYC with AVX2/FMA, 2026-12-01): below about
-/// 16³ multiply-adds both libraries cost a fixed 100–800 ns per call, and which one is
-/// cheaper depends on the shape rather than on the size:
-/// - `matrixmultiply` is 1.1–2× faster when the output is at least as tall as wide
-///   (`m ≥ n`: 16×8·8×4, 8×16·16×4, 16×4·4×8, 8×8·8×8, 64×8·8×4, as `a·b` and `aᵀ·b`),
-///   the forward product and `matmul_grad_rhs` of a small dense layer;
-/// - the `gemm` crate is 1.3–2.3× faster when `m < n` (4×16·16×8) and when both
-///   operands are contiguous along `k` (`a·bᵀ` of C-order arrays, `matmul_grad_lhs`),
-///   where it runs a dedicated dot-product kernel for `m·n ≤ 256`;
-/// - from 16³ (4096) up they are within noise of each other, at 24³ and 32³ even, and
-///   from 64³ on the `gemm` crate is 5–30% faster.
+/// Measured with `benches/gemm_small.rs` (both libraries called in turn, batch by batch,
+/// 201 rounds, median ns per call; single-threaded, f32 and f64, C-order operands used
+/// as `a·b`, `aᵀ·b` and `a·bᵀ`; 2-core AMD EPYC with AVX2/FMA, another job running):
+/// - up to 64×8·8×4 (2048 multiply-adds) each call costs a fixed 150–800 ns, and which
+///   library is cheaper depends on the shape, not on the size. `matrixmultiply` wins
+///   when the output is at least as tall as wide, `m ≥ n` (16×8·8×4, 8×16·16×4, 16×4·4×8,
+///   8×8·8×8, 64×8·8×4 as `a·b` and `aᵀ·b`: f32 1.3–2×, 150–350 ns a call; f64 even to
+///   1.8×), i.e. the forward product and `matmul_grad_rhs` of a small dense layer. The
+///   `gemm` crate wins, 1.4–2.3×, when `m < n` (4×16·16×8), and on `a·bᵀ` (both operands
+///   contiguous along `k`: `matmul_grad_lhs`), where it runs a dot-product kernel for
+///   `m·n ≤ 256` (the exception, k = 4 as in 16×4·4×8, is left to the `gemm` crate too);
+/// - at 16³ (4096) the `gemm` crate already wins `a·b` and `aᵀ·b` by 1.2–1.4× (only `a·bᵀ`
+///   still favours `matrixmultiply`); at 24³ and 32³ they are within ±20% with no clear
+///   winner; from 64³ on the `gemm` crate is as fast or up to 20% faster.
 ///
-/// So the small path is taken for `m·n·k ≤ 2048` (the largest measured product below
-/// the 16³ tie, 64×8·8×4, still gains 20–35%), `m ≥ n`, and not the `a·bᵀ` layout. A plain
-/// triple loop (and a row-wise axpy loop) measured slower than both libraries on every
-/// shape, even 16×8·8×4, so it is not used.
+/// So the small path is `m·n·k ≤ 2048`, `m ≥ n`, and not the `a·bᵀ` layout. A plain
+/// triple loop (and a row-wise axpy loop) measured slower than one of the two libraries
+/// on every shape, even 16×8·8×4, so neither is used.
 fn takes_small_path<F: Float>(a: &ArrayView2<F>, b: &ArrayView2<F>) -> bool {
     let (m, k) = a.dim();
     let n = b.ncols();
@@ -152,8 +153,10 @@ fn gemm_impl<F: Float>(
     }
     let is_native = TypeId::of::<F>() == TypeId::of::<f32>() || TypeId::of::<F>() == TypeId::of::<f64>();
     if backend == Backend::MatrixMultiply || !is_native {
-        if beta == F::zero() {
-            // general_mat_mul reads `c` even when beta is 0 (0·NaN = NaN), so clear it first.
+        if beta == F::zero() && !is_native {
+            // For f32/f64, general_mat_mul calls matrixmultiply's sgemm/dgemm, which do not
+            // read `c` when beta is 0 (documented there, and tested below with a NaN `c`);
+            // ndarray's fallback loop for other types does (0·NaN = NaN), so clear it first.
             c.fill(F::zero());
         }
         ndarray::linalg::general_mat_mul(alpha, &a, &b, beta, &mut c);
