@@ -4,7 +4,9 @@
 //! Backend choice (measured on the study's shapes, see `benches/gemm.rs`): the
 //! `gemm` crate (pure Rust, runtime AVX2/FMA/AVX-512 dispatch) beats ndarray's
 //! default `dot` (the `matrixmultiply` crate) on every shape we measured, most on
-//! the large im2col product of `conv2d`. Both accept arbitrary (even negative)
+//! the large im2col product of `conv2d`. Tiny products (at most 2048 multiply-adds) of
+//! some shapes go to `matrixmultiply` instead, which has the lower fixed cost there
+//! (`benches/gemm_small.rs`, measured figures at `takes_small_path`). Both accept arbitrary (even negative)
 //! strides, so transposed views are multiplied without a copy. OpenBLAS is not an
 //! option from crates alone here (`openblas-src` downloads its sources at build time).
 //!
@@ -34,8 +36,10 @@ pub fn num_threads() -> usize {
     NUM_THREADS.load(Ordering::Relaxed)
 }
 
-/// Which library performs a matrix product; [`gemm()`] always uses [`Backend::Gemm`],
-/// the other exists so that the bench and the tests can compare them.
+/// Which library performs a matrix product. [`gemm()`] uses [`Backend::Gemm`] except for
+/// tiny products of some shapes, where [`Backend::MatrixMultiply`] has the lower fixed
+/// cost (see `takes_small_path` in this file); [`gemm_with_backend`] forces one, so that
+/// the benches and the tests can compare them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     /// The `gemm` crate (the default).
@@ -51,7 +55,7 @@ pub enum Backend {
 /// # Panics
 /// If the shapes are not `m×k`, `k×n` and `m×n`; the message names all three.
 pub fn gemm<F: Float>(alpha: F, a: ArrayView2<F>, b: ArrayView2<F>, beta: F, c: ArrayViewMut2<F>) {
-    gemm_with_backend(Backend::Gemm, alpha, a, b, beta, c);
+    gemm_with_threads(num_threads(), alpha, a, b, beta, c);
 }
 
 /// [`gemm()`] on `threads` threads whatever [`set_num_threads`] says: for callers that
@@ -64,7 +68,42 @@ pub(crate) fn gemm_with_threads<F: Float>(
     beta: F,
     c: ArrayViewMut2<F>,
 ) {
-    gemm_impl(Backend::Gemm, threads, alpha, a, b, beta, c);
+    let backend = if takes_small_path(&a, &b) {
+        Backend::MatrixMultiply
+    } else {
+        Backend::Gemm
+    };
+    gemm_impl(backend, threads, alpha, a, b, beta, c);
+}
+
+/// Products with at most this many multiply-adds (`m·n·k`) may take the small path.
+pub(crate) const SMALL_WORK: usize = 2048;
+
+/// Whether [`gemm_with_threads`] hands `a·b` to `matrixmultiply` rather than the `gemm` crate.
+///
+/// Measured with `benches/gemm_small.rs` (both libraries called in turn, batch by batch,
+/// 201 rounds, median ns per call; single-threaded, f32 and f64, C-order operands used
+/// as `a·b`, `aᵀ·b` and `a·bᵀ`; 2-core AMD EPYC with AVX2/FMA, another job running):
+/// - up to 64×8·8×4 (2048 multiply-adds) each call costs a fixed 150–800 ns, and which
+///   library is cheaper depends on the shape, not on the size. `matrixmultiply` wins
+///   when the output is at least as tall as wide, `m ≥ n` (16×8·8×4, 8×16·16×4, 16×4·4×8,
+///   8×8·8×8, 64×8·8×4 as `a·b` and `aᵀ·b`: f32 1.3–2×, 150–350 ns a call; f64 even to
+///   1.8×), i.e. the forward product and `matmul_grad_rhs` of a small dense layer. The
+///   `gemm` crate wins, 1.4–2.3×, when `m < n` (4×16·16×8), and on `a·bᵀ` (both operands
+///   contiguous along `k`: `matmul_grad_lhs`), where it runs a dot-product kernel for
+///   `m·n ≤ 256` (the exception, k = 4 as in 16×4·4×8, is left to the `gemm` crate too);
+/// - at 16³ (4096) the `gemm` crate already wins `a·b` and `aᵀ·b` by 1.2–1.4× (only `a·bᵀ`
+///   still favours `matrixmultiply`); at 24³ and 32³ they are within ±20% with no clear
+///   winner; from 64³ on the `gemm` crate is as fast or up to 20% faster.
+///
+/// So the small path is `m·n·k ≤ 2048`, `m ≥ n`, and not the `a·bᵀ` layout. A plain
+/// triple loop (and a row-wise axpy loop) measured slower than one of the two libraries
+/// on every shape, even 16×8·8×4, so neither is used.
+fn takes_small_path<F: Float>(a: &ArrayView2<F>, b: &ArrayView2<F>) -> bool {
+    let (m, k) = a.dim();
+    let n = b.ncols();
+    let contiguous_along_k = a.strides()[1] == 1 && b.strides()[0] == 1;
+    m.saturating_mul(n).saturating_mul(k) <= SMALL_WORK && m >= n && !contiguous_along_k
 }
 
 /// [`gemm()`] on an explicitly chosen backend.
@@ -114,8 +153,10 @@ fn gemm_impl<F: Float>(
     }
     let is_native = TypeId::of::<F>() == TypeId::of::<f32>() || TypeId::of::<F>() == TypeId::of::<f64>();
     if backend == Backend::MatrixMultiply || !is_native {
-        if beta == F::zero() {
-            // general_mat_mul reads `c` even when beta is 0 (0·NaN = NaN), so clear it first.
+        if beta == F::zero() && !is_native {
+            // For f32/f64, general_mat_mul calls matrixmultiply's sgemm/dgemm, which do not
+            // read `c` when beta is 0 (documented there, and tested below with a NaN `c`);
+            // ndarray's fallback loop for other types does (0·NaN = NaN), so clear it first.
             c.fill(F::zero());
         }
         ndarray::linalg::general_mat_mul(alpha, &a, &b, beta, &mut c);
@@ -190,6 +231,131 @@ mod tests {
                 .fold(0.0, |m: f64, &v| m.max(v));
             assert!(err < 1e-11, "{backend:?}: max error after accumulate {err}");
         }
+    }
+
+    /// `alpha·op(a)·op(b) + beta·c0` by a naive loop in f64, on any views.
+    fn naive_axpby<F: Float>(alpha: F, a: &ArrayView2<F>, b: &ArrayView2<F>, beta: F, c0: &Array2<F>) -> Array2<f64> {
+        let (m, k) = a.dim();
+        let n = b.ncols();
+        let to = |v: F| v.to_f64().unwrap();
+        Array2::from_shape_fn((m, n), |(i, j)| {
+            let s: f64 = (0..k).map(|p| to(a[[i, p]]) * to(b[[p, j]])).sum();
+            let old = if beta == F::zero() {
+                0.0
+            } else {
+                to(beta) * to(c0[[i, j]])
+            };
+            to(alpha) * s + old
+        })
+    }
+
+    /// The dispatched `gemm()` (small path or not) against the `gemm` crate and a naive
+    /// loop, on random shapes around the small-path threshold, in all four transposition
+    /// forms and with a negative-stride operand, beta 0 (over a NaN `c`), 1 and 0.5.
+    fn small_path_matches_gemm_crate_and_naive<F: Float>(tol: f64) {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut small_taken = 0;
+        for case in 0..300 {
+            let (m, k, n) = if case < 8 {
+                // Shapes of the bench, all forms.
+                [
+                    (16, 8, 4),
+                    (8, 16, 4),
+                    (4, 16, 8),
+                    (16, 4, 8),
+                    (8, 8, 8),
+                    (64, 8, 4),
+                    (1, 7, 1),
+                    (33, 62, 1),
+                ][case]
+            } else {
+                (rng.gen_range(1..40), rng.gen_range(1..40), rng.gen_range(1..24))
+            };
+            let mut random = |r: usize, c: usize| Array2::from_shape_fn((r, c), |_| F::of(rng.gen_range(-1.0..1.0)));
+            let a_n = random(m, k);
+            let a_t = random(k, m);
+            let b_n = random(k, n);
+            let b_t = random(n, k);
+            let a_rev = a_n.slice(ndarray::s![..;-1, ..]);
+            let a_views = [a_n.view(), a_t.t(), a_rev];
+            let b_views = [b_n.view(), b_t.t()];
+            let c0 = random(m, n);
+            for a in &a_views {
+                for b in &b_views {
+                    small_taken += usize::from(takes_small_path(a, b));
+                    for beta in [0.0, 1.0, 0.5] {
+                        let (alpha, beta) = (F::of(1.5), F::of(beta));
+                        let expected = naive_axpby(alpha, a, b, beta, &c0);
+                        let start = |c: &mut Array2<F>| {
+                            if beta == F::zero() {
+                                c.fill(F::nan());
+                            }
+                        };
+                        let mut dispatched = c0.clone();
+                        start(&mut dispatched);
+                        gemm(alpha, *a, *b, beta, dispatched.view_mut());
+                        let mut crate_path = c0.clone();
+                        start(&mut crate_path);
+                        gemm_with_backend(Backend::Gemm, alpha, *a, *b, beta, crate_path.view_mut());
+                        // Column-major output too (c through a transposed view).
+                        let mut dispatched_f = Array2::<F>::from_elem((n, m), F::nan());
+                        if beta != F::zero() {
+                            dispatched_f.assign(&c0.t());
+                        }
+                        gemm(alpha, *a, *b, beta, dispatched_f.view_mut().reversed_axes());
+                        for (name, got) in [
+                            ("gemm()", dispatched.view()),
+                            ("gemm crate", crate_path.view()),
+                            ("gemm() into a column-major c", dispatched_f.t()),
+                        ] {
+                            let err = got
+                                .iter()
+                                .zip(expected.iter())
+                                .map(|(&g, &e)| (g.to_f64().unwrap() - e).abs())
+                                .fold(0.0, f64::max);
+                            assert!(
+                                err <= tol * (k as f64 + 1.0),
+                                "{} {m}×{k}×{n}, strides {:?}·{:?}, beta {}: {name} off by {err}",
+                                F::NAME,
+                                a.strides(),
+                                b.strides(),
+                                beta.to_f64().unwrap()
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // The random shapes really straddle the threshold.
+        assert!(small_taken > 50, "small path taken only {small_taken} times");
+    }
+
+    #[test]
+    fn small_path_matches_gemm_crate_and_naive_f64() {
+        small_path_matches_gemm_crate_and_naive::<f64>(1e-14);
+    }
+
+    #[test]
+    fn small_path_matches_gemm_crate_and_naive_f32() {
+        small_path_matches_gemm_crate_and_naive::<f32>(1e-6);
+    }
+
+    #[test]
+    fn small_path_is_taken_for_the_shapes_it_was_measured_on() {
+        let a = Array2::<f32>::zeros((16, 8));
+        let b = Array2::<f32>::zeros((8, 4));
+        let w = Array2::<f32>::zeros((4, 8));
+        assert!(takes_small_path(&a.view(), &b.view()));
+        // aᵀ·g of a 16×8 → 4 layer's backward (a stored 16×8, g 16×4).
+        let g = Array2::<f32>::zeros((16, 4));
+        assert!(takes_small_path(&a.t(), &g.view()));
+        // g·wᵀ: both contiguous along k, the gemm crate's dot kernel.
+        assert!(!takes_small_path(&g.view(), &w.t()));
+        // m < n, and a big product.
+        assert!(!takes_small_path(&b.t(), &a.t()));
+        let big = Array2::<f32>::zeros((64, 64));
+        assert!(!takes_small_path(&big.view(), &big.view()));
     }
 
     #[test]
