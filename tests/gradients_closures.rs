@@ -47,3 +47,16 @@ fn a_generic_closure_capture_in_both_float_types() {
     autodiff::check!(generic_capture, &x, 1.3);
     autodiff::check!(generic_capture, &x.mapv(|v| v as f32), 1.3f32);
 }
+
+/// Constants of the closure that borrow parameters (`*scale`, `x.len()`, a `powi` exponent):
+/// the tape's copy of the closure owns them.
+#[differentiate]
+fn closure_constants_borrow_parameters(x: &Array1<f64>, scale: &f64, power: i32) -> f64 {
+    x.mapv(|v| (v * *scale).powi(power) / x.len() as f64 + v.max(*scale - 1.0))
+        .sum()
+}
+
+#[test]
+fn closure_constants_may_borrow_parameters() {
+    autodiff::check!(closure_constants_borrow_parameters, &random(&mut rng(28), 6), &0.8, 3);
+}

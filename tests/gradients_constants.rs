@@ -147,3 +147,22 @@ fn annotated_array(x: &Array2<f64>, shape: (usize, usize)) -> f64 {
 fn an_annotation_gives_an_array_its_rank() {
     autodiff::check!(annotated_array, &random(&mut rng(23), (2, 3)), (2, 3));
 }
+
+#[differentiate]
+fn dims(x: &Array2<f64>, v: &Array1<f64>) -> f64 {
+    let (rows, cols) = x.dim();
+    let (_, again) = x.dim();
+    let length = v.dim();
+    let scale = (rows * cols + again) as f64 / length as f64;
+    x.sum() * scale + v.mapv(|e| e * rows as f64).sum()
+}
+
+#[test]
+fn dim_of_a_parameter_destructures_into_constants() {
+    let mut r = rng(27);
+    let (x, v) = (random(&mut r, (3, 4)), random(&mut r, 5));
+    autodiff::check!(dims, &x, &v);
+    let (value, (dx, _)) = dims_grad(&x, &v);
+    assert_eq!(value, dims(&x, &v));
+    assert!(dx.iter().all(|d| (d - 16.0 / 5.0).abs() < 1e-12));
+}

@@ -22,7 +22,7 @@ use crate::literals::{self, Rewrites};
 use crate::signature::Signature;
 
 /// Shape queries: constants, when asked of a parameter.
-const SHAPE_QUERIES: &[&str] = &["len", "nrows", "ncols", "ndim", "shape", "is_empty"];
+const SHAPE_QUERIES: &[&str] = &["len", "nrows", "ncols", "ndim", "shape", "is_empty", "dim"];
 
 /// The array methods the subset supports, for error messages (and the README, whose
 /// list a test compares with this one).
@@ -227,10 +227,11 @@ impl Lowerer<'_> {
             // `let mut h = ..;` is fine: a later `h = ..;` or `h += ..;` binds a new value.
             Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => Some(p.ident.clone()),
             Pat::Wild(_) => None,
+            Pat::Tuple(tuple) => return self.lower_tuple_let(tuple, local),
             other => {
                 self.cx.error_spanned_by(
                     other,
-                    "only `let name = ...;` bindings are supported (no tuple or struct patterns)",
+                    "only `let name = ...;` bindings are supported (no struct or slice patterns); a tuple pattern takes a constant (`let (n, m) = x.dim();`)",
                 );
                 return;
             }
@@ -259,6 +260,49 @@ impl Lowerer<'_> {
         // `let _ = ..;` binds nothing: the value is only checked.
         if let Some(ident) = ident {
             self.bind(ident.to_string(), value);
+        }
+    }
+
+    /// `let (n, m) = x.dim();`: each name is bound to its field of the constant tuple.
+    fn lower_tuple_let(&mut self, tuple: &syn::PatTuple, local: &syn::Local) {
+        let Some(init) = local.init.as_ref().filter(|init| init.diverge.is_none()) else {
+            self.cx
+                .error_spanned_by(local, "a tuple `let` needs a value: `let (n, m) = x.dim();`");
+            return;
+        };
+        let mut names = Vec::new();
+        for element in &tuple.elems {
+            match element {
+                Pat::Ident(p) if p.by_ref.is_none() && p.subpat.is_none() => names.push(Some(p.ident.to_string())),
+                Pat::Wild(_) => names.push(None),
+                other => {
+                    self.cx
+                        .error_spanned_by(other, "a tuple `let` binds plain names or `_`: `let (n, _) = x.dim();`");
+                    return;
+                }
+            }
+        }
+        let not_constant = |cx: &Ctxt| {
+            cx.error_spanned_by(
+                &init.expr,
+                "a tuple `let` takes a constant (`let (n, m) = x.dim();`); bind differentiable values one by one (`let a = x.exp(); let b = y.exp();`)",
+            )
+        };
+        if self.mentions_value(&init.expr) {
+            return not_constant(self.cx);
+        }
+        let value = self.lower_expr(&init.expr);
+        let tokens = match value.map(|id| &self.stmts[id.0].op) {
+            Some(Op::Const(tokens)) => tokens.clone(),
+            Some(_) => return not_constant(self.cx),
+            None => return,
+        };
+        for (k, name) in names.into_iter().enumerate() {
+            if let Some(name) = name {
+                let field = syn::Index::from(k);
+                let id = self.push(Op::Const(quote::quote!((#tokens).#field)), Kind::Scalar, None);
+                self.bind(name, Some(id));
+            }
         }
     }
 
@@ -356,6 +400,9 @@ impl Lowerer<'_> {
             return false;
         };
         let name = ident.to_string();
+        if call.method == "dim" && self.param_rank(&name).is_none() {
+            return false;
+        }
         self.value_params.contains(&name)
             && self
                 .env
@@ -363,18 +410,44 @@ impl Lowerer<'_> {
                 .is_some_and(|id| matches!(self.stmts[id.0].op, Op::Param { .. }))
     }
 
+    /// The rank of the array parameter `name`, if it has a known rank of at least 1.
+    fn param_rank(&self, name: &str) -> Option<usize> {
+        let id = self.env.get(name)?;
+        match (&self.stmts[id.0].op, self.stmts[id.0].kind) {
+            (Op::Param { .. }, Kind::Array(Some(rank))) if rank >= 1 => Some(rank),
+            _ => None,
+        }
+    }
+
     /// The tokens of a constant expression, with the names of `let`-bound constants
-    /// replaced by their expressions (generated code has no such locals).
+    /// replaced by their expressions (generated code has no such locals), and `x.dim()` of
+    /// a parameter spelled with `shape()` (`(x.shape()[0], x.shape()[1])`), which the tape
+    /// twin's `Var` of dynamic rank answers too.
     fn constant_tokens(&self, expr: &Expr) -> TokenStream {
-        struct Substitute<'c>(&'c HashMap<String, TokenStream>);
-        impl VisitMut for Substitute<'_> {
+        struct Substitute<'l, 'c>(&'l Lowerer<'c>);
+        impl VisitMut for Substitute<'_, '_> {
             fn visit_expr_mut(&mut self, expr: &mut Expr) {
                 if let Expr::Path(path) = expr {
-                    if let Some(tokens) = path.path.get_ident().and_then(|i| self.0.get(&i.to_string())) {
-                        *expr = Expr::Paren(syn::ExprParen {
-                            attrs: Vec::new(),
-                            paren_token: Default::default(),
-                            expr: Box::new(Expr::Verbatim(tokens.clone())),
+                    if let Some(tokens) = path.path.get_ident().and_then(|i| self.0.constants.get(&i.to_string())) {
+                        *expr = Expr::Verbatim(quote::quote!((#tokens)));
+                        return;
+                    }
+                }
+                if let Expr::MethodCall(call) = expr {
+                    let receiver = match strip_refs(&call.receiver) {
+                        Expr::Path(path) if call.method == "dim" && call.args.is_empty() => {
+                            path.path.get_ident().cloned()
+                        }
+                        _ => None,
+                    };
+                    if let Some((receiver, rank)) =
+                        receiver.and_then(|r| Some((r.clone(), self.0.param_rank(&r.to_string())?)))
+                    {
+                        let axes = (0..rank).map(|k| quote::quote!(#receiver.shape()[#k]));
+                        *expr = Expr::Verbatim(if rank == 1 {
+                            quote::quote!((#(#axes)*))
+                        } else {
+                            quote::quote!((#(#axes),*))
                         });
                         return;
                     }
@@ -382,11 +455,8 @@ impl Lowerer<'_> {
                 syn::visit_mut::visit_expr_mut(self, expr);
             }
         }
-        if self.constants.is_empty() {
-            return expr.to_token_stream();
-        }
         let mut expr = expr.clone();
-        Substitute(&self.constants).visit_expr_mut(&mut expr);
+        Substitute(self).visit_expr_mut(&mut expr);
         expr.to_token_stream()
     }
 

@@ -96,14 +96,23 @@ pub fn body(function: &Function, liveness: &ForwardLiveness, names: &Names) -> T
                 body: scalar_body,
                 captures,
             } if captures.is_empty() => {
+                // The tape keeps the derivative closure, so it must own what it reads: the
+                // body's constants (which may borrow parameters, `x.len()`, `*s`) are
+                // evaluated once, here, and moved in.
                 let x = var(*input);
+                let mut constants = Vec::new();
+                let body = hoist_constants(scalar_body, &mut constants);
                 let closure = Closure {
                     arg,
-                    body: scalar_body,
+                    body: &body,
                     captures: &[],
                 };
                 let (f, df) = (closure.forward_closure(), closure.derivative_closure(Wrt::Arg));
-                quote!(#x.map(#f, #df))
+                let bindings = constants.iter().enumerate().map(|(k, tokens)| {
+                    let name = constant_name(k);
+                    quote!(let #name = #tokens;)
+                });
+                quote!({ #(#bindings)* #x.map(move #f, move #df) })
             }
             // A closure that captures floats is recorded op by op, so that the tape carries
             // the gradient to the captured values as it does everywhere else.
@@ -273,6 +282,49 @@ fn closure_on_tape(e: &ScalarExpr, x: &TokenStream, captures: &[TokenStream]) ->
                 let __bound = #bound;
                 (#a).map(move |v| v.#select(__bound), move |v| #unary::#derivative(v, __bound))
             })
+        }
+    }
+}
+
+/// The local a hoisted closure constant is bound to.
+fn constant_name(k: usize) -> syn::Ident {
+    quote::format_ident!("__constant{}", k, span = proc_macro2::Span::mixed_site())
+}
+
+/// `e` with every constant (`Const`, and the exponents and bounds of `powi`, `powf`, `max`,
+/// `min`) replaced by a local named by [`constant_name`], whose tokens are pushed on
+/// `constants` in order.
+fn hoist_constants(e: &ScalarExpr, constants: &mut Vec<TokenStream>) -> ScalarExpr {
+    let hoist = |tokens: &TokenStream, constants: &mut Vec<TokenStream>| {
+        let name = constant_name(constants.len());
+        constants.push(tokens.clone());
+        quote!(#name)
+    };
+    match e {
+        ScalarExpr::Arg | ScalarExpr::Capture(_) => e.clone(),
+        ScalarExpr::Const(tokens) => ScalarExpr::Const(hoist(tokens, constants)),
+        ScalarExpr::Binary(op, a, b) => {
+            let a = hoist_constants(a, constants);
+            let b = hoist_constants(b, constants);
+            ScalarExpr::Binary(*op, Box::new(a), Box::new(b))
+        }
+        ScalarExpr::Neg(a) => ScalarExpr::Neg(Box::new(hoist_constants(a, constants))),
+        ScalarExpr::Unary(f, a) => ScalarExpr::Unary(*f, Box::new(hoist_constants(a, constants))),
+        ScalarExpr::Powi(a, n) => {
+            let a = hoist_constants(a, constants);
+            ScalarExpr::Powi(Box::new(a), hoist(n, constants))
+        }
+        ScalarExpr::Powf(a, p) => {
+            let a = hoist_constants(a, constants);
+            ScalarExpr::Powf(Box::new(a), hoist(p, constants))
+        }
+        ScalarExpr::Clamp { is_max, arg, bound } => {
+            let arg = hoist_constants(arg, constants);
+            ScalarExpr::Clamp {
+                is_max: *is_max,
+                arg: Box::new(arg),
+                bound: hoist(bound, constants),
+            }
         }
     }
 }
