@@ -18,15 +18,6 @@ where
     uniform(&mut rng(seed), shape, lo, hi)
 }
 
-/// Expands `$($item)*` when `$form` is among the row's forms.
-macro_rules! if_form {
-    ($form:ident in () => $($item:tt)*) => {};
-    (function in (function $(, $rest:ident)*) => $($item:tt)*) => { $($item)* };
-    ($form:ident in ($first:ident $(, $rest:ident)*) => $($item:tt)*) => {
-        if_form! { $form in ($($rest),*) => $($item)* }
-    };
-}
-
 macro_rules! unary_tests {
     ($(
         $(#[$doc:meta])*
@@ -51,7 +42,7 @@ macro_rules! unary_tests {
                 autodiff::check!(array_method, &points(domain, 1, (3, 4)), &points("all", 2, (3, 4)));
             }
 
-            if_form! { function in ($($form),*) =>
+            autodiff_primitives::if_form! { function in ($($form),*) =>
                 #[differentiate]
                 fn prelude_function(x: &Array1<f64>) -> f64 {
                     $name(&x).mapv(|v| v * v).sum()

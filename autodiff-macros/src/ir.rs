@@ -60,16 +60,6 @@ impl BinOp {
     }
 }
 
-/// Expands `$yes` if `$form` is in the row's forms, `$no` otherwise (a tt-muncher).
-macro_rules! has_form {
-    ($form:ident in () ? $yes:expr, $no:expr) => { $no };
-    (ext in (ext $(, $rest:ident)*) ? $yes:expr, $no:expr) => { $yes };
-    (function in (function $(, $rest:ident)*) ? $yes:expr, $no:expr) => { $yes };
-    ($form:ident in ($first:ident $(, $rest:ident)*) ? $yes:expr, $no:expr) => {
-        has_form!($form in ($($rest),*) ? $yes, $no)
-    };
-}
-
 /// The macro's side of the unary rows of the primitive table: which names exist, in which
 /// forms, what backward reads, and the names of the runtime kernels each row expands to.
 macro_rules! unary_table {
@@ -109,7 +99,7 @@ macro_rules! unary_table {
             /// Whether the prelude has a free function of this name (`relu(&x)`).
             pub fn is_function(self) -> bool {
                 match self {
-                    $(UnaryFn::$variant => has_form!(function in ($($form),*) ? true, false),)*
+                    $(UnaryFn::$variant => autodiff_primitives::has_form!(function in ($($form),*) ? true, false),)*
                 }
             }
 

@@ -21,3 +21,41 @@
 
 mod binary;
 mod unary;
+
+/// For readers of the table: expands `$($item)*` when `$form` (`ext`, `function` or
+/// `float`) is among a row's forms, `if_form! { ext in ($($form),*) => items }`.
+#[macro_export]
+macro_rules! if_form {
+    ($form:ident in () => $($item:tt)*) => {};
+    (ext in (ext $(, $rest:ident)*) => $($item:tt)*) => { $($item)* };
+    (function in (function $(, $rest:ident)*) => $($item:tt)*) => { $($item)* };
+    (float in (float $(, $rest:ident)*) => $($item:tt)*) => { $($item)* };
+    ($form:ident in ($first:ident $(, $rest:ident)*) => $($item:tt)*) => {
+        $crate::if_form! { $form in ($($rest),*) => $($item)* }
+    };
+}
+
+/// Expands `$($item)*` when `$form` is *not* among a row's forms.
+#[macro_export]
+macro_rules! unless_form {
+    ($form:ident in () => $($item:tt)*) => { $($item)* };
+    (ext in (ext $(, $rest:ident)*) => $($item:tt)*) => {};
+    (function in (function $(, $rest:ident)*) => $($item:tt)*) => {};
+    (float in (float $(, $rest:ident)*) => $($item:tt)*) => {};
+    ($form:ident in ($first:ident $(, $rest:ident)*) => $($item:tt)*) => {
+        $crate::unless_form! { $form in ($($rest),*) => $($item)* }
+    };
+}
+
+/// `has_form!(ext in ($($form),*) ? yes, no)`: the expression `yes` if the row has the
+/// form, `no` otherwise.
+#[macro_export]
+macro_rules! has_form {
+    ($form:ident in () ? $yes:expr, $no:expr) => { $no };
+    (ext in (ext $(, $rest:ident)*) ? $yes:expr, $no:expr) => { $yes };
+    (function in (function $(, $rest:ident)*) ? $yes:expr, $no:expr) => { $yes };
+    (float in (float $(, $rest:ident)*) ? $yes:expr, $no:expr) => { $yes };
+    ($form:ident in ($first:ident $(, $rest:ident)*) ? $yes:expr, $no:expr) => {
+        $crate::has_form!($form in ($($rest),*) ? $yes, $no)
+    };
+}

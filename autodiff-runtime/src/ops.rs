@@ -118,25 +118,6 @@ pub fn max_pool2d<F: Float, S: Data<Elem = F>>(x: &ArrayBase<S, Ix4>, kernel: us
     pool::max_pool2d(x, kernel, stride)
 }
 
-/// Expands `$($item)*` when `$form` is among the row's forms (a tt-muncher over the list).
-macro_rules! if_form {
-    ($form:ident in () => $($item:tt)*) => {};
-    (ext in (ext $(, $rest:ident)*) => $($item:tt)*) => { $($item)* };
-    (function in (function $(, $rest:ident)*) => $($item:tt)*) => { $($item)* };
-    ($form:ident in ($first:ident $(, $rest:ident)*) => $($item:tt)*) => {
-        if_form! { $form in ($($rest),*) => $($item)* }
-    };
-}
-
-/// Expands `$($item)*` when `$form` is *not* among the row's forms.
-macro_rules! unless_form {
-    ($form:ident in () => $($item:tt)*) => { $($item)* };
-    (float in (float $(, $rest:ident)*) => $($item:tt)*) => {};
-    ($form:ident in ($first:ident $(, $rest:ident)*) => $($item:tt)*) => {
-        unless_form! { $form in ($($rest),*) => $($item)* }
-    };
-}
-
 /// The prelude forms of the unary rows of the primitive table: an [`ArrayExt`] method for
 /// the rows marked `ext` (ndarray has no such method), a [`FloatExt`] method for the rows
 /// not marked `float` (`f32`/`f64` have no such method), a free function for those marked
@@ -155,14 +136,14 @@ macro_rules! unary_forms {
         ///
         /// Implemented for every `ArrayBase<S, D>` with float elements (owned arrays and views).
         pub trait ArrayExt<F: Float, D: Dimension> {
-            $(if_form! { ext in ($($form),*) =>
+            $(autodiff_primitives::if_form! { ext in ($($form),*) =>
                 $(#[$doc])*
                 fn $name(&self) -> Array<F, D>;
             })*
         }
 
         impl<F: Float, S: Data<Elem = F>, D: Dimension> ArrayExt<F, D> for ArrayBase<S, D> {
-            $(if_form! { ext in ($($form),*) =>
+            $(autodiff_primitives::if_form! { ext in ($($form),*) =>
                 fn $name(&self) -> Array<F, D> {
                     unary::$name(self)
                 }
@@ -173,21 +154,21 @@ macro_rules! unary_forms {
         /// that a float value reads like an array (`s.relu()`, `s.softplus()`) and a `mapv`
         /// closure can use them (`x.mapv(|v| v.relu() * v)`).
         pub trait FloatExt: Sized {
-            $(unless_form! { float in ($($form),*) =>
+            $(autodiff_primitives::unless_form! { float in ($($form),*) =>
                 $(#[$doc])*
                 fn $name(self) -> Self;
             })*
         }
 
         impl<F: Float> FloatExt for F {
-            $(unless_form! { float in ($($form),*) =>
+            $(autodiff_primitives::unless_form! { float in ($($form),*) =>
                 fn $name(self) -> Self {
                     unary::$scalar(self)
                 }
             })*
         }
 
-        $(if_form! { function in ($($form),*) =>
+        $(autodiff_primitives::if_form! { function in ($($form),*) =>
             $(#[$doc])*
             pub fn $name<F: Float, S: Data<Elem = F>, D: Dimension>(z: &ArrayBase<S, D>) -> Array<F, D> {
                 unary::$name(z)
