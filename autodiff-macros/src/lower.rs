@@ -484,7 +484,10 @@ impl Lowerer<'_> {
     fn lower_expr(&mut self, expr: &Expr) -> Option<ValueId> {
         if !self.mentions_value(expr) && is_plain(expr) {
             let value = strip_refs(expr);
-            if let Some(rank) = self.array_constructor(value) {
+            if let Some(rank) = match value {
+                Expr::Call(call) => self.array_constructor(call),
+                _ => None,
+            } {
                 return Some(self.push(Op::ConstArray(self.constant_tokens(value)), Kind::Array(rank?), None));
             }
             // A constant expression that builds an array somewhere inside (`Array1::ones(n) * 2.0`)
@@ -527,8 +530,10 @@ impl Lowerer<'_> {
             Expr::MethodCall(m) => self.lower_method(m),
             Expr::Call(c) => self.lower_call(c),
             Expr::Cast(c) => {
-                if let Some(error) = self.shape_query_of_intermediate(&c.expr) {
-                    return error;
+                if let Expr::MethodCall(call) = strip_refs(&c.expr) {
+                    if let Some(error) = self.shape_query_of_intermediate(call) {
+                        return error;
+                    }
                 }
                 self.cx.error_spanned_by(c, "casts of differentiable values are not supported (they would cut the gradient); casts of constants are fine (`n as f64`, `x.len() as f64` of a parameter `x`)");
                 None
@@ -705,10 +710,7 @@ impl Lowerer<'_> {
 
     /// An error for `h.len()` (or `nrows`, ...) where `h` is computed in the function: shape
     /// queries are constants only on parameters. `Some(None)` once reported.
-    fn shape_query_of_intermediate(&self, expr: &Expr) -> Option<Option<ValueId>> {
-        let Expr::MethodCall(call) = strip_refs(expr) else {
-            return None;
-        };
+    fn shape_query_of_intermediate(&self, call: &ExprMethodCall) -> Option<Option<ValueId>> {
         if !SHAPE_QUERIES.contains(&call.method.to_string().as_str()) || self.is_param_shape_query(call) {
             return None;
         }
@@ -723,7 +725,7 @@ impl Lowerer<'_> {
     }
 
     fn lower_method(&mut self, m: &ExprMethodCall) -> Option<ValueId> {
-        if let Some(error) = self.shape_query_of_intermediate(&Expr::MethodCall(m.clone())) {
+        if let Some(error) = self.shape_query_of_intermediate(m) {
             return error;
         }
         let name = m.method.to_string();
@@ -879,19 +881,11 @@ impl Lowerer<'_> {
         }
     }
 
-    /// If `expr` builds an array (`Array2::zeros((a, b))`, `Array1::ones(n)`,
+    /// If `call` builds an array (`Array2::zeros((a, b))`, `Array1::ones(n)`,
     /// `Array::from_elem((a, b), v)`, `ArrayD::zeros(..)`), its rank: `Some(Some(r))`, or
     /// `Some(None)` for `ArrayD`; `Some` of an error (reported) when the rank cannot be told.
-    fn array_constructor(&self, expr: &Expr) -> Option<Option<Option<usize>>> {
-        let Expr::Call(call) = expr else { return None };
-        let Expr::Path(path) = &*call.func else { return None };
-        let segments: Vec<String> = path.path.segments.iter().map(|s| s.ident.to_string()).collect();
-        let [.., type_name, constructor] = segments.as_slice() else {
-            return None;
-        };
-        if !matches!(constructor.as_str(), "zeros" | "ones" | "from_elem") {
-            return None;
-        }
+    fn array_constructor(&self, call: &ExprCall) -> Option<Option<Option<usize>>> {
+        let type_name = array_type_built_by(call)?;
         let rank = match type_name.as_str() {
             "Array0" => Some(0),
             "Array1" => Some(1),
@@ -920,7 +914,7 @@ impl Lowerer<'_> {
     }
 
     fn lower_call(&mut self, c: &ExprCall) -> Option<ValueId> {
-        if self.array_constructor(&Expr::Call(c.clone())).is_some() {
+        if self.array_constructor(c).is_some() {
             return self.unsupported(
                 c,
                 "an array built in the function is a constant: its shape and fill value cannot depend on differentiable values (scale a constant array instead: `&Array1::ones(n) * s`)",
@@ -1294,21 +1288,22 @@ fn is_assign_op(op: &syn::BinOp) -> bool {
     )
 }
 
+/// The array type `call` builds, if it is `Array…::zeros(..)`, `ones(..)` or `from_elem(..)`.
+fn array_type_built_by(call: &ExprCall) -> Option<String> {
+    let Expr::Path(path) = &*call.func else { return None };
+    let mut segments = path.path.segments.iter().rev();
+    let constructor = segments.next()?.ident.to_string();
+    let type_name = segments.next()?.ident.to_string();
+    (matches!(constructor.as_str(), "zeros" | "ones" | "from_elem") && type_name.starts_with("Array"))
+        .then_some(type_name)
+}
+
 /// Whether `expr` builds an array anywhere inside (`ArrayN::zeros`, `ones`, `from_elem`).
 fn contains_array_constructor(expr: &Expr) -> bool {
     struct Finder(bool);
     impl<'ast> Visit<'ast> for Finder {
         fn visit_expr_call(&mut self, call: &'ast ExprCall) {
-            if let Expr::Path(path) = &*call.func {
-                let mut segments = path.path.segments.iter().rev();
-                let constructor = segments.next().map(|s| s.ident.to_string());
-                let type_name = segments.next().map(|s| s.ident.to_string());
-                if let (Some(c), Some(t)) = (constructor, type_name) {
-                    if matches!(c.as_str(), "zeros" | "ones" | "from_elem") && t.starts_with("Array") {
-                        self.0 = true;
-                    }
-                }
-            }
+            self.0 |= array_type_built_by(call).is_some();
             syn::visit::visit_expr_call(self, call);
         }
     }
