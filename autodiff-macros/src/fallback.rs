@@ -63,6 +63,12 @@ pub fn expand(item: &ItemFn, name: Option<&Ident>, errors: TokenStream, signatur
                         quote!(::autodiff::ndarray::Array<#float, ::autodiff::ndarray::#ix>)
                     }
                     Kind::Array(None) => quote!(::autodiff::ndarray::ArrayD<#float>),
+                    Kind::Slice(Some(n)) => {
+                        let ix = format_ident!("Ix{}", n);
+                        quote!(::std::vec::Vec<::autodiff::ndarray::Array<#float, ::autodiff::ndarray::#ix>>)
+                    }
+                    Kind::Slice(None) => quote!(::std::vec::Vec<::autodiff::ndarray::ArrayD<#float>>),
+                    Kind::Loop => quote!(()),
                 });
             let grads = quote!((#(#grads,)*));
             let real = quote!(#impl_generics (#inputs));

@@ -226,6 +226,40 @@ const CORPUS: &[(&str, &str)] = &[
             return i + relu(&d).sum() + sigmoid(&d).sum() + tanh(&d).sum() + square(&d).sum();
         }",
     ),
+    (
+        "",
+        "fn rnn(h0: &Array2<f64>, w: &Array2<f64>, u: &Array2<f64>, xs: &[Array2<f64>]) -> f64 {
+            let mut h = h0.to_owned();
+            for t in 0..xs.len() {
+                h = (h.dot(w) + xs[t].dot(u)).tanh();
+            }
+            h.sum()
+        }",
+    ),
+    (
+        "wrt(ws)",
+        "fn nested(x: &Array1<f64>, ws: &[Array1<f64>], n: usize) -> f64 {
+            let mut h = x.to_owned();
+            let mut total = 0.0;
+            for i in 0..n {
+                for (j, w) in ws.iter().enumerate() {
+                    h = (&h * w).sin() * (j as f64);
+                }
+                total += h.sum() / (i as f64 + 1.0);
+            }
+            total
+        }",
+    ),
+    (
+        "",
+        "fn acc<F: Float>(xs: &[Array1<F>], s: F) -> F {
+            let mut acc = Array1::zeros(xs[0].len());
+            for x in xs {
+                acc += &x.mapv(|v| (v * s).exp());
+            }
+            acc.sum()
+        }",
+    ),
 ];
 
 /// Identifiers a token mutation may write: methods of the subset and beyond, keywords,

@@ -20,6 +20,11 @@ pub enum Kind {
     Scalar,
     /// An ndarray array of the float type with this many axes (`None`: `ArrayD`).
     Array(Option<usize>),
+    /// A slice parameter of arrays with this many axes (`&[Array2<F>]`): only indexed
+    /// (`ws[i]`) and asked its length.
+    Slice(Option<usize>),
+    /// What a `for` loop statement produces: its carried values, read by `Op::LoopOut`.
+    Loop,
 }
 
 impl Kind {
@@ -263,6 +268,59 @@ pub enum Op {
         kernel: TokenStream,
         stride: TokenStream,
     },
+    /// `ws[i]`: an element of a slice parameter, at a constant index.
+    Index(ValueId, TokenStream),
+    /// `for i in a..b { .. }`: runs a body sub-function once per index.
+    Loop(Box<Loop>),
+    /// The final value of the `k`-th carried variable of the loop statement `of`.
+    LoopOut {
+        of: ValueId,
+        k: usize,
+    },
+}
+
+/// A `for` loop: the body is a function of its own, run once per index, whose first
+/// parameters are the carried variables (`let mut` locals reassigned in the body) and
+/// whose other parameters stand for the outer values the body reads (captured).
+#[derive(Clone, Debug)]
+pub struct Loop {
+    /// The range, `a..b`, of constants.
+    pub range: TokenStream,
+    /// The loop variable, a constant `usize` in the body; `None` for `_`.
+    pub index: Option<Ident>,
+    pub body: Function,
+    /// One per carried variable: its name and its value before the loop.
+    pub carried: Vec<Carried>,
+    /// The body's values that become the carried variables' next values, one per carried.
+    pub outputs: Vec<ValueId>,
+    /// `(body parameter index, outer value)` for each outer value the body reads.
+    pub captured: Vec<(usize, ValueId)>,
+}
+
+/// A loop-carried variable.
+#[derive(Clone, Debug)]
+pub struct Carried {
+    pub name: String,
+    pub init: Init,
+}
+
+/// A carried variable's value before the loop.
+#[derive(Clone, Debug)]
+pub enum Init {
+    Value(ValueId),
+    /// A float constant (`let mut acc = 0.0;`).
+    Const(TokenStream),
+}
+
+impl Loop {
+    /// The outer values the loop reads: carried initial values, then captured values.
+    pub fn operands(&self) -> Vec<ValueId> {
+        let inits = self.carried.iter().filter_map(|c| match c.init {
+            Init::Value(v) => Some(v),
+            Init::Const(_) => None,
+        });
+        inits.chain(self.captured.iter().map(|&(_, v)| v)).collect()
+    }
 }
 
 impl Op {
@@ -283,7 +341,10 @@ impl Op {
             | Op::Softmax(a, _)
             | Op::LogSoftmax(a, _)
             | Op::CrossEntropy(a, _)
-            | Op::MaxPool2d { input: a, .. } => vec![*a],
+            | Op::MaxPool2d { input: a, .. }
+            | Op::Index(a, _)
+            | Op::LoopOut { of: a, .. } => vec![*a],
+            Op::Loop(l) => l.operands(),
             Op::Map { input, captures, .. } => std::iter::once(*input).chain(captures.iter().copied()).collect(),
             Op::Conv2d {
                 input, weight, bias, ..
@@ -323,15 +384,30 @@ pub enum ParamRole {
     Constant,
 }
 
-/// One parameter of the annotated function.
-#[derive(Clone)]
+/// One parameter of the annotated function, or of a loop body.
+#[derive(Clone, Debug)]
 pub struct Param {
     pub ident: Ident,
     pub ty: syn::Type,
     pub role: ParamRole,
+    /// Where a loop body's parameter comes from (`Origin::Own` for the function's own).
+    pub origin: Origin,
 }
 
-/// A lowered function.
+/// Where a parameter's value comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A parameter of the annotated function.
+    Own,
+    /// A loop body's carried variable: an owned local of the generated loop.
+    Carried,
+    /// An outer value read by a loop body, under the outer name: `outer_param` when that
+    /// value is (or mirrors) one of the annotated function's parameters.
+    Captured { outer_param: bool },
+}
+
+/// A lowered function (or a loop body).
+#[derive(Clone, Debug)]
 pub struct Function {
     pub params: Vec<Param>,
     pub stmts: Vec<Stmt>,

@@ -98,7 +98,7 @@ fn try_expand(args: &args::Args, item: &mut syn::ItemFn) -> Expansion {
     let generated = codegen::expand(item, &prefix, &function, &activity, &signature.float_ty);
     // The function stays as written. It is the reference the generated `_check` compares
     // against, so a caller who only uses `loss_grad` should not be told it is unused.
-    Ok(quote!(#[allow(dead_code)] #item #generated))
+    Ok(quote!(#[allow(dead_code, clippy::needless_range_loop)] #item #generated))
 }
 
 /// `check!(loss, &x, &w, &b)` or `check!(loss, &x, &w, &b; rtol = 1e-4, atol = 1e-6)`:

@@ -141,10 +141,14 @@ pub fn backward(
     }
     match &stmt.op {
         Op::Param { .. } | Op::Const(_) | Op::ConstArray(_) => {}
+        // Emitted by codegen itself: a slice element accumulates into the slice's gradient
+        // at its index; a loop runs its body's backward; a loop output's adjoint is read by
+        // its loop.
+        Op::Index(..) | Op::Loop(_) | Op::LoopOut { .. } => {}
         Op::Binary(op, a, b) => {
             let (a, b) = (*a, *b);
-            match (kind(a), kind(b)) {
-                (Kind::Scalar, Kind::Scalar) => {
+            match (kind(a).is_array(), kind(b).is_array()) {
+                (false, false) => {
                     let (lhs, rhs) = match op {
                         BinOp::Add => (GradCall::identity(a, GScalar), GradCall::identity(b, GScalar)),
                         BinOp::Sub => (
@@ -163,7 +167,7 @@ pub fn backward(
                     emit(a, lhs);
                     emit(b, rhs);
                 }
-                (Kind::Array(_), Kind::Array(_)) => {
+                (true, true) => {
                     let (lhs, rhs) = match op {
                         BinOp::Add => (
                             GradCall::new(a, "binary", "add_grad_lhs", vec![G, Dim(a)]),
@@ -185,7 +189,7 @@ pub fn backward(
                     emit(a, lhs);
                     emit(b, rhs);
                 }
-                (Kind::Array(_), Kind::Scalar) => {
+                (true, false) => {
                     // array ∘ scalar
                     let (arr, sc) = match op {
                         BinOp::Add => (
@@ -208,7 +212,7 @@ pub fn backward(
                     emit(b, sc);
                     emit(a, arr);
                 }
-                (Kind::Scalar, Kind::Array(_)) => {
+                (false, true) => {
                     // scalar ∘ array
                     let (sc, arr) = match op {
                         BinOp::Add => (

@@ -124,7 +124,14 @@ pub fn read(cx: &Ctxt, item: &ItemFn, args: &Args) -> Option<Signature> {
                 if let Some(message) = unsupported_array_type(inner, &float_ty) {
                     cx.error_spanned_by(&pat_type.ty, message);
                 }
-                let kind = classify(inner, &float_ty);
+                let kind = match inner {
+                    // `&[Array2<F>]`: a slice of arrays, indexed in the body (`ws[i]`).
+                    Type::Slice(slice) if by_ref => match classify(&slice.elem, &float_ty) {
+                        Some(Kind::Array(rank)) if !is_view(&slice.elem) => Some(Kind::Slice(rank)),
+                        _ => None,
+                    },
+                    _ => classify(inner, &float_ty),
+                };
                 // A float scalar passed by reference is treated as a constant: gradients of
                 // `&f64` would need a place to write to. Say so when it is asked for.
                 let kind = match (kind, by_ref) {
@@ -248,9 +255,13 @@ fn unsupported_array_type(ty: &Type, float_ty: &Type) -> Option<String> {
         Some(format!(
             "`CowArray` parameters are not supported: take an array view (`ArrayView2<{float}>`) or the array by reference (`&Array2<{float}>`)"
         ))
-    } else if (last == "slice" || last == "Vec") && text.contains("Array") {
+    } else if last == "slice" && text.contains("ArrayView") {
         Some(format!(
-            "slices and `Vec`s of arrays are not supported as parameters yet: pass each array as its own parameter (`w1: &Array2<{float}>, w2: &Array2<{float}>`)"
+            "slices of array views are not supported as parameters: take a slice of arrays (`ws: &[Array2<{float}>]`)"
+        ))
+    } else if (last == "Vec" || matches!(ty, Type::Array(_))) && text.contains("Array") {
+        Some(format!(
+            "`Vec`s and fixed-size arrays of arrays are not supported as parameters: take a slice (`ws: &[Array2<{float}>]`, called with `&ws`)"
         ))
     } else {
         None

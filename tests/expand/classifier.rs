@@ -16,8 +16,7 @@ impl<'__ctx> ClassifierContext<'__ctx> {
     /// Bytes of the arrays this context owns (saved intermediates; parameters are borrowed).
     #[allow(dead_code)]
     pub fn held_bytes(&self) -> usize {
-        0 + self.h_7.len() * ::core::mem::size_of::<f64>()
-            + self.v9.len() * ::core::mem::size_of::<f64>()
+        (0 + self.h_7.len() + self.v9.len()) * ::core::mem::size_of::<f64>()
     }
 }
 #[doc = concat!(
@@ -36,13 +35,13 @@ fn classifier_forward<'__ctx>(
     let b1_dim = b1.raw_dim();
     let b2_dim = b2.raw_dim();
     let v5 = ::autodiff::runtime::kernels::matmul::matmul(x, w1);
-    let v5_dim = v5.raw_dim();
+    let v5_dim = (&v5).raw_dim();
     let v6 = ::autodiff::runtime::kernels::binary::add(&v5, b1);
     ::core::mem::drop(v5);
     let h_7 = ::autodiff::runtime::kernels::unary::relu(&v6);
     ::core::mem::drop(v6);
     let v8 = ::autodiff::runtime::kernels::matmul::matmul(&h_7, w2);
-    let v8_dim = v8.raw_dim();
+    let v8_dim = (&v8).raw_dim();
     let v9 = ::autodiff::runtime::kernels::binary::add(&v8, b2);
     ::core::mem::drop(v8);
     let v10 = ::autodiff::runtime::kernels::loss::cross_entropy(&v9, (labels));

@@ -14,7 +14,7 @@ impl<'__ctx> QuickStartContext<'__ctx> {
     /// Bytes of the arrays this context owns (saved intermediates; parameters are borrowed).
     #[allow(dead_code)]
     pub fn held_bytes(&self) -> usize {
-        0 + self.h_5.len() * ::core::mem::size_of::<f64>()
+        (0 + self.h_5.len()) * ::core::mem::size_of::<f64>()
     }
 }
 #[doc = concat!(
@@ -29,14 +29,14 @@ fn quick_start_forward<'__ctx>(
 ) -> (f64, QuickStartContext<'__ctx>) {
     let b_dim = b.raw_dim();
     let v3 = ::autodiff::runtime::kernels::matmul::matmul(x, w);
-    let v3_dim = v3.raw_dim();
+    let v3_dim = (&v3).raw_dim();
     let v4 = ::autodiff::runtime::kernels::binary::add(&v3, b);
     ::core::mem::drop(v3);
     let h_5 = ::autodiff::runtime::kernels::unary::tanh(&v4);
-    let h_5_dim = h_5.raw_dim();
+    let h_5_dim = (&h_5).raw_dim();
     ::core::mem::drop(v4);
     let v6 = ::autodiff::runtime::kernels::binary::mul(&h_5, &h_5);
-    let v6_dim = v6.raw_dim();
+    let v6_dim = (&v6).raw_dim();
     let v7 = ::autodiff::runtime::kernels::reduce::sum(&v6);
     ::core::mem::drop(v6);
     let v9 = v7 / (2.0);

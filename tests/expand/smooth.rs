@@ -9,7 +9,7 @@ impl<'__ctx, F: Float> SmoothContext<'__ctx, F> {
     /// Bytes of the arrays this context owns (saved intermediates; parameters are borrowed).
     #[allow(dead_code)]
     pub fn held_bytes(&self) -> usize {
-        0
+        (0) * ::core::mem::size_of::<F>()
     }
 }
 #[doc = concat!(
@@ -21,7 +21,7 @@ fn smooth_forward<'__ctx, F: Float>(
     x: &'__ctx Array1<F>,
 ) -> (F, SmoothContext<'__ctx, F>) {
     let v1 = (x).mapv(|v| (v * ::autodiff::runtime::kernels::unary::sin_scalar(v)));
-    let v1_dim = v1.raw_dim();
+    let v1_dim = (&v1).raw_dim();
     let v2 = ::autodiff::runtime::kernels::reduce::sum(&v1);
     ::core::mem::drop(v1);
     let __value = v2;

@@ -69,7 +69,10 @@ pub(super) fn check_item(
             };
             let (ident, converted) = (&p.ident, reference_ident(p));
             let conversion = match (kind, by_ref) {
-                (Kind::Scalar, _) => quote!(#gradcheck::to_f64(#ident)),
+                (Kind::Scalar | Kind::Loop, _) => quote!(#gradcheck::to_f64(#ident)),
+                (Kind::Slice(_), _) => {
+                    quote!(#ident.iter().map(|__a| #gradcheck::array_to_f64(__a)).collect::<::std::vec::Vec<_>>())
+                }
                 (_, true) => quote!(#gradcheck::array_to_f64(#ident)),
                 (_, false) => quote!(#gradcheck::array_to_f64(&#ident)),
             };
@@ -94,8 +97,9 @@ pub(super) fn check_item(
                     (ParamRole::Value { kind, by_ref, view, .. }, true) => {
                         let converted = reference_ident(p);
                         match kind {
-                            Kind::Scalar => quote!(#converted),
+                            Kind::Scalar | Kind::Loop => quote!(#converted),
                             Kind::Array(_) => array_argument(quote!((&#converted)), *by_ref, *view),
+                            Kind::Slice(_) => quote!(&#converted),
                         }
                     }
                     _ => match &p.ty {
@@ -135,7 +139,31 @@ pub(super) fn check_item(
             None if kind == Kind::Scalar || by_ref => quote!(#ident),
             None => quote!(&#ident),
         };
-        let entry = if kind == Kind::Scalar {
+        let entry = if let Kind::Slice(_) = kind {
+            // Each element of the slice is probed in turn, in a copy of the slice.
+            let args = pass(index, Some(quote!(&__s)));
+            let at = match &f64_float {
+                Some(_) => {
+                    let converted = reference_ident(p);
+                    quote!(#converted)
+                }
+                None => quote!(#ident),
+            };
+            quote! {
+                for __j in 0..#at.len() {
+                    let __probe = #gradcheck::probe_gradient(
+                        |__p| {
+                            let mut __s = #at.to_vec();
+                            __s[__j] = ::core::clone::Clone::clone(__p);
+                            #fn_ident #reference_args (#(#args),*)
+                        },
+                        &#at[__j],
+                        #step,
+                    );
+                    __entries.push(#gradcheck::CheckEntry::from_probe(#name, &__static.1.#pos[__j], &__tape.1.#pos[__j], &__probe));
+                }
+            }
+        } else if kind == Kind::Scalar {
             let args = pass(index, Some(quote!(__p)));
             quote! {
                 let __probe = #gradcheck::probe_derivative(|__p| #fn_ident #reference_args (#(#args),*), #at, #step);

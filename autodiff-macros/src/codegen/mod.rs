@@ -5,6 +5,7 @@
 //! `loss_check`, `LOSS_GRAD_PLAN` and `loss_grad_source()`.
 
 mod check_code;
+mod loops;
 mod names;
 mod static_code;
 mod tape_code;
@@ -52,7 +53,14 @@ pub fn expand(
         .collect();
     // Computed once, read by both emitters.
     let liveness = ForwardLiveness::of(function);
-    let code = static_code::generate(function, activity, &liveness, &names, &ctx_param_types);
+    let code = static_code::generate(
+        function,
+        activity,
+        &liveness,
+        &names,
+        &ctx_param_types,
+        &static_code::Boundary::Top,
+    );
 
     let idents = Items::new(prefix);
     let Items {
@@ -136,7 +144,10 @@ pub fn expand(
         quote!(#ident: #ty)
     });
     let field_idents: Vec<&Ident> = code.fields.iter().map(|f| &f.ident).collect();
-    let owned_arrays: Vec<&Ident> = code.fields.iter().filter(|f| f.owned_array).map(|f| &f.ident).collect();
+    let held_counts = code.fields.iter().filter_map(|f| {
+        let ident = &f.ident;
+        f.held.as_ref().map(|held| held.count(quote!(self.#ident)))
+    });
     let saved_labels = &code.plan_saved;
     let context_doc = format!(
         "What `{backward}` needs from `{forward}`: the intermediates {} (parameters are borrowed, not copied).",
@@ -160,7 +171,7 @@ pub fn expand(
             /// Bytes of the arrays this context owns (saved intermediates; parameters are borrowed).
             #[allow(dead_code)]
             pub fn held_bytes(&self) -> usize {
-                0 #(+ self.#owned_arrays.len() * ::core::mem::size_of::<#float>())*
+                (0 #(+ #held_counts)*) * ::core::mem::size_of::<#float>()
             }
         }
 
@@ -279,6 +290,9 @@ fn tape_items(
     let tape_params = function.params.iter().map(|p| {
         let ident = &p.ident;
         match p.role {
+            ParamRole::Value {
+                kind: Kind::Slice(_), ..
+            } => quote!(#ident: &[#var_ty]),
             ParamRole::Value { .. } => quote!(#ident: &#var_ty),
             ParamRole::Constant => {
                 let ty = &p.ty;
@@ -302,6 +316,12 @@ fn tape_items(
                 let wrt = function.wrt.contains(&index);
                 let source = if by_ref { quote!(#ident) } else { quote!(&#ident) };
                 let make = match (kind, wrt) {
+                    (Kind::Slice(_), true) => {
+                        quote!(#ident.iter().map(|__a| __tape.param(__a)).collect::<::std::vec::Vec<_>>())
+                    }
+                    (Kind::Slice(_), false) => {
+                        quote!(#ident.iter().map(|__a| __tape.constant(__a)).collect::<::std::vec::Vec<_>>())
+                    }
                     (Kind::Scalar, true) => quote!(__tape.param_scalar(#ident)),
                     (Kind::Scalar, false) => quote!(__tape.constant_scalar(#ident)),
                     (_, true) => quote!(__tape.param(#source)),
@@ -318,6 +338,13 @@ fn tape_items(
         let leaf = format_ident!("__leaf_{}", names::unraw(&p.ident));
         match p.role {
             ParamRole::Value { kind: Kind::Scalar, .. } => quote!(__grads.take_scalar(&#leaf)),
+            ParamRole::Value {
+                kind: Kind::Slice(rank),
+                ..
+            } => {
+                let dim = names.dim_type(Kind::Array(rank));
+                quote!(#leaf.iter().map(|__l| __grads.take_as::<#dim>(__l)).collect::<::std::vec::Vec<_>>())
+            }
             ParamRole::Value { kind, .. } => {
                 let dim = names.dim_type(kind);
                 quote!(__grads.take_as::<#dim>(&#leaf))

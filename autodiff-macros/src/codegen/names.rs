@@ -9,13 +9,27 @@ use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
 use syn::Ident;
 
-use crate::ir::{Function, Kind, Op, ValueId};
+use std::collections::HashMap;
 
-/// Naming and type spelling for one function.
+use crate::ir::{Function, Kind, Loop, Op, Origin, ValueId};
+
+/// Naming and type spelling for one function (or loop body).
 pub struct Names<'f> {
     pub function: &'f Function,
     /// The float type, as the user wrote it.
     pub float: TokenStream,
+    /// Prepended to a loop body's names (`l5__h_3`), so that its locals never shadow the
+    /// outer values it reads: the body's code is inlined in the outer function's.
+    prefix: String,
+    /// A loop body's captured parameters, by index: the outer code's name for the value.
+    outer: HashMap<usize, OuterName>,
+}
+
+/// How the code around a loop names a value its body reads.
+struct OuterName {
+    ident: Ident,
+    arg: TokenStream,
+    text: String,
 }
 
 /// The runtime's kernels module.
@@ -28,16 +42,49 @@ impl<'f> Names<'f> {
         Names {
             function,
             float: quote!(#float),
+            prefix: String::new(),
+            outer: HashMap::new(),
         }
+    }
+
+    /// The names of the body of the loop statement `id` of this function.
+    pub fn body(&self, id: ValueId, l: &'f Loop) -> Names<'f> {
+        let outer = l
+            .captured
+            .iter()
+            .map(|&(index, v)| {
+                let name = OuterName {
+                    ident: self.ident(v),
+                    arg: self.arg(v),
+                    text: self.text(v),
+                };
+                (index, name)
+            })
+            .collect();
+        Names {
+            function: &l.body,
+            float: self.float.clone(),
+            prefix: format!("{}l{}__", self.prefix, id.0),
+            outer,
+        }
+    }
+
+    /// The prefix of this body's names (empty for the function itself).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     /// The plain text name of a value (for plans and identifiers).
     pub fn text(&self, id: ValueId) -> String {
         let stmt = self.function.stmt(id);
         match (&stmt.op, &stmt.name) {
-            (Op::Param { index }, _) => unraw(&self.function.params[*index].ident),
-            (_, Some(name)) => format!("{}_{}", name.trim_start_matches("r#"), id.0),
-            (_, None) => format!("v{}", id.0),
+            (Op::Param { index }, _) => match (self.outer.get(index), self.function.params[*index].origin) {
+                (Some(outer), _) => outer.text.clone(),
+                (None, Origin::Own) => unraw(&self.function.params[*index].ident),
+                (None, _) => format!("{}{}", self.prefix, unraw(&self.function.params[*index].ident)),
+            },
+            (_, Some(name)) => format!("{}{}_{}", self.prefix, name.trim_start_matches("r#"), id.0),
+            (_, None) => format!("{}v{}", self.prefix, id.0),
         }
     }
 
@@ -45,7 +92,11 @@ impl<'f> Names<'f> {
     /// user's own bindings); generated locals are hygienic.
     pub fn ident(&self, id: ValueId) -> Ident {
         match self.function.param_of(id) {
-            Some(p) => p.ident.clone(),
+            Some(p) if p.origin == Origin::Own => p.ident.clone(),
+            Some(_) => match self.outer.get(&param_index(self.function, id)) {
+                Some(outer) => outer.ident.clone(),
+                None => Ident::new(&self.text(id), Span::mixed_site()),
+            },
             None => Ident::new(&self.text(id), Span::mixed_site()),
         }
     }
@@ -64,12 +115,23 @@ impl<'f> Names<'f> {
     /// constants as written.
     pub fn arg(&self, id: ValueId) -> TokenStream {
         let stmt = self.function.stmt(id);
-        if let Op::Const(tokens) = &stmt.op {
-            return quote!((#tokens));
+        match &stmt.op {
+            Op::Const(tokens) => return quote!((#tokens)),
+            // An element of a slice is borrowed where it is used, never copied.
+            Op::Index(slice, at) => {
+                let slice = self.ident(*slice);
+                return quote!(&#slice[#at]);
+            }
+            Op::Param { index } => {
+                if let Some(outer) = self.outer.get(index) {
+                    return outer.arg.clone();
+                }
+            }
+            _ => {}
         }
         let ident = self.ident(id);
         match (stmt.kind, self.function.param_of(id)) {
-            (Kind::Scalar, _) => quote!(#ident),
+            (Kind::Scalar, _) | (Kind::Slice(_), _) | (Kind::Loop, _) => quote!(#ident),
             // A view is held by value in the generated halves, even when the user takes it by reference.
             (Kind::Array(_), Some(p))
                 if matches!(
@@ -91,10 +153,15 @@ impl<'f> Names<'f> {
     pub fn value_type(&self, kind: Kind) -> TokenStream {
         let float = &self.float;
         match kind {
-            Kind::Scalar => float.clone(),
-            Kind::Array(_) => {
-                let dim = self.dim_type(kind);
-                quote!(::autodiff::ndarray::Array<#float, #dim>)
+            Kind::Scalar | Kind::Loop => float.clone(),
+            Kind::Array(rank) | Kind::Slice(rank) => {
+                let dim = self.dim_type(Kind::Array(rank));
+                let array = quote!(::autodiff::ndarray::Array<#float, #dim>);
+                if kind.is_array() {
+                    array
+                } else {
+                    quote!(::std::vec::Vec<#array>)
+                }
             }
         }
     }
@@ -102,12 +169,20 @@ impl<'f> Names<'f> {
     /// The ndarray dimension type of an array kind.
     pub fn dim_type(&self, kind: Kind) -> TokenStream {
         match kind {
-            Kind::Array(Some(n)) => {
+            Kind::Array(Some(n)) | Kind::Slice(Some(n)) => {
                 let ix = format_ident!("Ix{}", n);
                 quote!(::autodiff::ndarray::#ix)
             }
             _ => quote!(::autodiff::ndarray::IxDyn),
         }
+    }
+}
+
+/// The index of the parameter `id` stands for.
+fn param_index(function: &Function, id: ValueId) -> usize {
+    match function.stmt(id).op {
+        Op::Param { index } => index,
+        _ => usize::MAX,
     }
 }
 

@@ -13,9 +13,10 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::Ident;
 
+use super::loops;
 use super::names::{kernels, Names};
 use crate::activity::Activity;
-use crate::ir::{BinOp, Function, Kind, Op, ParamRole, Stmt, UnaryFn, ValueId};
+use crate::ir::{BinOp, Function, Init, Kind, Op, Origin, ParamRole, Stmt, UnaryFn, ValueId};
 use crate::liveness::ForwardLiveness;
 use crate::rules::{self, GradArg, GradCall, Kernel};
 use crate::scalar::{Closure, Wrt};
@@ -30,12 +31,55 @@ struct Step {
     calls: Vec<GradCall>,
 }
 
+/// Where a function's adjoints start and its gradients go.
+pub enum Boundary {
+    /// The annotated function: one float output seeded with `__seed`; gradients of `wrt`.
+    Top,
+    /// A loop body: `outputs[k]` (the carried variables' next values) is seeded with
+    /// `seeds[k]`; gradients of every active parameter but slices, in order.
+    /// A seed is `None` where the carried variable is not active (its adjoint is zero).
+    Body {
+        outputs: Vec<ValueId>,
+        seeds: Vec<Option<Ident>>,
+    },
+}
+
 /// A field of the context struct that carries saved values from forward to backward.
 pub struct CtxField {
     pub ident: Ident,
     pub ty: TokenStream,
-    /// Whether the field owns an array (counted by `held_bytes`).
-    pub owned_array: bool,
+    /// What the field owns, for `held_bytes` (`None`: nothing, it borrows or is a shape).
+    pub held: Option<Held>,
+}
+
+/// Arrays a context field owns.
+#[derive(Clone)]
+pub enum Held {
+    /// One array.
+    Array,
+    /// A loop's per-iteration contexts: a `Vec` of tuples of these fields.
+    Contexts(Vec<Option<Held>>),
+}
+
+impl Held {
+    /// The number of elements held by the field at `access` (`self.h_3`).
+    pub fn count(&self, access: TokenStream) -> TokenStream {
+        match self {
+            Held::Array => quote!(#access.len()),
+            Held::Contexts(items) => {
+                let counts = items.iter().enumerate().filter_map(|(k, item)| {
+                    let k = syn::Index::from(k);
+                    item.as_ref().map(|held| held.count(quote!(__t.#k)))
+                });
+                quote!(#access.iter().map(|__t| 0 #(+ #counts)*).sum::<usize>())
+            }
+        }
+    }
+}
+
+/// What an owned value of `kind` holds.
+fn held_elements(kind: Kind, _names: &Names) -> Option<Held> {
+    kind.is_array().then_some(Held::Array)
 }
 
 /// Everything the static items are built from.
@@ -47,6 +91,13 @@ pub struct StaticCode {
     pub plan_backward: Vec<String>,
     pub plan_eliminated: Vec<String>,
     pub plan_saved: Vec<String>,
+    /// The parameters whose gradients backward returns, in order.
+    pub grads: Vec<usize>,
+    /// A loop body's captured parameters (by index) that its backward reads: the outer
+    /// code keeps them for the loop's backward instead of the body saving a copy.
+    pub outer_reads: BTreeSet<usize>,
+    /// Constant expressions backward evaluates (they may name outer parameters).
+    pub constant_reads: Vec<TokenStream>,
 }
 
 /// Plans and emits the static forward and backward code.
@@ -56,18 +107,46 @@ pub fn generate(
     liveness: &ForwardLiveness,
     names: &Names,
     param_types: &[TokenStream],
+    boundary: &Boundary,
 ) -> StaticCode {
     let is_active = |v: ValueId| activity.is_active(v);
     let differentiable = |s: &&Stmt| !matches!(s.op, Op::Param { .. } | Op::Const(_));
+    let outputs: Vec<ValueId> = match boundary {
+        Boundary::Top => vec![function.output],
+        Boundary::Body { outputs, .. } => outputs.clone(),
+    };
+    let grads: Vec<usize> = match boundary {
+        Boundary::Top => function.wrt.clone(),
+        Boundary::Body { .. } => (0..function.params.len())
+            .filter(|&index| match function.params[index].role {
+                ParamRole::Value { id, kind, .. } => is_active(id) && !matches!(kind, Kind::Slice(_)),
+                ParamRole::Constant => false,
+            })
+            .collect(),
+    };
 
-    // 1. How many contributions each adjoint receives (the seed counts for the output).
+    // 1. How many contributions each adjoint receives (the seeds count for the outputs).
     let mut contributions: BTreeMap<ValueId, usize> = BTreeMap::new();
-    if is_active(function.output) {
-        *contributions.entry(function.output).or_default() += 1;
+    let seeded = |k: usize| match boundary {
+        Boundary::Top => true,
+        Boundary::Body { seeds, .. } => seeds[k].is_some(),
+    };
+    for (k, &output) in outputs.iter().enumerate() {
+        if is_active(output) && seeded(k) {
+            *contributions.entry(output).or_default() += 1;
+        }
     }
     for stmt in function.stmts.iter().filter(differentiable).filter(|s| is_active(s.id)) {
-        for call in rules::backward(function, stmt, &is_active, false).unwrap_or_default() {
-            *contributions.entry(call.target).or_default() += 1;
+        let targets: Vec<ValueId> = match &stmt.op {
+            Op::Loop(l) => loops::targets(function, stmt.id, l, activity),
+            _ => rules::backward(function, stmt, &is_active, false)
+                .unwrap_or_default()
+                .iter()
+                .map(|c| c.target)
+                .collect(),
+        };
+        for target in targets {
+            *contributions.entry(target).or_default() += 1;
         }
     }
 
@@ -94,7 +173,13 @@ pub fn generate(
         };
         for call in calls.iter_mut().filter(|c| c.yields_fill) {
             let target = call.target;
-            if contributions[&target] == 1 && function.param_of(target).is_none() && function.kind(target).is_array() {
+            // A loop reads its outputs' adjoints as arrays.
+            let loop_output = matches!(function.stmt(target).op, Op::LoopOut { .. });
+            if contributions[&target] == 1
+                && function.param_of(target).is_none()
+                && function.kind(target).is_array()
+                && !loop_output
+            {
                 filled_values.insert(target);
             } else {
                 call.materialize = true;
@@ -111,13 +196,56 @@ pub fn generate(
     // 2b. Fuse chains of elementwise backward steps into one pass each.
     let steps = fuse_elementwise_chains(function, names, steps, &contributions);
 
+    // 2c. Each loop's body, generated first: the loop's backward step reads what the body's does.
+    let bodies: BTreeMap<ValueId, loops::BodyCode> = function
+        .stmts
+        .iter()
+        .filter_map(|stmt| match &stmt.op {
+            Op::Loop(l) => Some((stmt.id, loops::BodyCode::generate(stmt.id, l, activity, names))),
+            _ => None,
+        })
+        .collect();
+
     // 3. Liveness: what the backward reads, and where it reads it last.
     let mut value_reads: BTreeMap<ValueId, usize> = BTreeMap::new(); // value -> last step index reading it
     let mut dim_reads: BTreeSet<ValueId> = BTreeSet::new();
     let mut token_reads: Vec<TokenStream> = Vec::new();
+    // An element of a slice is read through the slice, at its index.
+    let read = |v: ValueId,
+                i: usize,
+                value_reads: &mut BTreeMap<ValueId, usize>,
+                token_reads: &mut Vec<TokenStream>| match &function.stmt(v).op {
+        Op::Const(t) => token_reads.push(t.clone()),
+        Op::Index(slice, at) => {
+            value_reads.insert(*slice, i);
+            token_reads.push(at.clone());
+        }
+        _ => {
+            value_reads.insert(v, i);
+        }
+    };
     for (i, step) in steps.iter().enumerate() {
         if step.materialize {
             dim_reads.insert(step.stmt);
+        }
+        match &function.stmt(step.stmt).op {
+            Op::Index(slice, at) => {
+                value_reads.insert(*slice, i);
+                token_reads.push(at.clone());
+            }
+            Op::Loop(l) => {
+                let body = &bodies[&step.stmt];
+                // Backward runs the range again, for the indices.
+                token_reads.push(l.range.clone());
+                for &(index, v) in &l.captured {
+                    if body.code.outer_reads.contains(&index) {
+                        read(v, i, &mut value_reads, &mut token_reads);
+                    }
+                }
+                token_reads.extend(body.code.constant_reads.iter().cloned());
+                dim_reads.extend(loops::dims_read(function, step.stmt, l, activity));
+            }
+            _ => {}
         }
         for call in &step.calls {
             if call.materialize {
@@ -125,12 +253,7 @@ pub fn generate(
             }
             for arg in &call.args {
                 match arg {
-                    GradArg::Value(v) => match &function.stmt(*v).op {
-                        Op::Const(t) => token_reads.push(t.clone()),
-                        _ => {
-                            value_reads.insert(*v, i);
-                        }
-                    },
+                    GradArg::Value(v) => read(*v, i, &mut value_reads, &mut token_reads),
                     GradArg::Dim(v) | GradArg::DimAxis(v, _) => {
                         dim_reads.insert(*v);
                     }
@@ -139,7 +262,7 @@ pub fn generate(
                     GradArg::MapDerivative(map, wrt) => {
                         if let Op::Map { captures, .. } = &function.stmt(*map).op {
                             for &c in captures {
-                                value_reads.insert(c, i);
+                                read(c, i, &mut value_reads, &mut token_reads);
                             }
                         }
                         token_reads.push(map_derivative(names, *map, *wrt));
@@ -149,17 +272,25 @@ pub fn generate(
             }
         }
     }
-    // Differentiated parameters that receive no gradient need their shape for the zeros.
-    for &index in &function.wrt {
-        if let ParamRole::Value {
-            id,
-            kind: Kind::Array(_),
-            ..
-        } = function.params[index].role
-        {
-            if !contributions.contains_key(&id) {
+    // Differentiated parameters that receive no gradient need their shape for the zeros;
+    // a differentiated slice's gradient starts as zeros shaped like it.
+    for &index in &grads {
+        match function.params[index].role {
+            ParamRole::Value {
+                id,
+                kind: Kind::Array(_),
+                ..
+            } if !contributions.contains_key(&id) => {
                 dim_reads.insert(id);
             }
+            ParamRole::Value {
+                id,
+                kind: Kind::Slice(_),
+                ..
+            } => {
+                value_reads.entry(id).or_insert(0);
+            }
+            _ => {}
         }
     }
     // Constants the backward reads may name parameters: constant ones, and float or array
@@ -172,17 +303,28 @@ pub fn generate(
         .map(|(i, _)| i)
         .collect();
 
-    // 4. The context fields.
+    // 4. The context fields. A loop body's context is one iteration's; the outer values it
+    // reads are the outer code's to keep.
     let mut fields = Vec::new();
+    let mut outer_reads = BTreeSet::new();
     for (index, param) in function.params.iter().enumerate() {
         let read = params_named_by_constants.contains(&index)
             || matches!(param.role, ParamRole::Value { id, .. } if value_reads.contains_key(&id));
-        if read {
-            fields.push(CtxField {
+        match (param.origin, &param.role) {
+            (_, _) if !read => {}
+            (Origin::Own, _) => fields.push(CtxField {
                 ident: param.ident.clone(),
                 ty: param_types[index].clone(),
-                owned_array: false,
-            });
+                held: None,
+            }),
+            (Origin::Carried, ParamRole::Value { id, kind, .. }) => fields.push(CtxField {
+                ident: names.ident(*id),
+                ty: names.value_type(*kind),
+                held: held_elements(*kind, names),
+            }),
+            _ => {
+                outer_reads.insert(index);
+            }
         }
     }
     for (&v, _) in value_reads.iter().filter(|(v, _)| function.param_of(**v).is_none()) {
@@ -190,14 +332,19 @@ pub fn generate(
         fields.push(CtxField {
             ident: names.ident(v),
             ty: names.value_type(kind),
-            owned_array: kind.is_array(),
+            held: held_elements(kind, names),
         });
+    }
+    for (&id, body) in &bodies {
+        if is_active(id) {
+            fields.push(body.context_field());
+        }
     }
     for &v in &dim_reads {
         fields.push(CtxField {
             ident: names.dim(v),
             ty: names.dim_type(function.kind(v)),
-            owned_array: false,
+            held: None,
         });
     }
 
@@ -212,37 +359,113 @@ pub fn generate(
     }
     for stmt in function.stmts.iter().filter(differentiable) {
         let ident = names.ident(stmt.id);
-        let (call, label) = forward_call(function, names, stmt);
-        plan_forward.push(format!("{} = {}", names.text(stmt.id), label));
-        forward_body.extend(quote!(let #ident = #call;));
+        match &stmt.op {
+            // Borrowed where it is used.
+            Op::Index(..) => {}
+            Op::Loop(l) => {
+                let body = &bodies[&stmt.id];
+                let movable: Vec<ValueId> = liveness
+                    .dying_at(stmt)
+                    .into_iter()
+                    .filter(|&a| droppable(function, a) && !value_reads.contains_key(&a) && !outputs.contains(&a))
+                    .collect();
+                let (code, plan) = body.forward(function, stmt.id, l, names, is_active(stmt.id), &movable);
+                forward_body.extend(code);
+                plan_forward.extend(plan);
+            }
+            // Bound by their loop.
+            Op::LoopOut { .. } => {}
+            _ => {
+                let (call, label) = forward_call(function, names, stmt);
+                plan_forward.push(format!("{} = {}", names.text(stmt.id), label));
+                forward_body.extend(quote!(let #ident = #call;));
+            }
+        }
         if dim_reads.contains(&stmt.id) {
-            let dim = names.dim(stmt.id);
-            forward_body.extend(quote!(let #dim = #ident.raw_dim();));
+            let (dim, value) = (names.dim(stmt.id), names.arg(stmt.id));
+            forward_body.extend(quote!(let #dim = (#value).raw_dim();));
         }
         for a in liveness.dying_at(stmt) {
-            if droppable(function, a) && !value_reads.contains_key(&a) && a != function.output {
+            // A loop moves (or copies) its carried variables' initial values.
+            let loop_init =
+                matches!(&stmt.op, Op::Loop(l) if l.carried.iter().any(|c| matches!(c.init, Init::Value(v) if v == a)));
+            if droppable(function, a) && !value_reads.contains_key(&a) && !outputs.contains(&a) && !loop_init {
                 let ident = names.ident(a);
                 forward_body.extend(quote!(::core::mem::drop(#ident);));
             }
         }
     }
-    let output = names.arg(function.output);
-    let output = if function.kind(function.output) == Kind::Scalar {
-        output
-    } else {
-        quote!(unreachable!())
-    };
-    forward_body.extend(quote!(let __value = #output;));
+    if let Boundary::Top = boundary {
+        let output = names.arg(function.output);
+        let output = if function.kind(function.output) == Kind::Scalar {
+            output
+        } else {
+            quote!(unreachable!())
+        };
+        forward_body.extend(quote!(let __value = #output;));
+    }
 
     // 6. The backward half.
     let mut backward_body = TokenStream::new();
     let mut plan_backward = Vec::new();
     let mut received: BTreeMap<ValueId, usize> = BTreeMap::new();
-    if is_active(function.output) {
-        let d = names.adjoint(function.output);
-        let mutability = (contributions[&function.output] > 1).then(|| quote!(mut));
-        backward_body.extend(quote!(let #mutability #d = __seed;));
-        received.insert(function.output, 1);
+    // Adds `expr` to `target`'s adjoint (declaring it at the first contribution).
+    let contribute = |received: &mut BTreeMap<ValueId, usize>,
+                      target: ValueId,
+                      expr: TokenStream,
+                      label: String,
+                      backward_body: &mut TokenStream,
+                      plan_backward: &mut Vec<String>| {
+        let d = names.adjoint(target);
+        let count = received.entry(target).or_default();
+        *count += 1;
+        let d_text = format!("d_{}", names.text(target));
+        if *count == 1 {
+            let mutability = (contributions[&target] > 1).then(|| quote!(mut));
+            backward_body.extend(quote!(let #mutability #d = #expr;));
+            plan_backward.push(format!("{d_text} = {label}"));
+        } else if function.kind(target).is_array() {
+            let k = kernels();
+            backward_body.extend(quote!(#k::binary::accumulate(&mut #d, #expr);));
+            plan_backward.push(format!("{d_text} += {label}"));
+        } else {
+            backward_body.extend(quote!(#d += #expr;));
+            plan_backward.push(format!("{d_text} += {label}"));
+        }
+    };
+    let seeds: Vec<Option<Ident>> = match boundary {
+        Boundary::Top => vec![Some(format_ident!("__seed"))],
+        Boundary::Body { seeds, .. } => seeds.clone(),
+    };
+    for (&output, seed) in outputs.iter().zip(&seeds) {
+        if let (true, Some(seed)) = (is_active(output), seed) {
+            contribute(
+                &mut received,
+                output,
+                quote!(#seed),
+                "seed".to_string(),
+                &mut backward_body,
+                &mut plan_backward,
+            );
+        }
+    }
+    // A differentiated slice's gradient: zeros shaped like it, accumulated into by index
+    // (in loop bodies too, which name it as the function does).
+    if let Boundary::Top = boundary {
+        for &index in &grads {
+            if let ParamRole::Value {
+                id,
+                kind: Kind::Slice(_),
+                ..
+            } = function.params[index].role
+            {
+                let (d, slice) = (names.adjoint(id), names.ident(id));
+                backward_body.extend(quote! {
+                    let mut #d: ::std::vec::Vec<_> = #slice.iter().map(|__w| ::autodiff::ndarray::Array::zeros(__w.raw_dim())).collect();
+                });
+                plan_backward.push(format!("d_{} = zeros like {}", names.text(id), names.text(id)));
+            }
+        }
     }
     for (i, step) in steps.iter().enumerate() {
         let g = names.adjoint(step.stmt);
@@ -254,6 +477,37 @@ pub fn generate(
             let k = kernels();
             backward_body.extend(quote!(let #g = #k::reduce::sum_grad(#g, &#dim);));
             plan_backward.push(format!("{g_text} = sum_grad({g_text}, {}.dim)", names.text(step.stmt)));
+        }
+        match &function.stmt(step.stmt).op {
+            // The loop reads its outputs' adjoints.
+            Op::LoopOut { .. } => continue,
+            Op::Index(slice, at) => {
+                if received.contains_key(&step.stmt) {
+                    let (k, d) = (kernels(), names.adjoint(*slice));
+                    backward_body.extend(quote!(#k::binary::accumulate(&mut #d[#at], #g);));
+                    plan_backward.push(format!("d_{}[{at}] += {g_text}", names.text(*slice)));
+                }
+                continue;
+            }
+            Op::Loop(l) => {
+                let body = &bodies[&step.stmt];
+                let (code, results, plan) = body.backward(function, step.stmt, l, names, activity, &received);
+                backward_body.extend(code);
+                plan_backward.extend(plan);
+                for (target, result) in results {
+                    let label = result.to_string();
+                    contribute(
+                        &mut received,
+                        target,
+                        quote!(#result),
+                        label,
+                        &mut backward_body,
+                        &mut plan_backward,
+                    );
+                }
+                continue;
+            }
+            _ => {}
         }
         // Calls that only borrow the adjoint go first; the last call that takes it by value
         // gets the buffer itself, earlier ones a copy.
@@ -298,23 +552,14 @@ pub fn generate(
                 _ => call,
             };
             let (expr, label) = grad_call(names, call, &g, &g_text, moves);
-            let target = call.target;
-            let d = names.adjoint(target);
-            let count = received.entry(target).or_default();
-            *count += 1;
-            let d_text = format!("d_{}", names.text(target));
-            if *count == 1 {
-                let mutability = (contributions[&target] > 1).then(|| quote!(mut));
-                backward_body.extend(quote!(let #mutability #d = #expr;));
-                plan_backward.push(format!("{d_text} = {label}"));
-            } else if function.kind(target).is_array() {
-                let k = kernels();
-                backward_body.extend(quote!(#k::binary::accumulate(&mut #d, #expr);));
-                plan_backward.push(format!("{d_text} += {label}"));
-            } else {
-                backward_body.extend(quote!(#d += #expr;));
-                plan_backward.push(format!("{d_text} += {label}"));
-            }
+            contribute(
+                &mut received,
+                call.target,
+                expr,
+                label,
+                &mut backward_body,
+                &mut plan_backward,
+            );
         }
         if g_is_array && owners == 0 {
             backward_body.extend(quote!(::core::mem::drop(#g);));
@@ -327,14 +572,13 @@ pub fn generate(
         }
     }
     let float = &names.float;
-    let grads: Vec<TokenStream> = function
-        .wrt
+    let grad_values: Vec<TokenStream> = grads
         .iter()
         .map(|&index| {
             let ParamRole::Value { id, kind, .. } = function.params[index].role else {
                 unreachable!("wrt holds value parameters")
             };
-            if contributions.contains_key(&id) {
+            if contributions.contains_key(&id) || matches!(kind, Kind::Slice(_)) {
                 let d = names.adjoint(id);
                 quote!(#d)
             } else if kind.is_array() {
@@ -345,12 +589,12 @@ pub fn generate(
             }
         })
         .collect();
-    backward_body.extend(quote!((#(#grads,)*)));
+    backward_body.extend(quote!((#(#grad_values,)*)));
 
     let plan_eliminated = function
         .stmts
         .iter()
-        .filter(|s| !matches!(s.op, Op::Const(_) | Op::ConstArray(_)) && !is_active(s.id))
+        .filter(|s| !matches!(s.op, Op::Const(_) | Op::ConstArray(_) | Op::Loop(_)) && !is_active(s.id))
         .filter(
             |s| !matches!(s.op, Op::Param { index } if !matches!(function.params[index].role, ParamRole::Value { .. })),
         )
@@ -370,6 +614,9 @@ pub fn generate(
         plan_backward,
         plan_eliminated,
         plan_saved,
+        grads,
+        outer_reads,
+        constant_reads: token_reads,
     }
 }
 
@@ -524,9 +771,13 @@ fn out_of_place(module: &str, function: &str) -> Option<&'static str> {
     }
 }
 
-/// Whether `v` is an owned local of the generated code (not a parameter, not a constant, not a float).
+/// Whether `v` is an owned local of the generated code (not a parameter, not a constant,
+/// not a float, not a borrowed slice element).
 fn droppable(function: &Function, v: ValueId) -> bool {
-    function.param_of(v).is_none() && !function.is_const(v) && function.kind(v).is_array()
+    function.param_of(v).is_none()
+        && !function.is_const(v)
+        && function.kind(v).is_array()
+        && !matches!(function.stmt(v).op, Op::Index(..))
 }
 
 /// Whether `tokens` contain the identifier `ident` anywhere.
@@ -556,7 +807,9 @@ fn forward_call(function: &Function, names: &Names, stmt: &Stmt) -> (TokenStream
         )
     };
     match &stmt.op {
-        Op::Param { .. } | Op::Const(_) => unreachable!("parameters and constants need no forward call"),
+        Op::Param { .. } | Op::Const(_) | Op::Index(..) | Op::Loop(_) | Op::LoopOut { .. } => {
+            unreachable!("parameters, constants, slice elements and loops have no single forward call")
+        }
         // Typed here, so the float type is known even where the user's code left it to inference.
         Op::ConstArray(tokens) => {
             let ty = names.value_type(stmt.kind);
@@ -565,15 +818,15 @@ fn forward_call(function: &Function, names: &Names, stmt: &Stmt) -> (TokenStream
         Op::Binary(op, a, b) => {
             let (a, b) = (*a, *b);
             let name = op.name();
-            match (kind(a), kind(b)) {
-                (Kind::Array(_), Kind::Array(_)) => call("binary", name, vec![arg(a), arg(b)], vec![text(a), text(b)]),
-                (Kind::Array(_), Kind::Scalar) => call(
+            match (kind(a).is_array(), kind(b).is_array()) {
+                (true, true) => call("binary", name, vec![arg(a), arg(b)], vec![text(a), text(b)]),
+                (true, false) => call(
                     "binary",
                     &format!("{name}_scalar"),
                     vec![arg(a), arg(b)],
                     vec![text(a), text(b)],
                 ),
-                (Kind::Scalar, Kind::Array(_)) => match op {
+                (false, true) => match op {
                     BinOp::Add | BinOp::Mul => call(
                         "binary",
                         &format!("{name}_scalar"),
@@ -587,7 +840,7 @@ fn forward_call(function: &Function, names: &Names, stmt: &Stmt) -> (TokenStream
                         vec![text(a), text(b)],
                     ),
                 },
-                (Kind::Scalar, Kind::Scalar) => {
+                (false, false) => {
                     let (x, y) = (arg(a), arg(b));
                     let (tokens, symbol) = match op {
                         BinOp::Add => (quote!(#x + #y), "+"),

@@ -6,43 +6,82 @@
 //! Before: `let h = x.dot(w).tanh(); h.sum() / 2.0`
 //! After:  `let v2 = x.dot(w); let h_3 = v2.tanh(); drop(v2); let v4 = h_3.sum(); drop(h_3); let v5 = v4.div_scalar(2.0);`
 
+use std::collections::HashMap;
+
 use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::names::Names;
-use crate::ir::{BinOp, Function, Op, ScalarExpr, ValueId};
+use crate::ir::{BinOp, Function, Init, Kind, Loop, Op, Origin, ParamRole, ScalarExpr, Stmt, ValueId};
 use crate::liveness::ForwardLiveness;
 use crate::scalar::{Closure, Wrt};
 
-/// The body of `<name>_on_tape`; float and array parameters are `&Var`s of the same names.
+/// The body of `<name>_on_tape`; float and array parameters are `&Var`s of the same names
+/// (slices of arrays, `&[Var]`).
 pub fn body(function: &Function, liveness: &ForwardLiveness, names: &Names) -> TokenStream {
-    // A `Var` argument: parameters are already references, locals are borrowed.
-    let var = |v: ValueId| {
-        let ident = names.ident(v);
-        if function.param_of(v).is_some() {
-            quote!(#ident)
-        } else {
-            quote!((&#ident))
+    // Any `Var` parameter leads to the tape (a function has at least one); a slice's first element.
+    let owner = |kinds: &dyn Fn(Kind) -> bool| {
+        function.params.iter().find_map(|p| match p.role {
+            ParamRole::Value { kind, .. } if kinds(kind) => Some(p.ident.clone()),
+            _ => None,
+        })
+    };
+    let tape_of = match owner(&|kind| !matches!(kind, Kind::Slice(_))) {
+        Some(ident) => quote!(#ident.tape()),
+        None => {
+            let slice = owner(&|_| true);
+            quote!(#slice[0].tape())
         }
     };
+    let mut body = statements(function, liveness, names, &HashMap::new(), &tape_of, &[function.output]);
+    let output = function.output;
+    let result = match &function.stmt(output).op {
+        Op::Param { .. } => {
+            let ident = names.ident(output);
+            quote!(::core::clone::Clone::clone(#ident))
+        }
+        Op::Const(_) => quote!(::core::panic!(
+            "the function's value does not depend on its float parameters"
+        )),
+        _ => {
+            let ident = names.ident(output);
+            quote!(#ident)
+        }
+    };
+    body.extend(result);
+    body
+}
+
+/// The statements of `function` (the annotated one, or a loop body whose captured
+/// parameters are the outer `Var`s `outer`, by parameter index), recorded op by op.
+/// Values in `keep` are not dropped after their last use.
+fn statements(
+    function: &Function,
+    liveness: &ForwardLiveness,
+    names: &Names,
+    outer: &HashMap<usize, TokenStream>,
+    tape_of: &TokenStream,
+    keep: &[ValueId],
+) -> TokenStream {
+    // A `Var` argument: the function's parameters are already references, locals are
+    // borrowed, a slice's element is borrowed from it.
+    let var = |v: ValueId| statements_var(function, names, outer, v);
     let constant = |v: ValueId| match &function.stmt(v).op {
         Op::Const(t) => Some(quote!((#t))),
         _ => None,
     };
-    // Any `Var` parameter leads to the tape (a function has at least one).
-    let tape_owner = function
-        .params
-        .iter()
-        .find(|p| matches!(p.role, crate::ir::ParamRole::Value { .. }))
-        .map(|p| p.ident.clone());
     let mut body = TokenStream::new();
     for stmt in &function.stmts {
         let expr = match &stmt.op {
-            Op::Param { .. } | Op::Const(_) => continue,
+            Op::Param { .. } | Op::Const(_) | Op::Index(..) | Op::LoopOut { .. } => continue,
+            Op::Loop(l) => {
+                body.extend(loop_on_tape(function, names, stmt.id, l, &var, tape_of, liveness));
+                continue;
+            }
             // An array built in the body is a constant leaf, owned by the tape.
             Op::ConstArray(tokens) => {
-                let (tape_of, dim) = (&tape_owner, names.dim_type(stmt.kind));
-                quote!(#tape_of.tape().constant_owned::<#dim>(#tokens))
+                let dim = names.dim_type(stmt.kind);
+                quote!(#tape_of.constant_owned::<#dim>(#tokens))
             }
             Op::Binary(op, a, b) => {
                 let method = |name: &str| syn::Ident::new(name, proc_macro2::Span::call_site());
@@ -198,29 +237,168 @@ pub fn body(function: &Function, liveness: &ForwardLiveness, names: &Names) -> T
         };
         let ident = names.ident(stmt.id);
         body.extend(quote!(let #ident = #expr;));
-        for a in liveness.dying_at(stmt) {
-            if function.param_of(a).is_none() && !function.is_const(a) && a != function.output {
-                let ident = names.ident(a);
-                body.extend(quote!(::core::mem::drop(#ident);));
-            }
+        body.extend(drops(function, liveness, names, stmt, keep));
+    }
+    body
+}
+
+/// Drops the `Var`s `stmt` reads for the last time (not parameters, constants, slice
+/// elements, or values in `keep`).
+fn drops(function: &Function, liveness: &ForwardLiveness, names: &Names, stmt: &Stmt, keep: &[ValueId]) -> TokenStream {
+    let mut tokens = TokenStream::new();
+    for a in liveness.dying_at(stmt) {
+        let local = !matches!(
+            function.stmt(a).op,
+            Op::Param { .. } | Op::Const(_) | Op::Index(..) | Op::Loop(_)
+        );
+        if local && !keep.contains(&a) {
+            let ident = names.ident(a);
+            tokens.extend(quote!(::core::mem::drop(#ident);));
         }
     }
-    let output = function.output;
-    let result = match &function.stmt(output).op {
-        Op::Param { .. } => {
-            let ident = names.ident(output);
-            quote!(::core::clone::Clone::clone(#ident))
-        }
-        Op::Const(_) => quote!(::core::panic!(
-            "the function's value does not depend on its float parameters"
-        )),
+    tokens
+}
+
+/// The `Var` (or `&[Var]`) of a slice value.
+fn var_of_slice(
+    function: &Function,
+    names: &Names,
+    outer: &HashMap<usize, TokenStream>,
+    slice: ValueId,
+) -> TokenStream {
+    match function.stmt(slice).op {
+        Op::Param { index } if outer.contains_key(&index) => outer[&index].clone(),
         _ => {
-            let ident = names.ident(output);
+            let ident = names.ident(slice);
             quote!(#ident)
         }
+    }
+}
+
+/// A loop on the tape: a real Rust loop whose iterations record their ops, so the tape
+/// holds the unrolled graph, as PyTorch's does.
+fn loop_on_tape(
+    function: &Function,
+    names: &Names,
+    id: ValueId,
+    l: &Loop,
+    var: &dyn Fn(ValueId) -> TokenStream,
+    tape_of: &TokenStream,
+    liveness: &ForwardLiveness,
+) -> TokenStream {
+    let body_names = names.body(id, l);
+    let outer: HashMap<usize, TokenStream> = l.captured.iter().map(|&(index, v)| (index, var(v))).collect();
+    let carried: Vec<syn::Ident> = (0..l.carried.len()).map(|k| body_names.ident(ValueId(k))).collect();
+    let dying = liveness.dying_at(function.stmt(id));
+    let mut code = TokenStream::new();
+    for (c, ident) in l.carried.iter().zip(&carried) {
+        let init = match &c.init {
+            // The last use of an outer local moves it in; anything else is a new handle.
+            Init::Value(v)
+                if dying.contains(v)
+                    && function.param_of(*v).is_none()
+                    && !matches!(function.stmt(*v).op, Op::Index(..))
+                    && l.carried
+                        .iter()
+                        .filter(|c| matches!(c.init, Init::Value(w) if w == *v))
+                        .count()
+                        == 1 =>
+            {
+                let value = names.ident(*v);
+                quote!(#value)
+            }
+            Init::Value(v) => {
+                let value = var(*v);
+                quote!(::core::clone::Clone::clone(#value))
+            }
+            Init::Const(t) => {
+                let float = &names.float;
+                quote!(#tape_of.constant_scalar(<#float as ::autodiff::runtime::Float>::of(#t)))
+            }
+        };
+        code.extend(quote!(let mut #ident = #init;));
+    }
+    let body_liveness = ForwardLiveness::of(&l.body);
+    let body = statements(&l.body, &body_liveness, &body_names, &outer, tape_of, &l.outputs);
+    let mut nexts = Vec::new();
+    let mut next_code = TokenStream::new();
+    for (k, &out) in l.outputs.iter().enumerate() {
+        let next = quote::format_ident!(
+            "{}next{}",
+            body_names.prefix(),
+            k,
+            span = proc_macro2::Span::mixed_site()
+        );
+        let moved = !l.outputs[..k].contains(&out) && !matches!(l.body.stmt(out).op, Op::Param { .. } | Op::Index(..));
+        let expr = if moved {
+            let ident = body_names.ident(out);
+            quote!(#ident)
+        } else {
+            let value = statements_var(&l.body, &body_names, &outer, out);
+            quote!(::core::clone::Clone::clone(#value))
+        };
+        next_code.extend(quote!(let #next = #expr;));
+        nexts.push(next);
+    }
+    let index = match &l.index {
+        Some(i) => quote!(#i),
+        None => quote!(_),
     };
-    body.extend(result);
-    body
+    let range = &l.range;
+    let outs: Vec<syn::Ident> = (0..l.carried.len())
+        .map(|k| {
+            let out = function
+                .stmts
+                .iter()
+                .find(|s| matches!(s.op, Op::LoopOut { of, k: j } if of == id && j == k))
+                .map_or(id, |s| s.id);
+            names.ident(out)
+        })
+        .collect();
+    code.extend(quote! {
+        for #index in #range {
+            #body
+            #next_code
+            #(#carried = #nexts;)*
+        }
+    });
+    let mut tokens = quote!(let (#(#outs,)*) = { #code (#(#carried,)*) };);
+    // The initial values were moved in (or cloned, and dropped at the end of scope).
+    let inits: Vec<ValueId> = l
+        .carried
+        .iter()
+        .filter_map(|c| match c.init {
+            Init::Value(v) => Some(v),
+            Init::Const(_) => None,
+        })
+        .collect();
+    tokens.extend(drops(function, liveness, names, function.stmt(id), &inits));
+    tokens
+}
+
+/// The `Var` argument of a loop body's value `v` (as `statements` spells it).
+fn statements_var(function: &Function, names: &Names, outer: &HashMap<usize, TokenStream>, v: ValueId) -> TokenStream {
+    match &function.stmt(v).op {
+        Op::Param { index } => match (outer.get(index), function.params[*index].origin) {
+            (Some(tokens), _) => tokens.clone(),
+            (None, Origin::Own) => {
+                let ident = names.ident(v);
+                quote!(#ident)
+            }
+            (None, _) => {
+                let ident = names.ident(v);
+                quote!((&#ident))
+            }
+        },
+        Op::Index(slice, at) => {
+            let slice = var_of_slice(function, names, outer, *slice);
+            quote!((&#slice[#at]))
+        }
+        _ => {
+            let ident = names.ident(v);
+            quote!((&#ident))
+        }
+    }
 }
 
 /// A `mapv` body as `Var` ops on the whole array (`v` is the array `x`, a capture its 0-d

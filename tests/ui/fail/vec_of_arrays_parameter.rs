@@ -1,7 +1,7 @@
 use autodiff::prelude::*;
 
 #[differentiate]
-fn loss(ws: &[Array1<f64>], x: &Array1<f64>) -> f64 {
+fn loss(ws: &Vec<Array1<f64>>, x: &Array1<f64>) -> f64 {
     x.sum()
 }
 

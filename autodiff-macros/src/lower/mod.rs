@@ -7,8 +7,10 @@
 //! says what is supported instead. Lowering keeps going after an error, so one
 //! compilation reports them all.
 
+mod loops;
+
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use proc_macro2::TokenStream;
 use quote::ToTokens;
@@ -17,7 +19,7 @@ use syn::visit_mut::VisitMut;
 use syn::{Expr, ExprCall, ExprMethodCall, Ident, ItemFn, Pat, Stmt as SynStmt};
 
 use crate::ctxt::Ctxt;
-use crate::ir::{BinOp, Function, Kind, Op, PairwiseFn, Param, ScalarExpr, Stmt, UnaryFn, ValueId};
+use crate::ir::{BinOp, Function, Kind, Op, Origin, PairwiseFn, Param, ScalarExpr, Stmt, UnaryFn, ValueId};
 use crate::literals::{self, Rewrites};
 use crate::signature::Signature;
 
@@ -88,6 +90,9 @@ pub fn lower(cx: &Ctxt, item: &ItemFn, sig: &Signature) -> (Option<Function>, Re
             .map(|p| p.ident.to_string())
             .collect(),
         annotated_rank: None,
+        queryable: HashSet::new(),
+        loops_lowered: std::cell::Cell::new(0),
+        loop_indices: Vec::new(),
     };
     let function = lower_body(&mut lowerer, item, sig);
     (function, lowerer.literals.into_inner())
@@ -105,10 +110,14 @@ fn lower_body(lowerer: &mut Lowerer, item: &ItemFn, sig: &Signature) -> Option<F
             }
             None => info.role(ValueId(usize::MAX), false),
         };
+        if info.kind.is_some() {
+            lowerer.queryable.insert(ValueId(lowerer.stmts.len() - 1));
+        }
         params.push(Param {
             ident: info.ident.clone(),
             ty: info.ty.clone(),
             role,
+            origin: Origin::Own,
         });
     }
 
@@ -129,6 +138,7 @@ fn lower_body(lowerer: &mut Lowerer, item: &ItemFn, sig: &Signature) -> Option<F
             SynStmt::Expr(Expr::Verbatim(tokens), Some(_)) if tokens.is_empty() => {}
             SynStmt::Expr(Expr::Assign(assign), _) => lowerer.lower_assign(assign),
             SynStmt::Expr(Expr::Binary(binary), _) if is_assign_op(&binary.op) => lowerer.lower_compound_assign(binary),
+            SynStmt::Expr(Expr::ForLoop(for_loop), _) => lowerer.lower_for(for_loop),
             SynStmt::Expr(expr, semi) => {
                 let returned = match expr {
                     Expr::Return(ret) => ret.expr.as_deref(),
@@ -205,6 +215,13 @@ struct Lowerer<'a> {
     /// The rank of the array type a `let` being lowered is annotated with
     /// (`let z: Array2<f64> = Array::zeros(shape);`), for constructors that do not say it.
     annotated_rank: Option<Option<usize>>,
+    /// The values whose shape queries are constants: the function's float and array
+    /// parameters, and a loop body's parameters standing for them.
+    queryable: HashSet<ValueId>,
+    /// How many loops have been lowered so far (names each one's hidden index uniquely).
+    loops_lowered: std::cell::Cell<usize>,
+    /// The index variables of the loops being lowered, outermost first.
+    loop_indices: Vec<String>,
 }
 
 impl Lowerer<'_> {
@@ -393,28 +410,32 @@ impl Lowerer<'_> {
         if !SHAPE_QUERIES.contains(&call.method.to_string().as_str()) || !call.args.is_empty() {
             return false;
         }
-        let Expr::Path(path) = strip_refs(&call.receiver) else {
+        // `xs[k].len()` of a slice parameter `xs` at a constant index asks an element.
+        let (receiver, element) = match strip_refs(&call.receiver) {
+            Expr::Index(index) if !self.mentions_value(&index.index) => (&*index.expr, true),
+            receiver => (receiver, false),
+        };
+        let Expr::Path(path) = strip_refs(receiver) else {
             return false;
         };
         let Some(ident) = path.path.get_ident() else {
             return false;
         };
         let name = ident.to_string();
-        if call.method == "dim" && self.param_rank(&name).is_none() {
+        if call.method == "dim" && (element || self.param_rank(&name).is_none()) {
             return false;
         }
-        self.value_params.contains(&name)
-            && self
-                .env
-                .get(&name)
-                .is_some_and(|id| matches!(self.stmts[id.0].op, Op::Param { .. }))
+        let Some(id) = self.env.get(&name).filter(|id| self.queryable.contains(id)) else {
+            return false;
+        };
+        self.value_params.contains(&name) && (!element || matches!(self.kind(*id), Kind::Slice(_)))
     }
 
     /// The rank of the array parameter `name`, if it has a known rank of at least 1.
     fn param_rank(&self, name: &str) -> Option<usize> {
-        let id = self.env.get(name)?;
-        match (&self.stmts[id.0].op, self.stmts[id.0].kind) {
-            (Op::Param { .. }, Kind::Array(Some(rank))) if rank >= 1 => Some(rank),
+        let id = self.env.get(name).filter(|id| self.queryable.contains(id))?;
+        match self.stmts[id.0].kind {
+            Kind::Array(Some(rank)) if rank >= 1 => Some(rank),
             _ => None,
         }
     }
@@ -509,8 +530,16 @@ impl Lowerer<'_> {
             Expr::Path(p) => {
                 let name = p.path.segments[0].ident.to_string();
                 let id = self.env.get(&name).copied();
-                if id.is_none() {
-                    self.cx.error_spanned_by(p, format!("`{name}` is not a value of this function"));
+                match id.map(|id| self.kind(id)) {
+                    None => self.cx.error_spanned_by(p, format!("`{name}` is not a value of this function")),
+                    Some(Kind::Slice(_)) => {
+                        self.cx.error_spanned_by(
+                            p,
+                            format!("`{name}` is a slice of arrays: use its elements (`{name}[i]`) or its length (`{name}.len()`)"),
+                        );
+                        return None;
+                    }
+                    Some(_) => {}
                 }
                 id
             }
@@ -545,17 +574,17 @@ impl Lowerer<'_> {
             Expr::Match(e) => self.unsupported(e.match_token, "`match` is not supported yet: `#[differentiate]` generates straight-line backward code; for any control flow, record the function on the dynamic tape (`Tape`, `Var`; see the README)"),
             Expr::ForLoop(e) => self.unsupported(
                 e.for_token,
-                "loops are not supported yet: `#[differentiate]` generates straight-line backward code. Express the loop with array operations (`dot`, `sum_axis`, broadcasting), or record the function on the dynamic tape (`Tape`, `Var`; any Rust control flow, see the README)",
+                "a `for` loop is a statement, not a value: write it on its own and assign the variables it carries (`for i in 0..n { h = ..; }`)",
             ),
-            Expr::While(e) => self.unsupported(e.while_token, "`while` loops are not supported: `#[differentiate]` generates straight-line backward code; record the function on the dynamic tape (`Tape`, `Var`; any Rust control flow, see the README)"),
-            Expr::Loop(e) => self.unsupported(e.loop_token, "`loop` is not supported: `#[differentiate]` generates straight-line backward code; record the function on the dynamic tape (`Tape`, `Var`; any Rust control flow, see the README)"),
+            Expr::While(e) => self.unsupported(e.while_token, "`while` loops are not supported: a differentiated loop has a number of iterations known before it starts; write a bounded `for i in 0..n` loop, or record the function on the dynamic tape (`f_on_tape`, `Tape`, `Var`: any Rust control flow, see the README)"),
+            Expr::Loop(e) => self.unsupported(e.loop_token, "`loop` is not supported: a differentiated loop has a number of iterations known before it starts; write a bounded `for i in 0..n` loop, or record the function on the dynamic tape (`f_on_tape`, `Tape`, `Var`: any Rust control flow, see the README)"),
             Expr::Macro(m) => self.unsupported(
                 &m.mac.path,
                 "macros are not supported on differentiable values (their expansion cannot be seen by `#[differentiate]`); use the supported operations",
             ),
             Expr::Closure(c) => self.unsupported(c, "closures are only supported as the argument of `mapv`"),
             Expr::Assign(a) => self.unsupported(a, "assignment is not supported: use `let` shadowing (`let h = h * 2.0;`)"),
-            Expr::Index(i) => self.unsupported(i, "indexing is not supported on differentiable values; use whole-array operations"),
+            Expr::Index(i) => self.lower_index(i),
             Expr::Field(f) => self.unsupported(f, "field access is not supported on differentiable values"),
             Expr::Block(b) => self.unsupported(b, "blocks are not supported: write the statements in the function body"),
             Expr::Unsafe(b) => self.unsupported(b, "`unsafe` blocks are not supported in a differentiated function"),
@@ -672,9 +701,11 @@ impl Lowerer<'_> {
     fn require_array(&self, id: ValueId, tokens: impl ToTokens, what: &str) -> Option<Option<usize>> {
         match self.kind(id) {
             Kind::Array(rank) => Some(rank),
-            Kind::Scalar => {
-                self.cx
-                    .error_spanned_by(tokens, format!("{what} needs an array, but this value is a float"));
+            other => {
+                self.cx.error_spanned_by(
+                    tokens,
+                    format!("{what} needs an array, but this value is {}", loops::kind_text(other)),
+                );
                 None
             }
         }
@@ -684,11 +715,7 @@ impl Lowerer<'_> {
         match self.kind(id) {
             Kind::Array(Some(r)) if r == rank => Some(()),
             other => {
-                let have = match other {
-                    Kind::Scalar => "a float".to_string(),
-                    Kind::Array(Some(r)) => format!("an array with {r} axes"),
-                    Kind::Array(None) => "an `ArrayD` of unknown rank".to_string(),
-                };
+                let have = loops::kind_text(other);
                 self.cx.error_spanned_by(
                     tokens,
                     format!("{what} needs an array with {rank} axes (`Array{rank}`), but this value is {have}"),

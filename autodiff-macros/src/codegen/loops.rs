@@ -1,0 +1,396 @@
+//! Static code for `for` loops: the body is generated as a function of its own
+//! (`static_code::generate` with a `Boundary::Body`) and inlined twice.
+//!
+//! Forward: the carried variables become `let mut` locals; each iteration runs the body's
+//! forward and pushes the body's context (a tuple of what its backward reads) on a `Vec`,
+//! Tangent's stack. Backward: the contexts are popped in reverse; each iteration runs the
+//! body's backward seeded with the carried variables' adjoints, which it updates, and adds
+//! the captured values' contributions to an accumulator.
+//!
+//! Before: `let mut h = h0.to_owned(); for i in 0..n { h = (h.dot(w) + &xs[i]).tanh(); }`
+//! After (forward):  `let (ctxs, h_9) = { let mut h = h0.to_owned(); let mut ctxs = Vec::with_capacity(n);`
+//!                   `for i in 0..n { ..body.. ctxs.push((h, v3)); h = next; } (ctxs, h) };`
+//! After (backward): `for (i, (h, v3)) in (0..n).zip(ctxs).rev() { let seed = d_h; ..body.. d_h = d_h_in; d_w += d_w_i; }`
+
+use std::collections::BTreeMap;
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote};
+use syn::Ident;
+
+use super::names::{kernels, Names};
+use super::static_code::{self, Boundary, CtxField, Held, StaticCode};
+use crate::activity::Activity;
+use crate::ir::{Function, Init, Kind, Loop, Op, Origin, ParamRole, ValueId};
+use crate::liveness::ForwardLiveness;
+
+/// A loop's body, generated.
+pub struct BodyCode<'f> {
+    names: Names<'f>,
+    pub code: StaticCode,
+    /// The outer local (and context field) holding the per-iteration contexts.
+    contexts: Ident,
+    /// Per carried variable: the local seeding the body's output with its adjoint, if the
+    /// variable is active.
+    seeds: Vec<Option<Ident>>,
+}
+
+/// Where one of the loop's adjoint results goes, and where it comes from.
+enum Source {
+    /// The carried variable `k`'s adjoint after the first iteration.
+    Carried(usize),
+    /// The sum over iterations of the captured parameter `index`'s adjoint.
+    Captured(usize),
+}
+
+/// The body parameter `index`'s value id.
+fn param_id(body: &Function, index: usize) -> Option<ValueId> {
+    match body.params[index].role {
+        ParamRole::Value { id, .. } => Some(id),
+        ParamRole::Constant => None,
+    }
+}
+
+/// The outer values whose adjoints the loop `id` contributes to, with their source.
+fn results(function: &Function, id: ValueId, l: &Loop, activity: &Activity) -> Vec<(ValueId, Source)> {
+    let body = activity.of_loop(id);
+    let active_param = |index: usize| param_id(&l.body, index).is_some_and(|p| body.is_active(p));
+    let mut results = Vec::new();
+    for (k, carried) in l.carried.iter().enumerate() {
+        if let Init::Value(v) = carried.init {
+            if activity.is_active(v) && active_param(k) {
+                results.push((v, Source::Carried(k)));
+            }
+        }
+    }
+    for &(index, v) in &l.captured {
+        // A slice's elements are accumulated into its gradient directly, by index.
+        if activity.is_active(v) && active_param(index) && !matches!(function.kind(v), Kind::Slice(_)) {
+            results.push((v, Source::Captured(index)));
+        }
+    }
+    results
+}
+
+/// The outer values whose adjoints the loop statement `id` contributes to.
+pub fn targets(function: &Function, id: ValueId, l: &Loop, activity: &Activity) -> Vec<ValueId> {
+    results(function, id, l, activity).into_iter().map(|(v, _)| v).collect()
+}
+
+/// The loop's output values: `outs[k]` is the outer value of carried variable `k`.
+fn loop_outputs(function: &Function, id: ValueId, l: &Loop) -> Vec<ValueId> {
+    (0..l.carried.len())
+        .map(|k| {
+            function
+                .stmts
+                .iter()
+                .find(|s| matches!(s.op, Op::LoopOut { of, k: j } if of == id && j == k))
+                .map_or(id, |s| s.id)
+        })
+        .collect()
+}
+
+/// The outer shapes the loop's backward reads: those of its outputs (an adjoint that no
+/// later statement produced starts as zeros) and of captured arrays (their gradient is
+/// zeros when the loop runs no iteration).
+pub fn dims_read(function: &Function, id: ValueId, l: &Loop, activity: &Activity) -> Vec<ValueId> {
+    let body = activity.of_loop(id);
+    let mut dims: Vec<ValueId> = loop_outputs(function, id, l)
+        .into_iter()
+        .enumerate()
+        .filter(|&(k, out)| function.kind(out).is_array() && param_id(&l.body, k).is_some_and(|p| body.is_active(p)))
+        .map(|(_, out)| out)
+        .collect();
+    for (v, source) in results(function, id, l, activity) {
+        if matches!(source, Source::Captured(_)) && function.kind(v).is_array() {
+            dims.push(v);
+        }
+    }
+    dims
+}
+
+impl<'f> BodyCode<'f> {
+    /// Generates the body of the loop statement `id` of `function`.
+    pub fn generate(id: ValueId, l: &'f Loop, activity: &Activity, names: &Names<'f>) -> Self {
+        let names = names.body(id, l);
+        let body_activity = activity.of_loop(id);
+        let liveness = ForwardLiveness::of(&l.body);
+        let seeds: Vec<Option<Ident>> = (0..l.carried.len())
+            .map(|k| {
+                param_id(&l.body, k)
+                    .filter(|&p| body_activity.is_active(p))
+                    .map(|_| format_ident!("{}seed{}", names.prefix(), k, span = Span::mixed_site()))
+            })
+            .collect();
+        let boundary = Boundary::Body {
+            outputs: l.outputs.clone(),
+            seeds: seeds.clone(),
+        };
+        let code = static_code::generate(&l.body, body_activity, &liveness, &names, &[], &boundary);
+        let contexts = format_ident!("{}contexts", names.prefix(), span = Span::mixed_site());
+        BodyCode {
+            names,
+            code,
+            contexts,
+            seeds,
+        }
+    }
+
+    /// The outer context's field holding the per-iteration contexts.
+    pub fn context_field(&self) -> CtxField {
+        let types = self.code.fields.iter().map(|f| &f.ty);
+        let ty = quote!(::std::vec::Vec<(#(#types,)*)>);
+        let items = self.code.fields.iter().map(|f| f.held.clone()).collect();
+        CtxField {
+            ident: self.contexts.clone(),
+            held: Some(Held::Contexts(items)),
+            ty,
+        }
+    }
+
+    /// The loop's forward: a block binding the loop's outputs (and its contexts, when
+    /// `keep`). Initial values in `movable` (owned locals whose last use this is) are moved
+    /// in; the others are copied. Returns the code and the plan's lines.
+    pub fn forward(
+        &self,
+        function: &Function,
+        id: ValueId,
+        l: &Loop,
+        names: &Names,
+        keep: bool,
+        movable: &[ValueId],
+    ) -> (TokenStream, Vec<String>) {
+        let bn = &self.names;
+        let body = &l.body;
+        let float = &names.float;
+        let mut plan = Vec::new();
+        let mut code = TokenStream::new();
+        let carried: Vec<Ident> = (0..l.carried.len())
+            .map(|k| bn.ident(param_id(body, k).unwrap_or(ValueId(k))))
+            .collect();
+        for (k, c) in l.carried.iter().enumerate() {
+            let kind = body.stmts[k].kind;
+            let ty = bn.value_type(kind);
+            let ident = &carried[k];
+            let init = match &c.init {
+                Init::Value(v) => {
+                    let shared = l
+                        .carried
+                        .iter()
+                        .filter(|c| matches!(c.init, Init::Value(w) if w == *v))
+                        .count()
+                        > 1;
+                    if !kind.is_array() {
+                        names.arg(*v)
+                    } else if movable.contains(v) && !shared {
+                        let value = names.ident(*v);
+                        quote!(#value)
+                    } else {
+                        let value = names.arg(*v);
+                        quote!((#value).to_owned())
+                    }
+                }
+                Init::Const(t) => quote!(<#float as ::autodiff::runtime::Float>::of(#t)),
+            };
+            code.extend(quote!(let mut #ident: #ty = #init;));
+            plan.push(format!(
+                "{} = {}",
+                bn.text(param_id(body, k).unwrap_or(ValueId(k))),
+                init
+            ));
+        }
+        let contexts = &self.contexts;
+        let range = &l.range;
+        if keep {
+            code.extend(quote!(let mut #contexts = ::std::vec::Vec::with_capacity(::core::iter::ExactSizeIterator::len(&(#range)));));
+        }
+        let index = match &l.index {
+            Some(i) => quote!(#i),
+            None => quote!(_),
+        };
+        plan.push(format!("for {index} in {range} {{"));
+        plan.extend(self.code.plan_forward.iter().map(|line| format!("    {line}")));
+        plan.push("}".to_string());
+
+        // The next values of the carried variables: moved, unless also saved or repeated.
+        let saved: Vec<&Ident> = self.code.fields.iter().map(|f| &f.ident).collect();
+        let mut nexts = Vec::new();
+        let mut next_code = TokenStream::new();
+        for (k, &out) in l.outputs.iter().enumerate() {
+            let next = format_ident!("{}next{}", bn.prefix(), k, span = Span::mixed_site());
+            let ident = bn.ident(out);
+            let repeated = l.outputs[..k].contains(&out);
+            let kind = body.kind(out);
+            let expr = match &body.stmt(out).op {
+                Op::Param { index } if body.params[*index].origin != Origin::Carried => {
+                    let arg = bn.arg(out);
+                    if kind.is_array() {
+                        quote!((#arg).to_owned())
+                    } else {
+                        arg
+                    }
+                }
+                Op::Index(..) => {
+                    let arg = bn.arg(out);
+                    quote!((#arg).to_owned())
+                }
+                _ if kind.is_array() && (repeated || saved.contains(&&ident)) => quote!(#ident.clone()),
+                _ => quote!(#ident),
+            };
+            next_code.extend(quote!(let #next = #expr;));
+            nexts.push(next);
+        }
+        let forward_body = &self.code.forward_body;
+        let push = keep.then(|| quote!(#contexts.push((#(#saved,)*));));
+        code.extend(quote! {
+            for #index in #range {
+                #forward_body
+                #next_code
+                #push
+                #(#carried = #nexts;)*
+            }
+        });
+        let outs: Vec<Ident> = loop_outputs(function, id, l)
+            .into_iter()
+            .map(|v| names.ident(v))
+            .collect();
+        let bound = keep.then(|| quote!(#contexts,));
+        let returned = keep.then(|| quote!(#contexts,));
+        for (out, c) in outs.iter().zip(&l.carried) {
+            plan.push(format!("{out} = {} after the loop", c.name));
+        }
+        (
+            quote!(let (#bound #(#outs,)*) = { #code (#returned #(#carried,)*) };),
+            plan,
+        )
+    }
+
+    /// The loop's backward: code, then the `(outer value, local holding its contribution)`
+    /// pairs for the caller to add to the outer adjoints, and the plan's lines.
+    /// `received` says which outer adjoints exist.
+    pub fn backward(
+        &self,
+        function: &Function,
+        id: ValueId,
+        l: &Loop,
+        names: &Names,
+        activity: &Activity,
+        received: &BTreeMap<ValueId, usize>,
+    ) -> (TokenStream, Vec<(ValueId, Ident)>, Vec<String>) {
+        let bn = &self.names;
+        let body = &l.body;
+        let float = &names.float;
+        let zero = quote!(<#float as ::autodiff::runtime::Float>::of(0.0));
+        let prefix = bn.prefix();
+        let mut code = TokenStream::new();
+        let mut plan = Vec::new();
+        let outs = loop_outputs(function, id, l);
+        let adjoint = |k: usize| format_ident!("{}d_carried{}", prefix, k, span = Span::mixed_site());
+        let accumulator = |index: usize| format_ident!("{}d_captured{}", prefix, index, span = Span::mixed_site());
+
+        // The carried adjoints start from the loop outputs' (zeros if nothing read them).
+        for (k, seed) in self.seeds.iter().enumerate() {
+            if seed.is_none() {
+                continue;
+            }
+            let (d, out) = (adjoint(k), outs[k]);
+            let init = if received.contains_key(&out) {
+                let d_out = names.adjoint(out);
+                quote!(#d_out)
+            } else if function.kind(out).is_array() {
+                let dim = names.dim(out);
+                quote!(::autodiff::ndarray::Array::zeros(#dim.clone()))
+            } else {
+                zero.clone()
+            };
+            plan.push(format!("{d} = {init}"));
+            code.extend(quote!(let mut #d = #init;));
+        }
+        let results = results(function, id, l, activity);
+        for (_, source) in &results {
+            if let Source::Captured(index) = source {
+                let ty = bn.value_type(body.kind(param_id(body, *index).unwrap_or(ValueId(*index))));
+                let acc = accumulator(*index);
+                code.extend(quote!(let mut #acc: ::core::option::Option<#ty> = ::core::option::Option::None;));
+            }
+        }
+
+        // One iteration, in reverse.
+        let index = match &l.index {
+            Some(i) => quote!(#i),
+            None => quote!(_),
+        };
+        let (contexts, range) = (&self.contexts, &l.range);
+        let fields = self.code.fields.iter().map(|f| &f.ident);
+        let seeds = self.seeds.iter().enumerate().filter_map(|(k, seed)| {
+            let d = adjoint(k);
+            seed.as_ref().map(|seed| quote!(let #seed = #d;))
+        });
+        let grads: Vec<Ident> = self
+            .code
+            .grads
+            .iter()
+            .map(|&p| format_ident!("{}grad{}", prefix, p, span = Span::mixed_site()))
+            .collect();
+        let mut updates = TokenStream::new();
+        let k_ = kernels();
+        for (&p, grad) in self.code.grads.iter().zip(&grads) {
+            match body.params[p].origin {
+                Origin::Carried => {
+                    let d = adjoint(p);
+                    updates.extend(quote!(#d = #grad;));
+                }
+                _ if results.iter().any(|(_, s)| matches!(s, Source::Captured(i) if *i == p)) => {
+                    let acc = accumulator(p);
+                    let add = if body.kind(param_id(body, p).unwrap_or(ValueId(p))).is_array() {
+                        quote!({ #k_::binary::accumulate(&mut __acc, #grad); __acc })
+                    } else {
+                        quote!(__acc + #grad)
+                    };
+                    updates.extend(quote! {
+                        #acc = ::core::option::Option::Some(match #acc.take() {
+                            ::core::option::Option::None => #grad,
+                            ::core::option::Option::Some(mut __acc) => #add,
+                        });
+                    });
+                }
+                _ => {}
+            }
+        }
+        let backward_body = &self.code.backward_body;
+        code.extend(quote! {
+            for (#index, (#(#fields,)*)) in (#range).zip(#contexts).rev() {
+                #(#seeds)*
+                let (#(#grads,)*) = { #backward_body };
+                #updates
+            }
+        });
+        plan.push(format!("for {index} in rev({range}) {{"));
+        plan.extend(self.code.plan_backward.iter().map(|line| format!("    {line}")));
+        plan.push("}".to_string());
+
+        // The results, named for the caller.
+        let mut pairs = Vec::new();
+        for (v, source) in results {
+            let result = format_ident!("{}result{}", prefix, v.0, span = Span::mixed_site());
+            let expr = match source {
+                Source::Carried(k) => {
+                    let d = adjoint(k);
+                    quote!(#d)
+                }
+                Source::Captured(index) => {
+                    let acc = accumulator(index);
+                    if function.kind(v).is_array() {
+                        let dim = names.dim(v);
+                        quote!(#acc.unwrap_or_else(|| ::autodiff::ndarray::Array::zeros(#dim.clone())))
+                    } else {
+                        quote!(#acc.unwrap_or(#zero))
+                    }
+                }
+            };
+            code.extend(quote!(let #result = #expr;));
+            pairs.push((v, result));
+        }
+        (quote!(#code), pairs, plan)
+    }
+}

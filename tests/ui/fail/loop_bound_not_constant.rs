@@ -1,0 +1,12 @@
+use autodiff::prelude::*;
+
+#[differentiate]
+fn loss(x: &Array1<f64>) -> f64 {
+    let mut h = x.to_owned();
+    for _ in 0..(x.sum() as usize) {
+        h = h.tanh();
+    }
+    h.sum()
+}
+
+fn main() {}
