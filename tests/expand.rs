@@ -1,4 +1,4 @@
-//! Expansion snapshots: the generated static code of three representative functions,
+//! Expansion snapshots: the generated static code of representative functions,
 //! pretty-printed, compared with `tests/expand/<name>.rs`. A change to codegen shows up
 //! here as a diff to review. Regenerate with `UPDATE_EXPAND=1 cargo test --test expand`.
 
@@ -31,6 +31,16 @@ fn smooth<F: Float>(x: &Array1<F>) -> F {
     x.mapv(|v| v * v.sin()).sum()
 }
 
+/// A loop over a slice with a carried state: one body, run forward and in reverse.
+#[differentiate]
+fn recurrent(h0: &Array2<f64>, w: &Array2<f64>, xs: &[Array2<f64>]) -> f64 {
+    let mut h = h0.to_owned();
+    for x in xs {
+        h = (h.dot(w) + x).tanh();
+    }
+    h.sum()
+}
+
 fn check(name: &str, actual: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/expand")
@@ -60,4 +70,9 @@ fn classifier_expansion() {
 #[test]
 fn smooth_expansion() {
     check("smooth", smooth_grad_source());
+}
+
+#[test]
+fn recurrent_expansion() {
+    check("recurrent", recurrent_grad_source());
 }

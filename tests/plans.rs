@@ -247,3 +247,37 @@ fn the_sum_seed_stays_symbolic_through_broadcasting_adds() {
 
     autodiff::check!(fills_through_everything, &x, 0.7);
 }
+
+#[differentiate(wrt(w, u))]
+fn rnn_weights(h0: &Array2<f64>, w: &Array2<f64>, u: &Array2<f64>, xs: &[Array2<f64>]) -> f64 {
+    let mut h = h0.to_owned();
+    for x in xs {
+        h = (h.dot(w) + x.dot(u)).tanh();
+    }
+    h.sum()
+}
+
+#[differentiate(wrt(u), name = rnn_u)]
+fn rnn_input_weights(h0: &Array2<f64>, w: &Array2<f64>, u: &Array2<f64>, xs: &[Array2<f64>]) -> f64 {
+    let mut h = h0.to_owned();
+    for x in xs {
+        h = (h.dot(w) + x.dot(u)).tanh();
+    }
+    h.sum()
+}
+
+/// Inside a loop body, activity decides per adjoint as it does in straight-line code: the
+/// inputs' products are never computed, and the hidden state's adjoint is computed only
+/// because earlier iterations' weights need it.
+#[test]
+fn loop_bodies_eliminate_dead_gradients() {
+    let plan = RNN_WEIGHTS_GRAD_PLAN;
+    assert!(!plan.backward.iter().any(|l| l.contains("d_xs")), "{plan}");
+    // h·W and x·U: W and U get their products; h gets one to carry on; x none.
+    assert_eq!(plan.backward_calls("matmul_grad_rhs"), 2, "{plan}");
+    assert_eq!(plan.backward_calls("matmul_grad_lhs"), 1, "{plan}");
+    let plan = RNN_U_GRAD_PLAN;
+    assert_eq!(plan.backward_calls("matmul_grad_rhs"), 1, "{plan}");
+    assert_eq!(plan.backward_calls("matmul_grad_lhs"), 1, "{plan}");
+    assert!(!plan.backward.iter().any(|l| l.contains("d_w ")), "{plan}");
+}
