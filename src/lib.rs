@@ -5,6 +5,11 @@
 //! The README follows; its Rust examples run as doctests.
 #![doc = include_str!("../README.md")]
 
+// The generated code names `::autodiff`, here too (for `layers`).
+extern crate self as autodiff;
+
+pub mod layers;
+
 pub use autodiff_macros::{check, differentiate};
 pub use autodiff_runtime as runtime;
 pub use autodiff_runtime::{Float, Plan};

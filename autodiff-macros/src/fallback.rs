@@ -47,6 +47,8 @@ pub fn expand(item: &ItemFn, name: Option<&Ident>, errors: TokenStream, signatur
         plan,
         source,
         context,
+        vjp,
+        tape_vjp,
     } = &items;
 
     let typed_stubs = match typed {
@@ -72,13 +74,28 @@ pub fn expand(item: &ItemFn, name: Option<&Ident>, errors: TokenStream, signatur
                 });
             let grads = quote!((#(#grads,)*));
             let real = quote!(#impl_generics (#inputs));
+            let out = match &item.sig.output {
+                syn::ReturnType::Type(_, ty) => quote!(#ty),
+                syn::ReturnType::Default => quote!(#float),
+            };
+            let with_seed = quote!(#impl_generics (#inputs, seed: #out));
+            let entry = if sig.output == Kind::Scalar {
+                quote! {
+                    #allow #vis fn #grad #real -> (#float, #grads) #where_clause #body
+                    #allow #vis fn #tape_grad #real -> (#float, #grads) #where_clause #body
+                    #allow #vis fn #check #real -> ::autodiff::runtime::gradcheck::CheckReport #where_clause #body
+                }
+            } else {
+                quote! {
+                    #allow #vis fn #vjp #with_seed -> (#out, #grads) #where_clause #body
+                    #allow #vis fn #tape_vjp #with_seed -> (#out, #grads) #where_clause #body
+                }
+            };
             quote! {
                 #allow #vis struct #context;
-                #allow #vis fn #grad #real -> (#float, #grads) #where_clause #body
-                #allow #vis fn #tape_grad #real -> (#float, #grads) #where_clause #body
-                #allow #vis fn #forward #real -> (#float, #context) #where_clause #body
-                #allow #vis fn #backward #impl_generics (ctx: #context, seed: #float) -> #grads #where_clause #body
-                #allow #vis fn #check #real -> ::autodiff::runtime::gradcheck::CheckReport #where_clause #body
+                #entry
+                #allow #vis fn #forward #real -> (#out, #context) #where_clause #body
+                #allow #vis fn #backward #impl_generics (ctx: #context, seed: #out) -> #grads #where_clause #body
             }
         }
         None => {
@@ -95,10 +112,31 @@ pub fn expand(item: &ItemFn, name: Option<&Ident>, errors: TokenStream, signatur
     };
     let on_tape_args = any_args(inputs.len());
     let name_text = items.grad.to_string().trim_end_matches("_grad").to_string();
+    // The call protocol, for callers (`codegen/call_code.rs`), when it would be emitted.
+    let call_stubs = if name.is_none() {
+        let fn_name = crate::codegen::unraw(&item.sig.ident);
+        let span = item.sig.ident.span();
+        let saved = format_ident!("{}CallContext", crate::codegen::camel_case(&fn_name), span = span);
+        let call_forward = format_ident!("{}_call_forward", fn_name, span = span);
+        let call_backward = format_ident!("{}_call_backward", fn_name, span = span);
+        let (forward_args, backward_args) = (any_args(inputs.len()), any_args(inputs.len() + 2));
+        quote! {
+            #[doc(hidden)] #allow #vis struct #saved<__F>(::core::marker::PhantomData<__F>);
+            impl<__F> #saved<__F> {
+                #[allow(dead_code)]
+                pub fn held_elements(&self) -> usize { 0 }
+            }
+            #[doc(hidden)] #allow #vis fn #call_forward #forward_args -> ! #body
+            #[doc(hidden)] #allow #vis fn #call_backward #backward_args -> ! #body
+        }
+    } else {
+        TokenStream::new()
+    };
     quote! {
         #errors
         #item
         #typed_stubs
+        #call_stubs
         #allow #vis fn #on_tape #on_tape_args -> ! #body
         #allow #vis fn #source() -> &'static str {
             "// `#[differentiate]` reported an error for this function"

@@ -270,6 +270,8 @@ pub enum Op {
     },
     /// `ws[i]`: an element of a slice parameter, at a constant index.
     Index(ValueId, TokenStream),
+    /// `layer(&h, &w)`: a call of another `#[differentiate]` function.
+    Call(Box<Call>),
     /// `for i in a..b { .. }`: runs a body sub-function once per index.
     Loop(Box<Loop>),
     /// The final value of the `k`-th carried variable of the loop statement `of`.
@@ -277,6 +279,52 @@ pub enum Op {
         of: ValueId,
         k: usize,
     },
+}
+
+/// A call of another `#[differentiate]` function, whose generated call protocol
+/// (`<name>_call_forward`, `<name>_call_backward`, `<Name>CallContext`) the caller uses.
+#[derive(Clone, Debug)]
+pub struct Call {
+    /// The callee as the user wrote it (`layer`, `nn::layer`, `layer::<f64>`).
+    pub path: syn::Path,
+    /// One per parameter of the callee.
+    pub args: Vec<CallArg>,
+}
+
+/// An argument of a call.
+#[derive(Clone, Debug)]
+pub enum CallArg {
+    /// A value of the caller, passed as the user passed it.
+    Value(ValueId, Passing),
+    /// A constant (labels, a size), passed as written.
+    Const(TokenStream),
+    /// A float constant (`0.5`, `F::of(0.5)`, `n as f64`): as written in static code, a
+    /// constant `Var` on the tape (the callee's float parameters are `Var`s there).
+    FloatConst(TokenStream),
+}
+
+/// How an argument is passed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Passing {
+    /// `&h` (or a float, by value).
+    Ref,
+    /// `h`, `h.clone()`: an owned array.
+    Owned,
+    /// `h.view()`.
+    View,
+}
+
+impl Call {
+    /// The caller's values passed to the callee, in order.
+    pub fn operands(&self) -> Vec<ValueId> {
+        self.args
+            .iter()
+            .filter_map(|a| match a {
+                CallArg::Value(v, _) => Some(*v),
+                CallArg::Const(_) | CallArg::FloatConst(_) => None,
+            })
+            .collect()
+    }
 }
 
 /// A `for` loop: the body is a function of its own, run once per index, whose first
@@ -345,6 +393,7 @@ impl Op {
             | Op::Index(a, _)
             | Op::LoopOut { of: a, .. } => vec![*a],
             Op::Loop(l) => l.operands(),
+            Op::Call(c) => c.operands(),
             Op::Map { input, captures, .. } => std::iter::once(*input).chain(captures.iter().copied()).collect(),
             Op::Conv2d {
                 input, weight, bias, ..

@@ -143,8 +143,8 @@ pub fn backward(
         Op::Param { .. } | Op::Const(_) | Op::ConstArray(_) => {}
         // Emitted by codegen itself: a slice element accumulates into the slice's gradient
         // at its index; a loop runs its body's backward; a loop output's adjoint is read by
-        // its loop.
-        Op::Index(..) | Op::Loop(_) | Op::LoopOut { .. } => {}
+        // its loop; a call runs the callee's backward.
+        Op::Index(..) | Op::Loop(_) | Op::LoopOut { .. } | Op::Call(_) => {}
         Op::Binary(op, a, b) => {
             let (a, b) = (*a, *b);
             match (kind(a).is_array(), kind(b).is_array()) {

@@ -10,8 +10,11 @@ use crate::ir::{Kind, ParamRole};
 
 /// What the signature says, before the body is lowered.
 pub struct Signature {
-    /// The float type the function returns (`f32`, `f64` or a generic type parameter).
+    /// The function's float type (`f32`, `f64` or a generic type parameter): what it
+    /// returns, or the element type of the array it returns.
     pub float_ty: Type,
+    /// What the function returns: a float, or an array (a layer).
+    pub output: Kind,
     /// `(ident, type, kind if a float value, by reference)`, in order.
     pub params: Vec<ParamInfo>,
     /// Indices of the differentiated parameters, in gradient order.
@@ -57,15 +60,25 @@ pub fn read(cx: &Ctxt, item: &ItemFn, args: &Args) -> Option<Signature> {
     if let Some(variadic) = &sig.variadic {
         cx.error_spanned_by(variadic, "`#[differentiate]` does not support variadic functions");
     }
-    let float_ty = match &sig.output {
-        ReturnType::Type(_, ty) if is_float_type(ty, item) => (**ty).clone(),
-        ReturnType::Type(_, ty) => {
-            cx.error_spanned_by(
-                ty,
-                "a differentiated function must return its float type: `f32`, `f64`, or a type parameter bounded by `Float` (e.g. `fn loss<F: Float>(..) -> F`)",
-            );
-            return None;
-        }
+    let (float_ty, output) = match &sig.output {
+        ReturnType::Type(_, ty) if is_float_type(ty, item) => ((**ty).clone(), Kind::Scalar),
+        ReturnType::Type(_, ty) => match array_element(ty).filter(|elem| is_float_type(elem, item) && !is_view(ty)) {
+            // A layer: `-> Array2<F>`; its backward takes the output's adjoint.
+            Some(elem) => match classify(ty, &elem) {
+                Some(kind @ Kind::Array(_)) => (elem, kind),
+                _ => {
+                    cx.error_spanned_by(ty, "a differentiated function returns its float type or an owned array of it (`Array1<F>` .. `Array4<F>`, `ArrayD<F>`)");
+                    return None;
+                }
+            },
+            None => {
+                cx.error_spanned_by(
+                    ty,
+                    "a differentiated function must return its float type (`f32`, `f64`, or a type parameter bounded by `Float`, e.g. `fn loss<F: Float>(..) -> F`) or an owned array of it (`-> Array2<F>`, a layer)",
+                );
+                return None;
+            }
+        },
         ReturnType::Default => {
             cx.error_spanned_by(
                 &sig.ident,
@@ -193,7 +206,28 @@ pub fn read(cx: &Ctxt, item: &ItemFn, args: &Args) -> Option<Signature> {
             ),
         );
     }
-    Some(Signature { float_ty, params, wrt })
+    Some(Signature {
+        float_ty,
+        output,
+        params,
+        wrt,
+    })
+}
+
+/// The element type of an ndarray array type (`Array2<F>` → `F`, `Array<F, Ix2>` → `F`).
+fn array_element(ty: &Type) -> Option<Type> {
+    let Type::Path(path) = ty else { return None };
+    let last = path.path.segments.last()?;
+    if !last.ident.to_string().starts_with("Array") {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(generic) = &last.arguments else {
+        return None;
+    };
+    generic.args.iter().find_map(|a| match a {
+        syn::GenericArgument::Type(t) => Some(t.clone()),
+        _ => None,
+    })
 }
 
 /// Whether `ty` can be the function's float type.

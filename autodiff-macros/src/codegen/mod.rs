@@ -4,6 +4,8 @@
 //! `LossContext`, `loss_backward`, `loss_grad`, `loss_on_tape`, `loss_tape_grad`,
 //! `loss_check`, `LOSS_GRAD_PLAN` and `loss_grad_source()`.
 
+mod call_code;
+mod calls;
 mod check_code;
 mod loops;
 mod names;
@@ -137,6 +139,10 @@ pub fn expand(
         })
         .collect();
     let grads_ty = quote!((#(#grad_types,)*));
+    let output_kind = function.kind(function.output);
+    let scalar_output = output_kind == Kind::Scalar;
+    // What the function returns: its float, or an array of it (a layer).
+    let out_ty = names.value_type(output_kind);
 
     // The context struct.
     let field_decls = code.fields.iter().map(|f| {
@@ -177,14 +183,14 @@ pub fn expand(
 
         #[doc = concat!("The forward half of `", stringify!(#grad), "`: the value and the context its backward half reads.")]
         #[allow(clippy::all, unused_variables, unused_parens, non_snake_case)]
-        #vis fn #forward #ctx_impl_generics (#(#ctx_params),*) -> (#float, #context #ctx_ty_generics) #where_clause {
+        #vis fn #forward #ctx_impl_generics (#(#ctx_params),*) -> (#out_ty, #context #ctx_ty_generics) #where_clause {
             #forward_body
             (__value, #context { #(#field_idents,)* __marker: ::core::marker::PhantomData })
         }
 
         #[doc = concat!("The backward half of `", stringify!(#grad), "`: the gradients, given the context and the output's adjoint `seed` (1 for the gradient).")]
         #[allow(clippy::all, unused_variables, unused_parens, unused_mut, non_snake_case)]
-        #vis fn #backward #ctx_impl_generics (ctx: #context #ctx_ty_generics, __seed: #float) -> #grads_ty #where_clause {
+        #vis fn #backward #ctx_impl_generics (ctx: #context #ctx_ty_generics, __seed: #out_ty) -> #grads_ty #where_clause {
             let #context { #(#field_idents,)* .. } = ctx;
             #backward_body
         }
@@ -197,17 +203,39 @@ pub fn expand(
         "The value of `{fn_ident}` and its gradients with respect to ({}), computed by generated static code. See `{plan}` and `{source}()`.",
         function.wrt.iter().map(|&i| function.params[i].ident.to_string()).collect::<Vec<_>>().join(", ")
     );
-    let wrapper_items = quote! {
-        #[doc = #grad_doc]
-        #[allow(clippy::all)]
-        #vis fn #grad #impl_generics (#(#original_params),*) -> (#float, #grads_ty) #where_clause {
-            let (value, ctx) = #forward #turbofish(#(#forward_args),*);
-            (value, #backward #turbofish(ctx, <#float as ::autodiff::runtime::Float>::of(1.0)))
+    let wrapper_items = if scalar_output {
+        quote! {
+            #[doc = #grad_doc]
+            #[allow(clippy::all)]
+            #vis fn #grad #impl_generics (#(#original_params),*) -> (#float, #grads_ty) #where_clause {
+                let (value, ctx) = #forward #turbofish(#(#forward_args),*);
+                (value, #backward #turbofish(ctx, <#float as ::autodiff::runtime::Float>::of(1.0)))
+            }
+        }
+    } else {
+        let vjp = &idents.vjp;
+        let vjp_doc = format!(
+            "The value of `{fn_ident}` (an array) and the vector-Jacobian products of `seed` (the output's adjoint, shaped like it) with respect to ({}), computed by generated static code.",
+            function.wrt.iter().map(|&i| function.params[i].ident.to_string()).collect::<Vec<_>>().join(", ")
+        );
+        quote! {
+            #[doc = #vjp_doc]
+            #[allow(clippy::all)]
+            #vis fn #vjp #impl_generics (#(#original_params,)* seed: #out_ty) -> (#out_ty, #grads_ty) #where_clause {
+                let (value, ctx) = #forward #turbofish(#(#forward_args),*);
+                (value, #backward #turbofish(ctx, seed))
+            }
         }
     };
 
     let tape_items = tape_items(item, function, &liveness, &names, &idents, &original_params, &grads_ty);
-    let check_item = check_item(item, function, &idents, &original_params, float);
+    // `check!` compares gradients of a float; a layer is checked through a loss that calls it.
+    let check_item = if scalar_output {
+        check_item(item, function, &idents, &original_params, float)
+    } else {
+        TokenStream::new()
+    };
+    let call_items = call_code::call_items(item, prefix, function, float);
     let plan_item = plan_item(item, prefix, function, &code, plan);
 
     // The readable source of the static part, for `<name>_grad_source()`.
@@ -219,6 +247,7 @@ pub fn expand(
     quote! {
         #static_items
         #wrapper_items
+        #call_items
         #tape_items
         #check_item
         #plan_item
@@ -235,6 +264,8 @@ pub struct Items {
     pub forward: Ident,
     pub backward: Ident,
     pub grad: Ident,
+    pub vjp: Ident,
+    pub tape_vjp: Ident,
     pub on_tape: Ident,
     pub tape_grad: Ident,
     pub check: Ident,
@@ -252,6 +283,8 @@ impl Items {
             forward: format_ident!("{}_forward", p, span = span),
             backward: format_ident!("{}_backward", p, span = span),
             grad: format_ident!("{}_grad", p, span = span),
+            vjp: format_ident!("{}_vjp", p, span = span),
+            tape_vjp: format_ident!("{}_tape_vjp", p, span = span),
             on_tape: format_ident!("{}_on_tape", p, span = span),
             tape_grad: format_ident!("{}_tape_grad", p, span = span),
             check: format_ident!("{}_check", p, span = span),
@@ -354,7 +387,42 @@ fn tape_items(
     });
     let (impl_generics, _, _) = item.sig.generics.split_for_impl();
     let turbofish = turbofish(&item.sig.generics);
-    let tape_grad_doc = format!("The value of `{fn_ident}` and its gradients, computed on the dynamic tape (the baseline the static code is compared with).");
+    let output_kind = function.kind(function.output);
+    let runner = if output_kind == Kind::Scalar {
+        let tape_grad_doc = format!("The value of `{fn_ident}` and its gradients, computed on the dynamic tape (the baseline the static code is compared with).");
+        quote! {
+            #[doc = #tape_grad_doc]
+            #[allow(clippy::all, unused_variables, non_snake_case)]
+            #vis fn #tape_grad #impl_generics (#(#original_params),*) -> (#float, #grads_ty) #where_clause {
+                let __tape = ::autodiff::runtime::tape::Tape::new();
+                #leaves
+                let __output = #on_tape #turbofish(#(#args),*);
+                let __value = __output.scalar();
+                let mut __grads = __tape.backward(&__output);
+                (__value, (#(#takes,)*))
+            }
+        }
+    } else {
+        let (out_ty, dim) = (names.value_type(output_kind), names.dim_type(output_kind));
+        let tape_vjp = &idents.tape_vjp;
+        let tape_vjp_doc = format!("The value of `{fn_ident}` and the vector-Jacobian products of `seed`, computed on the dynamic tape (the baseline the static code is compared with).");
+        quote! {
+            #[doc = #tape_vjp_doc]
+            #[allow(clippy::all, unused_variables, non_snake_case)]
+            #vis fn #tape_vjp #impl_generics (#(#original_params,)* seed: #out_ty) -> (#out_ty, #grads_ty) #where_clause {
+                let __tape = ::autodiff::runtime::tape::Tape::new();
+                #leaves
+                let __output = #on_tape #turbofish(#(#args),*);
+                let __value = __output
+                    .value()
+                    .to_owned()
+                    .into_dimensionality::<#dim>()
+                    .expect("the tape's output has the rank the function returns");
+                let mut __grads = __tape.backward_with_seed(&__output, seed.into_dyn(), false);
+                (__value, (#(#takes,)*))
+            }
+        }
+    };
     quote! {
         #[doc = #on_tape_doc]
         #[allow(clippy::all, unused_variables, unused_parens, non_snake_case)]
@@ -362,16 +430,7 @@ fn tape_items(
             #body
         }
 
-        #[doc = #tape_grad_doc]
-        #[allow(clippy::all, unused_variables, non_snake_case)]
-        #vis fn #tape_grad #impl_generics (#(#original_params),*) -> (#float, #grads_ty) #where_clause {
-            let __tape = ::autodiff::runtime::tape::Tape::new();
-            #leaves
-            let __output = #on_tape #turbofish(#(#args),*);
-            let __value = __output.scalar();
-            let mut __grads = __tape.backward(&__output);
-            (__value, (#(#takes,)*))
-        }
+        #runner
     }
 }
 

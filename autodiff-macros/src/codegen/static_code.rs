@@ -13,8 +13,8 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 use syn::Ident;
 
-use super::loops;
 use super::names::{kernels, Names};
+use super::{calls, loops};
 use crate::activity::Activity;
 use crate::ir::{BinOp, Function, Init, Kind, Op, Origin, ParamRole, Stmt, UnaryFn, ValueId};
 use crate::liveness::ForwardLiveness;
@@ -33,8 +33,13 @@ struct Step {
 
 /// Where a function's adjoints start and its gradients go.
 pub enum Boundary {
-    /// The annotated function: one float output seeded with `__seed`; gradients of `wrt`.
+    /// The annotated function: one output (a float or an array) seeded with `__seed`;
+    /// gradients of `wrt`; the context borrows the parameters backward reads.
     Top,
+    /// The same function called from another differentiated function: gradients of every
+    /// parameter, and a context that owns what it saves and borrows nothing (the caller
+    /// passes the arguments again to backward), so the caller's context can hold it.
+    Call,
     /// A loop body: `outputs[k]` (the carried variables' next values) is seeded with
     /// `seeds[k]`; gradients of every active parameter but slices, in order.
     /// A seed is `None` where the carried variable is not active (its adjoint is zero).
@@ -59,6 +64,8 @@ pub enum Held {
     Array,
     /// A loop's per-iteration contexts: a `Vec` of tuples of these fields.
     Contexts(Vec<Option<Held>>),
+    /// A called function's saved context (which counts its own).
+    Call,
 }
 
 impl Held {
@@ -66,6 +73,7 @@ impl Held {
     pub fn count(&self, access: TokenStream) -> TokenStream {
         match self {
             Held::Array => quote!(#access.len()),
+            Held::Call => quote!(#access.held_elements()),
             Held::Contexts(items) => {
                 let counts = items.iter().enumerate().filter_map(|(k, item)| {
                     let k = syn::Index::from(k);
@@ -112,11 +120,11 @@ pub fn generate(
     let is_active = |v: ValueId| activity.is_active(v);
     let differentiable = |s: &&Stmt| !matches!(s.op, Op::Param { .. } | Op::Const(_));
     let outputs: Vec<ValueId> = match boundary {
-        Boundary::Top => vec![function.output],
+        Boundary::Top | Boundary::Call => vec![function.output],
         Boundary::Body { outputs, .. } => outputs.clone(),
     };
     let grads: Vec<usize> = match boundary {
-        Boundary::Top => function.wrt.clone(),
+        Boundary::Top | Boundary::Call => function.wrt.clone(),
         Boundary::Body { .. } => (0..function.params.len())
             .filter(|&index| match function.params[index].role {
                 ParamRole::Value { id, kind, .. } => is_active(id) && !matches!(kind, Kind::Slice(_)),
@@ -128,7 +136,7 @@ pub fn generate(
     // 1. How many contributions each adjoint receives (the seeds count for the outputs).
     let mut contributions: BTreeMap<ValueId, usize> = BTreeMap::new();
     let seeded = |k: usize| match boundary {
-        Boundary::Top => true,
+        Boundary::Top | Boundary::Call => true,
         Boundary::Body { seeds, .. } => seeds[k].is_some(),
     };
     for (k, &output) in outputs.iter().enumerate() {
@@ -139,6 +147,7 @@ pub fn generate(
     for stmt in function.stmts.iter().filter(differentiable).filter(|s| is_active(s.id)) {
         let targets: Vec<ValueId> = match &stmt.op {
             Op::Loop(l) => loops::targets(function, stmt.id, l, activity),
+            Op::Call(c) => c.operands().into_iter().filter(|&v| is_active(v)).collect(),
             _ => rules::backward(function, stmt, &is_active, false)
                 .unwrap_or_default()
                 .iter()
@@ -174,7 +183,7 @@ pub fn generate(
         for call in calls.iter_mut().filter(|c| c.yields_fill) {
             let target = call.target;
             // A loop reads its outputs' adjoints as arrays.
-            let loop_output = matches!(function.stmt(target).op, Op::LoopOut { .. });
+            let loop_output = matches!(function.stmt(target).op, Op::LoopOut { .. } | Op::Call(_));
             if contributions[&target] == 1
                 && function.param_of(target).is_none()
                 && function.kind(target).is_array()
@@ -245,6 +254,16 @@ pub fn generate(
                 token_reads.extend(body.code.constant_reads.iter().cloned());
                 dim_reads.extend(loops::dims_read(function, step.stmt, l, activity));
             }
+            Op::Call(c) => {
+                let (values, tokens) = calls::reads(c);
+                for v in values {
+                    read(v, i, &mut value_reads, &mut token_reads);
+                }
+                token_reads.extend(tokens);
+                if !contributions.contains_key(&step.stmt) && function.kind(step.stmt).is_array() {
+                    dim_reads.insert(step.stmt);
+                }
+            }
             _ => {}
         }
         for call in &step.calls {
@@ -310,9 +329,10 @@ pub fn generate(
     for (index, param) in function.params.iter().enumerate() {
         let read = params_named_by_constants.contains(&index)
             || matches!(param.role, ParamRole::Value { id, .. } if value_reads.contains_key(&id));
+        let resupplied = matches!(boundary, Boundary::Call);
         match (param.origin, &param.role) {
             (_, _) if !read => {}
-            (Origin::Own, _) => fields.push(CtxField {
+            (Origin::Own, _) if !resupplied => fields.push(CtxField {
                 ident: param.ident.clone(),
                 ty: param_types[index].clone(),
                 held: None,
@@ -338,6 +358,11 @@ pub fn generate(
     for (&id, body) in &bodies {
         if is_active(id) {
             fields.push(body.context_field());
+        }
+    }
+    for stmt in function.stmts.iter().filter(|s| is_active(s.id)) {
+        if let Op::Call(c) = &stmt.op {
+            fields.push(calls::context_field(names, stmt.id, c));
         }
     }
     for &v in &dim_reads {
@@ -375,6 +400,11 @@ pub fn generate(
             }
             // Bound by their loop.
             Op::LoopOut { .. } => {}
+            Op::Call(c) => {
+                let (code, label) = calls::forward(names, stmt.id, c, is_active(stmt.id));
+                forward_body.extend(code);
+                plan_forward.push(label);
+            }
             _ => {
                 let (call, label) = forward_call(function, names, stmt);
                 plan_forward.push(format!("{} = {}", names.text(stmt.id), label));
@@ -395,14 +425,21 @@ pub fn generate(
             }
         }
     }
-    if let Boundary::Top = boundary {
-        let output = names.arg(function.output);
-        let output = if function.kind(function.output) == Kind::Scalar {
-            output
-        } else {
-            quote!(unreachable!())
+    if let Boundary::Top | Boundary::Call = boundary {
+        let output = function.output;
+        let value = match function.kind(output) {
+            Kind::Scalar => names.arg(output),
+            // A layer's output: moved out unless backward keeps it (or it is borrowed).
+            _ if droppable(function, output) && !value_reads.contains_key(&output) => {
+                let ident = names.ident(output);
+                quote!(#ident)
+            }
+            _ => {
+                let arg = names.arg(output);
+                quote!((#arg).to_owned())
+            }
         };
-        forward_body.extend(quote!(let __value = #output;));
+        forward_body.extend(quote!(let __value = #value;));
     }
 
     // 6. The backward half.
@@ -434,7 +471,7 @@ pub fn generate(
         }
     };
     let seeds: Vec<Option<Ident>> = match boundary {
-        Boundary::Top => vec![Some(format_ident!("__seed"))],
+        Boundary::Top | Boundary::Call => vec![Some(format_ident!("__seed"))],
         Boundary::Body { seeds, .. } => seeds.clone(),
     };
     for (&output, seed) in outputs.iter().zip(&seeds) {
@@ -451,7 +488,7 @@ pub fn generate(
     }
     // A differentiated slice's gradient: zeros shaped like it, accumulated into by index
     // (in loop bodies too, which name it as the function does).
-    if let Boundary::Top = boundary {
+    if let Boundary::Top | Boundary::Call = boundary {
         for &index in &grads {
             if let ParamRole::Value {
                 id,
@@ -495,11 +532,29 @@ pub fn generate(
                 backward_body.extend(code);
                 plan_backward.extend(plan);
                 for (target, result) in results {
-                    let label = result.to_string();
+                    let label = names.text(target);
+                    let label = format!("(loop's d_{label})");
                     contribute(
                         &mut received,
                         target,
                         quote!(#result),
+                        label,
+                        &mut backward_body,
+                        &mut plan_backward,
+                    );
+                }
+                continue;
+            }
+            Op::Call(c) => {
+                let (code, pairs, label) = calls::backward(function, names, step.stmt, c, &is_active, &received);
+                backward_body.extend(code);
+                plan_backward.push(label);
+                for (target, g) in pairs {
+                    let label = format!("(call's d_{})", names.text(target));
+                    contribute(
+                        &mut received,
+                        target,
+                        quote!(#g),
                         label,
                         &mut backward_body,
                         &mut plan_backward,
@@ -807,7 +862,7 @@ fn forward_call(function: &Function, names: &Names, stmt: &Stmt) -> (TokenStream
         )
     };
     match &stmt.op {
-        Op::Param { .. } | Op::Const(_) | Op::Index(..) | Op::Loop(_) | Op::LoopOut { .. } => {
+        Op::Param { .. } | Op::Const(_) | Op::Index(..) | Op::Loop(_) | Op::LoopOut { .. } | Op::Call(_) => {
             unreachable!("parameters, constants, slice elements and loops have no single forward call")
         }
         // Typed here, so the float type is known even where the user's code left it to inference.

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use proc_macro2::TokenStream;
 use quote::quote;
 
+use super::calls;
 use super::names::Names;
 use crate::ir::{BinOp, Function, Init, Kind, Loop, Op, Origin, ParamRole, ScalarExpr, Stmt, ValueId};
 use crate::liveness::ForwardLiveness;
@@ -78,6 +79,7 @@ fn statements(
                 body.extend(loop_on_tape(function, names, stmt.id, l, &var, tape_of, liveness));
                 continue;
             }
+            Op::Call(c) => calls::on_tape(c, &var, tape_of),
             // An array built in the body is a constant leaf, owned by the tape.
             Op::ConstArray(tokens) => {
                 let dim = names.dim_type(stmt.kind);

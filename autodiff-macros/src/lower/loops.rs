@@ -57,6 +57,7 @@ impl Lowerer<'_> {
         let outer_env = self.env.clone();
         let outer_constants = self.constants.clone();
         let outer_queryable = std::mem::take(&mut self.queryable);
+        let outer_references = std::mem::take(&mut self.references);
         let mut params = Vec::new();
         let mut carried = Vec::new();
         for name in &carried_names {
@@ -88,6 +89,9 @@ impl Lowerer<'_> {
             if outer_param {
                 self.queryable.insert(id);
             }
+            if outer_references.contains(&outer) {
+                self.references.insert(id);
+            }
             outer_of_param.push((params.len() - 1, outer));
             self.env.insert(name.clone(), id);
         }
@@ -104,6 +108,8 @@ impl Lowerer<'_> {
                 _ => None,
             };
             let id = self.push(Op::Index(slice, quote!(#index)), Kind::Array(rank), None);
+            // Iterating a slice yields references.
+            self.references.insert(id);
             if let Some(name) = name {
                 self.bind(name, Some(id));
             }
@@ -141,6 +147,7 @@ impl Lowerer<'_> {
         self.env = outer_env;
         self.constants = outer_constants;
         self.queryable = outer_queryable;
+        self.references = outer_references;
         if cx.error_count() > errors_before || outputs.len() != carried_names.len() {
             return;
         }

@@ -7,6 +7,7 @@
 //! says what is supported instead. Lowering keeps going after an error, so one
 //! compilation reports them all.
 
+mod calls;
 mod loops;
 
 use std::cell::RefCell;
@@ -91,8 +92,10 @@ pub fn lower(cx: &Ctxt, item: &ItemFn, sig: &Signature) -> (Option<Function>, Re
             .collect(),
         annotated_rank: None,
         queryable: HashSet::new(),
+        references: HashSet::new(),
         loops_lowered: std::cell::Cell::new(0),
         loop_indices: Vec::new(),
+        annotated_call: None,
     };
     let function = lower_body(&mut lowerer, item, sig);
     (function, lowerer.literals.into_inner())
@@ -112,6 +115,9 @@ fn lower_body(lowerer: &mut Lowerer, item: &ItemFn, sig: &Signature) -> Option<F
         };
         if info.kind.is_some() {
             lowerer.queryable.insert(ValueId(lowerer.stmts.len() - 1));
+            if info.by_ref {
+                lowerer.references.insert(ValueId(lowerer.stmts.len() - 1));
+            }
         }
         params.push(Param {
             ident: info.ident.clone(),
@@ -182,12 +188,26 @@ fn lower_body(lowerer: &mut Lowerer, item: &ItemFn, sig: &Signature) -> Option<F
         );
         return None;
     };
-    if lowerer.stmts[output.0].kind != Kind::Scalar {
-        cx.error_spanned_by(
-            &item.block,
-            "the returned value is an array, not a float: reduce it (e.g. `.sum()` or `mean(&x)`)",
-        );
-        return None;
+    match (sig.output, lowerer.stmts[output.0].kind) {
+        (want, have) if want == have => {}
+        (Kind::Scalar, _) => {
+            cx.error_spanned_by(
+                &item.block,
+                "the returned value is an array, not a float: reduce it (e.g. `.sum()` or `mean(&x)`), or declare the array the function returns (`-> Array2<f64>`, a layer)",
+            );
+            return None;
+        }
+        (want, have) => {
+            cx.error_spanned_by(
+                &item.sig.output,
+                format!(
+                    "the function returns {}, but its body computes {}",
+                    loops::kind_text(want),
+                    loops::kind_text(have)
+                ),
+            );
+            return None;
+        }
     }
     let function = Function {
         params,
@@ -218,10 +238,16 @@ struct Lowerer<'a> {
     /// The values whose shape queries are constants: the function's float and array
     /// parameters, and a loop body's parameters standing for them.
     queryable: HashSet<ValueId>,
+    /// The values that are references in the user's code (`x: &Array2<F>` parameters, and
+    /// a loop body's parameters standing for them): passed as written, `f(x)` passes a reference.
+    references: HashSet<ValueId>,
     /// How many loops have been lowered so far (names each one's hidden index uniquely).
     loops_lowered: std::cell::Cell<usize>,
     /// The index variables of the loops being lowered, outermost first.
     loop_indices: Vec<String>,
+    /// The call a `let` being lowered binds directly, by node address, with the kind its
+    /// type annotation gives: the result kind of a call of another differentiated function.
+    annotated_call: Option<(usize, Kind)>,
 }
 
 impl Lowerer<'_> {
@@ -265,11 +291,17 @@ impl Lowerer<'_> {
                 .error_spanned_by(diverge, "`let ... else` is not supported in a differentiated function");
             return;
         }
-        self.annotated_rank = match &local.pat {
-            Pat::Type(typed) => match crate::signature::classify(&typed.ty, self.float_ty) {
-                Some(Kind::Array(rank)) => Some(rank),
-                _ => None,
-            },
+        let annotated = match &local.pat {
+            Pat::Type(typed) => crate::signature::classify(&typed.ty, self.float_ty),
+            _ => None,
+        };
+        self.annotated_rank = match annotated {
+            Some(Kind::Array(rank)) => Some(rank),
+            _ => None,
+        };
+        // `let h: Array2<F> = layer(..);` says what the call returns.
+        self.annotated_call = match (annotated, strip_refs(&init.expr)) {
+            (Some(kind), Expr::Call(call)) => Some((call as *const ExprCall as usize, kind)),
             _ => None,
         };
         let value = self.lower_expr(&init.expr);
@@ -638,6 +670,11 @@ impl Lowerer<'_> {
         let Some(name) = self.assigned_name(&assign.left) else {
             return;
         };
+        // `h = layer(..);` returns what `h` holds.
+        self.annotated_call = match (self.env.get(&name), strip_refs(&assign.right)) {
+            (Some(id), Expr::Call(call)) => Some((call as *const ExprCall as usize, self.kind(*id))),
+            _ => None,
+        };
         let value = self.lower_expr(&assign.right);
         self.bind(name, value);
     }
@@ -984,7 +1021,11 @@ impl Lowerer<'_> {
                 self.require_array(x, func, &format!("`{name}`"))?;
                 let axis = self.constant_arg(args[1], "the axis")?;
                 let kind = self.kind(x);
-                let op = if name == "softmax" { Op::Softmax(x, axis) } else { Op::LogSoftmax(x, axis) };
+                let op = if name == "softmax" {
+                    Op::Softmax(x, axis)
+                } else {
+                    Op::LogSoftmax(x, axis)
+                };
                 Some(self.push(op, kind, None))
             }
             "mse" => {
@@ -1016,7 +1057,17 @@ impl Lowerer<'_> {
                 if let Some(b) = bias {
                     self.require_rank(b, 1, func, "`conv2d`'s bias")?;
                 }
-                Some(self.push(Op::Conv2d { input, weight, bias, stride, padding }, Kind::Array(Some(4)), None))
+                Some(self.push(
+                    Op::Conv2d {
+                        input,
+                        weight,
+                        bias,
+                        stride,
+                        padding,
+                    },
+                    Kind::Array(Some(4)),
+                    None,
+                ))
             }
             "batch_norm" => {
                 self.args_count(func, &name, args.len(), 4)?;
@@ -1028,7 +1079,16 @@ impl Lowerer<'_> {
                 self.require_rank(input, 4, func, "`batch_norm`'s input")?;
                 self.require_rank(gamma, 1, func, "`batch_norm`'s gamma")?;
                 self.require_rank(beta, 1, func, "`batch_norm`'s beta")?;
-                Some(self.push(Op::BatchNorm { input, gamma, beta, eps }, Kind::Array(Some(4)), None))
+                Some(self.push(
+                    Op::BatchNorm {
+                        input,
+                        gamma,
+                        beta,
+                        eps,
+                    },
+                    Kind::Array(Some(4)),
+                    None,
+                ))
             }
             "max_pool2d" => {
                 self.args_count(func, &name, args.len(), 3)?;
@@ -1038,10 +1098,7 @@ impl Lowerer<'_> {
                 let stride = self.constant_arg(args[2], "the stride")?;
                 Some(self.push(Op::MaxPool2d { input, kernel, stride }, Kind::Array(Some(4)), None))
             }
-            _ => self.unsupported(
-                func,
-                format!("the function `{name}` is not supported in a differentiated function; supported functions: {} (and the methods {})", supported_functions(), supported_methods()).as_str(),
-            ),
+            _ => self.lower_user_call(c, path),
         }
     }
 
