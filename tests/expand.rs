@@ -41,6 +41,20 @@ fn recurrent(h0: &Array2<f64>, w: &Array2<f64>, xs: &[Array2<f64>]) -> f64 {
     h.sum()
 }
 
+/// A layer (an array-valued function) called twice: the caller's context holds the
+/// callee's call contexts, and backward calls the callee's backward.
+#[differentiate]
+fn layer(x: &Array2<f64>, w: &Array2<f64>) -> Array2<f64> {
+    x.dot(w).tanh()
+}
+
+#[differentiate(wrt(w1, w2))]
+fn stacked(x: &Array2<f64>, w1: &Array2<f64>, w2: &Array2<f64>) -> f64 {
+    let h: Array2<f64> = layer(x, w1);
+    let y: Array2<f64> = layer(&h, w2);
+    y.sum()
+}
+
 fn check(name: &str, actual: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/expand")
@@ -75,4 +89,9 @@ fn smooth_expansion() {
 #[test]
 fn recurrent_expansion() {
     check("recurrent", recurrent_grad_source());
+}
+
+#[test]
+fn stacked_expansion() {
+    check("stacked", stacked_grad_source());
 }
