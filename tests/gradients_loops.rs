@@ -255,3 +255,19 @@ fn loops_over_the_elements_of_a_slice() {
     let xs: Vec<Array1<f64>> = (0..3).map(|_| random(&mut r, 4)).collect();
     autodiff::check!(enumerated, &xs, &random(&mut r, 4));
 }
+
+#[differentiate]
+fn reset_each_step(x: &Array1<f64>, w: f64) -> f64 {
+    let mut s = x.sum();
+    let mut total = 0.0;
+    for _ in 0..3 {
+        total += s * w;
+        s = 2.0;
+    }
+    total
+}
+
+#[test]
+fn a_carried_variable_reset_to_a_constant() {
+    autodiff::check!(reset_each_step, &random(&mut rng(79), 3), 0.4);
+}

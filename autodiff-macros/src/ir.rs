@@ -222,7 +222,8 @@ pub enum Op {
     /// A float constant: a literal or an expression of non-differentiable parameters.
     Const(TokenStream),
     /// An array built in the body from constants (`Array1::zeros(n)`, `Array2::ones((a, b))`,
-    /// `Array::from_elem(..)`): computed in forward, never differentiated.
+    /// `Array::from_elem(..)`), or a float constant that must be a value (a branch's value,
+    /// a loop-carried variable assigned a constant): computed in forward, never differentiated.
     ConstArray(TokenStream),
     Binary(BinOp, ValueId, ValueId),
     Neg(ValueId),
@@ -358,6 +359,8 @@ pub enum Init {
     Value(ValueId),
     /// A float constant (`let mut acc = 0.0;`).
     Const(TokenStream),
+    /// No value: a branch's result before its arm runs (exactly one arm sets it).
+    Unset,
 }
 
 impl Loop {
@@ -365,7 +368,7 @@ impl Loop {
     pub fn operands(&self) -> Vec<ValueId> {
         let inits = self.carried.iter().filter_map(|c| match c.init {
             Init::Value(v) => Some(v),
-            Init::Const(_) => None,
+            Init::Const(_) | Init::Unset => None,
         });
         inits.chain(self.captured.iter().map(|&(_, v)| v)).collect()
     }

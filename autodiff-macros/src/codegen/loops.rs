@@ -191,6 +191,12 @@ impl<'f> BodyCode<'f> {
                     }
                 }
                 Init::Const(t) => quote!(<#float as ::autodiff::runtime::Float>::of(#t)),
+                // Never read: an empty array (or zero) of the right type.
+                Init::Unset if kind.is_array() => {
+                    let dim = bn.dim_type(kind);
+                    quote!(::autodiff::ndarray::Array::zeros(<#dim as ::core::default::Default>::default()))
+                }
+                Init::Unset => quote!(<#float as ::autodiff::runtime::Float>::of(0.0)),
             };
             code.extend(quote!(let mut #ident: #ty = #init;));
             plan.push(format!(

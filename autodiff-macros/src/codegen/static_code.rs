@@ -378,8 +378,9 @@ pub fn generate(
     let mut plan_forward = Vec::new();
     for &v in &dim_reads {
         if function.param_of(v).is_some() {
-            let (dim, value) = (names.dim(v), names.ident(v));
-            forward_body.extend(quote!(let #dim = #value.raw_dim();));
+            // By its argument: a loop body's parameter may stand for a slice element.
+            let (dim, value) = (names.dim(v), names.arg(v));
+            forward_body.extend(quote!(let #dim = (#value).raw_dim();));
         }
     }
     for stmt in function.stmts.iter().filter(differentiable) {

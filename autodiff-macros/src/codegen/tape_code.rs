@@ -81,6 +81,10 @@ fn statements(
             }
             Op::Call(c) => calls::on_tape(c, &var, tape_of),
             // An array built in the body is a constant leaf, owned by the tape.
+            Op::ConstArray(tokens) if stmt.kind == Kind::Scalar => {
+                let float = &names.float;
+                quote!(#tape_of.constant_scalar({ let __value: #float = #tokens; __value }))
+            }
             Op::ConstArray(tokens) => {
                 let dim = names.dim_type(stmt.kind);
                 quote!(#tape_of.constant_owned::<#dim>(#tokens))
@@ -293,7 +297,7 @@ fn loop_on_tape(
     let carried: Vec<syn::Ident> = (0..l.carried.len()).map(|k| body_names.ident(ValueId(k))).collect();
     let dying = liveness.dying_at(function.stmt(id));
     let mut code = TokenStream::new();
-    for (c, ident) in l.carried.iter().zip(&carried) {
+    for (k, (c, ident)) in l.carried.iter().zip(&carried).enumerate() {
         let init = match &c.init {
             // The last use of an outer local moves it in; anything else is a new handle.
             Init::Value(v)
@@ -316,6 +320,17 @@ fn loop_on_tape(
             Init::Const(t) => {
                 let float = &names.float;
                 quote!(#tape_of.constant_scalar(<#float as ::autodiff::runtime::Float>::of(#t)))
+            }
+            // Never read: an empty constant of the right rank.
+            Init::Unset => {
+                let kind = l.body.stmts[k].kind;
+                if kind.is_array() {
+                    let dim = names.dim_type(kind);
+                    quote!(#tape_of.constant_owned::<#dim>(::autodiff::ndarray::Array::zeros(<#dim as ::core::default::Default>::default())))
+                } else {
+                    let float = &names.float;
+                    quote!(#tape_of.constant_scalar(<#float as ::autodiff::runtime::Float>::of(0.0)))
+                }
             }
         };
         code.extend(quote!(let mut #ident = #init;));
@@ -371,7 +386,7 @@ fn loop_on_tape(
         .iter()
         .filter_map(|c| match c.init {
             Init::Value(v) => Some(v),
-            Init::Const(_) => None,
+            Init::Const(_) | Init::Unset => None,
         })
         .collect();
     tokens.extend(drops(function, liveness, names, function.stmt(id), &inits));

@@ -19,6 +19,24 @@ use syn::{Expr, Ident, Pat, Stmt as SynStmt};
 use super::{is_assign_op, strip_refs, Lowerer};
 use crate::ir::{Carried, Function, Init, Kind, Loop, Op, Origin, Param, ParamRole, ValueId};
 
+/// What a loop (or a branch arm) is made of.
+pub(super) struct LoopSpec<'s> {
+    /// `a..b`, of constants.
+    pub range: TokenStream,
+    /// The loop variable.
+    pub index: Option<Ident>,
+    /// For a loop over a slice's elements: the element's name and the slice.
+    pub element: Option<(Option<String>, Ident)>,
+    pub stmts: &'s [SynStmt],
+    /// For a branch arm with a value: the hidden variable its final expression sets, and
+    /// that variable's value before the arm.
+    pub result: Option<(String, Init)>,
+    /// Where errors about the whole construct point.
+    pub span: TokenStream,
+    /// `loop` or `branch`, for messages.
+    pub what: &'static str,
+}
+
 impl Lowerer<'_> {
     /// `for i in a..b { .. }` as a statement.
     pub(super) fn lower_for(&mut self, for_loop: &syn::ExprForLoop) {
@@ -43,13 +61,41 @@ impl Lowerer<'_> {
             );
             return;
         }
-        let carried_names = self.carried_names(&for_loop.body);
-        if carried_names.is_empty() {
+        let spec = LoopSpec {
+            range,
+            index,
+            element,
+            stmts: &for_loop.body.stmts,
+            result: None,
+            span: quote!(#for_loop),
+            what: "loop",
+        };
+        if self.carried_names(&for_loop.body.stmts).is_empty() {
             cx.error_spanned_by(
                 for_loop.for_token,
                 "this loop assigns no variable declared before it, so it computes nothing: carry a value through it (`let mut h = ..; for i in 0..n { h = ..; }`)",
             );
             return;
+        }
+        self.lower_loop(spec);
+    }
+
+    /// Lowers a loop (or a branch arm, a loop of 0 or 1 iteration) whose body is `spec.stmts`.
+    /// Returns `None` if an error was reported.
+    pub(super) fn lower_loop(&mut self, spec: LoopSpec) -> Option<()> {
+        let cx = self.cx;
+        let LoopSpec {
+            range,
+            index,
+            element,
+            stmts,
+            result,
+            span,
+            what,
+        } = spec;
+        let mut carried_names = self.carried_names(stmts);
+        if let Some((name, _)) = &result {
+            carried_names.push(name.clone());
         }
 
         // Lower the body as a function of its own, then restore the outer scope.
@@ -61,9 +107,14 @@ impl Lowerer<'_> {
         let mut params = Vec::new();
         let mut carried = Vec::new();
         for name in &carried_names {
-            let (init, kind) = match outer_env.get(name) {
-                Some(&id) => (Init::Value(id), outer_stmts[id.0].kind),
-                None => (Init::Const(outer_constants[name].clone()), Kind::Scalar),
+            let (init, kind) = match (&result, outer_env.get(name)) {
+                // A branch's value: set by the arm, never read before (its kind is the arm's).
+                (Some((result, init)), _) if result == name => match init {
+                    Init::Value(id) => (Init::Value(*id), outer_stmts[id.0].kind),
+                    other => (other.clone(), Kind::Scalar),
+                },
+                (_, Some(&id)) => (Init::Value(id), outer_stmts[id.0].kind),
+                (_, None) => (Init::Const(outer_constants[name].clone()), Kind::Scalar),
             };
             let ident = syn::Ident::new(
                 &format!("{}_carried", name.trim_start_matches("r#")),
@@ -117,27 +168,62 @@ impl Lowerer<'_> {
 
         let errors_before = cx.error_count();
         self.loop_indices.extend(index.iter().map(|i| i.to_string()));
-        for stmt in &for_loop.body.stmts {
-            self.lower_loop_stmt(stmt, &carried_names);
+        for (i, stmt) in stmts.iter().enumerate() {
+            match (stmt, &result) {
+                // A branch arm's value.
+                (SynStmt::Expr(expr, None), Some((name, _))) if i + 1 == stmts.len() => {
+                    if let Some(value) = self.lower_expr(expr) {
+                        let value = self.materialized(value);
+                        self.env.insert(name.clone(), value);
+                    }
+                }
+                _ => self.lower_loop_stmt(stmt, &carried_names),
+            }
         }
         if index.is_some() {
             self.loop_indices.pop();
+        }
+        if let Some((name, init)) = &result {
+            // The first arm's value decides the kind of the branch's value.
+            let value = self.env.get(name).copied().filter(|v| v.0 >= carried_names.len());
+            match (value, init) {
+                (None, _) => {
+                    if cx.error_count() == errors_before {
+                        cx.error_spanned_by(
+                            &span,
+                            "this branch gives no value: end it with the value's expression (no `;`)",
+                        );
+                    }
+                }
+                (Some(value), Init::Unset) => {
+                    let kind = self.stmts[value.0].kind;
+                    let k = carried_names.len() - 1;
+                    self.stmts[k].kind = kind;
+                    if let ParamRole::Value { kind: param_kind, .. } = &mut params[k].role {
+                        *param_kind = kind;
+                    }
+                }
+                _ => {}
+            }
+        }
+        // A variable assigned a constant in the body (`s = 2.0;`) holds it as a value.
+        for name in &carried_names {
+            if let (None, Some(tokens)) = (self.env.get(name), self.constants.get(name).cloned()) {
+                let id = self.push(Op::ConstArray(tokens), Kind::Scalar, Some(name.clone()));
+                self.env.insert(name.clone(), id);
+            }
         }
         let mut outputs = Vec::new();
         for (k, name) in carried_names.iter().enumerate() {
             match self.env.get(name) {
                 Some(&id) if self.stmts[id.0].kind == self.stmts[k].kind => outputs.push(id),
                 Some(&id) => cx.error_spanned_by(
-                    for_loop.for_token,
+                    &span,
                     format!(
-                        "`{name}` changes kind in this loop (from {} to {}): a carried variable keeps its kind; initialise it with the kind it will have (`Array1::zeros(n)`, `0.0`)",
+                        "`{name}` changes kind in this {what} (from {} to {}): a variable keeps its kind; initialise it with the kind it will have (`Array1::zeros(n)`, `0.0`)",
                         kind_text(self.stmts[k].kind),
                         kind_text(self.stmts[id.0].kind)
                     ),
-                ),
-                None if self.constants.contains_key(name) => cx.error_spanned_by(
-                    for_loop.for_token,
-                    format!("`{name}` is assigned a constant in this loop: a carried variable must depend on the loop's values"),
                 ),
                 // Its assignment failed and was reported.
                 None => {}
@@ -149,7 +235,7 @@ impl Lowerer<'_> {
         self.queryable = outer_queryable;
         self.references = outer_references;
         if cx.error_count() > errors_before || outputs.len() != carried_names.len() {
-            return;
+            return None;
         }
 
         // The outer values the body reads (no statement reads an unread parameter).
@@ -183,6 +269,19 @@ impl Lowerer<'_> {
         for (k, (name, kind)) in carried_names.into_iter().zip(kinds).enumerate() {
             let id = self.push(Op::LoopOut { of, k }, kind, Some(name.clone()));
             self.bind(name, Some(id));
+        }
+        Some(())
+    }
+
+    /// `value`, or for a constant a value computed from it in forward (a branch's value,
+    /// a carried variable, must be a value).
+    fn materialized(&mut self, value: ValueId) -> ValueId {
+        match &self.stmts[value.0].op {
+            Op::Const(tokens) => {
+                let tokens = tokens.clone();
+                self.push(Op::ConstArray(tokens), Kind::Scalar, None)
+            }
+            _ => value,
         }
     }
 
@@ -310,7 +409,7 @@ impl Lowerer<'_> {
     }
 
     /// The variables a loop body assigns that are declared before it, in order.
-    fn carried_names(&self, body: &syn::Block) -> Vec<String> {
+    pub(super) fn carried_names(&self, body: &[SynStmt]) -> Vec<String> {
         struct Assigned(Vec<String>);
         impl<'ast> Visit<'ast> for Assigned {
             fn visit_expr_assign(&mut self, assign: &'ast syn::ExprAssign) {
@@ -339,7 +438,9 @@ impl Lowerer<'_> {
             }
         }
         let mut assigned = Assigned(Vec::new());
-        assigned.visit_block(body);
+        for stmt in body {
+            assigned.visit_stmt(stmt);
+        }
         assigned
             .0
             .into_iter()
@@ -372,6 +473,12 @@ impl Lowerer<'_> {
             SynStmt::Expr(Expr::Assign(assign), _) => self.lower_assign(assign),
             SynStmt::Expr(Expr::Binary(binary), _) if is_assign_op(&binary.op) => self.lower_compound_assign(binary),
             SynStmt::Expr(Expr::ForLoop(inner), _) => self.lower_for(inner),
+            SynStmt::Expr(Expr::If(e), _) => {
+                self.lower_if(e, false);
+            }
+            SynStmt::Expr(Expr::Match(m), _) => {
+                self.lower_match(m, false);
+            }
             SynStmt::Expr(expr, _) => {
                 let errors_before = self.cx.error_count();
                 if !matches!(expr, Expr::Return(_) | Expr::Break(_) | Expr::Continue(_)) {

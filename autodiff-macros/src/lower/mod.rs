@@ -7,6 +7,7 @@
 //! says what is supported instead. Lowering keeps going after an error, so one
 //! compilation reports them all.
 
+mod branches;
 mod calls;
 mod loops;
 
@@ -145,6 +146,12 @@ fn lower_body(lowerer: &mut Lowerer, item: &ItemFn, sig: &Signature) -> Option<F
             SynStmt::Expr(Expr::Assign(assign), _) => lowerer.lower_assign(assign),
             SynStmt::Expr(Expr::Binary(binary), _) if is_assign_op(&binary.op) => lowerer.lower_compound_assign(binary),
             SynStmt::Expr(Expr::ForLoop(for_loop), _) => lowerer.lower_for(for_loop),
+            SynStmt::Expr(Expr::If(e), semi) if !is_last || semi.is_some() => {
+                lowerer.lower_if(e, false);
+            }
+            SynStmt::Expr(Expr::Match(m), semi) if !is_last || semi.is_some() => {
+                lowerer.lower_match(m, false);
+            }
             SynStmt::Expr(expr, semi) => {
                 let returned = match expr {
                     Expr::Return(ret) => ret.expr.as_deref(),
@@ -599,11 +606,8 @@ impl Lowerer<'_> {
                 self.cx.error_spanned_by(c, "casts of differentiable values are not supported (they would cut the gradient); casts of constants are fine (`n as f64`, `x.len() as f64` of a parameter `x`)");
                 None
             }
-            Expr::If(e) => self.unsupported(
-                e.if_token,
-                "`if` is not supported yet: `#[differentiate]` generates straight-line backward code. For piecewise functions use `relu`, `abs`, `maximum`/`minimum` or `v.max(c)` in `mapv`; for any control flow, record the function on the dynamic tape (`Tape`, `Var`; see the README)",
-            ),
-            Expr::Match(e) => self.unsupported(e.match_token, "`match` is not supported yet: `#[differentiate]` generates straight-line backward code; for any control flow, record the function on the dynamic tape (`Tape`, `Var`; see the README)"),
+            Expr::If(e) => self.lower_if(e, true),
+            Expr::Match(m) => self.lower_match(m, true),
             Expr::ForLoop(e) => self.unsupported(
                 e.for_token,
                 "a `for` loop is a statement, not a value: write it on its own and assign the variables it carries (`for i in 0..n { h = ..; }`)",
