@@ -178,8 +178,7 @@ impl Lowerer<'_> {
             }
             lowered?;
         }
-        let value = value.then(|| self.env.remove(&result)).flatten();
-        value
+        value.then(|| self.env.remove(&result)).flatten()
     }
 
     /// A branch condition: a constant `bool` expression (a `bool` parameter, a field of a

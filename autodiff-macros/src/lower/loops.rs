@@ -187,14 +187,13 @@ impl Lowerer<'_> {
             // The first arm's value decides the kind of the branch's value.
             let value = self.env.get(name).copied().filter(|v| v.0 >= carried_names.len());
             match (value, init) {
-                (None, _) => {
-                    if cx.error_count() == errors_before {
-                        cx.error_spanned_by(
-                            &span,
-                            "this branch gives no value: end it with the value's expression (no `;`)",
-                        );
-                    }
+                (None, _) if cx.error_count() == errors_before => {
+                    cx.error_spanned_by(
+                        &span,
+                        "this branch gives no value: end it with the value's expression (no `;`)",
+                    );
                 }
+                (None, _) => {}
                 (Some(value), Init::Unset) => {
                     let kind = self.stmts[value.0].kind;
                     let k = carried_names.len() - 1;
