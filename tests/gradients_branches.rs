@@ -52,7 +52,7 @@ fn statement_branches(x: &Array1<f64>, w: f64, steps: usize) -> f64 {
     } else {
         total += (&h * w).sum();
     }
-    if steps % 2 == 0 {
+    if steps.is_multiple_of(2) {
         h = h.sin();
     }
     total + h.sum() * w
@@ -70,7 +70,7 @@ fn if_statements_assigning_variables_with_else_if_chains() {
 fn branch_in_loop(x: &Array1<f64>, ws: &[Array1<f64>]) -> f64 {
     let mut h = x.to_owned();
     for (i, w) in ws.iter().enumerate() {
-        h = if i % 2 == 0 { (&h * w).tanh() } else { &h + w };
+        h = if i.is_multiple_of(2) { (&h * w).tanh() } else { &h + w };
     }
     h.sum()
 }
