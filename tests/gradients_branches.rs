@@ -118,3 +118,47 @@ fn an_arm_whose_value_or_assignment_is_a_constant() {
     autodiff::check!(constant_arm, &x, true);
     autodiff::check!(constant_arm, &x, false);
 }
+
+#[differentiate]
+fn huber(x: &Array1<f64>, delta: f64) -> f64 {
+    let s = x.sum();
+    let a = if s > 0.0 { s } else { -s };
+    if a <= delta {
+        0.5 * a * a
+    } else {
+        delta * (a - 0.5 * delta)
+    }
+}
+
+#[test]
+fn a_piecewise_function_of_a_float_takes_the_branch_it_ran() {
+    for (x, delta) in [(vec![0.3, -0.1], 1.0), (vec![2.0, 1.5], 1.0), (vec![-2.0, -0.5], 0.7)] {
+        let x = Array1::from(x);
+        autodiff::check!(huber, &x, delta);
+    }
+}
+
+#[differentiate]
+fn gated(x: &Array1<f64>, w: &Array1<f64>, threshold: f64) -> f64 {
+    let mut h = x.to_owned();
+    for _ in 0..4 {
+        let m = h.mean().unwrap();
+        if m > threshold && m < 10.0 {
+            h = &h * w;
+        } else if m < -threshold {
+            h = h.exp();
+        } else {
+            h = (&h + w).tanh();
+        }
+    }
+    h.sum()
+}
+
+#[test]
+fn a_condition_on_a_value_computed_in_each_iteration() {
+    let mut r = rng(95);
+    let (x, w) = (random(&mut r, 4), random(&mut r, 4));
+    for threshold in [-0.5, 0.0, 0.3] {
+        autodiff::check!(gated, &x, &w, threshold);
+    }
+}

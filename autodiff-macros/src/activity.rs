@@ -90,6 +90,7 @@ fn varied(function: &Function, param_varied: &[bool]) -> Flags {
         flags.value[stmt.id.0] = match &stmt.op {
             Op::Param { index } => param_varied[*index],
             Op::Const(_) | Op::ConstArray(_) => false,
+            Op::Compare(..) | Op::Not(_) | Op::And(..) | Op::Or(..) => false,
             Op::Loop(l) => {
                 let (body, carried) = varied_loop(l, &flags.value);
                 flags.loops.insert(stmt.id, body);
@@ -172,6 +173,8 @@ fn useful(function: &Function, seeds: &[ValueId], forced: &[usize]) -> Flags {
                     (0..l.carried.len()).any(|k| param_id(&l.body, k).is_some_and(|id| body.value[id.0]));
                 flags.loops.insert(stmt.id, body);
             }
+            // A condition carries no gradient to what it compares.
+            Op::Compare(..) | Op::Not(_) | Op::And(..) | Op::Or(..) => {}
             op if flags.value[stmt.id.0] => {
                 for a in op.operands() {
                     flags.value[a.0] = true;

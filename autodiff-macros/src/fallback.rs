@@ -71,6 +71,7 @@ pub fn expand(item: &ItemFn, name: Option<&Ident>, errors: TokenStream, signatur
                     }
                     Kind::Slice(None) => quote!(::std::vec::Vec<::autodiff::ndarray::ArrayD<#float>>),
                     Kind::Loop => quote!(()),
+                    Kind::Bool => quote!(bool),
                 });
             let grads = quote!((#(#grads,)*));
             let real = quote!(#impl_generics (#inputs));

@@ -25,6 +25,8 @@ pub enum Kind {
     Slice(Option<usize>),
     /// What a `for` loop statement produces: its carried values, read by `Op::LoopOut`.
     Loop,
+    /// A condition (`s > 0.0`): computed in forward, kept for backward, never differentiated.
+    Bool,
 }
 
 impl Kind {
@@ -273,6 +275,12 @@ pub enum Op {
     Index(ValueId, TokenStream),
     /// `layer(&h, &w)`: a call of another `#[differentiate]` function.
     Call(Box<Call>),
+    /// `a > b` (and `<`, `>=`, `<=`, `==`, `!=`) of floats: a condition.
+    Compare(CmpOp, ValueId, ValueId),
+    /// `!c`, `a && b`, `a || b` of conditions.
+    Not(ValueId),
+    And(ValueId, ValueId),
+    Or(ValueId, ValueId),
     /// `for i in a..b { .. }`: runs a body sub-function once per index.
     Loop(Box<Loop>),
     /// The final value of the `k`-th carried variable of the loop statement `of`.
@@ -280,6 +288,31 @@ pub enum Op {
         of: ValueId,
         k: usize,
     },
+}
+
+/// A comparison of floats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne,
+}
+
+impl CmpOp {
+    /// The operator as Rust tokens.
+    pub fn symbol(self) -> TokenStream {
+        match self {
+            CmpOp::Lt => quote::quote!(<),
+            CmpOp::Le => quote::quote!(<=),
+            CmpOp::Gt => quote::quote!(>),
+            CmpOp::Ge => quote::quote!(>=),
+            CmpOp::Eq => quote::quote!(==),
+            CmpOp::Ne => quote::quote!(!=),
+        }
+    }
 }
 
 /// A call of another `#[differentiate]` function, whose generated call protocol
@@ -344,6 +377,9 @@ pub struct Loop {
     pub outputs: Vec<ValueId>,
     /// `(body parameter index, outer value)` for each outer value the body reads.
     pub captured: Vec<(usize, ValueId)>,
+    /// A branch arm on a condition computed in forward: the loop runs once if it holds,
+    /// never otherwise (`range` is then only for display).
+    pub flag: Option<ValueId>,
 }
 
 /// A loop-carried variable.
@@ -364,13 +400,16 @@ pub enum Init {
 }
 
 impl Loop {
-    /// The outer values the loop reads: carried initial values, then captured values.
+    /// The outer values the loop reads: carried initial values, captured values, its flag.
     pub fn operands(&self) -> Vec<ValueId> {
         let inits = self.carried.iter().filter_map(|c| match c.init {
             Init::Value(v) => Some(v),
             Init::Const(_) | Init::Unset => None,
         });
-        inits.chain(self.captured.iter().map(|&(_, v)| v)).collect()
+        inits
+            .chain(self.captured.iter().map(|&(_, v)| v))
+            .chain(self.flag)
+            .collect()
     }
 }
 
@@ -379,7 +418,13 @@ impl Op {
     pub fn operands(&self) -> Vec<ValueId> {
         match self {
             Op::Param { .. } | Op::Const(_) | Op::ConstArray(_) => vec![],
-            Op::Binary(_, a, b) | Op::Pairwise(_, a, b) | Op::Dot(a, b) | Op::Mse(a, b) => vec![*a, *b],
+            Op::Binary(_, a, b)
+            | Op::Pairwise(_, a, b)
+            | Op::Dot(a, b)
+            | Op::Mse(a, b)
+            | Op::Compare(_, a, b)
+            | Op::And(a, b)
+            | Op::Or(a, b) => vec![*a, *b],
             Op::Neg(a)
             | Op::Unary(_, a)
             | Op::Powi(a, _)
@@ -394,6 +439,7 @@ impl Op {
             | Op::CrossEntropy(a, _)
             | Op::MaxPool2d { input: a, .. }
             | Op::Index(a, _)
+            | Op::Not(a)
             | Op::LoopOut { of: a, .. } => vec![*a],
             Op::Loop(l) => l.operands(),
             Op::Call(c) => c.operands(),

@@ -145,6 +145,9 @@ pub fn backward(
         // at its index; a loop runs its body's backward; a loop output's adjoint is read by
         // its loop; a call runs the callee's backward.
         Op::Index(..) | Op::Loop(_) | Op::LoopOut { .. } | Op::Call(_) => {}
+        // Conditions are never differentiated: a piecewise function's derivative is the
+        // taken branch's.
+        Op::Compare(..) | Op::Not(_) | Op::And(..) | Op::Or(..) => {}
         Op::Binary(op, a, b) => {
             let (a, b) = (*a, *b);
             match (kind(a).is_array(), kind(b).is_array()) {

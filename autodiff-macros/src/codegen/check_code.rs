@@ -69,7 +69,7 @@ pub(super) fn check_item(
             };
             let (ident, converted) = (&p.ident, reference_ident(p));
             let conversion = match (kind, by_ref) {
-                (Kind::Scalar | Kind::Loop, _) => quote!(#gradcheck::to_f64(#ident)),
+                (Kind::Scalar | Kind::Loop | Kind::Bool, _) => quote!(#gradcheck::to_f64(#ident)),
                 (Kind::Slice(_), _) => {
                     quote!(#ident.iter().map(|__a| #gradcheck::array_to_f64(__a)).collect::<::std::vec::Vec<_>>())
                 }
@@ -97,7 +97,7 @@ pub(super) fn check_item(
                     (ParamRole::Value { kind, by_ref, view, .. }, true) => {
                         let converted = reference_ident(p);
                         match kind {
-                            Kind::Scalar | Kind::Loop => quote!(#converted),
+                            Kind::Scalar | Kind::Loop | Kind::Bool => quote!(#converted),
                             Kind::Array(_) => array_argument(quote!((&#converted)), *by_ref, *view),
                             Kind::Slice(_) => quote!(&#converted),
                         }

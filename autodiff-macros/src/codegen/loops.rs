@@ -72,6 +72,18 @@ fn results(function: &Function, id: ValueId, l: &Loop, activity: &Activity) -> V
     results
 }
 
+/// The loop's range: its constants, or for a branch arm on a condition computed in
+/// forward, one iteration if the condition holds.
+pub fn range_of(l: &Loop, names: &Names) -> TokenStream {
+    match l.flag {
+        Some(flag) => {
+            let flag = names.arg(flag);
+            quote!((0)..((#flag) as usize))
+        }
+        None => l.range.clone(),
+    }
+}
+
 /// The outer values whose adjoints the loop statement `id` contributes to.
 pub fn targets(function: &Function, id: ValueId, l: &Loop, activity: &Activity) -> Vec<ValueId> {
     results(function, id, l, activity).into_iter().map(|(v, _)| v).collect()
@@ -206,7 +218,7 @@ impl<'f> BodyCode<'f> {
             ));
         }
         let contexts = &self.contexts;
-        let range = &l.range;
+        let range = &range_of(l, names);
         if keep {
             code.extend(quote!(let mut #contexts = ::std::vec::Vec::with_capacity(::core::iter::ExactSizeIterator::len(&(#range)));));
         }
@@ -326,7 +338,7 @@ impl<'f> BodyCode<'f> {
             Some(i) => quote!(#i),
             None => quote!(_),
         };
-        let (contexts, range) = (&self.contexts, &l.range);
+        let (contexts, range) = (&self.contexts, &range_of(l, names));
         let fields = self.code.fields.iter().map(|f| &f.ident);
         let seeds = self.seeds.iter().enumerate().filter_map(|(k, seed)| {
             let d = adjoint(k);

@@ -131,7 +131,7 @@ impl<'f> Names<'f> {
         }
         let ident = self.ident(id);
         match (stmt.kind, self.function.param_of(id)) {
-            (Kind::Scalar, _) | (Kind::Slice(_), _) | (Kind::Loop, _) => quote!(#ident),
+            (Kind::Scalar | Kind::Slice(_) | Kind::Loop | Kind::Bool, _) => quote!(#ident),
             // A view is held by value in the generated halves, even when the user takes it by reference.
             (Kind::Array(_), Some(p))
                 if matches!(
@@ -154,6 +154,7 @@ impl<'f> Names<'f> {
         let float = &self.float;
         match kind {
             Kind::Scalar | Kind::Loop => float.clone(),
+            Kind::Bool => quote!(bool),
             Kind::Array(rank) | Kind::Slice(rank) => {
                 let dim = self.dim_type(Kind::Array(rank));
                 let array = quote!(::autodiff::ndarray::Array<#float, #dim>);

@@ -244,8 +244,11 @@ pub fn generate(
             }
             Op::Loop(l) => {
                 let body = &bodies[&step.stmt];
-                // Backward runs the range again, for the indices.
-                token_reads.push(l.range.clone());
+                // Backward runs the range again, for the indices, or reads the arm's flag.
+                match l.flag {
+                    Some(flag) => read(flag, i, &mut value_reads, &mut token_reads),
+                    None => token_reads.push(l.range.clone()),
+                }
                 for &(index, v) in &l.captured {
                     if body.code.outer_reads.contains(&index) {
                         read(v, i, &mut value_reads, &mut token_reads);
@@ -863,6 +866,22 @@ fn forward_call(function: &Function, names: &Names, stmt: &Stmt) -> (TokenStream
         )
     };
     match &stmt.op {
+        Op::Compare(cmp, a, b) => {
+            let (x, y, symbol) = (arg(*a), arg(*b), cmp.symbol());
+            (quote!((#x) #symbol (#y)), format!("{} {symbol} {}", text(*a), text(*b)))
+        }
+        Op::Not(a) => {
+            let x = arg(*a);
+            (quote!(!#x), format!("!{}", text(*a)))
+        }
+        Op::And(a, b) => {
+            let (x, y) = (arg(*a), arg(*b));
+            (quote!(#x && #y), format!("{} && {}", text(*a), text(*b)))
+        }
+        Op::Or(a, b) => {
+            let (x, y) = (arg(*a), arg(*b));
+            (quote!(#x || #y), format!("{} || {}", text(*a), text(*b)))
+        }
         Op::Param { .. } | Op::Const(_) | Op::Index(..) | Op::Loop(_) | Op::LoopOut { .. } | Op::Call(_) => {
             unreachable!("parameters, constants, slice elements and loops have no single forward call")
         }

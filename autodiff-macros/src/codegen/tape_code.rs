@@ -80,7 +80,32 @@ fn statements(
                 continue;
             }
             Op::Call(c) => calls::on_tape(c, &var, tape_of),
+            // Conditions are plain `bool`s, read from the `Var`s' values.
+            Op::Compare(cmp, a, b) => {
+                let side = |v: ValueId| match constant(v) {
+                    Some(c) => c,
+                    None => {
+                        let x = var(v);
+                        quote!(#x.scalar())
+                    }
+                };
+                let (x, y, symbol) = (side(*a), side(*b), cmp.symbol());
+                quote!((#x) #symbol (#y))
+            }
+            Op::Not(a) => {
+                let x = var(*a);
+                quote!(!#x)
+            }
+            Op::And(a, b) => {
+                let (x, y) = (var(*a), var(*b));
+                quote!(#x && #y)
+            }
+            Op::Or(a, b) => {
+                let (x, y) = (var(*a), var(*b));
+                quote!(#x || #y)
+            }
             // An array built in the body is a constant leaf, owned by the tape.
+            Op::ConstArray(tokens) if stmt.kind == Kind::Bool => quote!({ let __value: bool = #tokens; __value }),
             Op::ConstArray(tokens) if stmt.kind == Kind::Scalar => {
                 let float = &names.float;
                 quote!(#tape_of.constant_scalar({ let __value: #float = #tokens; __value }))
@@ -256,7 +281,7 @@ fn drops(function: &Function, liveness: &ForwardLiveness, names: &Names, stmt: &
         let local = !matches!(
             function.stmt(a).op,
             Op::Param { .. } | Op::Const(_) | Op::Index(..) | Op::Loop(_)
-        );
+        ) && function.kind(a) != Kind::Bool;
         if local && !keep.contains(&a) {
             let ident = names.ident(a);
             tokens.extend(quote!(::core::mem::drop(#ident);));
@@ -361,7 +386,13 @@ fn loop_on_tape(
         Some(i) => quote!(#i),
         None => quote!(_),
     };
-    let range = &l.range;
+    let range = &match l.flag {
+        Some(flag) => {
+            let flag = var(flag);
+            quote!((0)..((#flag) as usize))
+        }
+        None => l.range.clone(),
+    };
     let outs: Vec<syn::Ident> = (0..l.carried.len())
         .map(|k| {
             let out = function
@@ -396,6 +427,11 @@ fn loop_on_tape(
 /// The `Var` argument of a loop body's value `v` (as `statements` spells it).
 fn statements_var(function: &Function, names: &Names, outer: &HashMap<usize, TokenStream>, v: ValueId) -> TokenStream {
     match &function.stmt(v).op {
+        // A condition is a plain `bool`, by value.
+        op if function.kind(v) == Kind::Bool && !matches!(op, Op::Param { .. }) => {
+            let ident = names.ident(v);
+            quote!(#ident)
+        }
         Op::Param { index } => match (outer.get(index), function.params[*index].origin) {
             (Some(tokens), _) => tokens.clone(),
             (None, Origin::Own) => {

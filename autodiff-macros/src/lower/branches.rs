@@ -1,5 +1,4 @@
-//! Lowering `if`/`else` and `match` on constants (configuration values, comparisons of
-//! sizes): each arm is a loop of zero or one iteration.
+//! Lowering `if`/`else` and `match`: each arm is a loop of zero or one iteration.
 //!
 //! Before: `let h = if cfg.bias { x.dot(w) + b } else { x.dot(w) };`
 //! After:  `v5 = Loop { range: 0..(c as usize), carried: [branch ← unset], body: .. }`,
@@ -8,7 +7,10 @@
 //!
 //! Exactly one arm runs, so the hidden variable holds its value after both loops, and the
 //! loop machinery (contexts, activity, backward, the tape's real control flow) does the rest.
-//! The arms' conditions are constants, so forward and backward evaluate them alike.
+//! A constant condition (configuration values, comparisons of sizes) is evaluated in
+//! forward and again in backward; a condition on the function's floats (`s > 0.0`, a
+//! piecewise function) is a `bool` value computed once in forward and kept, and the
+//! derivative is the taken arm's.
 
 use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
@@ -16,14 +18,23 @@ use syn::{Expr, Pat, Stmt as SynStmt};
 
 use super::loops::LoopSpec;
 use super::Lowerer;
-use crate::ir::{Init, ValueId};
+use crate::ir::{CmpOp, Init, Kind, Op, ValueId};
 
 /// One arm: its condition (given that no earlier arm's held), its statements, and the
 /// constant a `match` arm's pattern binds (`n if n > 3 => ..` binds `n` to the scrutinee).
 struct Arm {
-    condition: TokenStream,
+    condition: Condition,
     stmts: Vec<SynStmt>,
     binding: Option<(String, TokenStream)>,
+}
+
+/// A branch condition.
+#[derive(Clone)]
+enum Condition {
+    /// A constant `bool` expression, evaluated in forward and again in backward.
+    Const(TokenStream),
+    /// A condition on the function's values (`s > 0.0`), computed once in forward and kept.
+    Value(ValueId),
 }
 
 impl Lowerer<'_> {
@@ -35,11 +46,11 @@ impl Lowerer<'_> {
         }
         let mut arms = Vec::new();
         let mut chain = e;
-        let mut earlier: Vec<TokenStream> = Vec::new();
+        let mut earlier: Vec<Condition> = Vec::new();
         loop {
             let condition = self.branch_condition(&chain.cond)?;
             arms.push(Arm {
-                condition: all_of(&earlier, Some(&condition)),
+                condition: self.all_of(&earlier, Some(&condition)),
                 stmts: chain.then_branch.stmts.clone(),
                 binding: None,
             });
@@ -48,7 +59,7 @@ impl Lowerer<'_> {
                 Some(Expr::If(next)) => chain = next,
                 Some(Expr::Block(block)) => {
                     arms.push(Arm {
-                        condition: all_of(&earlier, None),
+                        condition: self.all_of(&earlier, None),
                         stmts: block.block.stmts.clone(),
                         binding: None,
                     });
@@ -76,9 +87,9 @@ impl Lowerer<'_> {
         if let Some(constant) = self.constant_branch(&Expr::Match(m.clone()), value) {
             return constant;
         }
-        let scrutinee = self.branch_condition_value(&m.expr)?;
+        let scrutinee = self.constant_condition(&m.expr)?;
         let mut arms = Vec::new();
-        let mut earlier: Vec<TokenStream> = Vec::new();
+        let mut earlier: Vec<Condition> = Vec::new();
         for arm in &m.arms {
             // `n => ..` or `n if n > 3 => ..`: `n` is the scrutinee, a constant.
             let binding = match &arm.pat {
@@ -101,7 +112,7 @@ impl Lowerer<'_> {
                     let hidden = binding
                         .as_ref()
                         .and_then(|(name, _)| Some((name.clone(), self.constants.remove(name)?)));
-                    let guard = self.branch_condition(guard);
+                    let guard = self.constant_condition(guard);
                     if let Some((name, previous)) = hidden {
                         self.constants.insert(name, previous);
                     }
@@ -111,13 +122,13 @@ impl Lowerer<'_> {
                 None => TokenStream::new(),
             };
             let pat = &arm.pat;
-            let condition = quote!(match #scrutinee { #pat #guard => true, _ => false });
+            let condition = Condition::Const(quote!(match #scrutinee { #pat #guard => true, _ => false }));
             let stmts = match &*arm.body {
                 Expr::Block(block) => block.block.stmts.clone(),
                 other => vec![SynStmt::Expr(other.clone(), None)],
             };
             arms.push(Arm {
-                condition: all_of(&earlier, Some(&condition)),
+                condition: self.all_of(&earlier, Some(&condition)),
                 stmts,
                 binding,
             });
@@ -132,11 +143,7 @@ impl Lowerer<'_> {
             return None;
         }
         let tokens = self.constant_tokens(e);
-        Some(Some(self.push(
-            crate::ir::Op::Const(tokens),
-            crate::ir::Kind::Scalar,
-            None,
-        )))
+        Some(Some(self.push(Op::Const(tokens), Kind::Scalar, None)))
     }
 
     /// Each arm as a loop of `(condition) as usize` iterations, in order.
@@ -155,15 +162,19 @@ impl Lowerer<'_> {
                 Some(&id) => Init::Value(id),
                 None => Init::Unset,
             };
-            let condition = &arm.condition;
+            let (range, flag) = match &arm.condition {
+                Condition::Const(condition) => (quote!((0)..((#condition) as usize)), None),
+                Condition::Value(flag) => (quote!((0)..(flag as usize)), Some(*flag)),
+            };
             let spec = LoopSpec {
-                range: quote!((0)..((#condition) as usize)),
+                range,
                 index: None,
                 element: None,
                 stmts: &arm.stmts,
                 result: value.then(|| (result.clone(), init)),
                 span: span.clone(),
                 what: "branch",
+                flag,
             };
             let shadowed = arm
                 .binding
@@ -182,34 +193,129 @@ impl Lowerer<'_> {
     }
 
     /// A branch condition: a constant `bool` expression (a `bool` parameter, a field of a
-    /// configuration, a comparison of sizes).
-    fn branch_condition(&self, cond: &Expr) -> Option<TokenStream> {
+    /// configuration, a comparison of sizes), or comparisons of the function's floats.
+    fn branch_condition(&mut self, cond: &Expr) -> Option<Condition> {
         if self.mentions_value(cond) {
+            self.lower_condition(cond).map(Condition::Value)
+        } else {
+            self.constant_arg(cond, "a condition").map(Condition::Const)
+        }
+    }
+
+    /// A condition that must be a constant (a `match`'s scrutinee and guards).
+    fn constant_condition(&self, cond: &Expr) -> Option<TokenStream> {
+        if let Some(value) = self.value_mention(cond, None) {
             self.cx.error_spanned_by(
-                cond,
-                "a differentiated `if` branches on constants (a `bool` or configuration parameter, a comparison of sizes): a condition on a differentiable value is not supported here; for a piecewise function use `maximum`/`minimum`/`relu`, or `if v > c { .. } else { .. }` inside `mapv`",
+                value,
+                "a `match` in a differentiated function selects on constants (an enum or `usize` parameter, a configuration field): branch on a differentiable value with `if a > b { .. } else { .. }`",
             );
             return None;
         }
         self.constant_arg(cond, "a condition")
     }
 
-    /// The value a `match` selects on, a constant.
-    fn branch_condition_value(&self, scrutinee: &Expr) -> Option<TokenStream> {
-        self.branch_condition(scrutinee)
+    /// `a > b`, `!c`, `c && d`, `c || d` of floats and constants, as a `bool` value.
+    fn lower_condition(&mut self, cond: &Expr) -> Option<ValueId> {
+        if !self.mentions_value(cond) {
+            let tokens = self.constant_arg(cond, "a condition")?;
+            return Some(self.push(Op::ConstArray(tokens), Kind::Bool, None));
+        }
+        match cond {
+            Expr::Paren(p) => self.lower_condition(&p.expr),
+            Expr::Group(g) => self.lower_condition(&g.expr),
+            Expr::Unary(u) if matches!(u.op, syn::UnOp::Not(_)) => {
+                let c = self.lower_condition(&u.expr)?;
+                Some(self.push(Op::Not(c), Kind::Bool, None))
+            }
+            Expr::Binary(b) if matches!(b.op, syn::BinOp::And(_) | syn::BinOp::Or(_)) => {
+                let lhs = self.lower_condition(&b.left);
+                let rhs = self.lower_condition(&b.right);
+                let (lhs, rhs) = (lhs?, rhs?);
+                let op = if matches!(b.op, syn::BinOp::And(_)) {
+                    Op::And(lhs, rhs)
+                } else {
+                    Op::Or(lhs, rhs)
+                };
+                Some(self.push(op, Kind::Bool, None))
+            }
+            Expr::Binary(b) => {
+                let cmp = match b.op {
+                    syn::BinOp::Lt(_) => CmpOp::Lt,
+                    syn::BinOp::Le(_) => CmpOp::Le,
+                    syn::BinOp::Gt(_) => CmpOp::Gt,
+                    syn::BinOp::Ge(_) => CmpOp::Ge,
+                    syn::BinOp::Eq(_) => CmpOp::Eq,
+                    syn::BinOp::Ne(_) => CmpOp::Ne,
+                    _ => {
+                        self.cx.error_spanned_by(b, "a condition compares floats (`<`, `<=`, `>`, `>=`, `==`, `!=`) and combines comparisons with `!`, `&&`, `||`");
+                        return None;
+                    }
+                };
+                let lhs = self.lower_operand(&b.left, &b.right);
+                let rhs = self.lower_operand(&b.right, &b.left);
+                let (lhs, rhs) = (lhs?, rhs?);
+                for (side, expr) in [(lhs, &b.left), (rhs, &b.right)] {
+                    if self.kind(side) != Kind::Scalar {
+                        self.cx.error_spanned_by(
+                            expr,
+                            "a condition compares floats; reduce an array first (`x.sum() > 0.0`), or branch elementwise with `mapv(|v| if v > c { .. } else { .. })` or `maximum`/`minimum`",
+                        );
+                        return None;
+                    }
+                }
+                Some(self.push(Op::Compare(cmp, lhs, rhs), Kind::Bool, None))
+            }
+            other => {
+                self.cx.error_spanned_by(
+                    other,
+                    "a condition on differentiable values compares floats (`s > 0.0`), combined with `!`, `&&`, `||`",
+                );
+                None
+            }
+        }
     }
-}
 
-/// `!(e1) && !(e2) && (c)`: this arm's condition given the earlier ones'.
-fn all_of(earlier: &[TokenStream], condition: Option<&TokenStream>) -> TokenStream {
-    let mut parts: Vec<TokenStream> = earlier.iter().map(|e| quote!(!(#e))).collect();
-    if let Some(c) = condition {
-        parts.push(quote!((#c)));
-    }
-    if parts.is_empty() {
-        quote!(true)
-    } else {
-        quote!(#(#parts)&&*)
+    /// `!e1 && !e2 && c`: an arm's condition given the earlier arms'. Constant when they all
+    /// are; otherwise a `bool` value computed in forward.
+    fn all_of(&mut self, earlier: &[Condition], condition: Option<&Condition>) -> Condition {
+        let all: Vec<(bool, &Condition)> = earlier
+            .iter()
+            .map(|c| (true, c))
+            .chain(condition.map(|c| (false, c)))
+            .collect();
+        let constants: Option<Vec<TokenStream>> = all
+            .iter()
+            .map(|(negated, c)| match (negated, c) {
+                (true, Condition::Const(t)) => Some(quote!(!(#t))),
+                (false, Condition::Const(t)) => Some(quote!((#t))),
+                (_, Condition::Value(_)) => None,
+            })
+            .collect();
+        if let Some(parts) = constants {
+            return Condition::Const(if parts.is_empty() {
+                quote!(true)
+            } else {
+                quote!(#(#parts)&&*)
+            });
+        }
+        let mut flag: Option<ValueId> = None;
+        for (negated, c) in all {
+            let mut term = match c {
+                Condition::Const(t) => self.push(Op::ConstArray(t.clone()), Kind::Bool, None),
+                Condition::Value(v) => *v,
+            };
+            if negated {
+                term = self.push(Op::Not(term), Kind::Bool, None);
+            }
+            flag = Some(match flag {
+                None => term,
+                Some(f) => self.push(Op::And(f, term), Kind::Bool, None),
+            });
+        }
+        match flag {
+            Some(flag) => Condition::Value(flag),
+            None => Condition::Const(quote!(true)),
+        }
     }
 }
 

@@ -80,7 +80,7 @@ impl Lowerer<'_> {
                 Passing::Ref
             }
             Kind::Array(_) => passing,
-            Kind::Slice(_) | Kind::Loop => {
+            Kind::Slice(_) | Kind::Loop | Kind::Bool => {
                 self.cx.error_spanned_by(
                     arg,
                     "a slice is passed to a differentiated function element by element (`xs[i]`)",

@@ -35,6 +35,8 @@ pub(super) struct LoopSpec<'s> {
     pub span: TokenStream,
     /// `loop` or `branch`, for messages.
     pub what: &'static str,
+    /// A branch arm on a condition computed in forward (then `range` is for display).
+    pub flag: Option<ValueId>,
 }
 
 impl Lowerer<'_> {
@@ -69,6 +71,7 @@ impl Lowerer<'_> {
             result: None,
             span: quote!(#for_loop),
             what: "loop",
+            flag: None,
         };
         if self.carried_names(&for_loop.body.stmts).is_empty() {
             cx.error_spanned_by(
@@ -92,6 +95,7 @@ impl Lowerer<'_> {
             result,
             span,
             what,
+            flag,
         } = spec;
         let mut carried_names = self.carried_names(stmts);
         if let Some((name, _)) = &result {
@@ -261,6 +265,7 @@ impl Lowerer<'_> {
                 carried,
                 outputs,
                 captured,
+                flag,
             })),
             Kind::Loop,
             None,
@@ -529,5 +534,6 @@ pub(super) fn kind_text(kind: Kind) -> String {
         Kind::Array(None) => "an `ArrayD` of unknown rank".to_string(),
         Kind::Slice(_) => "a slice".to_string(),
         Kind::Loop => "a loop".to_string(),
+        Kind::Bool => "a condition".to_string(),
     }
 }
