@@ -1,9 +1,0 @@
-use autodiff::prelude::*;
-
-#[differentiate]
-fn f(x: &Array1<f64>) -> f64 {
-    let s = x.sum();
-    if s > 0.0 { s } else { -s }
-}
-
-fn main() {}
