@@ -60,3 +60,49 @@ fn closure_constants_borrow_parameters(x: &Array1<f64>, scale: &f64, power: i32)
 fn closure_constants_may_borrow_parameters() {
     autodiff::check!(closure_constants_borrow_parameters, &random(&mut rng(28), 6), &0.8, 3);
 }
+
+#[differentiate]
+fn elementwise_huber(x: &Array1<f64>, y: &Array1<f64>) -> f64 {
+    let delta = 0.5;
+    (x - y)
+        .mapv(|r| {
+            if r.abs() <= delta {
+                0.5 * r * r
+            } else {
+                delta * (r.abs() - 0.5 * delta)
+            }
+        })
+        .sum()
+}
+
+#[test]
+fn huber_loss_with_an_if_in_the_closure() {
+    let mut r = rng(40);
+    autodiff::check!(elementwise_huber, &(random(&mut r, 8) * 2.0), &random(&mut r, 8));
+}
+
+#[differentiate]
+fn leaky_and_clipped(x: &Array2<f64>, w: &Array2<f64>) -> f64 {
+    let z = x.dot(w);
+    let leaky = z.mapv(|v| {
+        if v > 0.0 {
+            v
+        } else if v > -1.0 {
+            0.1 * v
+        } else {
+            0.01 * v - 0.09
+        }
+    });
+    let clipped = leaky.mapv(|v| v.clamp(-0.5, 0.8));
+    (&clipped * &z).sum()
+}
+
+#[test]
+fn leaky_relu_chains_and_clamp_in_closures() {
+    let mut r = rng(41);
+    autodiff::check!(
+        leaky_and_clipped,
+        &(random(&mut r, (3, 4)) * 2.0),
+        &random(&mut r, (4, 3))
+    );
+}

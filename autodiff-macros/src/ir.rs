@@ -212,6 +212,21 @@ pub enum ScalarExpr {
         arg: Box<ScalarExpr>,
         bound: TokenStream,
     },
+    /// `if cond { then } else { otherwise }`: the derivative is the taken branch's.
+    If {
+        cond: Box<ScalarCond>,
+        then: Box<ScalarExpr>,
+        otherwise: Box<ScalarExpr>,
+    },
+}
+
+/// A condition in a `mapv` closure: comparisons of scalar expressions, combined.
+#[derive(Clone, Debug)]
+pub enum ScalarCond {
+    Compare(CmpOp, ScalarExpr, ScalarExpr),
+    Not(Box<ScalarCond>),
+    And(Box<ScalarCond>, Box<ScalarCond>),
+    Or(Box<ScalarCond>, Box<ScalarCond>),
 }
 
 /// An operation producing one value.

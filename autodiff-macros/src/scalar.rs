@@ -8,7 +8,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::Ident;
 
-use crate::ir::{BinOp, ScalarExpr};
+use crate::ir::{BinOp, ScalarCond, ScalarExpr};
 
 const UNARY: &str = "::autodiff::runtime::kernels::unary";
 
@@ -105,6 +105,32 @@ impl Closure<'_> {
                     quote!(#a.min(#bound))
                 }
             }
+            ScalarExpr::If { cond, then, otherwise } => {
+                let (c, a, b) = (self.condition(cond), self.forward(then), self.forward(otherwise));
+                quote!((if #c { #a } else { #b }))
+            }
+        }
+    }
+
+    /// A condition as tokens.
+    fn condition(self, c: &ScalarCond) -> TokenStream {
+        match c {
+            ScalarCond::Compare(cmp, a, b) => {
+                let (a, b, symbol) = (self.forward(a), self.forward(b), cmp.symbol());
+                quote!((#a #symbol #b))
+            }
+            ScalarCond::Not(a) => {
+                let a = self.condition(a);
+                quote!((!#a))
+            }
+            ScalarCond::And(a, b) => {
+                let (a, b) = (self.condition(a), self.condition(b));
+                quote!((#a && #b))
+            }
+            ScalarCond::Or(a, b) => {
+                let (a, b) = (self.condition(a), self.condition(b));
+                quote!((#a || #b))
+            }
         }
     }
 
@@ -189,6 +215,15 @@ impl Closure<'_> {
                 let fa = self.forward(a);
                 let path = unary_path(if *is_max { "max_derivative" } else { "min_derivative" });
                 mul(self.derivative(a, wrt), quote!(#path(#fa, #bound)))
+            }
+            ScalarExpr::If { cond, then, otherwise } => {
+                match (self.derivative(then, wrt), self.derivative(otherwise, wrt)) {
+                    (D::Zero, D::Zero) => D::Zero,
+                    (da, db) => {
+                        let (c, da, db) = (self.condition(cond), self.tokens(da), self.tokens(db));
+                        D::Expr(quote!((if #c { #da } else { #db })))
+                    }
+                }
             }
         }
     }

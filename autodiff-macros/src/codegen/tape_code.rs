@@ -13,7 +13,7 @@ use quote::quote;
 
 use super::calls;
 use super::names::Names;
-use crate::ir::{BinOp, Function, Init, Kind, Loop, Op, Origin, ParamRole, ScalarExpr, Stmt, ValueId};
+use crate::ir::{BinOp, Function, Init, Kind, Loop, Op, Origin, ParamRole, ScalarCond, ScalarExpr, Stmt, ValueId};
 use crate::liveness::ForwardLiveness;
 use crate::scalar::{Closure, Wrt};
 
@@ -514,6 +514,10 @@ fn closure_on_tape(e: &ScalarExpr, x: &TokenStream, captures: &[TokenStream]) ->
                 (#a).map(move |v| v.#select(__bound), move |v| #unary::#derivative(v, __bound))
             })
         }
+        // Lowering keeps `if` out of closures that capture floats.
+        ScalarExpr::If { .. } => quote!(::core::compile_error!(
+            "an `if` in a `mapv` closure that captures floats cannot be recorded op by op"
+        )),
     }
 }
 
@@ -556,6 +560,38 @@ fn hoist_constants(e: &ScalarExpr, constants: &mut Vec<TokenStream>) -> ScalarEx
                 arg: Box::new(arg),
                 bound: hoist(bound, constants),
             }
+        }
+        ScalarExpr::If { cond, then, otherwise } => {
+            let cond = hoist_condition(cond, constants);
+            let then = hoist_constants(then, constants);
+            let otherwise = hoist_constants(otherwise, constants);
+            ScalarExpr::If {
+                cond: Box::new(cond),
+                then: Box::new(then),
+                otherwise: Box::new(otherwise),
+            }
+        }
+    }
+}
+
+/// [`hoist_constants`] for a condition.
+fn hoist_condition(c: &ScalarCond, constants: &mut Vec<TokenStream>) -> ScalarCond {
+    match c {
+        ScalarCond::Compare(cmp, a, b) => {
+            let a = hoist_constants(a, constants);
+            let b = hoist_constants(b, constants);
+            ScalarCond::Compare(*cmp, a, b)
+        }
+        ScalarCond::Not(a) => ScalarCond::Not(Box::new(hoist_condition(a, constants))),
+        ScalarCond::And(a, b) => {
+            let a = hoist_condition(a, constants);
+            let b = hoist_condition(b, constants);
+            ScalarCond::And(Box::new(a), Box::new(b))
+        }
+        ScalarCond::Or(a, b) => {
+            let a = hoist_condition(a, constants);
+            let b = hoist_condition(b, constants);
+            ScalarCond::Or(Box::new(a), Box::new(b))
         }
     }
 }

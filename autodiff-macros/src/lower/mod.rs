@@ -21,7 +21,9 @@ use syn::visit_mut::VisitMut;
 use syn::{Expr, ExprCall, ExprMethodCall, Ident, ItemFn, Pat, Stmt as SynStmt};
 
 use crate::ctxt::Ctxt;
-use crate::ir::{BinOp, Function, Kind, Op, Origin, PairwiseFn, Param, ScalarExpr, Stmt, UnaryFn, ValueId};
+use crate::ir::{
+    BinOp, CmpOp, Function, Kind, Op, Origin, PairwiseFn, Param, ScalarCond, ScalarExpr, Stmt, UnaryFn, ValueId,
+};
 use crate::literals::{self, Rewrites};
 use crate::signature::Signature;
 
@@ -69,7 +71,7 @@ pub fn supported_functions() -> String {
 /// The float methods a `mapv` closure (or a float value) supports, for error messages.
 pub fn closure_methods() -> String {
     let mut methods: Vec<&str> = UnaryFn::ALL.iter().map(|f| f.name()).collect();
-    methods.extend(["powi", "powf", "max", "min"]);
+    methods.extend(["powi", "powf", "max", "min", "clamp"]);
     methods.join(", ")
 }
 
@@ -1151,7 +1153,30 @@ impl Lowerer<'_> {
         };
         let body = lowerer.lower(&closure.body)?;
         let captures = lowerer.captures.into_inner();
+        // The tape records a capturing closure op by op, on whole arrays, where an `if` has
+        // no counterpart.
+        if !captures.is_empty() && contains_if(&body) {
+            self.cx.error_spanned_by(
+                &closure.body,
+                "an `if` in a `mapv` closure is supported when the closure captures no differentiable float; bind the float outside the closure's branches, or write the piecewise part with `v.max(c)`/`v.min(c)`/`maximum`/`minimum`",
+            );
+            return None;
+        }
         Some((arg, body, captures))
+    }
+}
+
+/// Whether a closure body branches.
+fn contains_if(e: &ScalarExpr) -> bool {
+    match e {
+        ScalarExpr::If { .. } => true,
+        ScalarExpr::Arg | ScalarExpr::Capture(_) | ScalarExpr::Const(_) => false,
+        ScalarExpr::Binary(_, a, b) => contains_if(a) || contains_if(b),
+        ScalarExpr::Neg(a)
+        | ScalarExpr::Unary(_, a)
+        | ScalarExpr::Powi(a, _)
+        | ScalarExpr::Powf(a, _)
+        | ScalarExpr::Clamp { arg: a, .. } => contains_if(a),
     }
 }
 
@@ -1164,6 +1189,65 @@ struct ClosureLowerer<'a, 'b> {
 }
 
 impl ClosureLowerer<'_, '_> {
+    /// A block of a closure's `if`: one expression.
+    fn lower_block(&self, block: &syn::Block, whole: &syn::ExprIf) -> Option<ScalarExpr> {
+        match block.stmts.as_slice() {
+            [SynStmt::Expr(e, None)] => self.lower(e),
+            _ => {
+                self.outer.cx.error_spanned_by(
+                    whole,
+                    "each branch of an `if` in a `mapv` closure is one expression (`if v > 0.0 { v } else { 0.1 * v }`)",
+                );
+                None
+            }
+        }
+    }
+
+    /// A closure's condition: comparisons of float expressions, with `!`, `&&`, `||`.
+    fn lower_condition(&self, cond: &Expr) -> Option<ScalarCond> {
+        let cx = self.outer.cx;
+        match cond {
+            Expr::Paren(p) => self.lower_condition(&p.expr),
+            Expr::Group(g) => self.lower_condition(&g.expr),
+            Expr::Unary(u) if matches!(u.op, syn::UnOp::Not(_)) => {
+                Some(ScalarCond::Not(Box::new(self.lower_condition(&u.expr)?)))
+            }
+            Expr::Binary(b) if matches!(b.op, syn::BinOp::And(_) | syn::BinOp::Or(_)) => {
+                let (l, r) = (self.lower_condition(&b.left), self.lower_condition(&b.right));
+                let (l, r) = (Box::new(l?), Box::new(r?));
+                Some(if matches!(b.op, syn::BinOp::And(_)) {
+                    ScalarCond::And(l, r)
+                } else {
+                    ScalarCond::Or(l, r)
+                })
+            }
+            Expr::Binary(b) => {
+                let cmp = match b.op {
+                    syn::BinOp::Lt(_) => CmpOp::Lt,
+                    syn::BinOp::Le(_) => CmpOp::Le,
+                    syn::BinOp::Gt(_) => CmpOp::Gt,
+                    syn::BinOp::Ge(_) => CmpOp::Ge,
+                    syn::BinOp::Eq(_) => CmpOp::Eq,
+                    syn::BinOp::Ne(_) => CmpOp::Ne,
+                    _ => {
+                        cx.error_spanned_by(b, "a condition in a `mapv` closure compares floats (`<`, `<=`, `>`, `>=`, `==`, `!=`), combined with `!`, `&&`, `||`");
+                        return None;
+                    }
+                };
+                let l = self.lower_operand(&b.left, &b.right);
+                let r = self.lower_operand(&b.right, &b.left);
+                Some(ScalarCond::Compare(cmp, l?, r?))
+            }
+            other => {
+                cx.error_spanned_by(
+                    other,
+                    "a condition in a `mapv` closure compares floats (`v > 0.0`), combined with `!`, `&&`, `||`",
+                );
+                None
+            }
+        }
+    }
+
     /// A float value of the function named in the closure: captured, and differentiated
     /// like an operand. An array cannot be captured: a closure sees one element at a time.
     fn capture(&self, path: &syn::ExprPath) -> Option<ScalarExpr> {
@@ -1243,6 +1327,13 @@ impl ClosureLowerer<'_, '_> {
             Expr::Path(path) => self.capture(path),
             Expr::Paren(e) => self.lower(&e.expr),
             Expr::Group(e) => self.lower(&e.expr),
+            // `|v| { expr }`, as rustfmt writes a long closure.
+            Expr::Block(b) if matches!(b.block.stmts.as_slice(), [SynStmt::Expr(_, None)]) && b.label.is_none() => {
+                match b.block.stmts.as_slice() {
+                    [SynStmt::Expr(e, None)] => self.lower(e),
+                    _ => None,
+                }
+            }
             Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_)) => {
                 Some(ScalarExpr::Neg(Box::new(self.lower(&u.expr)?)))
             }
@@ -1292,6 +1383,20 @@ impl ClosureLowerer<'_, '_> {
                         arg: Box::new(receiver),
                         bound: constant(0)?,
                     }),
+                    // `v.clamp(lo, hi)` is `v.max(lo).min(hi)`.
+                    ("clamp", 2) => {
+                        let (lo, hi) = (constant(0), constant(1));
+                        let lower = ScalarExpr::Clamp {
+                            is_max: true,
+                            arg: Box::new(receiver),
+                            bound: lo?,
+                        };
+                        Some(ScalarExpr::Clamp {
+                            is_max: false,
+                            arg: Box::new(lower),
+                            bound: hi?,
+                        })
+                    }
                     (n, 0) if UnaryFn::from_name(n).is_some() => {
                         Some(ScalarExpr::Unary(UnaryFn::from_name(n)?, Box::new(receiver)))
                     }
@@ -1308,11 +1413,24 @@ impl ClosureLowerer<'_, '_> {
                 }
             }
             Expr::If(e) => {
-                cx.error_spanned_by(
-                    e.if_token,
-                    "`if` is not supported in a `mapv` closure; for piecewise functions use `v.max(c)`, `v.min(c)` or `v.abs()` (e.g. leaky relu: `v.max(0.0) + 0.01 * v.min(0.0)`)",
-                );
-                None
+                let cond = self.lower_condition(&e.cond)?;
+                let then = self.lower_block(&e.then_branch, e)?;
+                let otherwise = match e.else_branch.as_ref().map(|(_, e)| &**e) {
+                    Some(Expr::Block(block)) => self.lower_block(&block.block, e)?,
+                    Some(other @ Expr::If(_)) => self.lower(other)?,
+                    _ => {
+                        cx.error_spanned_by(
+                            e,
+                            "an `if` in a `mapv` closure gives a value in both branches: add `else { .. }`",
+                        );
+                        return None;
+                    }
+                };
+                Some(ScalarExpr::If {
+                    cond: Box::new(cond),
+                    then: Box::new(then),
+                    otherwise: Box::new(otherwise),
+                })
             }
             other => {
                 cx.error_spanned_by(other, format!("this expression is not supported in a `mapv` closure; supported: the argument, constants, `+ - * /`, unary `-`, and the float methods {}", closure_methods()));
