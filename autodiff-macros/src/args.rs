@@ -1,5 +1,5 @@
 //! The attribute's arguments: `#[differentiate]`, `#[differentiate(wrt(w, b))]`,
-//! `#[differentiate(wrt(w), name = loss_params)]`.
+//! `#[differentiate(wrt(w), name = loss_params)]`, `#[differentiate(vjp = gelu_backward)]`.
 
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
@@ -14,6 +14,9 @@ pub struct Args {
     /// `name = prefix`: the prefix of the generated items instead of the function's name,
     /// so that one function can be differentiated in several ways.
     pub name: Option<Ident>,
+    /// `vjp = path`: a custom derivative rule. The body is then not differentiated (it may
+    /// be any Rust); both engines call this function for the backward.
+    pub vjp: Option<syn::Path>,
 }
 
 impl Parse for Args {
@@ -54,10 +57,28 @@ impl Parse for Args {
                 }
                 input.parse::<Token![=]>()?;
                 args.name = Some(input.parse()?);
+            } else if key == "vjp" {
+                if args.vjp.is_some() {
+                    return Err(syn::Error::new(key.span(), "`vjp` is given twice"));
+                }
+                if !input.peek(Token![=]) || input.peek2(Token![,]) || input.is_empty() {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        "`vjp` takes the path of the function computing this one's vector-Jacobian product: `vjp = gelu_backward`",
+                    ));
+                }
+                input.parse::<Token![=]>()?;
+                let path: syn::Path = input.parse().map_err(|_| {
+                    syn::Error::new(
+                        key.span(),
+                        "`vjp` takes the path of the function computing this one's vector-Jacobian product: `vjp = gelu_backward`",
+                    )
+                })?;
+                args.vjp = Some(path);
             } else {
                 return Err(syn::Error::new(
                     key.span(),
-                    format!("unknown argument `{key}`; supported: `wrt(param, ...)` and `name = prefix`"),
+                    format!("unknown argument `{key}`; supported: `wrt(param, ...)`, `name = prefix` and `vjp = backward_fn`"),
                 ));
             }
             if !input.is_empty() {

@@ -290,6 +290,12 @@ pub enum Op {
     Index(ValueId, TokenStream),
     /// `layer(&h, &w)`: a call of another `#[differentiate]` function.
     Call(Box<Call>),
+    /// The whole body of a function with a custom rule (`#[differentiate(vjp = ..)]`): the
+    /// user's function in forward, the user's VJP in backward. `call.path` is the function.
+    Custom {
+        call: Box<Call>,
+        vjp: syn::Path,
+    },
     /// `a > b` (and `<`, `>=`, `<=`, `==`, `!=`) of floats: a condition.
     Compare(CmpOp, ValueId, ValueId),
     /// `!c`, `a && b`, `a || b` of conditions.
@@ -457,7 +463,7 @@ impl Op {
             | Op::Not(a)
             | Op::LoopOut { of: a, .. } => vec![*a],
             Op::Loop(l) => l.operands(),
-            Op::Call(c) => c.operands(),
+            Op::Call(c) | Op::Custom { call: c, .. } => c.operands(),
             Op::Map { input, captures, .. } => std::iter::once(*input).chain(captures.iter().copied()).collect(),
             Op::Conv2d {
                 input, weight, bias, ..

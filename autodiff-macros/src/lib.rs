@@ -80,9 +80,11 @@ type Expansion = Result<proc_macro2::TokenStream, Box<(proc_macro2::TokenStream,
 fn try_expand(args: &args::Args, item: &mut syn::ItemFn) -> Expansion {
     let cx = ctxt::Ctxt::default();
     let signature = signature::read(&cx, item, args);
-    let (function, literals) = match &signature {
-        Some(sig) => lower::lower(&cx, item, sig),
-        None => (None, literals::Rewrites::default()),
+    let (function, literals) = match (&signature, &args.vjp) {
+        // A custom rule: the body is the user's to write, and is not read.
+        (Some(sig), Some(vjp)) => (lower::custom(&cx, item, sig, vjp), literals::Rewrites::default()),
+        (Some(sig), None) => lower::lower(&cx, item, sig),
+        (None, _) => (None, literals::Rewrites::default()),
     };
     literals::apply(item, &literals);
     if let Err(errors) = cx.check() {

@@ -144,7 +144,7 @@ pub fn backward(
         // Emitted by codegen itself: a slice element accumulates into the slice's gradient
         // at its index; a loop runs its body's backward; a loop output's adjoint is read by
         // its loop; a call runs the callee's backward.
-        Op::Index(..) | Op::Loop(_) | Op::LoopOut { .. } | Op::Call(_) => {}
+        Op::Index(..) | Op::Loop(_) | Op::LoopOut { .. } | Op::Call(_) | Op::Custom { .. } => {}
         // Conditions are never differentiated: a piecewise function's derivative is the
         // taken branch's.
         Op::Compare(..) | Op::Not(_) | Op::And(..) | Op::Or(..) => {}

@@ -152,6 +152,73 @@ pub fn backward(
     (code, pairs, label)
 }
 
+/// A custom rule's forward: the user's function itself.
+pub fn custom_forward(names: &Names, id: ValueId, call: &Call) -> (TokenStream, String) {
+    let (ident, args, path) = (names.ident(id), args(names, call), &call.path);
+    let label = format!(
+        "{} = {}(..) (custom rule)",
+        names.text(id),
+        path.segments.last().map(|s| s.ident.to_string()).unwrap_or_default()
+    );
+    (quote!(let #ident = #path(#(#args),*);), label)
+}
+
+/// A custom rule's backward: the user's VJP, given the arguments, the output and the seed,
+/// returns one gradient per float or array parameter (a tuple when there are several).
+pub fn custom_backward(
+    function: &Function,
+    names: &Names,
+    id: ValueId,
+    call: &Call,
+    vjp: &syn::Path,
+    is_active: &dyn Fn(ValueId) -> bool,
+    received: &BTreeMap<ValueId, usize>,
+) -> (TokenStream, Vec<(ValueId, Ident)>, String) {
+    let float = &names.float;
+    let seed = if received.contains_key(&id) {
+        let d = names.adjoint(id);
+        quote!(#d)
+    } else if function.kind(id).is_array() {
+        let dim = names.dim(id);
+        quote!(::autodiff::ndarray::Array::zeros(#dim.clone()))
+    } else {
+        quote!(<#float as ::autodiff::runtime::Float>::of(0.0))
+    };
+    let mut pairs = Vec::new();
+    let patterns: Vec<TokenStream> = call
+        .args
+        .iter()
+        .enumerate()
+        .filter_map(|(k, a)| match a {
+            CallArg::Value(v, _) if is_active(*v) => {
+                let g = format_ident!("{}r{}__g{}", names.prefix(), id.0, k, span = Span::mixed_site());
+                pairs.push((*v, g.clone()));
+                Some(quote!(#g))
+            }
+            CallArg::Value(..) => Some(quote!(_)),
+            _ => None,
+        })
+        .collect();
+    let pattern = match patterns.as_slice() {
+        [one] => one.clone(),
+        many => quote!((#(#many,)*)),
+    };
+    let (args, output) = (args(names, call), names.arg(id));
+    let code = quote!(let #pattern = #vjp(#(#args,)* #output, #seed););
+    let label = format!(
+        "{} = {}(.., {}, d_{})",
+        pairs
+            .iter()
+            .map(|(v, _)| format!("d_{}", names.text(*v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        quote!(#vjp).to_string().replace(' ', ""),
+        names.text(id),
+        names.text(id)
+    );
+    (code, pairs, label)
+}
+
 /// What backward reads besides the saved context: every argument again (values and
 /// constants), and the result's shape when no adjoint may reach it.
 pub fn reads(call: &Call) -> (Vec<ValueId>, Vec<TokenStream>) {

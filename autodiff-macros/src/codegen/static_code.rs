@@ -147,7 +147,7 @@ pub fn generate(
     for stmt in function.stmts.iter().filter(differentiable).filter(|s| is_active(s.id)) {
         let targets: Vec<ValueId> = match &stmt.op {
             Op::Loop(l) => loops::targets(function, stmt.id, l, activity),
-            Op::Call(c) => c.operands().into_iter().filter(|&v| is_active(v)).collect(),
+            Op::Call(c) | Op::Custom { call: c, .. } => c.operands().into_iter().filter(|&v| is_active(v)).collect(),
             _ => rules::backward(function, stmt, &is_active, false)
                 .unwrap_or_default()
                 .iter()
@@ -183,7 +183,10 @@ pub fn generate(
         for call in calls.iter_mut().filter(|c| c.yields_fill) {
             let target = call.target;
             // A loop reads its outputs' adjoints as arrays.
-            let loop_output = matches!(function.stmt(target).op, Op::LoopOut { .. } | Op::Call(_));
+            let loop_output = matches!(
+                function.stmt(target).op,
+                Op::LoopOut { .. } | Op::Call(_) | Op::Custom { .. }
+            );
             if contributions[&target] == 1
                 && function.param_of(target).is_none()
                 && function.kind(target).is_array()
@@ -257,7 +260,7 @@ pub fn generate(
                 token_reads.extend(body.code.constant_reads.iter().cloned());
                 dim_reads.extend(loops::dims_read(function, step.stmt, l, activity));
             }
-            Op::Call(c) => {
+            Op::Call(c) | Op::Custom { call: c, .. } => {
                 let (values, tokens) = calls::reads(c);
                 for v in values {
                     read(v, i, &mut value_reads, &mut token_reads);
@@ -265,6 +268,10 @@ pub fn generate(
                 token_reads.extend(tokens);
                 if !contributions.contains_key(&step.stmt) && function.kind(step.stmt).is_array() {
                     dim_reads.insert(step.stmt);
+                }
+                // A custom rule's VJP reads the output.
+                if matches!(function.stmt(step.stmt).op, Op::Custom { .. }) {
+                    value_reads.insert(step.stmt, i);
                 }
             }
             _ => {}
@@ -409,6 +416,11 @@ pub fn generate(
                 forward_body.extend(code);
                 plan_forward.push(label);
             }
+            Op::Custom { call, .. } => {
+                let (code, label) = calls::custom_forward(names, stmt.id, call);
+                forward_body.extend(code);
+                plan_forward.push(label);
+            }
             _ => {
                 let (call, label) = forward_call(function, names, stmt);
                 plan_forward.push(format!("{} = {}", names.text(stmt.id), label));
@@ -542,6 +554,24 @@ pub fn generate(
                         &mut received,
                         target,
                         quote!(#result),
+                        label,
+                        &mut backward_body,
+                        &mut plan_backward,
+                    );
+                }
+                continue;
+            }
+            Op::Custom { call, vjp } => {
+                let (code, pairs, label) =
+                    calls::custom_backward(function, names, step.stmt, call, vjp, &is_active, &received);
+                backward_body.extend(code);
+                plan_backward.push(label);
+                for (target, g) in pairs {
+                    let label = format!("(rule's d_{})", names.text(target));
+                    contribute(
+                        &mut received,
+                        target,
+                        quote!(#g),
                         label,
                         &mut backward_body,
                         &mut plan_backward,
@@ -882,7 +912,13 @@ fn forward_call(function: &Function, names: &Names, stmt: &Stmt) -> (TokenStream
             let (x, y) = (arg(*a), arg(*b));
             (quote!(#x || #y), format!("{} || {}", text(*a), text(*b)))
         }
-        Op::Param { .. } | Op::Const(_) | Op::Index(..) | Op::Loop(_) | Op::LoopOut { .. } | Op::Call(_) => {
+        Op::Param { .. }
+        | Op::Const(_)
+        | Op::Index(..)
+        | Op::Loop(_)
+        | Op::LoopOut { .. }
+        | Op::Call(_)
+        | Op::Custom { .. } => {
             unreachable!("parameters, constants, slice elements and loops have no single forward call")
         }
         // Typed here, so the float type is known even where the user's code left it to inference.

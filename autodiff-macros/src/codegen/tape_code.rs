@@ -80,6 +80,7 @@ fn statements(
                 continue;
             }
             Op::Call(c) => calls::on_tape(c, &var, tape_of),
+            Op::Custom { call, vjp } => custom_on_tape(function, names, stmt, call, vjp, &var, tape_of),
             // Conditions are plain `bool`s, read from the `Var`s' values.
             Op::Compare(cmp, a, b) => {
                 let side = |v: ValueId| match constant(v) {
@@ -271,6 +272,101 @@ fn statements(
         body.extend(drops(function, liveness, names, stmt, keep));
     }
     body
+}
+
+/// A custom rule on the tape: one node, whose forward is the user's function on the
+/// inputs' values and whose backward calls the user's VJP (which owns copies of the inputs,
+/// the constants and the output, as a tape node saves what its backward reads).
+fn custom_on_tape(
+    function: &Function,
+    names: &Names,
+    stmt: &Stmt,
+    call: &crate::ir::Call,
+    vjp: &syn::Path,
+    var: &dyn Fn(ValueId) -> TokenStream,
+    tape_of: &TokenStream,
+) -> TokenStream {
+    use crate::ir::{CallArg, Passing};
+    let float = &names.float;
+    let arr0 = quote!(::autodiff::ndarray::arr0);
+    let mut bindings = TokenStream::new();
+    let mut inputs = Vec::new();
+    let mut forward_args = Vec::new();
+    let mut backward_args = Vec::new();
+    let mut grads = Vec::new();
+    for (k, arg) in call.args.iter().enumerate() {
+        let local = quote::format_ident!("__arg{}", k, span = proc_macro2::Span::mixed_site());
+        match arg {
+            CallArg::Value(v, passing) => {
+                let (x, kind) = (var(*v), function.kind(*v));
+                inputs.push(x.clone());
+                let grad = quote::format_ident!("__grad{}", k, span = proc_macro2::Span::mixed_site());
+                if kind.is_array() {
+                    let dim = names.dim_type(kind);
+                    bindings.extend(quote! {
+                        let #local = #x.value().to_owned().into_dimensionality::<#dim>()
+                            .expect("a custom rule's input has the rank of its parameter");
+                    });
+                    let passed = match passing {
+                        Passing::Ref => quote!(&#local),
+                        Passing::Owned => quote!(::core::clone::Clone::clone(&#local)),
+                        Passing::View => quote!(#local.view()),
+                    };
+                    forward_args.push(passed.clone());
+                    backward_args.push(passed);
+                    grads.push((grad.clone(), quote!(#grad.into_dyn())));
+                } else {
+                    bindings.extend(quote!(let #local: #float = #x.scalar();));
+                    forward_args.push(quote!(#local));
+                    backward_args.push(quote!(#local));
+                    grads.push((grad.clone(), quote!(#arr0(#grad).into_dyn())));
+                }
+            }
+            CallArg::Const(tokens) | CallArg::FloatConst(tokens) => {
+                // Owned, so that the node's backward (kept by the tape) may hold it.
+                let by_ref = matches!(function.params.get(k).map(|p| &p.ty), Some(syn::Type::Reference(_)));
+                if by_ref {
+                    bindings.extend(quote!(let #local = ::std::borrow::ToOwned::to_owned(#tokens);));
+                    forward_args.push(quote!(&#local));
+                    backward_args.push(quote!(&#local));
+                } else {
+                    bindings.extend(quote!(let #local = #tokens;));
+                    forward_args.push(quote!(::core::clone::Clone::clone(&#local)));
+                    backward_args.push(quote!(::core::clone::Clone::clone(&#local)));
+                }
+            }
+        }
+    }
+    let path = &call.path;
+    let out_kind = stmt.kind;
+    let (value, seed, output) = if out_kind.is_array() {
+        let dim = names.dim_type(out_kind);
+        (
+            quote!(::core::clone::Clone::clone(&__output).into_dyn()),
+            quote!(::core::clone::Clone::clone(__seed).into_dimensionality::<#dim>().expect("the seed has the output's rank")),
+            quote!(&__output),
+        )
+    } else {
+        (
+            quote!(#arr0(__output).into_dyn()),
+            quote!(*__seed.first().expect("a float's seed has one element")),
+            quote!(__output),
+        )
+    };
+    let names_of: Vec<&syn::Ident> = grads.iter().map(|(g, _)| g).collect();
+    let pattern = match names_of.as_slice() {
+        [one] => quote!(#one),
+        many => quote!((#(#many,)*)),
+    };
+    let dyn_grads = grads.iter().map(|(_, d)| d);
+    quote!({
+        #bindings
+        let __output = #path(#(#forward_args),*);
+        #tape_of.custom(&[#(#inputs),*], #value, move |__seed: &::autodiff::ndarray::ArrayD<#float>| {
+            let #pattern = #vjp(#(#backward_args,)* #output, #seed);
+            ::std::vec![#(#dyn_grads),*]
+        })
+    })
 }
 
 /// Drops the `Var`s `stmt` reads for the last time (not parameters, constants, slice

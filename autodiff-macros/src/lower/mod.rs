@@ -9,7 +9,10 @@
 
 mod branches;
 mod calls;
+mod custom;
 mod loops;
+
+pub use custom::custom;
 
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
