@@ -260,6 +260,37 @@ const CORPUS: &[(&str, &str)] = &[
             acc.sum()
         }",
     ),
+    (
+        "",
+        "fn branches(x: &Array2<f64>, w: &Array2<f64>, b: &Array1<f64>, bias: bool, mode: usize) -> f64 {
+            let z = if bias { x.dot(w) + b } else { x.dot(w) };
+            let h = match mode {
+                0 => z.tanh(),
+                n if n > 3 => relu(&z),
+                _ => z,
+            };
+            let s = h.sum();
+            if s > 0.0 && mode != 1 { s } else { -s * 0.5 }
+        }",
+    ),
+    (
+        "",
+        "fn caller(x: &Array2<f64>, w: &Array2<f64>, labels: &[usize]) -> f64 {
+            let h: Array2<f64> = nn::layer(x, w, 0.5);
+            let mut g = h.clone();
+            for _ in 0..2 {
+                g = layer(&g, w, 1.0);
+            }
+            let l: f64 = classify(&g, labels);
+            l + x.mapv(|v| if v > 0.5 { v.clamp(0.0, 1.0) } else { 0.1 * v }).sum()
+        }",
+    ),
+    (
+        "vjp = gelu_backward",
+        "fn gelu<F: Float>(x: &Array2<F>) -> Array2<F> {
+            x.mapv(|v| v * (F::one() + (v * F::of(0.79788456)).tanh()) * F::of(0.5))
+        }",
+    ),
 ];
 
 /// Identifiers a token mutation may write: methods of the subset and beyond, keywords,
@@ -311,6 +342,15 @@ const ARGS: &[&str] = &[
     "42",
     ",",
     "wrt(P),",
+    "vjp = back",
+    "vjp = a::b::back",
+    "vjp",
+    "vjp =",
+    "vjp = 1",
+    "vjp = back, vjp = back",
+    "wrt(P), vjp = back",
+    "vjp = back, name = p2",
+    "vjp = r#fn",
     "name = self",
 ];
 /// Statements outside the subset (or at its edges) to insert; `P` is a parameter, `S` a
