@@ -11,7 +11,10 @@
 # `_tape_grad`) at f32, so rustc and LLVM compile the same code the study does.
 #
 # Usage: study/compile_time.sh [DEPTH]        (default 1000; REPS=3 by default)
-# Not run in CI: it takes minutes and its figures depend on the machine's load.
+# `study/compile_time.sh 1` measures the fixed cost that both crates pay whatever
+# the depth (mostly the runtime's kernels and tape instantiated at f32).
+# Not run in CI: it takes minutes and its figures depend on the machine's load
+# (printed before and after).
 #
 # CARGO_TARGET_DIR is honoured (reusing a warm target dir skips most of the
 # dependency build); otherwise the target dir is inside the temp dir. KEEP=1
