@@ -13,8 +13,9 @@
 //! The machine these run on is shared, so criterion's separate runs of two
 //! variants can see different loads. `paired_summary` (after criterion's groups)
 //! therefore also times the variants alternately, call by call, and prints the
-//! median of the per-round ratios, which load drift affects far less. Set
-//! `SKIP_PAIRED=1` to leave it out.
+//! median of the per-round ratios, which load drift affects far less (the
+//! harness, `common::paired`, is shared with the RNN bench). Set `SKIP_PAIRED=1`
+//! to leave it out.
 //!
 //! Before anything is timed, the generated, hand-written and tape gradients of
 //! every case are compared once (max relative error <= 1e-5 in f64, 1e-4 in
@@ -24,7 +25,9 @@
 //! Set `PRINT_GRAD_SOURCE=1` to print the generated static code of every case first,
 //! `PRINT_AGREEMENT=1` to print every error of the agreement check.
 
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Duration;
 
 use autodiff::ndarray::{Array, Dimension, Ix1, ShapeBuilder};
 use autodiff::prelude::*;
@@ -34,6 +37,8 @@ use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkGroup, Criterion, SamplingMode};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+use common::{paired, report, timed, timed_backward};
 
 /// The agreement required between generated and hand-written (or tape) gradients.
 ///
@@ -522,69 +527,7 @@ fn bench_all<F: Float>(c: &mut Criterion, full_only: bool) {
     g.finish();
 }
 
-// ---- paired timings -------------------------------------------------------------------
-
-/// The median of `values` (which it sorts).
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-/// Times `first` and `second` alternately (ABBA order, against drift) for about
-/// `budget`, each call returning the duration of its own timed part. Returns the
-/// median µs of each and the median of the per-round ratios `first / second`.
-fn paired(
-    mut first: impl FnMut() -> Duration,
-    mut second: impl FnMut() -> Duration,
-    budget: Duration,
-) -> (f64, f64, f64) {
-    // One untimed round warms caches and the allocator.
-    first();
-    second();
-    let (mut a, mut b, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
-    let start = Instant::now();
-    while ratios.len() < 11 || start.elapsed() < budget {
-        let (ta, tb) = if ratios.len() % 2 == 0 {
-            let ta = first();
-            (ta, second())
-        } else {
-            let tb = second();
-            (first(), tb)
-        };
-        let (ta, tb) = (ta.as_secs_f64() * 1e6, tb.as_secs_f64() * 1e6);
-        a.push(ta);
-        b.push(tb);
-        ratios.push(ta / tb);
-    }
-    (median(&mut a), median(&mut b), median(&mut ratios))
-}
-
-/// Times one call of `run`, dropping its result outside the timing.
-fn timed<R>(mut run: impl FnMut() -> R) -> impl FnMut() -> Duration {
-    move || {
-        let start = Instant::now();
-        let result = run();
-        let elapsed = start.elapsed();
-        drop(result);
-        elapsed
-    }
-}
-
-/// Times `backward` on a context made by `prepare` outside the timing.
-fn timed_backward<C, R>(mut prepare: impl FnMut() -> C, mut backward: impl FnMut(C) -> R) -> impl FnMut() -> Duration {
-    move || {
-        let context = prepare();
-        let start = Instant::now();
-        let result = backward(context);
-        let elapsed = start.elapsed();
-        drop(result);
-        elapsed
-    }
-}
-
-fn report(case: &str, what: &str, (first, second, ratio): (f64, f64, f64)) {
-    println!("{case:<18} {what:<28} {first:>10.1} µs {second:>10.1} µs   ratio {ratio:.3}");
-}
+// ---- paired timings (the harness is in `common`) -------------------------------------
 
 /// Generated vs hand-written (full and backward) and tape vs generated, every case at f32, paired.
 fn paired_summary(_: &mut Criterion) {

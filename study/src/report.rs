@@ -327,6 +327,15 @@ pub fn tables(results: &Results, dtype: &str, wrt: &str, torch: &TorchRows) -> S
     out
 }
 
+/// How the tables and plots name a depth row's `kind` (the JSON keeps the short key).
+fn kind_label(kind: &str) -> &str {
+    match kind {
+        "tanh_chain" => "chain (straight)",
+        "tanh_chain_loop" => "chain (loop)",
+        other => other,
+    }
+}
+
 /// The depth table: per-node backward time and held bytes.
 pub fn depth_table(depth: &[DepthResult]) -> String {
     let mut out = String::new();
@@ -339,7 +348,7 @@ pub fn depth_table(depth: &[DepthResult]) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<11} {:>6} {:>6} | {:>10} {:>9} {:>10} | {:>10} {:>9} {:>10} | {:>11}",
+        "{:<16} {:>6} {:>6} | {:>10} {:>9} {:>10} | {:>10} {:>9} {:>10} | {:>11}",
         "kind", "depth", "nodes", "static bwd", "ns/node", "B/node", "tape bwd", "ns/node", "B/node", "tape/static"
     );
     let mut keys: Vec<(String, usize)> = depth.iter().map(|d| (d.kind.clone(), d.depth)).collect();
@@ -351,8 +360,8 @@ pub fn depth_table(depth: &[DepthResult]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<11} {:>6} {:>6} | {:>10} {:>9.1} {:>10.1} | {:>10} {:>9.1} {:>10.1} | {:>11}",
-            kind,
+            "{:<16} {:>6} {:>6} | {:>10} {:>9.1} {:>10.1} | {:>10} {:>9.1} {:>10.1} | {:>11}",
+            kind_label(&kind),
             d,
             s.nodes,
             fmt_us(s.backward_us.median),
@@ -511,7 +520,7 @@ fn depth_chart(
         .y_desc(y_label)
         .draw()
         .map_err(|e| e.to_string())?;
-    for kind in ["tanh_chain", "mlp"] {
+    for kind in ["tanh_chain", "tanh_chain_loop", "mlp"] {
         for (mode, color) in MODE_COLORS {
             let series: Vec<(f64, f64)> = depth
                 .iter()
@@ -522,15 +531,16 @@ fn depth_chart(
             if series.is_empty() {
                 continue;
             }
-            let style = if kind == "mlp" {
-                color.stroke_width(1)
-            } else {
-                color.stroke_width(3)
+            // Thick: straight chain; medium: loop chain; thin: MLP.
+            let style = match kind {
+                "mlp" => color.stroke_width(1),
+                "tanh_chain_loop" => color.stroke_width(2),
+                _ => color.stroke_width(3),
             };
             chart
                 .draw_series(LineSeries::new(series.clone(), style))
                 .map_err(|e| e.to_string())?
-                .label(format!("{mode} {kind}"))
+                .label(format!("{mode} {}", kind_label(kind)))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
             chart
                 .draw_series(series.into_iter().map(|p| Circle::new(p, 3, color.filled())))
@@ -637,6 +647,28 @@ mod tests {
         assert_eq!(fmt_us(1500.0), "1.50 ms");
         assert_eq!(fmt_ratio(30.0, 15.0), "2.00×");
         assert_eq!(fmt_ratio(0.0, 15.0), "–");
+    }
+
+    #[test]
+    fn depth_table_labels_both_chains() {
+        let row = |mode: &str, kind: &str| DepthResult {
+            mode: mode.into(),
+            kind: kind.into(),
+            depth: 10,
+            nodes: 11,
+            backward_us: Stats::default(),
+            backward_ns_per_node: 0.0,
+            held_bytes: 0,
+            held_bytes_per_node: 0.0,
+            peak_bytes: 0,
+        };
+        let rows: Vec<DepthResult> = ["tanh_chain", "tanh_chain_loop"]
+            .into_iter()
+            .flat_map(|kind| [row("static", kind), row("tape", kind)])
+            .collect();
+        let table = depth_table(&rows);
+        assert!(table.contains("chain (straight)"), "{table}");
+        assert!(table.contains("chain (loop)"), "{table}");
     }
 
     #[test]

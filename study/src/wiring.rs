@@ -3,6 +3,30 @@
 //! static mode (`p_forward` then `p_backward(ctx, 1)`) and for the tape (leaves and
 //! `p_on_tape` recorded untimed, then `tape.backward(&y)`). Written once, as macros,
 //! because every generated function has its own arity.
+//!
+//! A tape argument's `$kind` is `param` or `constant` (a leaf of that kind, passed
+//! to `p_on_tape` by reference) or `plain` (a non-float parameter such as a loop
+//! count, which `p_on_tape` takes as it is).
+
+/// The tape-side value of one argument: a leaf, or the argument itself for `plain`.
+macro_rules! tape_leaf {
+    ($tape:ident, plain, $arg:ident) => {
+        $arg
+    };
+    ($tape:ident, $kind:ident, $arg:ident) => {
+        $tape.$kind($arg)
+    };
+}
+
+/// How `p_on_tape` takes one argument: leaves by reference, `plain` ones by value.
+macro_rules! tape_arg {
+    (plain, $arg:ident) => {
+        $arg
+    };
+    ($kind:ident, $arg:ident) => {
+        &$arg
+    };
+}
 
 /// Backward alone in the static mode: the context is prepared untimed.
 macro_rules! static_backward {
@@ -34,13 +58,13 @@ macro_rules! static_memory {
 }
 
 /// Backward alone on the tape, on a graph freshly recorded untimed. `$kind` is
-/// `param` or `constant` for each argument.
+/// `param`, `constant` or `plain` for each argument.
 macro_rules! tape_backward {
     ($F:ty; $on_tape:path; ($($arg:ident : $kind:ident),*)) => {
         Box::new(move || {
             let tape = ::autodiff::runtime::tape::Tape::<$F>::new();
-            $(let $arg = tape.$kind($arg);)*
-            let y = $on_tape($(&$arg),*);
+            $(let $arg = tape_leaf!(tape, $kind, $arg);)*
+            let y = $on_tape($(tape_arg!($kind, $arg)),*);
             let (grads, elapsed) = $crate::measure::time(|| tape.backward(&y));
             std::hint::black_box(grads);
             elapsed
@@ -55,8 +79,8 @@ macro_rules! tape_memory {
         Box::new(move || {
             let mut probe = $crate::measure::MemoryProbe::start();
             let tape = ::autodiff::runtime::tape::Tape::<$F>::new();
-            $(let $arg = tape.$kind($arg);)*
-            let y = $on_tape($(&$arg),*);
+            $(let $arg = tape_leaf!(tape, $kind, $arg);)*
+            let y = $on_tape($(tape_arg!($kind, $arg)),*);
             probe.after_forward();
             let reported = tape.memory().total();
             let grads = tape.backward(&y);
