@@ -222,3 +222,25 @@ fn shape_errors_name_both_shapes() {
         "{message}"
     );
 }
+
+#[test]
+fn accumulating_products_add_to_what_is_there() {
+    let a = Array2::from_shape_fn((3, 4), |(i, j)| (i as f64 - j as f64) * 0.3);
+    let b = Array2::from_shape_fn((4, 2), |(i, j)| (i + 2 * j) as f64 * 0.1 - 0.2);
+    let g = Array2::from_shape_fn((3, 2), |(i, j)| 0.5 - (i * j) as f64 * 0.25);
+    let start_a = Array2::from_elem((3, 4), 1.5);
+    let mut acc_a = start_a.clone();
+    matmul_grad_lhs_acc(&mut acc_a, &g, &b);
+    assert!(max_relative_error(&acc_a, &(&start_a + &matmul_grad_lhs(&g, &b))) < 1e-12);
+    let start_b = Array2::from_elem((4, 2), -0.5);
+    let mut acc_b = start_b.clone();
+    matmul_grad_rhs_acc(&mut acc_b, &a, &g);
+    assert!(max_relative_error(&acc_b, &(&start_b + &matmul_grad_rhs(&a, &g))) < 1e-12);
+}
+
+#[test]
+#[should_panic(expected = "matmul_grad_rhs_acc: the accumulator has shape [2, 2], the product [4, 2]")]
+fn an_accumulator_of_the_wrong_shape_is_named() {
+    let mut acc = Array2::<f64>::zeros((2, 2));
+    matmul_grad_rhs_acc(&mut acc, &Array2::zeros((3, 4)), &Array2::zeros((3, 2)));
+}

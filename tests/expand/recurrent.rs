@@ -100,16 +100,14 @@ fn recurrent_backward<'__ctx>(
         .collect();
     let d_h_4 = ::autodiff::runtime::kernels::reduce::sum_grad(d_v5, &h_4_dim);
     let mut l3__d_carried0 = d_h_4;
-    let mut l3__d_captured2: ::core::option::Option<
-        ::autodiff::ndarray::Array<f64, ::autodiff::ndarray::Ix2>,
-    > = ::core::option::Option::None;
+    let mut l3__d_captured2 = ::autodiff::ndarray::Array::zeros(w_dim.clone());
     for (__index1, (l3__h_carried, l3__h_7, l3__x_4_dim, l3__v5_dim)) in ((0)..(xs
         .len()))
         .zip(l3__contexts)
         .rev()
     {
         let l3__seed0 = l3__d_carried0;
-        let (l3__grad0, l3__grad2) = {
+        let (l3__grad0,) = {
             let d_l3__h_7 = l3__seed0;
             let d_l3__v6 = ::autodiff::runtime::kernels::unary::tanh_grad(
                 d_l3__h_7,
@@ -128,7 +126,8 @@ fn recurrent_backward<'__ctx>(
                 &d_l3__v5,
                 w,
             );
-            let d_w = ::autodiff::runtime::kernels::matmul::matmul_grad_rhs(
+            ::autodiff::runtime::kernels::matmul::matmul_grad_rhs_acc(
+                (&mut l3__d_captured2),
                 &l3__h_carried,
                 &d_l3__v5,
             );
@@ -137,25 +136,12 @@ fn recurrent_backward<'__ctx>(
                 &mut d_xs[__index1],
                 d_l3__x_4,
             );
-            (d_l3__h_carried, d_w)
+            (d_l3__h_carried,)
         };
         l3__d_carried0 = l3__grad0;
-        l3__d_captured2 = ::core::option::Option::Some(
-            match l3__d_captured2.take() {
-                ::core::option::Option::None => l3__grad2,
-                ::core::option::Option::Some(mut __acc) => {
-                    ::autodiff::runtime::kernels::binary::accumulate(
-                        &mut __acc,
-                        l3__grad2,
-                    );
-                    __acc
-                }
-            },
-        );
     }
     let l3__result0 = l3__d_carried0;
-    let l3__result1 = l3__d_captured2
-        .unwrap_or_else(|| ::autodiff::ndarray::Array::zeros(w_dim.clone()));
+    let l3__result1 = l3__d_captured2;
     let d_h0 = l3__result0;
     let d_w = l3__result1;
     (d_h0, d_w, d_xs)

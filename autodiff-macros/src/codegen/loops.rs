@@ -18,7 +18,7 @@ use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
 use syn::Ident;
 
-use super::names::{kernels, Names};
+use super::names::Names;
 use super::static_code::{self, Boundary, CtxField, Held, StaticCode};
 use crate::activity::Activity;
 use crate::ir::{Function, Init, Kind, Loop, Op, Origin, ParamRole, ValueId};
@@ -121,10 +121,23 @@ pub fn dims_read(function: &Function, id: ValueId, l: &Loop, activity: &Activity
     dims
 }
 
+/// The outer local summing the captured parameter `index`'s adjoint over the iterations.
+fn captured_accumulator(body: &Names, index: usize) -> Ident {
+    format_ident!("{}d_captured{}", body.prefix(), index, span = Span::mixed_site())
+}
+
 impl<'f> BodyCode<'f> {
     /// Generates the body of the loop statement `id` of `function`.
-    pub fn generate(id: ValueId, l: &'f Loop, activity: &Activity, names: &Names<'f>) -> Self {
+    pub fn generate(function: &Function, id: ValueId, l: &'f Loop, activity: &Activity, names: &Names<'f>) -> Self {
         let names = names.body(id, l);
+        // The captured values' adjoints are summed in place, over the iterations.
+        let accumulators = results(function, id, l, activity)
+            .into_iter()
+            .filter_map(|(_, source)| match source {
+                Source::Captured(index) => Some((index, captured_accumulator(&names, index))),
+                Source::Carried(_) => None,
+            })
+            .collect();
         let body_activity = activity.of_loop(id);
         let liveness = ForwardLiveness::of(&l.body);
         let seeds: Vec<Option<Ident>> = (0..l.carried.len())
@@ -137,6 +150,7 @@ impl<'f> BodyCode<'f> {
         let boundary = Boundary::Body {
             outputs: l.outputs.clone(),
             seeds: seeds.clone(),
+            accumulators,
         };
         let code = static_code::generate(&l.body, body_activity, &liveness, &names, &[], &boundary);
         let contexts = format_ident!("{}contexts", names.prefix(), span = Span::mixed_site());
@@ -304,7 +318,7 @@ impl<'f> BodyCode<'f> {
         let mut plan = Vec::new();
         let outs = loop_outputs(function, id, l);
         let adjoint = |k: usize| format_ident!("{}d_carried{}", prefix, k, span = Span::mixed_site());
-        let accumulator = |index: usize| format_ident!("{}d_captured{}", prefix, index, span = Span::mixed_site());
+        let accumulator = |index: usize| captured_accumulator(bn, index);
 
         // The carried adjoints start from the loop outputs' (zeros if nothing read them).
         for (k, seed) in self.seeds.iter().enumerate() {
@@ -324,12 +338,19 @@ impl<'f> BodyCode<'f> {
             plan.push(format!("{d} = {init}"));
             code.extend(quote!(let mut #d = #init;));
         }
+        // The captured values' adjoints start at zero (the loop may run no iteration) and
+        // the body adds into them in place.
         let results = results(function, id, l, activity);
-        for (_, source) in &results {
+        for (v, source) in &results {
             if let Source::Captured(index) = source {
-                let ty = bn.value_type(body.kind(param_id(body, *index).unwrap_or(ValueId(*index))));
                 let acc = accumulator(*index);
-                code.extend(quote!(let mut #acc: ::core::option::Option<#ty> = ::core::option::Option::None;));
+                let init = if function.kind(*v).is_array() {
+                    let dim = names.dim(*v);
+                    quote!(::autodiff::ndarray::Array::zeros(#dim.clone()))
+                } else {
+                    zero.clone()
+                };
+                code.extend(quote!(let mut #acc = #init;));
             }
         }
 
@@ -351,28 +372,10 @@ impl<'f> BodyCode<'f> {
             .map(|&p| format_ident!("{}grad{}", prefix, p, span = Span::mixed_site()))
             .collect();
         let mut updates = TokenStream::new();
-        let k_ = kernels();
         for (&p, grad) in self.code.grads.iter().zip(&grads) {
-            match body.params[p].origin {
-                Origin::Carried => {
-                    let d = adjoint(p);
-                    updates.extend(quote!(#d = #grad;));
-                }
-                _ if results.iter().any(|(_, s)| matches!(s, Source::Captured(i) if *i == p)) => {
-                    let acc = accumulator(p);
-                    let add = if body.kind(param_id(body, p).unwrap_or(ValueId(p))).is_array() {
-                        quote!({ #k_::binary::accumulate(&mut __acc, #grad); __acc })
-                    } else {
-                        quote!(__acc + #grad)
-                    };
-                    updates.extend(quote! {
-                        #acc = ::core::option::Option::Some(match #acc.take() {
-                            ::core::option::Option::None => #grad,
-                            ::core::option::Option::Some(mut __acc) => #add,
-                        });
-                    });
-                }
-                _ => {}
+            if body.params[p].origin == Origin::Carried {
+                let d = adjoint(p);
+                updates.extend(quote!(#d = #grad;));
             }
         }
         let backward_body = &self.code.backward_body;
@@ -398,12 +401,7 @@ impl<'f> BodyCode<'f> {
                 }
                 Source::Captured(index) => {
                     let acc = accumulator(index);
-                    if function.kind(v).is_array() {
-                        let dim = names.dim(v);
-                        quote!(#acc.unwrap_or_else(|| ::autodiff::ndarray::Array::zeros(#dim.clone())))
-                    } else {
-                        quote!(#acc.unwrap_or(#zero))
-                    }
+                    quote!(#acc)
                 }
             };
             code.extend(quote!(let #result = #expr;));

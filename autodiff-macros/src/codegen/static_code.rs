@@ -43,9 +43,12 @@ pub enum Boundary {
     /// A loop body: `outputs[k]` (the carried variables' next values) is seeded with
     /// `seeds[k]`; gradients of every active parameter but slices, in order.
     /// A seed is `None` where the carried variable is not active (its adjoint is zero).
+    /// The adjoints of the captured values in `accumulators` (by parameter index) are added
+    /// in place into those outer locals, summed over the iterations, not returned.
     Body {
         outputs: Vec<ValueId>,
         seeds: Vec<Option<Ident>>,
+        accumulators: BTreeMap<usize, Ident>,
     },
 }
 
@@ -125,7 +128,8 @@ pub fn generate(
     };
     let grads: Vec<usize> = match boundary {
         Boundary::Top | Boundary::Call => function.wrt.clone(),
-        Boundary::Body { .. } => (0..function.params.len())
+        Boundary::Body { accumulators, .. } => (0..function.params.len())
+            .filter(|index| !accumulators.contains_key(index))
             .filter(|&index| match function.params[index].role {
                 ParamRole::Value { id, kind, .. } => is_active(id) && !matches!(kind, Kind::Slice(_)),
                 ParamRole::Constant => false,
@@ -213,7 +217,10 @@ pub fn generate(
         .stmts
         .iter()
         .filter_map(|stmt| match &stmt.op {
-            Op::Loop(l) => Some((stmt.id, loops::BodyCode::generate(stmt.id, l, activity, names))),
+            Op::Loop(l) => Some((
+                stmt.id,
+                loops::BodyCode::generate(function, stmt.id, l, activity, names),
+            )),
             _ => None,
         })
         .collect();
@@ -389,8 +396,8 @@ pub fn generate(
     for &v in &dim_reads {
         if function.param_of(v).is_some() {
             // By its argument: a loop body's parameter may stand for a slice element.
-            let (dim, value) = (names.dim(v), names.arg(v));
-            forward_body.extend(quote!(let #dim = (#value).raw_dim();));
+            let (dim, value) = (names.dim(v), receiver(names.arg(v)));
+            forward_body.extend(quote!(let #dim = #value.raw_dim();));
         }
     }
     for stmt in function.stmts.iter().filter(differentiable) {
@@ -428,8 +435,8 @@ pub fn generate(
             }
         }
         if dim_reads.contains(&stmt.id) {
-            let (dim, value) = (names.dim(stmt.id), names.arg(stmt.id));
-            forward_body.extend(quote!(let #dim = (#value).raw_dim();));
+            let (dim, value) = (names.dim(stmt.id), receiver(names.arg(stmt.id)));
+            forward_body.extend(quote!(let #dim = #value.raw_dim();));
         }
         for a in liveness.dying_at(stmt) {
             // A loop moves (or copies) its carried variables' initial values.
@@ -463,17 +470,24 @@ pub fn generate(
     let mut plan_backward = Vec::new();
     let mut received: BTreeMap<ValueId, usize> = BTreeMap::new();
     // Adds `expr` to `target`'s adjoint (declaring it at the first contribution).
+    // A loop body's captured value whose adjoint is summed in place into an outer local.
+    let accumulator = |target: ValueId| -> Option<&Ident> {
+        match (boundary, &function.stmt(target).op) {
+            (Boundary::Body { accumulators, .. }, Op::Param { index }) => accumulators.get(index),
+            _ => None,
+        }
+    };
     let contribute = |received: &mut BTreeMap<ValueId, usize>,
                       target: ValueId,
                       expr: TokenStream,
                       label: String,
                       backward_body: &mut TokenStream,
                       plan_backward: &mut Vec<String>| {
-        let d = names.adjoint(target);
+        let d = accumulator(target).cloned().unwrap_or_else(|| names.adjoint(target));
         let count = received.entry(target).or_default();
         *count += 1;
         let d_text = format!("d_{}", names.text(target));
-        if *count == 1 {
+        if *count == 1 && accumulator(target).is_none() {
             let mutability = (contributions[&target] > 1).then(|| quote!(mut));
             backward_body.extend(quote!(let #mutability #d = #expr;));
             plan_backward.push(format!("{d_text} = {label}"));
@@ -640,6 +654,31 @@ pub fn generate(
                 }
                 _ => call,
             };
+            // A matrix product summed into an accumulator runs as GEMM with β = 1: no
+            // product buffer, no separate addition.
+            if let (Some(acc), Some(Kernel::Named("matmul", name @ ("matmul_grad_lhs" | "matmul_grad_rhs"))), false) =
+                (accumulator(call.target), call.kernel, call.materialize)
+            {
+                let fused = GradCall {
+                    kernel: Some(Kernel::Named(
+                        "matmul",
+                        if name == "matmul_grad_lhs" {
+                            "matmul_grad_lhs_acc"
+                        } else {
+                            "matmul_grad_rhs_acc"
+                        },
+                    )),
+                    args: std::iter::once(GradArg::Tokens(quote!(&mut #acc)))
+                        .chain(call.args.iter().cloned())
+                        .collect(),
+                    ..call.clone()
+                };
+                let (expr, label) = grad_call(names, &fused, &g, &g_text, moves);
+                received.entry(call.target).or_default();
+                backward_body.extend(quote!(#expr;));
+                plan_backward.push(format!("d_{} += {label}", names.text(call.target)));
+                continue;
+            }
             let (expr, label) = grad_call(names, call, &g, &g_text, moves);
             contribute(
                 &mut received,
@@ -867,6 +906,15 @@ fn droppable(function: &Function, v: ValueId) -> bool {
         && !function.is_const(v)
         && function.kind(v).is_array()
         && !matches!(function.stmt(v).op, Op::Index(..))
+}
+
+/// An argument as the receiver of a method call: parenthesized unless it is a name.
+fn receiver(arg: TokenStream) -> TokenStream {
+    let mut tokens = arg.clone().into_iter();
+    match (tokens.next(), tokens.next()) {
+        (Some(proc_macro2::TokenTree::Ident(_)), None) => arg,
+        _ => quote!((#arg)),
+    }
 }
 
 /// Whether `tokens` contain the identifier `ident` anywhere.

@@ -18,6 +18,13 @@ fn check_shapes(op: &str, ok: bool, lhs: &[usize], rhs: &[usize]) {
     );
 }
 
+fn check_accumulator(op: &str, acc: &[usize], product: &[usize]) {
+    assert!(
+        acc == product,
+        "{op}: the accumulator has shape {acc:?}, the product {product:?}"
+    );
+}
+
 /// `a · b` for matrices. Panics naming both shapes if the inner dimensions differ.
 pub fn matmul<F: Float, S1: Data<Elem = F>, S2: Data<Elem = F>>(
     a: &ArrayBase<S1, Ix2>,
@@ -44,6 +51,21 @@ pub fn matmul_grad_rhs<F: Float, S: Data<Elem = F>>(a: &ArrayBase<S, Ix2>, g: &A
     let mut db = Array2::zeros((a.ncols(), g.ncols()));
     gemm(F::one(), a.t(), g.view(), F::zero(), db.view_mut());
     db
+}
+
+/// `acc += g · bᵀ`: [`matmul_grad_lhs`] added in place (GEMM with β = 1), for an adjoint
+/// summed over a loop's iterations without a product buffer per iteration.
+pub fn matmul_grad_lhs_acc<F: Float, S: Data<Elem = F>>(acc: &mut Array2<F>, g: &Array2<F>, b: &ArrayBase<S, Ix2>) {
+    check_shapes("matmul_grad_lhs_acc", g.ncols() == b.ncols(), g.shape(), b.shape());
+    check_accumulator("matmul_grad_lhs_acc", acc.shape(), &[g.nrows(), b.nrows()]);
+    gemm(F::one(), g.view(), b.t(), F::one(), acc.view_mut());
+}
+
+/// `acc += aᵀ · g`: [`matmul_grad_rhs`] added in place (GEMM with β = 1).
+pub fn matmul_grad_rhs_acc<F: Float, S: Data<Elem = F>>(acc: &mut Array2<F>, a: &ArrayBase<S, Ix2>, g: &Array2<F>) {
+    check_shapes("matmul_grad_rhs_acc", a.nrows() == g.nrows(), a.shape(), g.shape());
+    check_accumulator("matmul_grad_rhs_acc", acc.shape(), &[a.ncols(), g.ncols()]);
+    gemm(F::one(), a.t(), g.view(), F::one(), acc.view_mut());
 }
 
 /// Adjoint of `a` in `a · b` when the output adjoint is `g` everywhere and the
