@@ -151,7 +151,7 @@ fn bench(c: &mut Criterion) {
         return;
     }
     let input = Array1::from_shape_fn(LEN, |i| (i as f64 * 0.3).sin());
-    // Why the tape flattens elementwise backward kernels to 1-D (see `tape/op.rs`).
+    // One kernel on a fixed-rank and on a dynamic-rank array: the gap that `kernels/flat.rs` closes.
     {
         let y1 = unary::tanh(&input);
         let yd = y1.clone().into_dyn();

@@ -6,7 +6,7 @@
 
 use std::rc::Rc;
 
-use ndarray::{arr0, Array, ArrayD, ArrayView, ArrayViewD, Axis, Dimension, Ix1, Ix2, Ix4, IxDyn};
+use ndarray::{arr0, ArrayD, ArrayViewD, Axis, Dimension, Ix1, Ix2, Ix4, IxDyn};
 
 use crate::kernels::unary::Saves;
 use crate::kernels::{batch_norm, binary, conv, loss, matmul, pairwise, pool, reduce, softmax, unary};
@@ -99,7 +99,7 @@ macro_rules! tape_unary {
             }
 
             /// The backward kernel, in place in `g`'s buffer.
-            fn grad<F: Float, D: Dimension>(self, g: Array<F, D>, saved: &ArrayView<'_, F, D>) -> Array<F, D> {
+            fn grad<F: Float>(self, g: ArrayD<F>, saved: &ArrayViewD<'_, F>) -> ArrayD<F> {
                 match self {
                     $(Unary::$variant => unary::$grad(g, saved),)*
                 }
@@ -291,60 +291,6 @@ pub(crate) enum Op<'a, F: Float> {
 /// The adjoints a rule returns, one per input slot (at most three inputs).
 pub(crate) type Adjoints<F> = [Option<ArrayD<F>>; 3];
 
-/// Runs an elementwise backward kernel `|g, saved| ...` on 1-D views when both
-/// arrays are contiguous and of one shape (nearly always: kernels return
-/// standard-layout arrays), and on the dynamic-rank arrays otherwise.
-///
-/// Why: ndarray's `Zip` over `IxDyn` costs ~150 ns more than over `Ix1` on a
-/// small array (measured with `benches/tape_overhead.rs`), which would dominate
-/// the per-node cost of a chain of cheap ops. The kernel is the same function.
-macro_rules! elementwise {
-    ($g:expr, $saved:expr, |$gi:ident, $si:ident| $body:expr) => {{
-        let g: ArrayD<F> = $g;
-        let saved: ArrayViewD<'_, F> = $saved;
-        match (g.is_standard_layout() && g.shape() == saved.shape(), saved.as_slice()) {
-            (true, Some(flat_saved)) => {
-                let (dim, $gi) = flatten(g);
-                let $si = &ndarray::ArrayView1::from(flat_saved);
-                unflatten(dim, $body)
-            }
-            _ => {
-                let $gi = g;
-                let $si = &saved;
-                $body
-            }
-        }
-    }};
-    ($g:expr, |$gi:ident| $body:expr) => {{
-        let g: ArrayD<F> = $g;
-        if g.is_standard_layout() {
-            let (dim, $gi) = flatten(g);
-            unflatten(dim, $body)
-        } else {
-            let $gi = g;
-            $body
-        }
-    }};
-}
-
-/// A standard-layout array as a 1-D array over the same buffer, and its shape.
-fn flatten<F: Float>(g: ArrayD<F>) -> (IxDyn, ndarray::Array1<F>) {
-    let dim = g.raw_dim();
-    let (buffer, offset) = g.into_raw_vec_and_offset();
-    debug_assert_eq!(
-        offset.unwrap_or(0),
-        0,
-        "a standard-layout owned array starts its buffer"
-    );
-    (dim, ndarray::Array1::from_vec(buffer))
-}
-
-/// The inverse of [`flatten`].
-fn unflatten<F: Float>(dim: IxDyn, flat: ndarray::Array1<F>) -> ArrayD<F> {
-    let (buffer, _) = flat.into_raw_vec_and_offset();
-    ArrayD::from_shape_vec(dim, buffer).unwrap_or_else(|_| unreachable!("same length"))
-}
-
 /// The single element of a 0-d (or one-element) adjoint.
 fn scalar_of<F: Float>(g: &ArrayD<F>) -> F {
     *g.first()
@@ -505,41 +451,19 @@ impl<'a, F: Float> Op<'a, F> {
                 |g| binary::div_grad_lhs(g, &b_value.view(), a),
                 |g| binary::div_grad_rhs(g, &needed(a_value, "div lhs").view(), &b_value.view()),
             ),
-            Op::Neg | Op::ScalarSub => [Some(elementwise!(g, |g| binary::neg_grad(g))), None, None],
+            Op::Neg | Op::ScalarSub => [Some(binary::neg_grad(g)), None, None],
             Op::AddScalar | Op::SubScalar => [Some(g), None, None],
-            Op::MulScalar(s) => [Some(elementwise!(g, |g| binary::scale_grad(g, *s))), None, None],
-            Op::DivScalar(s) => [
-                Some(elementwise!(g, |g| binary::div_scalar_grad_array(g, *s))),
-                None,
-                None,
-            ],
-            Op::ScalarDiv { s, x } => [
-                Some(elementwise!(g, x.view(), |g, x| {
-                    binary::scalar_div_grad_array(g, *s, x)
-                })),
-                None,
-                None,
-            ],
-            Op::Unary { kind, saved } => [Some(elementwise!(g, saved.view(), |g, y| kind.grad(g, y))), None, None],
+            Op::MulScalar(s) => [Some(binary::scale_grad(g, *s)), None, None],
+            Op::DivScalar(s) => [Some(binary::div_scalar_grad_array(g, *s)), None, None],
+            Op::ScalarDiv { s, x } => [Some(binary::scalar_div_grad_array(g, *s, &x.view())), None, None],
+            Op::Unary { kind, saved } => [Some(kind.grad(g, &saved.view())), None, None],
             Op::Pairwise { kind, a, b } => {
                 let [da, db] = kind.grads(g, &a.view(), &b.view(), [needs[0], needs[1]]);
                 [da, db, None]
             }
-            Op::Powi { x, n } => [
-                Some(elementwise!(g, x.view(), |g, x| unary::powi_grad(g, x, *n))),
-                None,
-                None,
-            ],
-            Op::Powf { x, p } => [
-                Some(elementwise!(g, x.view(), |g, x| unary::powf_grad(g, x, *p))),
-                None,
-                None,
-            ],
-            Op::Map { x, df } => [
-                Some(elementwise!(g, x.view(), |g, x| unary::map_grad(g, x, &**df))),
-                None,
-                None,
-            ],
+            Op::Powi { x, n } => [Some(unary::powi_grad(g, &x.view(), *n)), None, None],
+            Op::Powf { x, p } => [Some(unary::powf_grad(g, &x.view(), *p)), None, None],
+            Op::Map { x, df } => [Some(unary::map_grad(g, &x.view(), &**df)), None, None],
             Op::MatMul { a, b } => {
                 let g = fixed::<F, Ix2>(g, "matmul");
                 let da =
