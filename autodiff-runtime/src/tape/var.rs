@@ -8,7 +8,7 @@ use std::rc::Rc;
 use ndarray::{ArrayD, ArrayViewD, Axis, Ix1, Ix2, Ix4, IxDyn};
 
 use super::op::{scalar_array, Op, Pairwise, Unary, Value};
-use super::Tape;
+use super::{Slot, Tape};
 use crate::kernels::unary::Saves;
 use crate::kernels::{batch_norm, binary, conv, loss, matmul, pool, reduce, softmax, unary};
 use crate::Float;
@@ -20,7 +20,8 @@ pub struct Var<'t, 'a, F: Float> {
     tape: &'t Tape<'a, F>,
     value: Rc<Value<'a, F>>,
     id: usize,
-    requires_grad: bool,
+    /// Where this value's adjoint accumulates in a backward; `Slot::None` if it requires no gradient.
+    slot: Slot,
     is_leaf: bool,
 }
 
@@ -30,7 +31,7 @@ impl<F: Float> Clone for Var<'_, '_, F> {
             tape: self.tape,
             value: Rc::clone(&self.value),
             id: self.id,
-            requires_grad: self.requires_grad,
+            slot: self.slot,
             is_leaf: self.is_leaf,
         }
     }
@@ -41,7 +42,7 @@ impl<F: Float> fmt::Debug for Var<'_, '_, F> {
         f.debug_struct("Var")
             .field("id", &self.id)
             .field("shape", &self.shape())
-            .field("requires_grad", &self.requires_grad)
+            .field("requires_grad", &self.requires_grad())
             .field("is_leaf", &self.is_leaf)
             .finish()
     }
@@ -51,20 +52,19 @@ impl<F: Float> fmt::Debug for Var<'_, '_, F> {
 // generated `_on_tape` function with thousands of ops would otherwise become one giant
 // body that LLVM optimises in superlinear time (a 300-op chain went from 17 s to 11 s).
 impl<'t, 'a, F: Float> Var<'t, 'a, F> {
-    pub(crate) fn new(
-        tape: &'t Tape<'a, F>,
-        value: Rc<Value<'a, F>>,
-        id: usize,
-        requires_grad: bool,
-        is_leaf: bool,
-    ) -> Self {
+    pub(crate) fn new(tape: &'t Tape<'a, F>, value: Rc<Value<'a, F>>, id: usize, slot: Slot, is_leaf: bool) -> Self {
         Var {
             tape,
             value,
             id,
-            requires_grad,
+            slot,
             is_leaf,
         }
+    }
+
+    /// Where this value's adjoint accumulates in a backward.
+    pub(crate) fn slot(&self) -> Slot {
+        self.slot
     }
 
     /// The tape this value is recorded on (to add constants to it, as generated tape code
@@ -149,7 +149,7 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     /// Whether gradients flow to this value: a `param` leaf, or an op result
     /// with at least one input that requires a gradient.
     pub fn requires_grad(&self) -> bool {
-        self.requires_grad
+        self.slot != Slot::None
     }
 
     /// Whether this is a leaf (made by `Tape::param`, `constant`, ...), not an op result.
@@ -181,7 +181,7 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     }
 
     fn dims(&self) -> IxDyn {
-        IxDyn(self.shape())
+        self.value.raw_dim()
     }
 
     // ---- elementwise binary ops, broadcasting -------------------------------
@@ -213,8 +213,8 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
         self.record(y, &[self, other], |_| Op::Mul {
             a: self.dims(),
             b: other.dims(),
-            a_value: self.saved_if(other.requires_grad),
-            b_value: other.saved_if(self.requires_grad),
+            a_value: self.saved_if(other.requires_grad()),
+            b_value: other.saved_if(self.requires_grad()),
         })
     }
 
@@ -224,7 +224,7 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
         let y = binary::div(&self.value(), &other.value());
         self.record(y, &[self, other], |_| Op::Div {
             a: self.dims(),
-            a_value: self.saved_if(other.requires_grad),
+            a_value: self.saved_if(other.requires_grad()),
             b_value: Rc::clone(&other.value),
         })
     }
@@ -339,7 +339,7 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     #[inline(never)]
     pub fn dot(&self, other: &Self) -> Self {
         let (a, b) = (&*self.value, &*other.value);
-        let (keep_self, keep_other) = (other.requires_grad, self.requires_grad);
+        let (keep_self, keep_other) = (other.requires_grad(), self.requires_grad());
         match (self.shape().len(), other.shape().len()) {
             (2, 2) => {
                 let y = matmul::matmul(&a.view_as::<Ix2>("dot"), &b.view_as::<Ix2>("dot"));
@@ -473,8 +473,8 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
         let y = conv::conv2d(&x4, &w4, b1.as_ref(), stride, padding).into_dyn();
         let (x_dim, w_dim) = (x4.raw_dim(), w4.raw_dim());
         let make_op = |_: &Rc<Value<'a, F>>| Op::Conv2d {
-            x: self.saved_if(w.requires_grad),
-            w: w.saved_if(self.requires_grad),
+            x: self.saved_if(w.requires_grad()),
+            w: w.saved_if(self.requires_grad()),
             x_dim,
             w_dim,
             stride,
@@ -496,8 +496,8 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
             eps,
         );
         self.record(y.into_dyn(), &[self, gamma, beta], |_| Op::BatchNorm {
-            x: self.saved_if(self.requires_grad || gamma.requires_grad),
-            gamma: gamma.saved_if(self.requires_grad),
+            x: self.saved_if(self.requires_grad() || gamma.requires_grad()),
+            gamma: gamma.saved_if(self.requires_grad()),
             eps,
         })
     }
