@@ -12,7 +12,7 @@
 pub mod batch_norm;
 pub mod binary;
 pub mod conv;
-mod flat;
+pub(crate) mod flat;
 pub mod fused;
 pub mod gemm;
 pub mod loss;

@@ -6,7 +6,7 @@
 
 use std::rc::Rc;
 
-use ndarray::{arr0, ArrayD, ArrayViewD, Axis, Dimension, Ix1, Ix2, Ix4, IxDyn};
+use ndarray::{arr0, ArrayBase, ArrayD, ArrayViewD, Axis, Data, Dimension, Ix1, Ix2, Ix4, IxDyn};
 
 use crate::kernels::unary::Saves;
 use crate::kernels::{batch_norm, binary, conv, loss, matmul, pairwise, pool, reduce, softmax, unary};
@@ -67,6 +67,21 @@ impl<F: Float> Value<'_, F> {
     }
 }
 
+/// Evaluates `$body` with `$x` bound to the array a [`Value`] holds, by reference, owned or
+/// borrowed alike (the body is expanded once per case: kernels are generic over the storage).
+///
+/// Why not `value.view()`: a view of a dynamic-rank array clones its shape and strides, a
+/// few nanoseconds that count per node in a chain of cheap elementwise ops.
+macro_rules! with_array {
+    ($value:expr, |$x:ident| $body:expr) => {
+        match $value {
+            Value::Borrowed($x) => $body,
+            Value::Owned($x) => $body,
+        }
+    };
+}
+pub(crate) use with_array;
+
 /// The tape's side of the unary rows of the primitive table: the `Unary` enum and its
 /// dispatch to the row's kernels.
 macro_rules! tape_unary {
@@ -101,14 +116,14 @@ macro_rules! tape_unary {
             }
 
             /// The forward kernel.
-            pub(crate) fn forward<F: Float>(self, x: &ArrayViewD<'_, F>) -> ArrayD<F> {
+            pub(crate) fn forward<F: Float, S: Data<Elem = F>>(self, x: &ArrayBase<S, IxDyn>) -> ArrayD<F> {
                 match self {
                     $(Unary::$variant => unary::$name(x),)*
                 }
             }
 
             /// The backward kernel, in place in `g`'s buffer.
-            fn grad<F: Float>(self, g: ArrayD<F>, saved: &ArrayViewD<'_, F>) -> ArrayD<F> {
+            fn grad<F: Float, S: Data<Elem = F>>(self, g: ArrayD<F>, saved: &ArrayBase<S, IxDyn>) -> ArrayD<F> {
                 match self {
                     $(Unary::$variant => unary::$grad(g, saved),)*
                 }
@@ -493,14 +508,14 @@ impl<'a, F: Float> Op<'a, F> {
             Op::AddScalar | Op::SubScalar => emit(0, g),
             Op::MulScalar(s) => emit(0, binary::scale_grad(g, *s)),
             Op::DivScalar(s) => emit(0, binary::div_scalar_grad_array(g, *s)),
-            Op::ScalarDiv { s, x } => emit(0, binary::scalar_div_grad_array(g, *s, &x.view())),
-            Op::Unary { kind, saved } => emit(0, kind.grad(g, &saved.view())),
+            Op::ScalarDiv { s, x } => emit(0, with_array!(&**x, |x| binary::scalar_div_grad_array(g, *s, x))),
+            Op::Unary { kind, saved } => emit(0, with_array!(&**saved, |y| kind.grad(g, y))),
             Op::Pairwise { kind, a, b } => {
                 send(emit, kind.grads(g, &a.view(), &b.view(), [needs[0], needs[1]]));
             }
-            Op::Powi { x, n } => emit(0, unary::powi_grad(g, &x.view(), *n)),
-            Op::Powf { x, p } => emit(0, unary::powf_grad(g, &x.view(), *p)),
-            Op::Map { x, df } => emit(0, unary::map_grad(g, &x.view(), &**df)),
+            Op::Powi { x, n } => emit(0, with_array!(&**x, |x| unary::powi_grad(g, x, *n))),
+            Op::Powf { x, p } => emit(0, with_array!(&**x, |x| unary::powf_grad(g, x, *p))),
+            Op::Map { x, df } => emit(0, with_array!(&**x, |x| unary::map_grad(g, x, &**df))),
             Op::MatMul { a, b } => {
                 let g = fixed::<F, Ix2>(g, "matmul");
                 let da =

@@ -7,10 +7,10 @@ use std::rc::Rc;
 
 use ndarray::{ArrayD, ArrayViewD, Axis, Ix1, Ix2, Ix4, IxDyn};
 
-use super::op::{scalar_array, Op, Pairwise, Unary, Value};
+use super::op::{scalar_array, with_array, Op, Pairwise, Unary, Value};
 use super::{Slot, Tape};
 use crate::kernels::unary::Saves;
-use crate::kernels::{batch_norm, binary, conv, loss, matmul, pool, reduce, softmax, unary};
+use crate::kernels::{batch_norm, binary, conv, flat, loss, matmul, pool, reduce, softmax, unary};
 use crate::Float;
 
 /// A handle to a value on the tape, like a torch `Tensor`. Clone is cheap
@@ -234,37 +234,47 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     /// `self + s`.
     #[inline(never)]
     pub fn add_scalar(&self, s: F) -> Self {
-        self.record(binary::add_scalar(&self.value(), s), &[self], |_| Op::AddScalar)
+        self.record(with_array!(&*self.value, |x| binary::add_scalar(x, s)), &[self], |_| {
+            Op::AddScalar
+        })
     }
 
     /// `self - s`.
     #[inline(never)]
     pub fn sub_scalar(&self, s: F) -> Self {
-        self.record(binary::sub_scalar(&self.value(), s), &[self], |_| Op::SubScalar)
+        self.record(with_array!(&*self.value, |x| binary::sub_scalar(x, s)), &[self], |_| {
+            Op::SubScalar
+        })
     }
 
     /// `s - self`.
     #[inline(never)]
     pub fn scalar_sub(&self, s: F) -> Self {
-        self.record(binary::scalar_sub(s, &self.value()), &[self], |_| Op::ScalarSub)
+        self.record(with_array!(&*self.value, |x| binary::scalar_sub(s, x)), &[self], |_| {
+            Op::ScalarSub
+        })
     }
 
     /// `self * s`.
     #[inline(never)]
     pub fn mul_scalar(&self, s: F) -> Self {
-        self.record(binary::mul_scalar(&self.value(), s), &[self], |_| Op::MulScalar(s))
+        self.record(with_array!(&*self.value, |x| binary::mul_scalar(x, s)), &[self], |_| {
+            Op::MulScalar(s)
+        })
     }
 
     /// `self / s`.
     #[inline(never)]
     pub fn div_scalar(&self, s: F) -> Self {
-        self.record(binary::div_scalar(&self.value(), s), &[self], |_| Op::DivScalar(s))
+        self.record(with_array!(&*self.value, |x| binary::div_scalar(x, s)), &[self], |_| {
+            Op::DivScalar(s)
+        })
     }
 
     /// `s / self`.
     #[inline(never)]
     pub fn scalar_div(&self, s: F) -> Self {
-        let y = binary::scalar_div(s, &self.value());
+        let y = with_array!(&*self.value, |x| binary::scalar_div(s, x));
         self.record(y, &[self], |_| Op::ScalarDiv {
             s,
             x: Rc::clone(&self.value),
@@ -274,7 +284,7 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     /// `-self`.
     #[inline(never)]
     pub fn neg(&self) -> Self {
-        self.record(binary::neg(&self.value()), &[self], |_| Op::Neg)
+        self.record(with_array!(&*self.value, |x| binary::neg(x)), &[self], |_| Op::Neg)
     }
 
     // ---- elementwise functions ----------------------------------------------
@@ -289,7 +299,7 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     }
 
     fn unary(&self, kind: Unary) -> Self {
-        let y = kind.forward(&self.value());
+        let y = with_array!(&*self.value, |x| kind.forward(x));
         self.record(y, &[self], |output| Op::Unary {
             kind,
             saved: match kind.saves() {
@@ -302,7 +312,7 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     /// `xⁿ` elementwise for an integer exponent.
     #[inline(never)]
     pub fn powi(&self, n: i32) -> Self {
-        let y = unary::powi(&self.value(), n);
+        let y = with_array!(&*self.value, |x| unary::powi(x, n));
         self.record(y, &[self], |_| Op::Powi {
             x: Rc::clone(&self.value),
             n,
@@ -312,7 +322,7 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     /// `xᵖ` elementwise for a float exponent.
     #[inline(never)]
     pub fn powf(&self, p: F) -> Self {
-        let y = unary::powf(&self.value(), p);
+        let y = with_array!(&*self.value, |x| unary::powf(x, p));
         self.record(y, &[self], |_| Op::Powf {
             x: Rc::clone(&self.value),
             p,
@@ -323,7 +333,7 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     /// `unary::map_grad`). `df` is boxed into the node; `f` is only run now.
     #[inline(never)]
     pub fn map(&self, f: impl Fn(F) -> F + 'a, df: impl Fn(F) -> F + 'a) -> Self {
-        let y = self.value().mapv(f);
+        let y = with_array!(&*self.value, |x| flat::map(x, &f));
         self.record(y, &[self], |_| Op::Map {
             x: Rc::clone(&self.value),
             df: Box::new(df),
