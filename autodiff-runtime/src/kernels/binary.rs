@@ -249,9 +249,8 @@ where
     S2: Data<Elem = F>,
     D: Dimension,
 {
-    assert_eq!(
-        g.shape(),
-        a.shape(),
+    assert!(
+        flat::same_shape(g.shape(), a.shape()),
         "sum_product: gradient shape {:?} differs from operand shape {:?}",
         g.shape(),
         a.shape()
@@ -331,9 +330,8 @@ pub fn div_grad_rhs_scalar<F: Float>(g: F, a: F, b: F) -> F {
 /// # Panics
 /// If the shapes differ; the message names both.
 pub fn accumulate<F: Float, D: Dimension>(acc: &mut Array<F, D>, contribution: Array<F, D>) {
-    assert_eq!(
-        acc.shape(),
-        contribution.shape(),
+    assert!(
+        flat::same_shape(acc.shape(), contribution.shape()),
         "accumulate: adjoint shape {:?} differs from contribution shape {:?}",
         acc.shape(),
         contribution.shape()

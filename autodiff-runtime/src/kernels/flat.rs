@@ -14,6 +14,13 @@ use ndarray::{Array, ArrayBase, Data, Dimension, ShapeBuilder, Zip};
 
 use crate::Float;
 
+/// Whether two shapes are equal, compared inline: `==` on `[usize]` calls `memcmp`, whose
+/// call costs more than comparing the one to four lengths of a typical shape.
+#[inline]
+pub(crate) fn same_shape(a: &[usize], b: &[usize]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a == b)
+}
+
 /// `g ← f(g)` for every element, in place.
 #[inline]
 pub(crate) fn map_in_place<F: Float, D: Dimension>(g: &mut Array<F, D>, f: impl Fn(F) -> F) {
@@ -38,7 +45,7 @@ where
     D: Dimension,
 {
     // Equal shapes and both row-major: element `i` of one slice is element `i` of the other.
-    if g.shape() == x.shape() {
+    if same_shape(g.shape(), x.shape()) {
         if let (Some(gs), Some(xs)) = (g.as_slice_mut(), x.as_slice()) {
             gs.iter_mut().zip(xs).for_each(|(g, &x)| *g = f(*g, x));
             return;
@@ -65,7 +72,7 @@ pub(crate) fn zip3_in_place<F, S1, S2, E, D1, D2>(
     D1: Dimension,
     D2: Dimension,
 {
-    if g.shape() == a.shape() && g.shape() == b.shape() {
+    if same_shape(g.shape(), a.shape()) && same_shape(g.shape(), b.shape()) {
         if let (Some(gs), Some(as_), Some(bs)) = (g.as_slice_mut(), a.as_slice(), b.as_slice()) {
             for ((g, &a), &b) in gs.iter_mut().zip(as_).zip(bs) {
                 *g = f(*g, a, b);
@@ -107,7 +114,7 @@ where
     E: Dimension,
     D: Dimension,
 {
-    if g.shape() == x.shape() {
+    if same_shape(g.shape(), x.shape()) {
         if let (Some(gs), Some(xs)) = (g.as_slice(), x.as_slice()) {
             let values = gs.iter().zip(xs).map(|(&g, &x)| f(g, x)).collect();
             return from_standard_vec(g.raw_dim(), values);

@@ -64,9 +64,8 @@ macro_rules! unary_kernels {
             S: Data<Elem = F>,
             D: Dimension,
         {
-            assert_eq!(
-                g.shape(),
-                saved.shape(),
+            assert!(
+                flat::same_shape(g.shape(), saved.shape()),
                 concat!(stringify!($grad), ": gradient shape {:?} differs from saved value shape {:?}"),
                 g.shape(),
                 saved.shape()
@@ -107,9 +106,8 @@ where
     S: Data<Elem = F>,
     D: Dimension,
 {
-    assert_eq!(
-        g.shape(),
-        x.shape(),
+    assert!(
+        flat::same_shape(g.shape(), x.shape()),
         "powi_grad: gradient shape {:?} differs from input shape {:?}",
         g.shape(),
         x.shape()
@@ -139,9 +137,8 @@ where
     S: Data<Elem = F>,
     D: Dimension,
 {
-    assert_eq!(
-        g.shape(),
-        x.shape(),
+    assert!(
+        flat::same_shape(g.shape(), x.shape()),
         "powf_grad: gradient shape {:?} differs from input shape {:?}",
         g.shape(),
         x.shape()
@@ -170,9 +167,8 @@ where
     S: Data<Elem = F>,
     D: Dimension,
 {
-    assert_eq!(
-        g.shape(),
-        x.shape(),
+    assert!(
+        flat::same_shape(g.shape(), x.shape()),
         "map_grad: gradient shape {:?} differs from input shape {:?}",
         g.shape(),
         x.shape()
@@ -193,9 +189,8 @@ where
     S2: Data<Elem = F>,
     D: Dimension,
 {
-    assert_eq!(
-        g.shape(),
-        x.shape(),
+    assert!(
+        flat::same_shape(g.shape(), x.shape()),
         "map_grad_capture: gradient shape {:?} differs from input shape {:?}",
         g.shape(),
         x.shape()
