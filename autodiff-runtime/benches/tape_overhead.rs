@@ -145,6 +145,17 @@ fn probe_min() {
     }
 }
 
+/// Runs `step` `iters` times, each on the previous result, and returns the time taken.
+fn chain_through<G>(iters: u64, mut g: G, mut step: impl FnMut(G) -> G) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        g = step(black_box(g));
+    }
+    let elapsed = start.elapsed();
+    black_box(g);
+    elapsed
+}
+
 fn bench(c: &mut Criterion) {
     if std::env::var_os("TAPE_PROBE").is_some() {
         probe_min();
@@ -183,6 +194,47 @@ fn bench(c: &mut Criterion) {
                 criterion::BatchSize::SmallInput,
             )
         });
+    }
+    // The same backward kernels with nothing else timed: the benches above also time
+    // criterion moving each adjoint in and out of its batch (112 bytes for an `ArrayD`, 48
+    // for an `Array1`), which is no part of the kernel. Here one adjoint is moved through
+    // the kernel again and again. Its factors are exactly 1 (`tanh(0) = 0`, scale 1), so
+    // that millions of calls do not underflow it into subnormals, which are slow to
+    // multiply; any other normal value costs the same.
+    {
+        let zeros1 = Array1::<f64>::zeros(LEN);
+        let zeros_dyn = zeros1.clone().into_dyn();
+        let mut group = c.benchmark_group("kernel_rank/kernel_only");
+        group
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2));
+        group.bench_function("tanh_grad_ix1", |b| {
+            b.iter_custom(|iters| chain_through(iters, Array1::ones(LEN), |g| unary::tanh_grad(g, &zeros1)))
+        });
+        group.bench_function("tanh_grad_dyn", |b| {
+            b.iter_custom(|iters| {
+                chain_through(iters, ndarray::ArrayD::ones(vec![LEN]), |g| {
+                    unary::tanh_grad(g, &zeros_dyn)
+                })
+            })
+        });
+        group.bench_function("scale_grad_ix1", |b| {
+            b.iter_custom(|iters| chain_through(iters, Array1::ones(LEN), |g| binary::scale_grad(g, 1.0)))
+        });
+        group.bench_function("scale_grad_dyn", |b| {
+            b.iter_custom(|iters| {
+                chain_through(iters, ndarray::ArrayD::ones(vec![LEN]), |g| binary::scale_grad(g, 1.0))
+            })
+        });
+        // Forward kernels allocate their result, as the tape's and the floor's forward do.
+        group.bench_function("mul_scalar_ix1", |b| {
+            b.iter(|| binary::mul_scalar(black_box(&input), SCALE))
+        });
+        let input_dyn = input.clone().into_dyn();
+        group.bench_function("mul_scalar_dyn", |b| {
+            b.iter(|| binary::mul_scalar(black_box(&input_dyn), SCALE))
+        });
+        group.finish();
     }
     for chain in [Chain::Tanh, Chain::MulScalar, Chain::AddScalar] {
         let mut group = c.benchmark_group(format!("tape_overhead/{}", chain.name()));
