@@ -10,7 +10,12 @@
 //! Benches per op and depth:
 //! - `fwd_bwd/tape`, `fwd_bwd/floor`: record (or run) the forward, then backward;
 //! - `bwd/tape`, `bwd/floor`: backward alone (the forward is run untimed before
-//!   each iteration, and the graph is dropped untimed after it).
+//!   each iteration, and the graph is dropped untimed after it);
+//! - `bwd/floor_freeing` (`tanh` only, the one chain that saves tensors): the floor's
+//!   backward dropping each saved output right after its kernel read it, as the tape
+//!   does to lower its peak memory. `bwd/floor` drops them untimed after the sweep, so
+//!   `bwd/tape - bwd/floor` counts the tape's `free` calls as overhead, and
+//!   `bwd/tape - bwd/floor_freeing` does not.
 //!
 //! Run: `cargo bench -p autodiff-runtime --bench tape_overhead`; with
 //! `TAPE_PROBE=1` it prints a per-node table from its own timing instead.
@@ -78,6 +83,22 @@ impl Chain {
         }
     }
 
+    /// [`Chain::floor_backward`], dropping each saved tensor right after its kernel read it.
+    fn floor_backward_freeing(self, depth: usize, mut saved: Vec<Array1<f64>>) -> Array1<f64> {
+        let mut g = reduce::sum_grad(1.0, &ndarray::Ix1(LEN));
+        for _ in 0..depth {
+            g = match self {
+                Chain::Tanh => {
+                    let y = saved.pop().unwrap_or_else(|| unreachable!("one saved output per tanh"));
+                    unary::tanh_grad(g, &y)
+                }
+                Chain::MulScalar => binary::scale_grad(g, SCALE),
+                Chain::AddScalar => g,
+            };
+        }
+        g
+    }
+
     /// The floor's backward: the backward kernels in reverse, reusing `g`'s buffer.
     fn floor_backward(self, depth: usize, saved: &[Array1<f64>]) -> Array1<f64> {
         let mut g = reduce::sum_grad(1.0, &ndarray::Ix1(LEN));
@@ -104,6 +125,7 @@ fn probe_min() {
             let mut floor_t = Vec::new();
             let mut tape_fb = Vec::new();
             let mut floor_fb = Vec::new();
+            let mut freeing_t = Vec::new();
             for _ in 0..reps {
                 let t0 = Instant::now();
                 let tape = Tape::new();
@@ -123,6 +145,12 @@ fn probe_min() {
                 floor_t.push((end - start).as_nanos() as f64);
                 floor_fb.push((end - t0).as_nanos() as f64);
                 black_box(g);
+                drop(saved);
+                let (_, saved) = chain.floor_forward(&input, depth);
+                let start = Instant::now();
+                let g = chain.floor_backward_freeing(depth, saved);
+                freeing_t.push(start.elapsed().as_nanos() as f64);
+                black_box(g);
             }
             let stat = |v: &mut Vec<f64>| {
                 v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -132,12 +160,15 @@ fn probe_min() {
             let (fb_min, fb_med) = stat(&mut floor_t);
             let (tf_min, tf_med) = stat(&mut tape_fb);
             let (ff_min, ff_med) = stat(&mut floor_fb);
+            let (fr_min, fr_med) = stat(&mut freeing_t);
             let d = depth as f64;
             println!(
-                "{:>10} depth {depth:>5}: bwd tape {tb_med:>9.0} ns (min {tb_min:>9.0}) floor {fb_med:>8.0} (min {fb_min:>8.0}) => {:>6.1} ns/node (min-based {:>6.1}); fwd+bwd tape {tf_med:>9.0} floor {ff_med:>9.0} => {:>6.1} ns/node (min-based {:>6.1})",
+                "{:>10} depth {depth:>5}: bwd tape {tb_med:>9.0} ns (min {tb_min:>9.0}) floor {fb_med:>8.0} (min {fb_min:>8.0}) => {:>6.1} ns/node (min-based {:>6.1}); vs the freeing floor {fr_med:>8.0} (min {fr_min:>8.0}) => {:>6.1} ns/node (min-based {:>6.1}); fwd+bwd tape {tf_med:>9.0} floor {ff_med:>9.0} => {:>6.1} ns/node (min-based {:>6.1})",
                 chain.name(),
                 (tb_med - fb_med) / d,
                 (tb_min - fb_min) / d,
+                (tb_med - fr_med) / d,
+                (tb_min - fr_min) / d,
                 (tf_med - ff_med) / d,
                 (tf_min - ff_min) / d
             );
@@ -286,6 +317,21 @@ fn bench(c: &mut Criterion) {
                     total
                 })
             });
+            if matches!(chain, Chain::Tanh) {
+                group.bench_function(BenchmarkId::new("bwd/floor_freeing", depth), |b| {
+                    b.iter_custom(|iters| {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            let (_, saved) = chain.floor_forward(&input, depth);
+                            let start = Instant::now();
+                            let g = chain.floor_backward_freeing(depth, saved);
+                            total += start.elapsed();
+                            black_box(g);
+                        }
+                        total
+                    })
+                });
+            }
         }
         group.finish();
     }
