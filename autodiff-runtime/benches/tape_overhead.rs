@@ -10,7 +10,12 @@
 //! Benches per op and depth:
 //! - `fwd_bwd/tape`, `fwd_bwd/floor`: record (or run) the forward, then backward;
 //! - `bwd/tape`, `bwd/floor`: backward alone (the forward is run untimed before
-//!   each iteration, and the graph is dropped untimed after it).
+//!   each iteration, and the graph is dropped untimed after it);
+//! - `bwd/floor_freeing` (`tanh` only, the one chain that saves tensors): the floor's
+//!   backward dropping each saved output right after its kernel read it, as the tape
+//!   does to lower its peak memory. `bwd/floor` drops them untimed after the sweep, so
+//!   `bwd/tape - bwd/floor` counts the tape's `free` calls as overhead, and
+//!   `bwd/tape - bwd/floor_freeing` does not.
 //!
 //! Run: `cargo bench -p autodiff-runtime --bench tape_overhead`; with
 //! `TAPE_PROBE=1` it prints a per-node table from its own timing instead.
@@ -78,6 +83,22 @@ impl Chain {
         }
     }
 
+    /// [`Chain::floor_backward`], dropping each saved tensor right after its kernel read it.
+    fn floor_backward_freeing(self, depth: usize, mut saved: Vec<Array1<f64>>) -> Array1<f64> {
+        let mut g = reduce::sum_grad(1.0, &ndarray::Ix1(LEN));
+        for _ in 0..depth {
+            g = match self {
+                Chain::Tanh => {
+                    let y = saved.pop().unwrap_or_else(|| unreachable!("one saved output per tanh"));
+                    unary::tanh_grad(g, &y)
+                }
+                Chain::MulScalar => binary::scale_grad(g, SCALE),
+                Chain::AddScalar => g,
+            };
+        }
+        g
+    }
+
     /// The floor's backward: the backward kernels in reverse, reusing `g`'s buffer.
     fn floor_backward(self, depth: usize, saved: &[Array1<f64>]) -> Array1<f64> {
         let mut g = reduce::sum_grad(1.0, &ndarray::Ix1(LEN));
@@ -104,6 +125,7 @@ fn probe_min() {
             let mut floor_t = Vec::new();
             let mut tape_fb = Vec::new();
             let mut floor_fb = Vec::new();
+            let mut freeing_t = Vec::new();
             for _ in 0..reps {
                 let t0 = Instant::now();
                 let tape = Tape::new();
@@ -123,6 +145,12 @@ fn probe_min() {
                 floor_t.push((end - start).as_nanos() as f64);
                 floor_fb.push((end - t0).as_nanos() as f64);
                 black_box(g);
+                drop(saved);
+                let (_, saved) = chain.floor_forward(&input, depth);
+                let start = Instant::now();
+                let g = chain.floor_backward_freeing(depth, saved);
+                freeing_t.push(start.elapsed().as_nanos() as f64);
+                black_box(g);
             }
             let stat = |v: &mut Vec<f64>| {
                 v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -132,17 +160,31 @@ fn probe_min() {
             let (fb_min, fb_med) = stat(&mut floor_t);
             let (tf_min, tf_med) = stat(&mut tape_fb);
             let (ff_min, ff_med) = stat(&mut floor_fb);
+            let (fr_min, fr_med) = stat(&mut freeing_t);
             let d = depth as f64;
             println!(
-                "{:>10} depth {depth:>5}: bwd tape {tb_med:>9.0} ns (min {tb_min:>9.0}) floor {fb_med:>8.0} (min {fb_min:>8.0}) => {:>6.1} ns/node (min-based {:>6.1}); fwd+bwd tape {tf_med:>9.0} floor {ff_med:>9.0} => {:>6.1} ns/node (min-based {:>6.1})",
+                "{:>10} depth {depth:>5}: bwd tape {tb_med:>9.0} ns (min {tb_min:>9.0}) floor {fb_med:>8.0} (min {fb_min:>8.0}) => {:>6.1} ns/node (min-based {:>6.1}); vs the freeing floor {fr_med:>8.0} (min {fr_min:>8.0}) => {:>6.1} ns/node (min-based {:>6.1}); fwd+bwd tape {tf_med:>9.0} floor {ff_med:>9.0} => {:>6.1} ns/node (min-based {:>6.1})",
                 chain.name(),
                 (tb_med - fb_med) / d,
                 (tb_min - fb_min) / d,
+                (tb_med - fr_med) / d,
+                (tb_min - fr_min) / d,
                 (tf_med - ff_med) / d,
                 (tf_min - ff_min) / d
             );
         }
     }
+}
+
+/// Runs `step` `iters` times, each on the previous result, and returns the time taken.
+fn chain_through<G>(iters: u64, mut g: G, mut step: impl FnMut(G) -> G) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        g = step(black_box(g));
+    }
+    let elapsed = start.elapsed();
+    black_box(g);
+    elapsed
 }
 
 fn bench(c: &mut Criterion) {
@@ -151,7 +193,7 @@ fn bench(c: &mut Criterion) {
         return;
     }
     let input = Array1::from_shape_fn(LEN, |i| (i as f64 * 0.3).sin());
-    // Why the tape flattens elementwise backward kernels to 1-D (see `tape/op.rs`).
+    // One kernel on a fixed-rank and on a dynamic-rank array: the gap that `kernels/flat.rs` closes.
     {
         let y1 = unary::tanh(&input);
         let yd = y1.clone().into_dyn();
@@ -183,6 +225,47 @@ fn bench(c: &mut Criterion) {
                 criterion::BatchSize::SmallInput,
             )
         });
+    }
+    // The same backward kernels with nothing else timed: the benches above also time
+    // criterion moving each adjoint in and out of its batch (112 bytes for an `ArrayD`, 48
+    // for an `Array1`), which is no part of the kernel. Here one adjoint is moved through
+    // the kernel again and again. Its factors are exactly 1 (`tanh(0) = 0`, scale 1), so
+    // that millions of calls do not underflow it into subnormals, which are slow to
+    // multiply; any other normal value costs the same.
+    {
+        let zeros1 = Array1::<f64>::zeros(LEN);
+        let zeros_dyn = zeros1.clone().into_dyn();
+        let mut group = c.benchmark_group("kernel_rank/kernel_only");
+        group
+            .warm_up_time(Duration::from_millis(500))
+            .measurement_time(Duration::from_secs(2));
+        group.bench_function("tanh_grad_ix1", |b| {
+            b.iter_custom(|iters| chain_through(iters, Array1::ones(LEN), |g| unary::tanh_grad(g, &zeros1)))
+        });
+        group.bench_function("tanh_grad_dyn", |b| {
+            b.iter_custom(|iters| {
+                chain_through(iters, ndarray::ArrayD::ones(vec![LEN]), |g| {
+                    unary::tanh_grad(g, &zeros_dyn)
+                })
+            })
+        });
+        group.bench_function("scale_grad_ix1", |b| {
+            b.iter_custom(|iters| chain_through(iters, Array1::ones(LEN), |g| binary::scale_grad(g, 1.0)))
+        });
+        group.bench_function("scale_grad_dyn", |b| {
+            b.iter_custom(|iters| {
+                chain_through(iters, ndarray::ArrayD::ones(vec![LEN]), |g| binary::scale_grad(g, 1.0))
+            })
+        });
+        // Forward kernels allocate their result, as the tape's and the floor's forward do.
+        group.bench_function("mul_scalar_ix1", |b| {
+            b.iter(|| binary::mul_scalar(black_box(&input), SCALE))
+        });
+        let input_dyn = input.clone().into_dyn();
+        group.bench_function("mul_scalar_dyn", |b| {
+            b.iter(|| binary::mul_scalar(black_box(&input_dyn), SCALE))
+        });
+        group.finish();
     }
     for chain in [Chain::Tanh, Chain::MulScalar, Chain::AddScalar] {
         let mut group = c.benchmark_group(format!("tape_overhead/{}", chain.name()));
@@ -234,6 +317,21 @@ fn bench(c: &mut Criterion) {
                     total
                 })
             });
+            if matches!(chain, Chain::Tanh) {
+                group.bench_function(BenchmarkId::new("bwd/floor_freeing", depth), |b| {
+                    b.iter_custom(|iters| {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            let (_, saved) = chain.floor_forward(&input, depth);
+                            let start = Instant::now();
+                            let g = chain.floor_backward_freeing(depth, saved);
+                            total += start.elapsed();
+                            black_box(g);
+                        }
+                        total
+                    })
+                });
+            }
         }
         group.finish();
     }

@@ -9,6 +9,7 @@
 
 use ndarray::{Array, ArrayBase, Axis, Data, DimMax, Dimension, Zip};
 
+use super::flat;
 use crate::Float;
 
 /// Sums `g` over the axes along which an operand of shape `dim` was broadcast,
@@ -132,7 +133,7 @@ where
     D2: Dimension,
     D: Dimension,
 {
-    Zip::from(&mut g).and_broadcast(b).for_each(|g, &b| *g *= b);
+    flat::zip_in_place(&mut g, b, |g, b| g * b);
     unbroadcast(g, a_dim)
 }
 
@@ -157,7 +158,7 @@ where
     D2: Dimension,
     D: Dimension,
 {
-    Zip::from(&mut g).and_broadcast(b).for_each(|g, &b| *g /= b);
+    flat::zip_in_place(&mut g, b, |g, b| g / b);
     unbroadcast(g, a_dim)
 }
 
@@ -175,63 +176,60 @@ where
     D1: Dimension,
     D2: Dimension,
 {
-    Zip::from(&mut g)
-        .and_broadcast(a)
-        .and_broadcast(b)
-        .for_each(|g, &a, &b| *g = -*g * a / (b * b));
+    flat::zip3_in_place(&mut g, a, b, |g, a, b| -g * a / (b * b));
     unbroadcast(g, &b.raw_dim())
 }
 
 /// `-a`.
 pub fn neg<F: Float, S: Data<Elem = F>, D: Dimension>(a: &ArrayBase<S, D>) -> Array<F, D> {
-    a.mapv(|x| -x)
+    flat::map(a, |x| -x)
 }
 
 /// Adjoint of `a` in `-a`: `-g`, in place.
 pub fn neg_grad<F: Float, D: Dimension>(mut g: Array<F, D>) -> Array<F, D> {
-    g.mapv_inplace(|x| -x);
+    flat::map_in_place(&mut g, |x| -x);
     g
 }
 
 /// `a + s` for an array `a` and a scalar `s`.
 pub fn add_scalar<F: Float, S: Data<Elem = F>, D: Dimension>(a: &ArrayBase<S, D>, s: F) -> Array<F, D> {
-    a.mapv(|x| x + s)
+    flat::map(a, |x| x + s)
 }
 
 /// `a - s`.
 pub fn sub_scalar<F: Float, S: Data<Elem = F>, D: Dimension>(a: &ArrayBase<S, D>, s: F) -> Array<F, D> {
-    a.mapv(|x| x - s)
+    flat::map(a, |x| x - s)
 }
 
 /// `s - a`.
 pub fn scalar_sub<F: Float, S: Data<Elem = F>, D: Dimension>(s: F, a: &ArrayBase<S, D>) -> Array<F, D> {
-    a.mapv(|x| s - x)
+    flat::map(a, |x| s - x)
 }
 
 /// `a * s`.
 pub fn mul_scalar<F: Float, S: Data<Elem = F>, D: Dimension>(a: &ArrayBase<S, D>, s: F) -> Array<F, D> {
-    a.mapv(|x| x * s)
+    flat::map(a, |x| x * s)
 }
 
 /// `a / s`.
 pub fn div_scalar<F: Float, S: Data<Elem = F>, D: Dimension>(a: &ArrayBase<S, D>, s: F) -> Array<F, D> {
-    a.mapv(|x| x / s)
+    flat::map(a, |x| x / s)
 }
 
 /// `s / a`.
 pub fn scalar_div<F: Float, S: Data<Elem = F>, D: Dimension>(s: F, a: &ArrayBase<S, D>) -> Array<F, D> {
-    a.mapv(|x| s / x)
+    flat::map(a, |x| s / x)
 }
 
 /// `g * s` in place: the adjoint of `a` in `a * s` or `s * a`.
 pub fn scale_grad<F: Float, D: Dimension>(mut g: Array<F, D>, s: F) -> Array<F, D> {
-    g.mapv_inplace(|x| x * s);
+    flat::map_in_place(&mut g, |x| x * s);
     g
 }
 
 /// Adjoint of `a` in `a / s`: `g / s`, in place.
 pub fn div_scalar_grad_array<F: Float, D: Dimension>(mut g: Array<F, D>, s: F) -> Array<F, D> {
-    g.mapv_inplace(|x| x / s);
+    flat::map_in_place(&mut g, |x| x / s);
     g
 }
 
@@ -251,9 +249,8 @@ where
     S2: Data<Elem = F>,
     D: Dimension,
 {
-    assert_eq!(
-        g.shape(),
-        a.shape(),
+    assert!(
+        flat::same_shape(g.shape(), a.shape()),
         "sum_product: gradient shape {:?} differs from operand shape {:?}",
         g.shape(),
         a.shape()
@@ -294,7 +291,7 @@ where
     S: Data<Elem = F>,
     D: Dimension,
 {
-    Zip::from(&mut g).and(a).for_each(|g, &a| *g = -*g * s / (a * a));
+    flat::zip_in_place(&mut g, a, |g, a| -g * s / (a * a));
     g
 }
 
@@ -333,14 +330,13 @@ pub fn div_grad_rhs_scalar<F: Float>(g: F, a: F, b: F) -> F {
 /// # Panics
 /// If the shapes differ; the message names both.
 pub fn accumulate<F: Float, D: Dimension>(acc: &mut Array<F, D>, contribution: Array<F, D>) {
-    assert_eq!(
-        acc.shape(),
-        contribution.shape(),
+    assert!(
+        flat::same_shape(acc.shape(), contribution.shape()),
         "accumulate: adjoint shape {:?} differs from contribution shape {:?}",
         acc.shape(),
         contribution.shape()
     );
-    *acc += &contribution;
+    flat::zip_in_place(acc, &contribution, |acc, c| acc + c);
 }
 
 /// The fill value of an operand's adjoint in `a ± b` when the output's adjoint is the
@@ -382,7 +378,7 @@ where
     D2: Dimension,
     D: Dimension,
 {
-    let product = Zip::from(g).and_broadcast(b).map_collect(|&g, &b| g * b);
+    let product = flat::zip_map(g, b, |g, b| g * b);
     unbroadcast(product, a_dim)
 }
 
@@ -407,11 +403,11 @@ where
     D2: Dimension,
     D: Dimension,
 {
-    let quotient = Zip::from(g).and_broadcast(b).map_collect(|&g, &b| g / b);
+    let quotient = flat::zip_map(g, b, |g, b| g / b);
     unbroadcast(quotient, a_dim)
 }
 
 /// [`scale_grad`] from a borrowed adjoint: `g * s` out of place, in one pass.
 pub fn scale_grad_ref<F: Float, D: Dimension>(g: &Array<F, D>, s: F) -> Array<F, D> {
-    g.mapv(|x| x * s)
+    flat::map(g, |x| x * s)
 }

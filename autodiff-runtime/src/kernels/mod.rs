@@ -12,6 +12,7 @@
 pub mod batch_norm;
 pub mod binary;
 pub mod conv;
+pub(crate) mod flat;
 pub mod fused;
 pub mod gemm;
 pub mod loss;

@@ -9,6 +9,7 @@
 
 use ndarray::{Array, ArrayBase, Data, Dimension, Zip};
 
+use super::flat;
 use crate::Float;
 
 /// Which value an elementwise op's backward reads: its input or its output.
@@ -49,7 +50,7 @@ macro_rules! unary_kernels {
         // that LLVM optimises in superlinear time.
         #[inline(never)]
         pub fn $name<F: Float, S: Data<Elem = F>, D: Dimension>(a: &ArrayBase<S, D>) -> Array<F, D> {
-            a.mapv(|$x: F| $forward)
+            flat::map(a, |$x: F| $forward)
         }
 
         #[doc = concat!("Backward of [`", stringify!($name), "`]: `g * f'`, in place in `g`'s buffer; `saved` is the op's ", stringify!($saves), ".")]
@@ -63,14 +64,13 @@ macro_rules! unary_kernels {
             S: Data<Elem = F>,
             D: Dimension,
         {
-            assert_eq!(
-                g.shape(),
-                saved.shape(),
+            assert!(
+                flat::same_shape(g.shape(), saved.shape()),
                 concat!(stringify!($grad), ": gradient shape {:?} differs from saved value shape {:?}"),
                 g.shape(),
                 saved.shape()
             );
-            Zip::from(&mut g).and(saved).for_each(|g, &$s: &F| *g *= $derivative);
+            flat::zip_in_place(&mut g, saved, |g, $s: F| g * $derivative);
             g
         }
 
@@ -96,7 +96,7 @@ autodiff_primitives::for_each_unary!(unary_kernels);
 
 /// `xⁿ` for an integer exponent.
 pub fn powi<F: Float, S: Data<Elem = F>, D: Dimension>(a: &ArrayBase<S, D>, n: i32) -> Array<F, D> {
-    a.mapv(|x| x.powi(n))
+    flat::map(a, |x| x.powi(n))
 }
 
 /// Backward of [`powi`]: `g · n·xⁿ⁻¹`; `x` is the op's input.
@@ -106,14 +106,13 @@ where
     S: Data<Elem = F>,
     D: Dimension,
 {
-    assert_eq!(
-        g.shape(),
-        x.shape(),
+    assert!(
+        flat::same_shape(g.shape(), x.shape()),
         "powi_grad: gradient shape {:?} differs from input shape {:?}",
         g.shape(),
         x.shape()
     );
-    Zip::from(&mut g).and(x).for_each(|g, &x| *g *= powi_derivative(x, n));
+    flat::zip_in_place(&mut g, x, |g, x| g * powi_derivative(x, n));
     g
 }
 
@@ -128,7 +127,7 @@ pub fn powi_derivative<F: Float>(x: F, n: i32) -> F {
 
 /// `xᵖ` for a float exponent.
 pub fn powf<F: Float, S: Data<Elem = F>, D: Dimension>(a: &ArrayBase<S, D>, p: F) -> Array<F, D> {
-    a.mapv(|x| x.powf(p))
+    flat::map(a, |x| x.powf(p))
 }
 
 /// Backward of [`powf`] with respect to the base: `g · p·xᵖ⁻¹`.
@@ -138,14 +137,13 @@ where
     S: Data<Elem = F>,
     D: Dimension,
 {
-    assert_eq!(
-        g.shape(),
-        x.shape(),
+    assert!(
+        flat::same_shape(g.shape(), x.shape()),
         "powf_grad: gradient shape {:?} differs from input shape {:?}",
         g.shape(),
         x.shape()
     );
-    Zip::from(&mut g).and(x).for_each(|g, &x| *g *= powf_derivative(x, p));
+    flat::zip_in_place(&mut g, x, |g, x| g * powf_derivative(x, p));
     g
 }
 
@@ -169,14 +167,13 @@ where
     S: Data<Elem = F>,
     D: Dimension,
 {
-    assert_eq!(
-        g.shape(),
-        x.shape(),
+    assert!(
+        flat::same_shape(g.shape(), x.shape()),
         "map_grad: gradient shape {:?} differs from input shape {:?}",
         g.shape(),
         x.shape()
     );
-    Zip::from(&mut g).and(x).for_each(|g, &x| *g *= df(x));
+    flat::zip_in_place(&mut g, x, |g, x| g * df(x));
     g
 }
 
@@ -192,9 +189,8 @@ where
     S2: Data<Elem = F>,
     D: Dimension,
 {
-    assert_eq!(
-        g.shape(),
-        x.shape(),
+    assert!(
+        flat::same_shape(g.shape(), x.shape()),
         "map_grad_capture: gradient shape {:?} differs from input shape {:?}",
         g.shape(),
         x.shape()

@@ -78,7 +78,7 @@ impl<'a, F: Float> Tape<'a, F> {
             let _ = writeln!(dot, "  v{leaf} [shape=box, label=\"{leaf}: {kind}\"];");
         }
         for node in &graph.nodes {
-            let freed = if matches!(node.op, super::Op::Freed) {
+            let freed = if matches!(node.op, super::Op::Freed { .. }) {
                 ", style=dashed"
             } else {
                 ""
@@ -88,7 +88,7 @@ impl<'a, F: Float> Tape<'a, F> {
                 "  v{} [label=\"{}: {} {:?}\"{freed}];",
                 node.output,
                 node.output,
-                node.name,
+                node.op.name(),
                 node.shape.slice()
             );
             for &input in &node.inputs[..node.n_inputs as usize] {
@@ -130,7 +130,7 @@ impl<'a, F: Float> Tape<'a, F> {
 fn node_info<F: Float>(node: &Node<'_, F>) -> NodeInfo {
     NodeInfo {
         id: node.output,
-        op: node.name,
+        op: node.op.name(),
         inputs: node.inputs[..node.n_inputs as usize].to_vec(),
         saved_bytes: node.op.saved().into_iter().flatten().map(|s| s.owned_bytes()).sum(),
         shape: node.shape.slice().to_vec(),

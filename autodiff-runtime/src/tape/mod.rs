@@ -12,7 +12,9 @@
 //! - **reverse sweep**: walk the nodes backwards, run each node's rule (one
 //!   exhaustive `match` in `op.rs`), accumulate adjoints with `+=` where a value
 //!   is used twice, run hooks, and free each node's saved tensors and its adjoint
-//!   as soon as it is done (unless the graph is retained).
+//!   as soon as it is done (unless the graph is retained). Each node holds the slot
+//!   of its output's adjoint and knows which node (or leaf) each input came from, so
+//!   the sweep allocates nothing per node and looks nothing up.
 //!
 //! Leaves borrow their data (no copy). Values are reference-counted: an
 //! intermediate is freed when no [`Var`] and no saved-tensor slot refers to it.
@@ -67,20 +69,58 @@ pub struct Tape<'a, F: Float> {
 struct Graph<'a, F: Float> {
     /// In creation order, hence in increasing `output` id: a topological order.
     nodes: Vec<Node<'a, F>>,
-    /// Ids of the leaves that require a gradient, increasing.
+    /// Ids of the leaves that require a gradient, increasing; a leaf's [`Slot::Leaf`] indexes this.
     grad_leaves: Vec<usize>,
+    /// Set while a backward sweeps: if it is still set when the next one starts, that
+    /// sweep unwound (a hook or a kernel panicked) and may have left adjoints in nodes.
+    sweeping: bool,
+}
+
+/// Where the adjoint of a value is accumulated during a backward. Each `Var` carries
+/// its value's slot and each node its inputs' slots, so that the reverse sweep reaches
+/// them by index: no map from value ids, and no table as long as the value ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Slot {
+    /// The value requires no gradient (a constant, or computed from constants only).
+    None,
+    /// The output of the node at this index of `Graph::nodes`.
+    Node(u32),
+    /// The leaf at this index of `Graph::grad_leaves`.
+    Leaf(u32),
+}
+
+impl Slot {
+    /// A slot index from a vector length; `u32` keeps a node's three input slots in 24 bytes.
+    fn index(len: usize) -> u32 {
+        u32::try_from(len).unwrap_or_else(|_| panic!("tape: more than {} nodes or leaves", u32::MAX))
+    }
 }
 
 /// One recorded op: `output = op(inputs)`.
 struct Node<'a, F: Float> {
-    output: usize,
-    inputs: [usize; 3],
-    n_inputs: u8,
-    /// Which inputs require a gradient (the only adjoints the rule computes).
-    needs: [bool; 3],
-    name: &'static str,
-    shape: IxDyn,
     op: Op<'a, F>,
+    /// The adjoint of `output` while a backward sweeps: contributions of the node's
+    /// consumers accumulate here, and the node takes it when its turn comes. Kept in
+    /// the node, whose memory the recording already touched, so that a backward
+    /// allocates no table of adjoints.
+    adjoint: Option<ArrayD<F>>,
+    /// The output's shape, for `Tape::nodes` and `Tape::to_dot`.
+    shape: IxDyn,
+    /// The output's value id.
+    output: usize,
+    /// The inputs' value ids, in argument order.
+    inputs: [usize; 3],
+    /// Where each input's adjoint goes; [`Slot::None`] for an input that needs no gradient,
+    /// whose adjoint the rule never computes.
+    sources: [Slot; 3],
+    n_inputs: u8,
+}
+
+impl<F: Float> Node<'_, F> {
+    /// Which inputs require a gradient (the only adjoints the rule computes).
+    fn needs(&self) -> [bool; 3] {
+        self.sources.map(|source| source != Slot::None)
+    }
 }
 
 impl<'a, F: Float> Default for Tape<'a, F> {
@@ -97,6 +137,7 @@ impl<'a, F: Float> Tape<'a, F> {
             graph: RefCell::new(Graph {
                 nodes: Vec::new(),
                 grad_leaves: Vec::new(),
+                sweeping: false,
             }),
             hooks: RefCell::new(Vec::new()),
         }
@@ -150,10 +191,14 @@ impl<'a, F: Float> Tape<'a, F> {
 
     fn leaf(&self, value: Value<'a, F>, requires_grad: bool) -> Var<'_, 'a, F> {
         let id = self.fresh_id();
-        if requires_grad {
-            self.graph.borrow_mut().grad_leaves.push(id);
-        }
-        Var::new(self, Rc::new(value), id, requires_grad, true)
+        let slot = if requires_grad {
+            let grad_leaves = &mut self.graph.borrow_mut().grad_leaves;
+            grad_leaves.push(id);
+            Slot::Leaf(Slot::index(grad_leaves.len() - 1))
+        } else {
+            Slot::None
+        };
+        Var::new(self, Rc::new(value), id, slot, true)
     }
 
     // ---- record -------------------------------------------------------------
@@ -171,7 +216,7 @@ impl<'a, F: Float> Tape<'a, F> {
         let output = self.fresh_id();
         let value = Rc::new(Value::Owned(value));
         let mut ids = [usize::MAX; 3];
-        let mut needs = [false; 3];
+        let mut sources = [Slot::None; 3];
         for (k, input) in inputs.iter().enumerate() {
             assert!(
                 std::ptr::eq(input.tape(), self),
@@ -179,23 +224,25 @@ impl<'a, F: Float> Tape<'a, F> {
                 input.id()
             );
             ids[k] = input.id();
-            needs[k] = input.requires_grad();
+            sources[k] = input.slot();
         }
-        if !needs.contains(&true) {
-            return Var::new(self, value, output, false, false);
+        if sources == [Slot::None; 3] {
+            return Var::new(self, value, output, Slot::None, false);
         }
         let op = make_op(&value);
-        let node = Node {
+        let nodes = &mut self.graph.borrow_mut().nodes;
+        let slot = Slot::Node(Slot::index(nodes.len()));
+        nodes.push(Node {
+            op,
+            adjoint: None,
+            // A clone of the value's own dimension: building an `IxDyn` from a slice costs more.
+            shape: value.raw_dim(),
             output,
             inputs: ids,
+            sources,
             n_inputs: inputs.len() as u8,
-            needs,
-            name: op.name(),
-            shape: IxDyn(value.shape()),
-            op,
-        };
-        self.graph.borrow_mut().nodes.push(node);
-        Var::new(self, value, output, true, false)
+        });
+        Var::new(self, value, output, slot, false)
     }
 
     pub(crate) fn push_hook(&self, id: usize, hook: Hook<'a, F>) {
@@ -263,47 +310,68 @@ impl<'a, F: Float> Tape<'a, F> {
         );
         let mut graph = self.graph.borrow_mut();
         let hooks = self.hooks.borrow();
-        let Graph { nodes, grad_leaves } = &mut *graph;
+        let Graph {
+            nodes,
+            grad_leaves,
+            sweeping,
+        } = &mut *graph;
+        if std::mem::replace(sweeping, true) {
+            // The previous sweep unwound part-way; its adjoints must not leak into this one.
+            nodes.iter_mut().for_each(|node| node.adjoint = None);
+        }
 
-        // One adjoint slot per value id up to the output; `None` = no contribution yet.
-        let mut adjoints: Vec<Option<ArrayD<F>>> = Vec::with_capacity(output.id() + 1);
-        adjoints.resize_with(output.id() + 1, || None);
-        adjoints[output.id()] = Some(seed);
+        // Leaves up to the output; a leaf created after it cannot reach it.
+        let n_leaves = grad_leaves.partition_point(|&leaf| leaf <= output.id());
+        let mut leaf_adjoints: Vec<Option<ArrayD<F>>> = Vec::with_capacity(n_leaves);
+        leaf_adjoints.resize_with(n_leaves, || None);
+        let end = match output.slot() {
+            Slot::Node(index) => {
+                nodes[index as usize].adjoint = Some(seed);
+                index as usize + 1
+            }
+            Slot::Leaf(index) => {
+                leaf_adjoints[index as usize] = Some(seed);
+                0
+            }
+            Slot::None => unreachable!("checked above: the output requires a gradient"),
+        };
 
         // Reverse creation order is a reverse topological order: when a node is
-        // reached, every consumer of its output has already contributed.
-        let end = nodes.partition_point(|node| node.output <= output.id());
-        for node in nodes[..end].iter_mut().rev() {
-            let Some(mut g) = adjoints[node.output].take() else {
+        // reached, every consumer of its output has already contributed, and its
+        // inputs are earlier nodes (or leaves), still to come.
+        for index in (0..end).rev() {
+            let (earlier, rest) = nodes.split_at_mut(index);
+            let node = &mut rest[0];
+            let Some(mut g) = node.adjoint.take() else {
                 continue; // does not reach the output
             };
             if !hooks.is_empty() {
                 g = run_hooks(&hooks, node.output, g);
             }
-            if let Op::Freed = node.op {
+            if let Op::Freed { name } = node.op {
                 panic!(
-                    "backward: node {} ({}) was already consumed by an earlier backward that freed its saved \
+                    "backward: node {} ({name}) was already consumed by an earlier backward that freed its saved \
                      tensors; use backward_retain (or backward_with_seed with retain_graph = true) to \
                      backward through a graph more than once",
-                    node.output, node.name
+                    node.output
                 );
             }
-            let input_adjoints = if retain_graph {
-                node.op.backward(g, node.needs)
-            } else {
-                // The op, and with it the node's saved tensors, is dropped right after its rule ran.
-                std::mem::replace(&mut node.op, Op::Freed).backward(g, node.needs)
-            };
-            for (k, adjoint) in input_adjoints.into_iter().enumerate().take(node.n_inputs as usize) {
-                if let Some(adjoint) = adjoint {
-                    accumulate(&mut adjoints[node.inputs[k]], adjoint);
-                }
+            let sources = node.sources;
+            node.op.backward(g, node.needs(), &mut |k, adjoint| match sources[k] {
+                Slot::Node(input) => accumulate(&mut earlier[input as usize].adjoint, adjoint),
+                Slot::Leaf(leaf) => accumulate(&mut leaf_adjoints[leaf as usize], adjoint),
+                Slot::None => unreachable!("a rule computes adjoints of needed inputs only"),
+            });
+            if !retain_graph {
+                // The node's saved tensors are freed as soon as its rule has run.
+                node.op = Op::Freed { name: node.op.name() };
             }
         }
+        *sweeping = false;
 
         let mut grads = Vec::new();
-        for &leaf in grad_leaves.iter().take_while(|&&leaf| leaf <= output.id()) {
-            if let Some(mut g) = adjoints[leaf].take() {
+        for (&leaf, adjoint) in grad_leaves.iter().zip(leaf_adjoints) {
+            if let Some(mut g) = adjoint {
                 if !hooks.is_empty() {
                     g = run_hooks(&hooks, leaf, g);
                 }
@@ -352,4 +420,44 @@ fn run_hooks<F: Float>(hooks: &[(usize, Hook<'_, F>)], id: usize, mut g: ArrayD<
         }
     }
     g
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    use super::Tape;
+
+    /// A sweep that unwinds part-way leaves adjoints in nodes it had not reached yet;
+    /// the next backward must not add them in.
+    #[test]
+    fn a_backward_after_an_unwound_one_starts_clean() {
+        let tape = Tape::new();
+        let x = tape.param_scalar(1.0);
+        let (twice, thrice) = (x.mul_scalar(2.0), x.mul_scalar(3.0));
+        let y = twice.add(&thrice);
+        let armed = Cell::new(true);
+        // `thrice` is swept before `twice`, which holds its adjoint when the hook panics.
+        thrice.register_hook(move |_| {
+            assert!(!armed.replace(false), "the hook panics once");
+            None
+        });
+        let unwound = catch_unwind(AssertUnwindSafe(|| tape.backward_retain(&y)));
+        assert!(unwound.is_err());
+        let mut grads = tape.backward_retain(&y);
+        assert_eq!(grads.take_scalar(&x), 5.0);
+    }
+
+    /// The output of a backward may be a leaf: its gradient is the seed, and no node runs.
+    #[test]
+    fn the_gradient_of_a_leaf_is_the_seed() {
+        let tape = Tape::new();
+        let x = tape.param_scalar(2.0);
+        let y = x.mul_scalar(3.0);
+        let mut grads = tape.backward(&x);
+        assert_eq!(grads.take_scalar(&x), 1.0);
+        // The graph after the leaf was not consumed.
+        assert_eq!(tape.backward(&y).take_scalar(&x), 3.0);
+    }
 }

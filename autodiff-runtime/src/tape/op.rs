@@ -6,7 +6,7 @@
 
 use std::rc::Rc;
 
-use ndarray::{arr0, Array, ArrayD, ArrayView, ArrayViewD, Axis, Dimension, Ix1, Ix2, Ix4, IxDyn};
+use ndarray::{arr0, ArrayBase, ArrayD, ArrayViewD, Axis, Data, Dimension, Ix1, Ix2, Ix4, IxDyn};
 
 use crate::kernels::unary::Saves;
 use crate::kernels::{batch_norm, binary, conv, loss, matmul, pairwise, pool, reduce, softmax, unary};
@@ -41,6 +41,15 @@ impl<F: Float> Value<'_, F> {
         }
     }
 
+    /// The shape as a dimension, cloned from the array's own: cheaper than `IxDyn(shape)`,
+    /// which rebuilds one from a slice.
+    pub(crate) fn raw_dim(&self) -> IxDyn {
+        match self {
+            Value::Borrowed(view) => view.raw_dim(),
+            Value::Owned(array) => array.raw_dim(),
+        }
+    }
+
     /// Heap bytes of the data that the tape owns (borrowed leaves cost it nothing).
     pub(crate) fn owned_bytes(&self) -> usize {
         match self {
@@ -57,6 +66,21 @@ impl<F: Float> Value<'_, F> {
             .unwrap_or_else(|_| panic!("{op}: expected a rank-{rank} operand, got shape {:?}", self.shape()))
     }
 }
+
+/// Evaluates `$body` with `$x` bound to the array a [`Value`] holds, by reference, owned or
+/// borrowed alike (the body is expanded once per case: kernels are generic over the storage).
+///
+/// Why not `value.view()`: a view of a dynamic-rank array clones its shape and strides, a
+/// few nanoseconds that count per node in a chain of cheap elementwise ops.
+macro_rules! with_array {
+    ($value:expr, |$x:ident| $body:expr) => {
+        match $value {
+            Value::Borrowed($x) => $body,
+            Value::Owned($x) => $body,
+        }
+    };
+}
+pub(crate) use with_array;
 
 /// The tape's side of the unary rows of the primitive table: the `Unary` enum and its
 /// dispatch to the row's kernels.
@@ -92,14 +116,14 @@ macro_rules! tape_unary {
             }
 
             /// The forward kernel.
-            pub(crate) fn forward<F: Float>(self, x: &ArrayViewD<'_, F>) -> ArrayD<F> {
+            pub(crate) fn forward<F: Float, S: Data<Elem = F>>(self, x: &ArrayBase<S, IxDyn>) -> ArrayD<F> {
                 match self {
                     $(Unary::$variant => unary::$name(x),)*
                 }
             }
 
             /// The backward kernel, in place in `g`'s buffer.
-            fn grad<F: Float, D: Dimension>(self, g: Array<F, D>, saved: &ArrayView<'_, F, D>) -> Array<F, D> {
+            fn grad<F: Float, S: Data<Elem = F>>(self, g: ArrayD<F>, saved: &ArrayBase<S, IxDyn>) -> ArrayD<F> {
                 match self {
                     $(Unary::$variant => unary::$grad(g, saved),)*
                 }
@@ -284,65 +308,25 @@ pub(crate) enum Op<'a, F: Float> {
         kernel: usize,
         stride: usize,
     },
-    /// A node whose saved tensors a non-retaining backward has already freed.
-    Freed,
+    /// A node whose saved tensors a non-retaining backward has already freed, with the
+    /// name of the op it was (for `Tape::nodes`, `Tape::to_dot` and the error of a second backward).
+    Freed {
+        name: &'static str,
+    },
 }
 
-/// The adjoints a rule returns, one per input slot (at most three inputs).
-pub(crate) type Adjoints<F> = [Option<ArrayD<F>>; 3];
+/// Where a rule sends the adjoint of input `k`: straight into the slot it accumulates in,
+/// so that a rule returns nothing (an array of three optional adjoints, a few hundred
+/// bytes, was moved twice per node).
+pub(crate) type Emit<'e, F> = dyn FnMut(usize, ArrayD<F>) + 'e;
 
-/// Runs an elementwise backward kernel `|g, saved| ...` on 1-D views when both
-/// arrays are contiguous and of one shape (nearly always: kernels return
-/// standard-layout arrays), and on the dynamic-rank arrays otherwise.
-///
-/// Why: ndarray's `Zip` over `IxDyn` costs ~150 ns more than over `Ix1` on a
-/// small array (measured with `benches/tape_overhead.rs`), which would dominate
-/// the per-node cost of a chain of cheap ops. The kernel is the same function.
-macro_rules! elementwise {
-    ($g:expr, $saved:expr, |$gi:ident, $si:ident| $body:expr) => {{
-        let g: ArrayD<F> = $g;
-        let saved: ArrayViewD<'_, F> = $saved;
-        match (g.is_standard_layout() && g.shape() == saved.shape(), saved.as_slice()) {
-            (true, Some(flat_saved)) => {
-                let (dim, $gi) = flatten(g);
-                let $si = &ndarray::ArrayView1::from(flat_saved);
-                unflatten(dim, $body)
-            }
-            _ => {
-                let $gi = g;
-                let $si = &saved;
-                $body
-            }
+/// Sends the adjoints a rule computed (`None` for an input that needs none).
+fn send<F: Float, const N: usize>(emit: &mut Emit<'_, F>, adjoints: [Option<ArrayD<F>>; N]) {
+    for (k, adjoint) in adjoints.into_iter().enumerate() {
+        if let Some(adjoint) = adjoint {
+            emit(k, adjoint);
         }
-    }};
-    ($g:expr, |$gi:ident| $body:expr) => {{
-        let g: ArrayD<F> = $g;
-        if g.is_standard_layout() {
-            let (dim, $gi) = flatten(g);
-            unflatten(dim, $body)
-        } else {
-            let $gi = g;
-            $body
-        }
-    }};
-}
-
-/// A standard-layout array as a 1-D array over the same buffer, and its shape.
-fn flatten<F: Float>(g: ArrayD<F>) -> (IxDyn, ndarray::Array1<F>) {
-    let dim = g.raw_dim();
-    let (buffer, offset) = g.into_raw_vec_and_offset();
-    debug_assert_eq!(
-        offset.unwrap_or(0),
-        0,
-        "a standard-layout owned array starts its buffer"
-    );
-    (dim, ndarray::Array1::from_vec(buffer))
-}
-
-/// The inverse of [`flatten`].
-fn unflatten<F: Float>(dim: IxDyn, flat: ndarray::Array1<F>) -> ArrayD<F> {
-    let (buffer, _) = flat.into_raw_vec_and_offset();
-    ArrayD::from_shape_vec(dim, buffer).unwrap_or_else(|_| unreachable!("same length"))
+    }
 }
 
 /// The single element of a 0-d (or one-element) adjoint.
@@ -363,14 +347,18 @@ fn fixed<F: Float, D: Dimension>(g: ArrayD<F>, op: &str) -> ndarray::Array<F, D>
 fn pair<F: Float>(
     g: ArrayD<F>,
     needs: [bool; 3],
+    emit: &mut Emit<'_, F>,
     lhs: impl FnOnce(ArrayD<F>) -> ArrayD<F>,
     rhs: impl FnOnce(ArrayD<F>) -> ArrayD<F>,
-) -> Adjoints<F> {
+) {
     match (needs[0], needs[1]) {
-        (true, true) => [Some(lhs(g.clone())), Some(rhs(g)), None],
-        (true, false) => [Some(lhs(g)), None, None],
-        (false, true) => [None, Some(rhs(g)), None],
-        (false, false) => [None, None, None],
+        (true, true) => {
+            emit(0, lhs(g.clone()));
+            emit(1, rhs(g));
+        }
+        (true, false) => emit(0, lhs(g)),
+        (false, true) => emit(1, rhs(g)),
+        (false, false) => {}
     }
 }
 
@@ -381,7 +369,7 @@ fn needed<'s, 'a, F: Float>(slot: &'s Option<Saved<'a, F>>, what: &str) -> &'s V
 }
 
 impl<'a, F: Float> Op<'a, F> {
-    /// The op's name, as the `Var` method that records it.
+    /// The op's name, as the `Var` method that records it (also once freed).
     pub(crate) fn name(&self) -> &'static str {
         match self {
             Op::Add { .. } => "add",
@@ -416,7 +404,7 @@ impl<'a, F: Float> Op<'a, F> {
             Op::Conv2d { .. } => "conv2d",
             Op::BatchNorm { .. } => "batch_norm",
             Op::MaxPool2d { .. } => "max_pool2d",
-            Op::Freed => "freed",
+            Op::Freed { name } => name,
         }
     }
 
@@ -456,7 +444,7 @@ impl<'a, F: Float> Op<'a, F> {
             | Op::Mean { .. }
             | Op::SumAxis { .. }
             | Op::MeanAxis { .. }
-            | Op::Freed => [None, None],
+            | Op::Freed { .. } => [None, None],
         }
     }
 
@@ -471,82 +459,70 @@ impl<'a, F: Float> Op<'a, F> {
 
     /// The derivative rule: given the output's adjoint `g` and which inputs need
     /// a gradient, the adjoint of each input (with that input's shape), computed
-    /// by the kernels' backward functions. Adjoints of inputs that do not need
-    /// one are never computed.
-    pub(crate) fn backward(&self, g: ArrayD<F>, needs: [bool; 3]) -> Adjoints<F> {
+    /// by the kernels' backward functions and sent to `emit` with the input's
+    /// position. Adjoints of inputs that do not need one are never computed.
+    pub(crate) fn backward(&self, g: ArrayD<F>, needs: [bool; 3], emit: &mut Emit<'_, F>) {
         match self {
-            Op::Add { a, b } => pair(g, needs, |g| binary::add_grad_lhs(g, a), |g| binary::add_grad_rhs(g, b)),
-            Op::Sub { a, b } => pair(g, needs, |g| binary::sub_grad_lhs(g, a), |g| binary::sub_grad_rhs(g, b)),
+            Op::Add { a, b } => pair(
+                g,
+                needs,
+                emit,
+                |g| binary::add_grad_lhs(g, a),
+                |g| binary::add_grad_rhs(g, b),
+            ),
+            Op::Sub { a, b } => pair(
+                g,
+                needs,
+                emit,
+                |g| binary::sub_grad_lhs(g, a),
+                |g| binary::sub_grad_rhs(g, b),
+            ),
             // When both operands need an adjoint, the first is computed out of place from the
             // borrowed `g` (one pass) and the second reuses `g`'s buffer, instead of a clone.
-            Op::Mul { a, b, a_value, b_value } if needs[0] && needs[1] => [
-                Some(binary::mul_grad_lhs_ref(&g, &needed(b_value, "mul rhs").view(), a)),
-                Some(binary::mul_grad_rhs(g, &needed(a_value, "mul lhs").view(), b)),
-                None,
-            ],
+            Op::Mul { a, b, a_value, b_value } if needs[0] && needs[1] => {
+                emit(0, binary::mul_grad_lhs_ref(&g, &needed(b_value, "mul rhs").view(), a));
+                emit(1, binary::mul_grad_rhs(g, &needed(a_value, "mul lhs").view(), b));
+            }
             Op::Mul { a, b, a_value, b_value } => pair(
                 g,
                 needs,
+                emit,
                 |g| binary::mul_grad_lhs(g, &needed(b_value, "mul rhs").view(), a),
                 |g| binary::mul_grad_rhs(g, &needed(a_value, "mul lhs").view(), b),
             ),
-            Op::Div { a, a_value, b_value } if needs[0] && needs[1] => [
-                Some(binary::div_grad_lhs_ref(&g, &b_value.view(), a)),
-                Some(binary::div_grad_rhs(
-                    g,
-                    &needed(a_value, "div lhs").view(),
-                    &b_value.view(),
-                )),
-                None,
-            ],
+            Op::Div { a, a_value, b_value } if needs[0] && needs[1] => {
+                emit(0, binary::div_grad_lhs_ref(&g, &b_value.view(), a));
+                emit(
+                    1,
+                    binary::div_grad_rhs(g, &needed(a_value, "div lhs").view(), &b_value.view()),
+                );
+            }
             Op::Div { a, a_value, b_value } => pair(
                 g,
                 needs,
+                emit,
                 |g| binary::div_grad_lhs(g, &b_value.view(), a),
                 |g| binary::div_grad_rhs(g, &needed(a_value, "div lhs").view(), &b_value.view()),
             ),
-            Op::Neg | Op::ScalarSub => [Some(elementwise!(g, |g| binary::neg_grad(g))), None, None],
-            Op::AddScalar | Op::SubScalar => [Some(g), None, None],
-            Op::MulScalar(s) => [Some(elementwise!(g, |g| binary::scale_grad(g, *s))), None, None],
-            Op::DivScalar(s) => [
-                Some(elementwise!(g, |g| binary::div_scalar_grad_array(g, *s))),
-                None,
-                None,
-            ],
-            Op::ScalarDiv { s, x } => [
-                Some(elementwise!(g, x.view(), |g, x| {
-                    binary::scalar_div_grad_array(g, *s, x)
-                })),
-                None,
-                None,
-            ],
-            Op::Unary { kind, saved } => [Some(elementwise!(g, saved.view(), |g, y| kind.grad(g, y))), None, None],
+            Op::Neg | Op::ScalarSub => emit(0, binary::neg_grad(g)),
+            Op::AddScalar | Op::SubScalar => emit(0, g),
+            Op::MulScalar(s) => emit(0, binary::scale_grad(g, *s)),
+            Op::DivScalar(s) => emit(0, binary::div_scalar_grad_array(g, *s)),
+            Op::ScalarDiv { s, x } => emit(0, with_array!(&**x, |x| binary::scalar_div_grad_array(g, *s, x))),
+            Op::Unary { kind, saved } => emit(0, with_array!(&**saved, |y| kind.grad(g, y))),
             Op::Pairwise { kind, a, b } => {
-                let [da, db] = kind.grads(g, &a.view(), &b.view(), [needs[0], needs[1]]);
-                [da, db, None]
+                send(emit, kind.grads(g, &a.view(), &b.view(), [needs[0], needs[1]]));
             }
-            Op::Powi { x, n } => [
-                Some(elementwise!(g, x.view(), |g, x| unary::powi_grad(g, x, *n))),
-                None,
-                None,
-            ],
-            Op::Powf { x, p } => [
-                Some(elementwise!(g, x.view(), |g, x| unary::powf_grad(g, x, *p))),
-                None,
-                None,
-            ],
-            Op::Map { x, df } => [
-                Some(elementwise!(g, x.view(), |g, x| unary::map_grad(g, x, &**df))),
-                None,
-                None,
-            ],
+            Op::Powi { x, n } => emit(0, with_array!(&**x, |x| unary::powi_grad(g, x, *n))),
+            Op::Powf { x, p } => emit(0, with_array!(&**x, |x| unary::powf_grad(g, x, *p))),
+            Op::Map { x, df } => emit(0, with_array!(&**x, |x| unary::map_grad(g, x, &**df))),
             Op::MatMul { a, b } => {
                 let g = fixed::<F, Ix2>(g, "matmul");
                 let da =
                     needs[0].then(|| matmul::matmul_grad_lhs(&g, &needed(b, "matmul rhs").view_as::<Ix2>("matmul")));
                 let db =
                     needs[1].then(|| matmul::matmul_grad_rhs(&needed(a, "matmul lhs").view_as::<Ix2>("matmul"), &g));
-                [da.map(|d| d.into_dyn()), db.map(|d| d.into_dyn()), None]
+                send(emit, [da.map(|d| d.into_dyn()), db.map(|d| d.into_dyn())]);
             }
             Op::MatVec { a, x } => {
                 let g = fixed::<F, Ix1>(g, "matvec");
@@ -554,7 +530,7 @@ impl<'a, F: Float> Op<'a, F> {
                     needs[0].then(|| matmul::matvec_grad_lhs(&g, &needed(x, "matvec rhs").view_as::<Ix1>("matvec")));
                 let dx =
                     needs[1].then(|| matmul::matvec_grad_rhs(&needed(a, "matvec lhs").view_as::<Ix2>("matvec"), &g));
-                [da.map(|d| d.into_dyn()), dx.map(|d| d.into_dyn()), None]
+                send(emit, [da.map(|d| d.into_dyn()), dx.map(|d| d.into_dyn())]);
             }
             Op::VecMat { x, b } => {
                 let g = fixed::<F, Ix1>(g, "vecmat");
@@ -562,35 +538,31 @@ impl<'a, F: Float> Op<'a, F> {
                     needs[0].then(|| matmul::vecmat_grad_lhs(&g, &needed(b, "vecmat rhs").view_as::<Ix2>("vecmat")));
                 let db =
                     needs[1].then(|| matmul::vecmat_grad_rhs(&needed(x, "vecmat lhs").view_as::<Ix1>("vecmat"), &g));
-                [dx.map(|d| d.into_dyn()), db.map(|d| d.into_dyn()), None]
+                send(emit, [dx.map(|d| d.into_dyn()), db.map(|d| d.into_dyn())]);
             }
             Op::VecDot { x, y } => {
                 let g = scalar_of(&g);
                 let dx = needs[0].then(|| matmul::vecdot_grad(g, &needed(y, "vecdot rhs").view_as::<Ix1>("vecdot")));
                 let dy = needs[1].then(|| matmul::vecdot_grad(g, &needed(x, "vecdot lhs").view_as::<Ix1>("vecdot")));
-                [dx.map(|d| d.into_dyn()), dy.map(|d| d.into_dyn()), None]
+                send(emit, [dx.map(|d| d.into_dyn()), dy.map(|d| d.into_dyn())]);
             }
-            Op::Transpose => [Some(matmul::transpose_grad(g)), None, None],
-            Op::Sum { shape } => [Some(reduce::sum_grad(scalar_of(&g), shape)), None, None],
-            Op::Mean { shape } => [Some(reduce::mean_grad(scalar_of(&g), shape)), None, None],
-            Op::SumAxis { axis, shape } => [Some(reduce::sum_axis_grad(g, *axis, shape)), None, None],
-            Op::MeanAxis { axis, shape } => [Some(reduce::mean_axis_grad(g, *axis, shape)), None, None],
-            Op::Softmax { y, axis } => [Some(softmax::softmax_grad(g, &y.view(), *axis)), None, None],
-            Op::LogSoftmax { y, axis } => [Some(softmax::log_softmax_grad(g, &y.view(), *axis)), None, None],
+            Op::Transpose => emit(0, matmul::transpose_grad(g)),
+            Op::Sum { shape } => emit(0, reduce::sum_grad(scalar_of(&g), shape)),
+            Op::Mean { shape } => emit(0, reduce::mean_grad(scalar_of(&g), shape)),
+            Op::SumAxis { axis, shape } => emit(0, reduce::sum_axis_grad(g, *axis, shape)),
+            Op::MeanAxis { axis, shape } => emit(0, reduce::mean_axis_grad(g, *axis, shape)),
+            Op::Softmax { y, axis } => emit(0, softmax::softmax_grad(g, &y.view(), *axis)),
+            Op::LogSoftmax { y, axis } => emit(0, softmax::log_softmax_grad(g, &y.view(), *axis)),
             Op::Mse { pred, target } => {
                 let g = scalar_of(&g);
                 let (pred, target) = (pred.view(), target.view());
                 let dp = needs[0].then(|| loss::mse_grad_pred(g, &pred, &target));
                 let dt = needs[1].then(|| loss::mse_grad_target(g, &pred, &target));
-                [dp, dt, None]
+                send(emit, [dp, dt]);
             }
             Op::CrossEntropy { logits, labels } => {
                 let logits = logits.view_as::<Ix2>("cross_entropy");
-                [
-                    Some(loss::cross_entropy_grad(scalar_of(&g), &logits, labels).into_dyn()),
-                    None,
-                    None,
-                ]
+                emit(0, loss::cross_entropy_grad(scalar_of(&g), &logits, labels).into_dyn());
             }
             Op::Conv2d {
                 x,
@@ -610,7 +582,7 @@ impl<'a, F: Float> Op<'a, F> {
                     conv::conv2d_grad_weight(&g, &x, w_dim, *stride, *padding).into_dyn()
                 });
                 let db = needs[2].then(|| conv::conv2d_grad_bias(&g).into_dyn());
-                [dx, dw, db]
+                send(emit, [dx, dw, db]);
             }
             Op::BatchNorm { x, gamma, eps } => {
                 let g = fixed::<F, Ix4>(g, "batch_norm");
@@ -624,18 +596,14 @@ impl<'a, F: Float> Op<'a, F> {
                     batch_norm::batch_norm_grad_gamma(&g, &x, *eps).into_dyn()
                 });
                 let dbeta = needs[2].then(|| batch_norm::batch_norm_grad_beta(&g).into_dyn());
-                [dx, dgamma, dbeta]
+                send(emit, [dx, dgamma, dbeta]);
             }
             Op::MaxPool2d { x, kernel, stride } => {
                 let g = fixed::<F, Ix4>(g, "max_pool2d");
                 let x = x.view_as::<Ix4>("max_pool2d");
-                [
-                    Some(pool::max_pool2d_grad(&g, &x, *kernel, *stride).into_dyn()),
-                    None,
-                    None,
-                ]
+                emit(0, pool::max_pool2d_grad(&g, &x, *kernel, *stride).into_dyn());
             }
-            Op::Freed => unreachable!("the backward engine never runs the rule of a freed node"),
+            Op::Freed { .. } => unreachable!("the backward engine never runs the rule of a freed node"),
         }
     }
 }

@@ -7,10 +7,10 @@ use std::rc::Rc;
 
 use ndarray::{ArrayD, ArrayViewD, Axis, Ix1, Ix2, Ix4, IxDyn};
 
-use super::op::{scalar_array, Op, Pairwise, Unary, Value};
-use super::Tape;
+use super::op::{scalar_array, with_array, Op, Pairwise, Unary, Value};
+use super::{Slot, Tape};
 use crate::kernels::unary::Saves;
-use crate::kernels::{batch_norm, binary, conv, loss, matmul, pool, reduce, softmax, unary};
+use crate::kernels::{batch_norm, binary, conv, flat, loss, matmul, pool, reduce, softmax, unary};
 use crate::Float;
 
 /// A handle to a value on the tape, like a torch `Tensor`. Clone is cheap
@@ -20,7 +20,8 @@ pub struct Var<'t, 'a, F: Float> {
     tape: &'t Tape<'a, F>,
     value: Rc<Value<'a, F>>,
     id: usize,
-    requires_grad: bool,
+    /// Where this value's adjoint accumulates in a backward; `Slot::None` if it requires no gradient.
+    slot: Slot,
     is_leaf: bool,
 }
 
@@ -30,7 +31,7 @@ impl<F: Float> Clone for Var<'_, '_, F> {
             tape: self.tape,
             value: Rc::clone(&self.value),
             id: self.id,
-            requires_grad: self.requires_grad,
+            slot: self.slot,
             is_leaf: self.is_leaf,
         }
     }
@@ -41,7 +42,7 @@ impl<F: Float> fmt::Debug for Var<'_, '_, F> {
         f.debug_struct("Var")
             .field("id", &self.id)
             .field("shape", &self.shape())
-            .field("requires_grad", &self.requires_grad)
+            .field("requires_grad", &self.requires_grad())
             .field("is_leaf", &self.is_leaf)
             .finish()
     }
@@ -51,20 +52,19 @@ impl<F: Float> fmt::Debug for Var<'_, '_, F> {
 // generated `_on_tape` function with thousands of ops would otherwise become one giant
 // body that LLVM optimises in superlinear time (a 300-op chain went from 17 s to 11 s).
 impl<'t, 'a, F: Float> Var<'t, 'a, F> {
-    pub(crate) fn new(
-        tape: &'t Tape<'a, F>,
-        value: Rc<Value<'a, F>>,
-        id: usize,
-        requires_grad: bool,
-        is_leaf: bool,
-    ) -> Self {
+    pub(crate) fn new(tape: &'t Tape<'a, F>, value: Rc<Value<'a, F>>, id: usize, slot: Slot, is_leaf: bool) -> Self {
         Var {
             tape,
             value,
             id,
-            requires_grad,
+            slot,
             is_leaf,
         }
+    }
+
+    /// Where this value's adjoint accumulates in a backward.
+    pub(crate) fn slot(&self) -> Slot {
+        self.slot
     }
 
     /// The tape this value is recorded on (to add constants to it, as generated tape code
@@ -149,7 +149,7 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     /// Whether gradients flow to this value: a `param` leaf, or an op result
     /// with at least one input that requires a gradient.
     pub fn requires_grad(&self) -> bool {
-        self.requires_grad
+        self.slot != Slot::None
     }
 
     /// Whether this is a leaf (made by `Tape::param`, `constant`, ...), not an op result.
@@ -181,7 +181,7 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     }
 
     fn dims(&self) -> IxDyn {
-        IxDyn(self.shape())
+        self.value.raw_dim()
     }
 
     // ---- elementwise binary ops, broadcasting -------------------------------
@@ -213,8 +213,8 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
         self.record(y, &[self, other], |_| Op::Mul {
             a: self.dims(),
             b: other.dims(),
-            a_value: self.saved_if(other.requires_grad),
-            b_value: other.saved_if(self.requires_grad),
+            a_value: self.saved_if(other.requires_grad()),
+            b_value: other.saved_if(self.requires_grad()),
         })
     }
 
@@ -224,7 +224,7 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
         let y = binary::div(&self.value(), &other.value());
         self.record(y, &[self, other], |_| Op::Div {
             a: self.dims(),
-            a_value: self.saved_if(other.requires_grad),
+            a_value: self.saved_if(other.requires_grad()),
             b_value: Rc::clone(&other.value),
         })
     }
@@ -234,37 +234,47 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     /// `self + s`.
     #[inline(never)]
     pub fn add_scalar(&self, s: F) -> Self {
-        self.record(binary::add_scalar(&self.value(), s), &[self], |_| Op::AddScalar)
+        self.record(with_array!(&*self.value, |x| binary::add_scalar(x, s)), &[self], |_| {
+            Op::AddScalar
+        })
     }
 
     /// `self - s`.
     #[inline(never)]
     pub fn sub_scalar(&self, s: F) -> Self {
-        self.record(binary::sub_scalar(&self.value(), s), &[self], |_| Op::SubScalar)
+        self.record(with_array!(&*self.value, |x| binary::sub_scalar(x, s)), &[self], |_| {
+            Op::SubScalar
+        })
     }
 
     /// `s - self`.
     #[inline(never)]
     pub fn scalar_sub(&self, s: F) -> Self {
-        self.record(binary::scalar_sub(s, &self.value()), &[self], |_| Op::ScalarSub)
+        self.record(with_array!(&*self.value, |x| binary::scalar_sub(s, x)), &[self], |_| {
+            Op::ScalarSub
+        })
     }
 
     /// `self * s`.
     #[inline(never)]
     pub fn mul_scalar(&self, s: F) -> Self {
-        self.record(binary::mul_scalar(&self.value(), s), &[self], |_| Op::MulScalar(s))
+        self.record(with_array!(&*self.value, |x| binary::mul_scalar(x, s)), &[self], |_| {
+            Op::MulScalar(s)
+        })
     }
 
     /// `self / s`.
     #[inline(never)]
     pub fn div_scalar(&self, s: F) -> Self {
-        self.record(binary::div_scalar(&self.value(), s), &[self], |_| Op::DivScalar(s))
+        self.record(with_array!(&*self.value, |x| binary::div_scalar(x, s)), &[self], |_| {
+            Op::DivScalar(s)
+        })
     }
 
     /// `s / self`.
     #[inline(never)]
     pub fn scalar_div(&self, s: F) -> Self {
-        let y = binary::scalar_div(s, &self.value());
+        let y = with_array!(&*self.value, |x| binary::scalar_div(s, x));
         self.record(y, &[self], |_| Op::ScalarDiv {
             s,
             x: Rc::clone(&self.value),
@@ -274,7 +284,7 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     /// `-self`.
     #[inline(never)]
     pub fn neg(&self) -> Self {
-        self.record(binary::neg(&self.value()), &[self], |_| Op::Neg)
+        self.record(with_array!(&*self.value, |x| binary::neg(x)), &[self], |_| Op::Neg)
     }
 
     // ---- elementwise functions ----------------------------------------------
@@ -289,7 +299,7 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     }
 
     fn unary(&self, kind: Unary) -> Self {
-        let y = kind.forward(&self.value());
+        let y = with_array!(&*self.value, |x| kind.forward(x));
         self.record(y, &[self], |output| Op::Unary {
             kind,
             saved: match kind.saves() {
@@ -302,7 +312,7 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     /// `xⁿ` elementwise for an integer exponent.
     #[inline(never)]
     pub fn powi(&self, n: i32) -> Self {
-        let y = unary::powi(&self.value(), n);
+        let y = with_array!(&*self.value, |x| unary::powi(x, n));
         self.record(y, &[self], |_| Op::Powi {
             x: Rc::clone(&self.value),
             n,
@@ -312,7 +322,7 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     /// `xᵖ` elementwise for a float exponent.
     #[inline(never)]
     pub fn powf(&self, p: F) -> Self {
-        let y = unary::powf(&self.value(), p);
+        let y = with_array!(&*self.value, |x| unary::powf(x, p));
         self.record(y, &[self], |_| Op::Powf {
             x: Rc::clone(&self.value),
             p,
@@ -323,7 +333,7 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     /// `unary::map_grad`). `df` is boxed into the node; `f` is only run now.
     #[inline(never)]
     pub fn map(&self, f: impl Fn(F) -> F + 'a, df: impl Fn(F) -> F + 'a) -> Self {
-        let y = self.value().mapv(f);
+        let y = with_array!(&*self.value, |x| flat::map(x, &f));
         self.record(y, &[self], |_| Op::Map {
             x: Rc::clone(&self.value),
             df: Box::new(df),
@@ -339,7 +349,7 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     #[inline(never)]
     pub fn dot(&self, other: &Self) -> Self {
         let (a, b) = (&*self.value, &*other.value);
-        let (keep_self, keep_other) = (other.requires_grad, self.requires_grad);
+        let (keep_self, keep_other) = (other.requires_grad(), self.requires_grad());
         match (self.shape().len(), other.shape().len()) {
             (2, 2) => {
                 let y = matmul::matmul(&a.view_as::<Ix2>("dot"), &b.view_as::<Ix2>("dot"));
@@ -473,8 +483,8 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
         let y = conv::conv2d(&x4, &w4, b1.as_ref(), stride, padding).into_dyn();
         let (x_dim, w_dim) = (x4.raw_dim(), w4.raw_dim());
         let make_op = |_: &Rc<Value<'a, F>>| Op::Conv2d {
-            x: self.saved_if(w.requires_grad),
-            w: w.saved_if(self.requires_grad),
+            x: self.saved_if(w.requires_grad()),
+            w: w.saved_if(self.requires_grad()),
             x_dim,
             w_dim,
             stride,
@@ -496,8 +506,8 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
             eps,
         );
         self.record(y.into_dyn(), &[self, gamma, beta], |_| Op::BatchNorm {
-            x: self.saved_if(self.requires_grad || gamma.requires_grad),
-            gamma: gamma.saved_if(self.requires_grad),
+            x: self.saved_if(self.requires_grad() || gamma.requires_grad()),
+            gamma: gamma.saved_if(self.requires_grad()),
             eps,
         })
     }

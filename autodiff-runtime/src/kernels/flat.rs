@@ -1,0 +1,226 @@
+//! The elementwise loops of the kernels: over flat slices when the arrays are in
+//! standard (row-major, contiguous) layout, which is what every kernel returns, and
+//! through ndarray's `Zip` otherwise (transposed or sliced views, broadcasting).
+//!
+//! Why not `Zip`, `mapv` and `mapv_inplace` throughout: on dynamic-rank (`IxDyn`)
+//! arrays, which the tape works with, their layout checks rebuild shapes and strides
+//! and cost tens of nanoseconds per call (`tanh_grad` on 16 elements: 16 ns on `Ix1`,
+//! about 100 ns on `IxDyn`; `benches/tape_overhead.rs`, `kernel_rank`), more than the
+//! arithmetic on a small array. `as_slice` checks the layout by walking the strides
+//! once, whatever the rank, and a loop over slices compiles to the same vectorised code
+//! for every `D`. Both modes call the same kernels, so both get this.
+
+use ndarray::{Array, ArrayBase, Data, Dimension, ShapeBuilder, Zip};
+
+use crate::Float;
+
+/// Whether two shapes are equal, compared inline: `==` on `[usize]` calls `memcmp`, whose
+/// call costs more than comparing the one to four lengths of a typical shape.
+#[inline]
+pub(crate) fn same_shape(a: &[usize], b: &[usize]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a == b)
+}
+
+/// `g ← f(g)` for every element, in place.
+#[inline]
+pub(crate) fn map_in_place<F: Float, D: Dimension>(g: &mut Array<F, D>, f: impl Fn(F) -> F) {
+    if let Some(g) = g.as_slice_mut() {
+        g.iter_mut().for_each(|g| *g = f(*g));
+    } else {
+        g.mapv_inplace(f);
+    }
+}
+
+/// `g ← f(g, x)` elementwise, in place, for `x` of `g`'s shape or broadcasting to it.
+///
+/// # Panics
+/// If `x` does not broadcast to `g`'s shape (ndarray's message); kernels check shapes
+/// first, with messages of their own.
+#[inline]
+pub(crate) fn zip_in_place<F, S, E, D>(g: &mut Array<F, E>, x: &ArrayBase<S, D>, f: impl Fn(F, F) -> F)
+where
+    F: Float,
+    S: Data<Elem = F>,
+    E: Dimension,
+    D: Dimension,
+{
+    // Equal shapes and both row-major: element `i` of one slice is element `i` of the other.
+    if same_shape(g.shape(), x.shape()) {
+        if let (Some(gs), Some(xs)) = (g.as_slice_mut(), x.as_slice()) {
+            gs.iter_mut().zip(xs).for_each(|(g, &x)| *g = f(*g, x));
+            return;
+        }
+    }
+    Zip::from(g).and_broadcast(x).for_each(|g, &x| *g = f(*g, x));
+}
+
+/// `g ← f(g, a, b)` elementwise, in place, for `a` and `b` of `g`'s shape or broadcasting to it.
+///
+/// # Panics
+/// If `a` or `b` does not broadcast to `g`'s shape (ndarray's message).
+#[inline]
+pub(crate) fn zip3_in_place<F, S1, S2, E, D1, D2>(
+    g: &mut Array<F, E>,
+    a: &ArrayBase<S1, D1>,
+    b: &ArrayBase<S2, D2>,
+    f: impl Fn(F, F, F) -> F,
+) where
+    F: Float,
+    S1: Data<Elem = F>,
+    S2: Data<Elem = F>,
+    E: Dimension,
+    D1: Dimension,
+    D2: Dimension,
+{
+    if same_shape(g.shape(), a.shape()) && same_shape(g.shape(), b.shape()) {
+        if let (Some(gs), Some(as_), Some(bs)) = (g.as_slice_mut(), a.as_slice(), b.as_slice()) {
+            for ((g, &a), &b) in gs.iter_mut().zip(as_).zip(bs) {
+                *g = f(*g, a, b);
+            }
+            return;
+        }
+    }
+    Zip::from(g)
+        .and_broadcast(a)
+        .and_broadcast(b)
+        .for_each(|g, &a, &b| *g = f(*g, a, b));
+}
+
+/// `f(x)` of every element of `a`, as a new standard-layout array of `a`'s shape.
+#[inline]
+pub(crate) fn map<F, S, D>(a: &ArrayBase<S, D>, f: impl Fn(F) -> F) -> Array<F, D>
+where
+    F: Float,
+    S: Data<Elem = F>,
+    D: Dimension,
+{
+    match a.as_slice() {
+        Some(xs) => from_standard_vec(a.raw_dim(), xs.iter().map(|&x| f(x)).collect()),
+        None => a.mapv(f),
+    }
+}
+
+/// `f(g, x)` elementwise, as a new array of `g`'s shape, for `x` of `g`'s shape or
+/// broadcasting to it: one pass, for kernels that must leave `g` intact.
+///
+/// # Panics
+/// If `x` does not broadcast to `g`'s shape (ndarray's message).
+#[inline]
+pub(crate) fn zip_map<F, S1, S2, E, D>(g: &ArrayBase<S1, E>, x: &ArrayBase<S2, D>, f: impl Fn(F, F) -> F) -> Array<F, E>
+where
+    F: Float,
+    S1: Data<Elem = F>,
+    S2: Data<Elem = F>,
+    E: Dimension,
+    D: Dimension,
+{
+    if same_shape(g.shape(), x.shape()) {
+        if let (Some(gs), Some(xs)) = (g.as_slice(), x.as_slice()) {
+            let values = gs.iter().zip(xs).map(|(&g, &x)| f(g, x)).collect();
+            return from_standard_vec(g.raw_dim(), values);
+        }
+    }
+    Zip::from(g).and_broadcast(x).map_collect(|&g, &x| f(g, x))
+}
+
+/// An array of shape `dim` over `values`, which hold its elements in row-major order.
+///
+/// Why not `Array::from_shape_vec(dim, values)`: that constructor derives the strides
+/// through `IxDyn` conversions and re-validates them, about 40 ns per call on a
+/// dynamic-rank array, which is more than the loop that made `values` on a small one.
+/// The strides computed here are the ones it would derive.
+fn from_standard_vec<F, D: Dimension>(dim: D, values: Vec<F>) -> Array<F, D> {
+    assert_eq!(
+        dim.size(),
+        values.len(),
+        "from_standard_vec: {} values for shape {:?}",
+        values.len(),
+        dim.slice()
+    );
+    let mut strides = dim.clone();
+    // Row-major strides, all zero for an empty array, as ndarray's default strides.
+    if dim.slice().contains(&0) {
+        strides.slice_mut().fill(0);
+    } else {
+        let mut step = 1;
+        for (stride, &len) in strides.slice_mut().iter_mut().zip(dim.slice()).rev() {
+            *stride = step;
+            step *= len;
+        }
+    }
+    // SAFETY: `values` holds exactly `dim.size()` elements (asserted above), and the
+    // strides are the row-major strides of `dim`, non-negative, so every index within
+    // `dim` addresses a distinct element of `values` and none lies outside it. The
+    // element count fits in `isize`, since a `Vec` of it exists.
+    unsafe { Array::from_shape_vec_unchecked(dim.strides(strides), values) }
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::{arr0, array, s, Array2, ArrayD};
+
+    use super::*;
+
+    /// A 3×4 array with distinct elements, and its transpose as a standard-layout copy.
+    fn sample() -> (Array2<f64>, Array2<f64>) {
+        let a = Array2::from_shape_fn((3, 4), |(i, j)| 1.0 + i as f64 * 4.0 + j as f64 * 0.5);
+        let t = a.t().as_standard_layout().into_owned();
+        (a, t)
+    }
+
+    #[test]
+    fn every_layout_gives_the_elementwise_result() {
+        let (a, _) = sample();
+        let b = a.mapv(|x| x * 3.0 - 1.0);
+        let expected = Zip::from(&a).and(&b).map_collect(|&a, &b| a * a + b);
+        // Standard layout (the slice path), dynamic rank.
+        let mut g = a.clone().into_dyn();
+        zip_in_place(&mut g, &b.view().into_dyn(), |g, b| g * g + b);
+        assert_eq!(g, expected.clone().into_dyn());
+        // A transposed (column-major) operand: the `Zip` path, still element by element.
+        let (at, bt) = (a.t().to_owned(), b.t());
+        assert!(!bt.is_standard_layout());
+        let mut g = at.as_standard_layout().into_owned();
+        zip_in_place(&mut g, &bt, |g, b| g * g + b);
+        assert_eq!(g, expected.t());
+        assert_eq!(zip_map(&a.t(), &bt, |g, b| g * g + b), expected.t());
+        // A broadcast operand.
+        let row = array![1.0, 2.0, 3.0, 4.0];
+        let mut g = a.clone();
+        zip_in_place(&mut g, &row, |g, r| g * r);
+        assert_eq!(g, &a * &row);
+        assert_eq!(zip_map(&a, &row, |g, r| g * r), &a * &row);
+        // Three operands.
+        let mut g = a.clone();
+        zip3_in_place(&mut g, &b, &row, |g, b, r| g + b * r);
+        assert_eq!(g, &a + &(&b * &row));
+    }
+
+    #[test]
+    fn map_keeps_the_shape_of_any_rank_and_layout() {
+        let (a, t) = sample();
+        let twice = |x: f64| 2.0 * x;
+        assert_eq!(map(&a.view().into_dyn(), twice), a.mapv(twice).into_dyn());
+        assert_eq!(map(&a.t(), twice), t.mapv(twice));
+        let cube = ArrayD::from_shape_fn(vec![2, 3, 4], |i| (i[0] * 12 + i[1] * 4 + i[2]) as f64);
+        let mapped = map(&cube, twice);
+        assert_eq!(mapped, cube.mapv(twice));
+        assert!(mapped.is_standard_layout());
+        // Empty and 0-d arrays.
+        let empty = ArrayD::<f64>::zeros(vec![3, 0, 2]);
+        assert_eq!(map(&empty, twice).shape(), &[3, 0, 2]);
+        let scalar = arr0(1.5).into_dyn();
+        assert_eq!(map(&scalar, twice), arr0(3.0).into_dyn());
+        // A length-1 axis may have any stride in a standard layout: the new array gets its own.
+        let column = a.slice(s![.., 1..2]).to_owned();
+        let row = column.t();
+        assert!(row.is_standard_layout() && row.strides() != [3, 1]);
+        assert_eq!(map(&row, twice), row.mapv(twice));
+        let mut g = a.clone();
+        map_in_place(&mut g, twice);
+        assert_eq!(g, a.mapv(twice));
+        let mut g = a.clone().reversed_axes();
+        map_in_place(&mut g, twice);
+        assert_eq!(g, a.t().mapv(twice));
+    }
+}
