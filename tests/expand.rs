@@ -55,6 +55,22 @@ fn stacked(x: &Array2<f64>, w1: &Array2<f64>, w2: &Array2<f64>) -> f64 {
     y.sum()
 }
 
+/// A custom rule: the function and its VJP are the user's; a caller calls both.
+#[differentiate(vjp = softsign_backward)]
+fn softsign(x: &Array1<f64>) -> Array1<f64> {
+    x.mapv(|v| v / (1.0 + v.abs()))
+}
+
+fn softsign_backward(x: &Array1<f64>, _y: &Array1<f64>, seed: Array1<f64>) -> Array1<f64> {
+    seed * x.mapv(|v| 1.0 / ((1.0 + v.abs()) * (1.0 + v.abs())))
+}
+
+#[differentiate]
+fn softsign_loss(x: &Array1<f64>) -> f64 {
+    let y: Array1<f64> = softsign(x);
+    (&y * &y).sum()
+}
+
 fn check(name: &str, actual: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/expand")
@@ -94,4 +110,14 @@ fn recurrent_expansion() {
 #[test]
 fn stacked_expansion() {
     check("stacked", stacked_grad_source());
+}
+
+#[test]
+fn custom_rule_expansion() {
+    check("custom_rule", softsign_grad_source());
+}
+
+#[test]
+fn custom_rule_is_checked() {
+    autodiff::check!(softsign_loss, &autodiff::ndarray::array![0.3, -1.2, 2.0]);
 }

@@ -64,7 +64,17 @@ pub fn expand(
         &static_code::Boundary::Top,
     );
 
-    let idents = Items::new(prefix);
+    // A custom rule's halves are the user's function and VJP, which is often named
+    // `<name>_backward`: the generated halves step aside.
+    let custom_rule = function
+        .stmts
+        .iter()
+        .any(|s| matches!(s.op, crate::ir::Op::Custom { .. }));
+    let mut idents = Items::new(prefix);
+    if custom_rule {
+        idents.forward = format_ident!("__{}", idents.forward);
+        idents.backward = format_ident!("__{}", idents.backward);
+    }
     let Items {
         forward,
         backward,

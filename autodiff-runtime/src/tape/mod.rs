@@ -35,6 +35,7 @@
 //! assert_eq!(g[&w], array![[3.0], [4.0]].into_dyn());
 //! ```
 
+mod custom;
 mod gradients;
 mod inspect;
 mod op;

@@ -308,6 +308,8 @@ pub(crate) enum Op<'a, F: Float> {
         kernel: usize,
         stride: usize,
     },
+    /// A node of a custom rule (`Tape::custom`): the user's VJP, and what it owns.
+    Custom(Box<super::custom::Custom<'a, F>>),
     /// A node whose saved tensors a non-retaining backward has already freed, with the
     /// name of the op it was (for `Tape::nodes`, `Tape::to_dot` and the error of a second backward).
     Freed {
@@ -404,6 +406,7 @@ impl<'a, F: Float> Op<'a, F> {
             Op::Conv2d { .. } => "conv2d",
             Op::BatchNorm { .. } => "batch_norm",
             Op::MaxPool2d { .. } => "max_pool2d",
+            Op::Custom(_) => "custom",
             Op::Freed { name } => name,
         }
     }
@@ -444,6 +447,7 @@ impl<'a, F: Float> Op<'a, F> {
             | Op::Mean { .. }
             | Op::SumAxis { .. }
             | Op::MeanAxis { .. }
+            | Op::Custom(_)
             | Op::Freed { .. } => [None, None],
         }
     }
@@ -603,6 +607,7 @@ impl<'a, F: Float> Op<'a, F> {
                 let x = x.view_as::<Ix4>("max_pool2d");
                 emit(0, pool::max_pool2d_grad(&g, &x, *kernel, *stride).into_dyn());
             }
+            Op::Custom(custom) => custom.backward(g, needs, emit),
             Op::Freed { .. } => unreachable!("the backward engine never runs the rule of a freed node"),
         }
     }
