@@ -19,12 +19,15 @@ use crate::Float;
 /// A user's VJP: the output's adjoint → one adjoint per input, shaped like the input.
 pub(crate) type Rule<'a, F> = dyn Fn(&ArrayD<F>) -> Vec<ArrayD<F>> + 'a;
 
+/// A chain's adjoints, one slot per input of the rule, filled by the chain's last node.
+type Shared<F> = Rc<RefCell<Vec<Option<ArrayD<F>>>>>;
+
 /// One node of a custom rule.
 pub(crate) struct Custom<'a, F: Float> {
     /// The rule, on the node that calls it (the only node, or a chain's last).
     rule: Option<Rc<Rule<'a, F>>>,
     /// A chain's adjoints, left by its last node for the earlier ones.
-    shared: Option<Rc<RefCell<Vec<Option<ArrayD<F>>>>>>,
+    shared: Option<Shared<F>>,
     /// The position, among the rule's inputs, of this node's first own input.
     first: usize,
     /// How many of the rule's inputs this node has.
