@@ -22,7 +22,7 @@ fn gelu_backward<F: Float>(x: &Array2<F>, _y: &Array2<F>, seed: Array2<F>) -> Ar
         let inner = c * (v + F::of(0.044715) * v * v * v);
         let t = inner.tanh();
         let d_inner = c * (F::one() + F::of(3.0 * 0.044715) * v * v);
-        *g = *g * (F::of(0.5) * (F::one() + t) + F::of(0.5) * v * (F::one() - t * t) * d_inner);
+        *g *= F::of(0.5) * (F::one() + t) + F::of(0.5) * v * (F::one() - t * t) * d_inner;
     });
     g
 }
