@@ -5,8 +5,8 @@ struct RecurrentContext<'__ctx> {
     xs: &'__ctx [Array2<f64>],
     l3__contexts: ::std::vec::Vec<
         (
-            ::autodiff::ndarray::Array<f64, ::autodiff::ndarray::Ix2>,
-            ::autodiff::ndarray::Array<f64, ::autodiff::ndarray::Ix2>,
+            ::autodiff::ndarray::ArcArray<f64, ::autodiff::ndarray::Ix2>,
+            ::autodiff::ndarray::ArcArray<f64, ::autodiff::ndarray::Ix2>,
             ::autodiff::ndarray::Ix2,
             ::autodiff::ndarray::Ix2,
         ),
@@ -39,10 +39,10 @@ fn recurrent_forward<'__ctx>(
 ) -> (f64, RecurrentContext<'__ctx>) {
     let w_dim = w.raw_dim();
     let (l3__contexts, h_4) = {
-        let mut l3__h_carried: ::autodiff::ndarray::Array<
+        let mut l3__h_carried: ::autodiff::ndarray::ArcArray<
             f64,
             ::autodiff::ndarray::Ix2,
-        > = (h0).to_owned();
+        > = ((h0).to_owned()).into_shared();
         let mut l3__contexts = ::std::vec::Vec::with_capacity(
             ::core::iter::ExactSizeIterator::len(&((0)..(xs.len()))),
         );
@@ -57,11 +57,12 @@ fn recurrent_forward<'__ctx>(
             ::core::mem::drop(l3__v5);
             let l3__h_7 = ::autodiff::runtime::kernels::unary::tanh(&l3__v6);
             ::core::mem::drop(l3__v6);
-            let l3__next0 = l3__h_7.clone();
+            let l3__next0 = l3__h_7.into_shared();
+            let l3__h_7 = ::core::clone::Clone::clone(&l3__next0);
             l3__contexts.push((l3__h_carried, l3__h_7, l3__x_4_dim, l3__v5_dim));
             l3__h_carried = l3__next0;
         }
-        (l3__contexts, l3__h_carried)
+        (l3__contexts, l3__h_carried.into_owned())
     };
     let h_4_dim = (&h_4).raw_dim();
     let v5 = ::autodiff::runtime::kernels::reduce::sum(&h_4);

@@ -54,7 +54,10 @@ fn args(names: &Names, call: &Call) -> Vec<TokenStream> {
             CallArg::Value(v, passing) => {
                 let arg = names.arg(*v);
                 match (names.function.kind(*v), passing) {
-                    (Kind::Scalar, _) | (_, Passing::Ref) => arg,
+                    (Kind::Scalar, _) => arg,
+                    // A loop's carried state is an `ArcArray`; the callee takes `&Array`.
+                    (_, Passing::Ref) if names.is_shared(*v) => quote!(&(#arg).to_owned()),
+                    (_, Passing::Ref) => arg,
                     (_, Passing::Owned) => quote!((#arg).to_owned()),
                     (_, Passing::View) => quote!((#arg).view()),
                 }

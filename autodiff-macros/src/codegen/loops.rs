@@ -129,7 +129,13 @@ fn captured_accumulator(body: &Names, index: usize) -> Ident {
 impl<'f> BodyCode<'f> {
     /// Generates the body of the loop statement `id` of `function`.
     pub fn generate(function: &Function, id: ValueId, l: &'f Loop, activity: &Activity, names: &Names<'f>) -> Self {
-        let names = names.body(id, l);
+        let mut names = names.body(id, l);
+        names.set_shared(
+            (0..l.carried.len())
+                .filter(|&k| l.body.stmts[k].kind.is_array())
+                .flat_map(|k| [param_id(&l.body, k).unwrap_or(ValueId(k)), l.outputs[k]])
+                .collect(),
+        );
         // The captured values' adjoints are summed in place, over the iterations.
         let accumulators = results(function, id, l, activity)
             .into_iter()
@@ -152,7 +158,23 @@ impl<'f> BodyCode<'f> {
             seeds: seeds.clone(),
             accumulators,
         };
-        let code = static_code::generate(&l.body, body_activity, &liveness, &names, &[], &boundary);
+        let mut code = static_code::generate(&l.body, body_activity, &liveness, &names, &[], &boundary);
+        // A carried array is shared (`ArcArray`) between the iteration that computed it and
+        // the next, which reads it: saving it in both contexts costs a reference count, not
+        // a copy of the state per iteration.
+        let shared: Vec<(Ident, Kind)> = (0..l.carried.len())
+            .filter(|&k| l.body.stmts[k].kind.is_array())
+            .flat_map(|k| {
+                let kind = l.body.stmts[k].kind;
+                let param = names.ident(param_id(&l.body, k).unwrap_or(ValueId(k)));
+                [(param, kind), (names.ident(l.outputs[k]), kind)]
+            })
+            .collect();
+        for field in &mut code.fields {
+            if let Some((_, kind)) = shared.iter().find(|(ident, _)| *ident == field.ident) {
+                field.ty = names.shared_type(*kind);
+            }
+        }
         let contexts = format_ident!("{}contexts", names.prefix(), span = Span::mixed_site());
         BodyCode {
             names,
@@ -196,7 +218,11 @@ impl<'f> BodyCode<'f> {
             .collect();
         for (k, c) in l.carried.iter().enumerate() {
             let kind = body.stmts[k].kind;
-            let ty = bn.value_type(kind);
+            let ty = if kind.is_array() {
+                bn.shared_type(kind)
+            } else {
+                bn.value_type(kind)
+            };
             let ident = &carried[k];
             let init = match &c.init {
                 Init::Value(v) => {
@@ -224,6 +250,11 @@ impl<'f> BodyCode<'f> {
                 }
                 Init::Unset => quote!(<#float as ::autodiff::runtime::Float>::of(0.0)),
             };
+            let init = if kind.is_array() {
+                quote!((#init).into_shared())
+            } else {
+                init
+            };
             code.extend(quote!(let mut #ident: #ty = #init;));
             plan.push(format!(
                 "{} = {}",
@@ -244,7 +275,8 @@ impl<'f> BodyCode<'f> {
         plan.extend(self.code.plan_forward.iter().map(|line| format!("    {line}")));
         plan.push("}".to_string());
 
-        // The next values of the carried variables: moved, unless also saved or repeated.
+        // The next values of the carried variables: a float is copied; an array becomes
+        // shared, and a saved or repeated one is a new reference to the same state.
         let saved: Vec<&Ident> = self.code.fields.iter().map(|f| &f.ident).collect();
         let mut nexts = Vec::new();
         let mut next_code = TokenStream::new();
@@ -252,24 +284,33 @@ impl<'f> BodyCode<'f> {
             let next = format_ident!("{}next{}", bn.prefix(), k, span = Span::mixed_site());
             let ident = bn.ident(out);
             let repeated = l.outputs[..k].contains(&out);
+            let kept = saved.contains(&&ident) || l.outputs[k + 1..].contains(&out);
             let kind = body.kind(out);
-            let expr = match &body.stmt(out).op {
-                Op::Param { index } if body.params[*index].origin != Origin::Carried => {
+            let code = match &body.stmt(out).op {
+                _ if !kind.is_array() => {
                     let arg = bn.arg(out);
-                    if kind.is_array() {
-                        quote!((#arg).to_owned())
+                    quote!(let #next = #arg;)
+                }
+                Op::Param { index } if body.params[*index].origin == Origin::Carried => {
+                    if kept || repeated {
+                        quote!(let #next = ::core::clone::Clone::clone(&#ident);)
                     } else {
-                        arg
+                        quote!(let #next = #ident;)
                     }
                 }
-                Op::Index(..) => {
+                Op::Param { .. } | Op::Index(..) => {
                     let arg = bn.arg(out);
-                    quote!((#arg).to_owned())
+                    quote!(let #next = (#arg).to_owned().into_shared();)
                 }
-                _ if kind.is_array() && (repeated || saved.contains(&&ident)) => quote!(#ident.clone()),
-                _ => quote!(#ident),
+                // Already shared by an earlier carried variable.
+                _ if repeated => quote!(let #next = ::core::clone::Clone::clone(&#ident);),
+                _ if kept => quote! {
+                    let #next = #ident.into_shared();
+                    let #ident = ::core::clone::Clone::clone(&#next);
+                },
+                _ => quote!(let #next = #ident.into_shared();),
             };
-            next_code.extend(quote!(let #next = #expr;));
+            next_code.extend(code);
             nexts.push(next);
         }
         let forward_body = &self.code.forward_body;
@@ -291,8 +332,17 @@ impl<'f> BodyCode<'f> {
         for (out, c) in outs.iter().zip(&l.carried) {
             plan.push(format!("{out} = {} after the loop", c.name));
         }
+        // The final states leave the loop as owned arrays (a copy only where the last
+        // context still shares one).
+        let finals = carried.iter().enumerate().map(|(k, c)| {
+            if body.stmts[k].kind.is_array() {
+                quote!(#c.into_owned())
+            } else {
+                quote!(#c)
+            }
+        });
         (
-            quote!(let (#bound #(#outs,)*) = { #code (#returned #(#carried,)*) };),
+            quote!(let (#bound #(#outs,)*) = { #code (#returned #(#finals,)*) };),
             plan,
         )
     }

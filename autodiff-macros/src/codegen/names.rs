@@ -23,6 +23,9 @@ pub struct Names<'f> {
     prefix: String,
     /// A loop body's captured parameters, by index: the outer code's name for the value.
     outer: HashMap<usize, OuterName>,
+    /// A loop body's values held as `ArcArray` (the carried states), which a function
+    /// taking `&Array` cannot borrow as they are.
+    shared: Vec<ValueId>,
 }
 
 /// How the code around a loop names a value its body reads.
@@ -44,7 +47,18 @@ impl<'f> Names<'f> {
             float: quote!(#float),
             prefix: String::new(),
             outer: HashMap::new(),
+            shared: Vec::new(),
         }
+    }
+
+    /// Marks values as held in `ArcArray`s.
+    pub fn set_shared(&mut self, shared: Vec<ValueId>) {
+        self.shared = shared;
+    }
+
+    /// Whether `id` is held in an `ArcArray`.
+    pub fn is_shared(&self, id: ValueId) -> bool {
+        self.shared.contains(&id)
     }
 
     /// The names of the body of the loop statement `id` of this function.
@@ -66,6 +80,7 @@ impl<'f> Names<'f> {
             float: self.float.clone(),
             prefix: format!("{}l{}__", self.prefix, id.0),
             outer,
+            shared: Vec::new(),
         }
     }
 
@@ -165,6 +180,13 @@ impl<'f> Names<'f> {
                 }
             }
         }
+    }
+
+    /// The reference-counted array type of an array kind (a loop's carried state, shared
+    /// between the iteration that computed it and the next).
+    pub fn shared_type(&self, kind: Kind) -> TokenStream {
+        let (float, dim) = (&self.float, self.dim_type(kind));
+        quote!(::autodiff::ndarray::ArcArray<#float, #dim>)
     }
 
     /// The ndarray dimension type of an array kind.
