@@ -162,3 +162,20 @@ fn a_condition_on_a_value_computed_in_each_iteration() {
         autodiff::check!(gated, &x, &w, threshold);
     }
 }
+
+#[differentiate(wrt(x))]
+fn branch_ignoring_the_parameter(x: &Array1<f64>, c: &Array1<f64>) -> f64 {
+    if c.len() > 1 {
+        c.sum()
+    } else {
+        x.sum()
+    }
+}
+
+#[test]
+fn a_branch_whose_output_no_parameter_reaches_has_zero_gradient_in_both_engines() {
+    let x = random(&mut rng(96), 3);
+    let report = autodiff::check!(branch_ignoring_the_parameter, &x, &x);
+    let (_, (dx,)) = branch_ignoring_the_parameter_tape_grad(&x, &x);
+    assert!(dx.iter().all(|&g| g == 0.0), "{report}");
+}

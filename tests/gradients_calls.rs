@@ -192,3 +192,21 @@ fn a_layers_vjp_agrees_with_the_tape() {
     }
     assert!((&db - &tb).iter().all(|d| d.abs() < 1e-12), "{db} vs {tb}");
 }
+
+#[differentiate]
+fn scaled(x: &Array1<f64>, t: f64) -> Array1<f64> {
+    x * t
+}
+
+#[differentiate]
+fn float_constant_from_a_method(x: &Array1<f64>) -> f64 {
+    let n = x.len() as f64;
+    let t = n.recip();
+    let y: Array1<f64> = scaled(x, t);
+    (&y * &y).sum()
+}
+
+#[test]
+fn a_float_constant_computed_by_a_method_as_an_argument() {
+    autodiff::check!(float_constant_from_a_method, &random(&mut rng(88), 4));
+}

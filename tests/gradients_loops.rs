@@ -271,3 +271,39 @@ fn reset_each_step(x: &Array1<f64>, w: f64) -> f64 {
 fn a_carried_variable_reset_to_a_constant() {
     autodiff::check!(reset_each_step, &random(&mut rng(79), 3), 0.4);
 }
+
+// Regressions found by random-functions (each was a compile error or a wrong gradient).
+
+#[differentiate]
+fn initial_value_read_in_the_body(x: &Array1<f64>, s: f64) -> f64 {
+    let mut h = x.to_owned();
+    let mut t = s;
+    for _ in 0..2 {
+        h = &h * x;
+        t *= s;
+    }
+    h.sum() + t
+}
+
+#[test]
+fn a_carried_variable_starting_as_a_value_the_body_reads() {
+    autodiff::check!(initial_value_read_in_the_body, &random(&mut rng(110), 3), 0.7);
+}
+
+#[differentiate]
+fn inner_loop_reads_outer_state(x: &Array1<f64>) -> f64 {
+    let mut h1 = x.to_owned();
+    let mut h2 = x.to_owned();
+    for _ in 0..2 {
+        h1 = h1.sin();
+        for _ in 0..2 {
+            h2 = &h2 * &h1;
+        }
+    }
+    h2.sum()
+}
+
+#[test]
+fn a_nested_loop_reading_a_state_its_enclosing_loop_carries() {
+    autodiff::check!(inner_loop_reads_outer_state, &random(&mut rng(111), 3));
+}

@@ -442,8 +442,10 @@ impl<'f> BodyCode<'f> {
 
         // The results, named for the caller.
         let mut pairs = Vec::new();
-        for (v, source) in results {
-            let result = format_ident!("{}result{}", prefix, v.0, span = Span::mixed_site());
+        // Named by position: one value may receive two results (a carried variable's initial
+        // value that the body also reads).
+        for (position, (v, source)) in results.into_iter().enumerate() {
+            let result = format_ident!("{}result{}", prefix, position, span = Span::mixed_site());
             let expr = match source {
                 Source::Carried(k) => {
                     let d = adjoint(k);

@@ -408,7 +408,12 @@ fn tape_items(
                 #leaves
                 let __output = #on_tape #turbofish(#(#args),*);
                 let __value = __output.scalar();
-                let mut __grads = __tape.backward(&__output);
+                // An output that no parameter reaches (a branch that ignores them) has zero gradients.
+                let mut __grads = if __output.requires_grad() {
+                    __tape.backward(&__output)
+                } else {
+                    ::autodiff::runtime::tape::Gradients::default()
+                };
                 (__value, (#(#takes,)*))
             }
         }
@@ -428,7 +433,11 @@ fn tape_items(
                     .to_owned()
                     .into_dimensionality::<#dim>()
                     .expect("the tape's output has the rank the function returns");
-                let mut __grads = __tape.backward_with_seed(&__output, seed.into_dyn(), false);
+                let mut __grads = if __output.requires_grad() {
+                    __tape.backward_with_seed(&__output, seed.into_dyn(), false)
+                } else {
+                    ::autodiff::runtime::tape::Gradients::default()
+                };
                 (__value, (#(#takes,)*))
             }
         }

@@ -76,7 +76,7 @@ fn statements(
         let expr = match &stmt.op {
             Op::Param { .. } | Op::Const(_) | Op::Index(..) | Op::LoopOut { .. } => continue,
             Op::Loop(l) => {
-                body.extend(loop_on_tape(function, names, stmt.id, l, &var, tape_of, liveness));
+                body.extend(loop_on_tape(function, names, stmt.id, l, &var, tape_of, liveness, keep));
                 continue;
             }
             Op::Call(c) => calls::on_tape(c, &var, tape_of),
@@ -403,7 +403,8 @@ fn var_of_slice(
 }
 
 /// A loop on the tape: a real Rust loop whose iterations record their ops, so the tape
-/// holds the unrolled graph, as PyTorch's does.
+/// holds the unrolled graph, as PyTorch's does. `keep`: the enclosing body's outputs.
+#[allow(clippy::too_many_arguments)]
 fn loop_on_tape(
     function: &Function,
     names: &Names,
@@ -412,6 +413,7 @@ fn loop_on_tape(
     var: &dyn Fn(ValueId) -> TokenStream,
     tape_of: &TokenStream,
     liveness: &ForwardLiveness,
+    keep: &[ValueId],
 ) -> TokenStream {
     let body_names = names.body(id, l);
     let outer: HashMap<usize, TokenStream> = l.captured.iter().map(|&(index, v)| (index, var(v))).collect();
@@ -508,6 +510,7 @@ fn loop_on_tape(
     });
     let mut tokens = quote!(let (#(#outs,)*) = { #code (#(#carried,)*) };);
     // The initial values were moved in (or cloned, and dropped at the end of scope).
+    // The enclosing function's kept values (a loop body's outputs) stay too.
     let inits: Vec<ValueId> = l
         .carried
         .iter()
@@ -515,6 +518,7 @@ fn loop_on_tape(
             Init::Value(v) => Some(v),
             Init::Const(_) | Init::Unset => None,
         })
+        .chain(keep.iter().copied())
         .collect();
     tokens.extend(drops(function, liveness, names, function.stmt(id), &inits));
     tokens

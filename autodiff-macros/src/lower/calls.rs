@@ -117,6 +117,8 @@ fn is_float_constant(tokens: &proc_macro2::TokenStream) -> bool {
             Expr::Call(c) => {
                 matches!(&*c.func, Expr::Path(p) if p.path.segments.last().is_some_and(|s| s.ident == "of"))
             }
+            // `n.recip()`, `(x.len() as f64).sqrt()`: a float method of a float.
+            Expr::MethodCall(m) => float(&m.receiver),
             _ => false,
         }
     }

@@ -14,6 +14,14 @@ pub struct Gradients<F> {
     grads: Vec<(usize, Option<ArrayD<F>>)>,
 }
 
+impl<F> Default for Gradients<F> {
+    /// No gradient for any leaf: every `take_as` is zeros. What a function whose output
+    /// depends on no parameter has (where `Tape::backward` would panic).
+    fn default() -> Self {
+        Gradients { grads: Vec::new() }
+    }
+}
+
 impl<F: Float> Gradients<F> {
     pub(crate) fn new(grads: Vec<(usize, Option<ArrayD<F>>)>) -> Self {
         Gradients { grads }
