@@ -73,7 +73,9 @@ const AVOID_FUSED_MAPV_BUG: bool = false;
 /// value an arm reads (`let mut h = x.to_owned(); if c { h *= &x; }`) fails to compile the
 /// same way (arrays only). While this is true, the value a `let mut` variable starts as is not
 /// visible in the loop body or the branch arms that assign the variable.
-const AVOID_MUT_INIT_CAPTURE_BUG: bool = true;
+// Fixed in the macro (2026-12-02, with a regression test each); kept as a switch so the
+// generator can still produce the narrower set if a regression needs bisecting.
+const AVOID_MUT_INIT_CAPTURE_BUG: bool = false;
 /// Whether a `mapv` closure may `clamp` or branch (continuously: `if v > c { v } else { c +
 /// (v - c) * k }`) at a point inside its input's interval. Such a kink is excused by
 /// `check!` if a finite-difference stencil straddles it, which happens with probability
@@ -84,20 +86,26 @@ const KINKS_IN_CLOSURES: bool = true;
 /// enclosing loop carries but the nested one does not assign (`for .. { h1 = h1.sin(); for ..
 /// { h2 = &h2 * &h1; } }`) fails to compile ("use of moved value"). While this is true, a
 /// nested loop reads no other carried variable.
-const AVOID_NESTED_CARRIED_READ_BUG: bool = true;
+// Fixed in the macro (2026-12-02, with a regression test each); kept as a switch so the
+// generator can still produce the narrower set if a regression needs bisecting.
+const AVOID_NESTED_CARRIED_READ_BUG: bool = false;
 /// Workaround for a macro bug (reported to the lead): when the branch a constant condition
 /// takes makes the output independent of every differentiated parameter
 /// (`if c.len() > 5 { c.sum() } else { 0.5 }`), the static gradient is zero but the tape twin
 /// (`_tape_grad`, run by `check!`) panics: "backward: var .. does not require a gradient: no
 /// parameter reaches it". While this is true, a function with an `if`/`match` value adds a
 /// differentiated parameter to its output.
-const AVOID_TAPE_UNREACHED_OUTPUT_BUG: bool = true;
+// Fixed in the macro (2026-12-02, with a regression test each); kept as a switch so the
+// generator can still produce the narrower set if a regression needs bisecting.
+const AVOID_TAPE_UNREACHED_OUTPUT_BUG: bool = false;
 /// Workaround for a macro bug (reported to the lead): a float constant computed by a method
 /// (`let n = x.len() as f64; let t = n.recip();`, or from a loop index) passed as a float
 /// argument of a `#[differentiate]` call fails to compile in the tape twin ("expected
 /// `&Var<f64>`, found `f64`"); `n * 0.5` or `n` itself work. While this is true, a helper's
 /// float argument reads no value computed from constants only.
-const AVOID_CONSTANT_METHOD_ARG_BUG: bool = true;
+// Fixed in the macro (2026-12-02, with a regression test each); kept as a switch so the
+// generator can still produce the narrower set if a regression needs bisecting.
+const AVOID_CONSTANT_METHOD_ARG_BUG: bool = false;
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");
@@ -1011,7 +1019,7 @@ impl<'r> Generator<'r> {
         for j in 0..1 + self.rng.chance(0.35) as usize {
             let accumulator = self.rng.chance(if j == 0 { 0.25 } else { 0.4 });
             let init = if accumulator && self.rng.chance(0.5) {
-                Ex::new("0.0".into(), Shape::Scalar, Iv::point(0.0), Form::Atom)
+                Ex::new("0.0_f64".into(), Shape::Scalar, Iv::point(0.0), Form::Atom)
             } else {
                 let x = self.value(|_| true)?;
                 let i = *self.reads.last()?;

@@ -166,3 +166,15 @@ fn dim_of_a_parameter_destructures_into_constants() {
     assert_eq!(value, dims(&x, &v));
     assert!(dx.iter().all(|d| (d - 16.0 / 5.0).abs() < 1e-12));
 }
+
+#[differentiate]
+fn typed_constant(x: &Array1<f64>) -> f64 {
+    let k: f64 = 0.5;
+    let t = k.recip();
+    (x * t).sum()
+}
+
+#[test]
+fn a_typed_float_constant_keeps_its_type() {
+    autodiff::check!(typed_constant, &autodiff::ndarray::array![0.5, -1.0]);
+}

@@ -232,9 +232,11 @@ impl<'f> BodyCode<'f> {
                         .filter(|c| matches!(c.init, Init::Value(w) if w == *v))
                         .count()
                         > 1;
+                    // The body may also read the initial value (captured): then it stays.
+                    let captured = l.captured.iter().any(|&(_, w)| w == *v);
                     if !kind.is_array() {
                         names.arg(*v)
-                    } else if movable.contains(v) && !shared {
+                    } else if movable.contains(v) && !shared && !captured {
                         let value = names.ident(*v);
                         quote!(#value)
                     } else {

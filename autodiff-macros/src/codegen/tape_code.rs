@@ -425,6 +425,7 @@ fn loop_on_tape(
             // The last use of an outer local moves it in; anything else is a new handle.
             Init::Value(v)
                 if dying.contains(v)
+                    && !l.captured.iter().any(|&(_, w)| w == *v)
                     && function.param_of(*v).is_none()
                     && !matches!(function.stmt(*v).op, Op::Index(..))
                     && l.carried

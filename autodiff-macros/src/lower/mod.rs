@@ -316,8 +316,17 @@ impl Lowerer<'_> {
             (Some(kind), Expr::Call(call)) => Some((call as *const ExprCall as usize, kind)),
             _ => None,
         };
-        let value = self.lower_expr(&init.expr);
+        let mut value = self.lower_expr(&init.expr);
         self.annotated_rank = None;
+        // `let k: f64 = 0.5;`: the constant keeps its type where it is substituted
+        // (`k.recip()` on a bare `0.5` would be an ambiguous float).
+        if let (Pat::Type(typed), Some(id)) = (&local.pat, value) {
+            if let Op::Const(tokens) = &self.stmts[id.0].op {
+                let ty = &typed.ty;
+                let typed_tokens = quote::quote!({ let __typed: #ty = #tokens; __typed });
+                value = Some(self.push(Op::Const(typed_tokens), Kind::Scalar, None));
+            }
+        }
         // `let _ = ..;` binds nothing: the value is only checked.
         if let Some(ident) = ident {
             self.bind(ident.to_string(), value);
