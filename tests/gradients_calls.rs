@@ -210,3 +210,22 @@ fn float_constant_from_a_method(x: &Array1<f64>) -> f64 {
 fn a_float_constant_computed_by_a_method_as_an_argument() {
     autodiff::check!(float_constant_from_a_method, &random(&mut rng(88), 4));
 }
+
+#[differentiate]
+fn call_in_an_arm(x: &Array2<f64>, w: &Array2<f64>, b: &Array1<f64>, twice: bool) -> f64 {
+    let h: Array2<f64> = if twice { nn::layer(x, w, b) } else { x.dot(w) };
+    let mut g = h.clone();
+    g = match twice {
+        true => nn::layer(&g, &w.t().to_owned().dot(w), b),
+        false => g.tanh(),
+    };
+    g.sum()
+}
+
+#[test]
+fn a_call_as_the_value_of_a_branch_arm() {
+    let mut r = rng(89);
+    let (x, w, b) = (random(&mut r, (2, 3)), random(&mut r, (3, 3)), random(&mut r, 3));
+    autodiff::check!(call_in_an_arm, &x, &w, &b, true);
+    autodiff::check!(call_in_an_arm, &x, &w, &b, false);
+}

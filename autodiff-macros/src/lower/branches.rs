@@ -148,6 +148,7 @@ impl Lowerer<'_> {
 
     /// Each arm as a loop of `(condition) as usize` iterations, in order.
     fn lower_arms(&mut self, arms: Vec<Arm>, value: bool, span: TokenStream) -> Option<ValueId> {
+        let result_kind = self.annotated_branch.take().filter(|_| value);
         self.loops_lowered.set(self.loops_lowered.get() + 1);
         let result = format!("__branch{}", self.loops_lowered.get());
         if !value && arms.iter().all(|arm| self.carried_names(&arm.stmts).is_empty()) {
@@ -175,6 +176,7 @@ impl Lowerer<'_> {
                 span: span.clone(),
                 what: "branch",
                 flag,
+                result_kind,
             };
             let shadowed = arm
                 .binding

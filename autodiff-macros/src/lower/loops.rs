@@ -37,6 +37,8 @@ pub(super) struct LoopSpec<'s> {
     pub what: &'static str,
     /// A branch arm on a condition computed in forward (then `range` is for display).
     pub flag: Option<ValueId>,
+    /// The kind of the branch's value, when annotated: that of a call the arm ends with.
+    pub result_kind: Option<Kind>,
 }
 
 impl Lowerer<'_> {
@@ -72,6 +74,7 @@ impl Lowerer<'_> {
             span: quote!(#for_loop),
             what: "loop",
             flag: None,
+            result_kind: None,
         };
         if self.carried_names(&for_loop.body.stmts).is_empty() {
             cx.error_spanned_by(
@@ -96,6 +99,7 @@ impl Lowerer<'_> {
             span,
             what,
             flag,
+            result_kind,
         } = spec;
         let mut carried_names = self.carried_names(stmts);
         if let Some((name, _)) = &result {
@@ -176,6 +180,9 @@ impl Lowerer<'_> {
             match (stmt, &result) {
                 // A branch arm's value.
                 (SynStmt::Expr(expr, None), Some((name, _))) if i + 1 == stmts.len() => {
+                    if let (Some(kind), Expr::Call(call)) = (result_kind, super::strip_refs(expr)) {
+                        self.annotated_call = Some((call as *const syn::ExprCall as usize, kind));
+                    }
                     if let Some(value) = self.lower_expr(expr) {
                         let value = self.materialized(value);
                         self.env.insert(name.clone(), value);

@@ -102,6 +102,7 @@ pub fn lower(cx: &Ctxt, item: &ItemFn, sig: &Signature) -> (Option<Function>, Re
         loops_lowered: std::cell::Cell::new(0),
         loop_indices: Vec::new(),
         annotated_call: None,
+        annotated_branch: None,
     };
     let function = lower_body(&mut lowerer, item, sig);
     (function, lowerer.literals.into_inner())
@@ -260,6 +261,9 @@ struct Lowerer<'a> {
     /// The call a `let` being lowered binds directly, by node address, with the kind its
     /// type annotation gives: the result kind of a call of another differentiated function.
     annotated_call: Option<(usize, Kind)>,
+    /// The kind a `let`'s type annotation (or an assigned variable) gives to the `if` or
+    /// `match` being lowered as its value: the kind of calls its arms end with.
+    annotated_branch: Option<Kind>,
 }
 
 impl Lowerer<'_> {
@@ -316,8 +320,14 @@ impl Lowerer<'_> {
             (Some(kind), Expr::Call(call)) => Some((call as *const ExprCall as usize, kind)),
             _ => None,
         };
+        // `let t: Array2<F> = if c { layer(..) } else { .. };`: the arms' calls return it too.
+        self.annotated_branch = match (annotated, strip_refs(&init.expr)) {
+            (Some(kind), Expr::If(_) | Expr::Match(_)) => Some(kind),
+            _ => None,
+        };
         let mut value = self.lower_expr(&init.expr);
         self.annotated_rank = None;
+        self.annotated_branch = None;
         // `let k: f64 = 0.5;`: the constant keeps its type where it is substituted
         // (`k.recip()` on a bare `0.5` would be an ambiguous float).
         if let (Pat::Type(typed), Some(id)) = (&local.pat, value) {
@@ -688,12 +698,17 @@ impl Lowerer<'_> {
         let Some(name) = self.assigned_name(&assign.left) else {
             return;
         };
-        // `h = layer(..);` returns what `h` holds.
+        // `h = layer(..);` returns what `h` holds (and so does a branch's call).
         self.annotated_call = match (self.env.get(&name), strip_refs(&assign.right)) {
             (Some(id), Expr::Call(call)) => Some((call as *const ExprCall as usize, self.kind(*id))),
             _ => None,
         };
+        self.annotated_branch = match (self.env.get(&name), strip_refs(&assign.right)) {
+            (Some(id), Expr::If(_) | Expr::Match(_)) => Some(self.kind(*id)),
+            _ => None,
+        };
         let value = self.lower_expr(&assign.right);
+        self.annotated_branch = None;
         self.bind(name, value);
     }
 
