@@ -72,14 +72,6 @@ fn combine(varied: &Flags, useful: &Flags) -> Activity {
     }
 }
 
-/// The id of a function's `index`-th parameter.
-fn param_id(function: &Function, index: usize) -> Option<ValueId> {
-    match function.params[index].role {
-        ParamRole::Value { id, .. } => Some(id),
-        ParamRole::Constant => None,
-    }
-}
-
 /// Which values depend on a varied parameter (`param_varied`, by parameter index).
 fn varied(function: &Function, param_varied: &[bool]) -> Flags {
     let mut flags = Flags {
@@ -100,7 +92,7 @@ fn varied(function: &Function, param_varied: &[bool]) -> Flags {
                 let Op::Loop(l) = &function.stmt(*of).op else {
                     unreachable!("a loop output reads its loop")
                 };
-                flags.loops[of].value[param_id(&l.body, *k).map_or(0, |id| id.0)]
+                flags.loops[of].value[l.body.param_id(*k).map_or(0, |id| id.0)]
             }
             op => op.operands().iter().any(|a| flags.value[a.0]),
         };
@@ -142,7 +134,7 @@ fn useful(function: &Function, seeds: &[ValueId], forced: &[usize]) -> Flags {
         flags.value[seed.0] = true;
     }
     for &index in forced {
-        if let Some(id) = param_id(function, index) {
+        if let Some(id) = function.param_id(index) {
             flags.value[id.0] = true;
         }
     }
@@ -151,26 +143,21 @@ fn useful(function: &Function, seeds: &[ValueId], forced: &[usize]) -> Flags {
             Op::Loop(l) => {
                 // Which carried variables the rest of the function reads.
                 let wanted: Vec<bool> = (0..l.carried.len())
-                    .map(|k| {
-                        function
-                            .stmts
-                            .iter()
-                            .any(|s| matches!(s.op, Op::LoopOut { of, k: j } if of == stmt.id && j == k && flags.value[s.id.0]))
-                    })
+                    .map(|k| function.loop_output(stmt.id, k).is_some_and(|out| flags.value[out.0]))
                     .collect();
                 let body = useful_loop(l, wanted);
                 for (k, carried) in l.carried.iter().enumerate() {
-                    if let (Init::Value(v), Some(id)) = (&carried.init, param_id(&l.body, k)) {
+                    if let (Init::Value(v), Some(id)) = (&carried.init, l.body.param_id(k)) {
                         flags.value[v.0] |= body.value[id.0];
                     }
                 }
                 for &(index, v) in &l.captured {
-                    if let Some(id) = param_id(&l.body, index) {
+                    if let Some(id) = l.body.param_id(index) {
                         flags.value[v.0] |= body.value[id.0];
                     }
                 }
                 flags.value[stmt.id.0] =
-                    (0..l.carried.len()).any(|k| param_id(&l.body, k).is_some_and(|id| body.value[id.0]));
+                    (0..l.carried.len()).any(|k| l.body.param_id(k).is_some_and(|id| body.value[id.0]));
                 flags.loops.insert(stmt.id, body);
             }
             // A condition carries no gradient to what it compares.
@@ -202,7 +189,7 @@ fn useful_loop(l: &Loop, mut wanted: Vec<bool>) -> Flags {
         let body = useful(&l.body, &seeds, &forced);
         let mut changed = false;
         for (k, w) in wanted.iter_mut().enumerate() {
-            let read = param_id(&l.body, k).is_some_and(|id| body.value[id.0]);
+            let read = l.body.param_id(k).is_some_and(|id| body.value[id.0]);
             if read && !*w {
                 *w = true;
                 changed = true;

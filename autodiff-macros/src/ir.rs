@@ -323,6 +323,19 @@ pub enum CmpOp {
 }
 
 impl CmpOp {
+    /// The comparison a Rust operator stands for; `None` for any other operator.
+    pub fn from_syn(op: &syn::BinOp) -> Option<CmpOp> {
+        Some(match op {
+            syn::BinOp::Lt(_) => CmpOp::Lt,
+            syn::BinOp::Le(_) => CmpOp::Le,
+            syn::BinOp::Gt(_) => CmpOp::Gt,
+            syn::BinOp::Ge(_) => CmpOp::Ge,
+            syn::BinOp::Eq(_) => CmpOp::Eq,
+            syn::BinOp::Ne(_) => CmpOp::Ne,
+            _ => return None,
+        })
+    }
+
     /// The operator as Rust tokens.
     pub fn symbol(self) -> TokenStream {
         match self {
@@ -557,5 +570,22 @@ impl Function {
             Op::Param { index } => Some(&self.params[index]),
             _ => None,
         }
+    }
+
+    /// The value of the `index`-th parameter; `None` for a constant parameter.
+    pub fn param_id(&self, index: usize) -> Option<ValueId> {
+        match self.params[index].role {
+            ParamRole::Value { id, .. } => Some(id),
+            ParamRole::Constant => None,
+        }
+    }
+
+    /// The `Op::LoopOut` statement reading carried variable `k` of the loop `of`, if the
+    /// rest of the function reads that variable.
+    pub fn loop_output(&self, of: ValueId, k: usize) -> Option<ValueId> {
+        self.stmts
+            .iter()
+            .find(|s| matches!(s.op, Op::LoopOut { of: o, k: j } if o == of && j == k))
+            .map(|s| s.id)
     }
 }

@@ -17,7 +17,7 @@ use syn::Ident;
 
 use super::names::{camel_case, unraw, Names};
 use super::static_code::{CtxField, Held};
-use crate::ir::{Call, CallArg, Function, Kind, Passing, ValueId};
+use crate::ir::{Call, CallArg, Function, Kind, Op, Passing, ValueId};
 
 /// The callee's path with its last segment renamed `{name}{suffix}` (keeping turbofish
 /// arguments and the user's span, so errors point at the call).
@@ -98,9 +98,44 @@ pub fn forward(names: &Names, id: ValueId, call: &Call, keep: bool) -> (TokenStr
     }
 }
 
+/// A call's (or a custom rule's) step in backward.
+pub struct CallBackward {
+    pub code: TokenStream,
+    /// `(argument, local holding its adjoint)`, for the caller to add.
+    pub gradients: Vec<(ValueId, Ident)>,
+    /// The plan's line.
+    pub label: String,
+    /// Whose gradients these are, for the plan: `"call's"` or `"rule's"`.
+    pub whose: &'static str,
+}
+
+/// The backward of statement `id` if it is a call or a custom rule; `None` for any other op.
+pub fn backward_of(
+    function: &Function,
+    names: &Names,
+    id: ValueId,
+    is_active: &dyn Fn(ValueId) -> bool,
+    received: &BTreeMap<ValueId, usize>,
+) -> Option<CallBackward> {
+    let ((code, gradients, label), whose) = match &function.stmt(id).op {
+        Op::Call(call) => (backward(function, names, id, call, is_active, received), "call's"),
+        Op::Custom { call, vjp } => (
+            custom_backward(function, names, id, call, vjp, is_active, received),
+            "rule's",
+        ),
+        _ => return None,
+    };
+    Some(CallBackward {
+        code,
+        gradients,
+        label,
+        whose,
+    })
+}
+
 /// The call in backward: the code, the `(argument value, local holding its adjoint)` pairs
 /// for the caller to add, and the plan's line. `received` says which adjoints exist.
-pub fn backward(
+fn backward(
     function: &Function,
     names: &Names,
     id: ValueId,
@@ -108,30 +143,8 @@ pub fn backward(
     is_active: &dyn Fn(ValueId) -> bool,
     received: &BTreeMap<ValueId, usize>,
 ) -> (TokenStream, Vec<(ValueId, Ident)>, String) {
-    let float = &names.float;
-    let seed = if received.contains_key(&id) {
-        let d = names.adjoint(id);
-        quote!(#d)
-    } else if function.kind(id).is_array() {
-        let dim = names.dim(id);
-        quote!(::autodiff::ndarray::Array::zeros(#dim.clone()))
-    } else {
-        quote!(<#float as ::autodiff::runtime::Float>::of(0.0))
-    };
-    let mut pairs = Vec::new();
-    let patterns: Vec<TokenStream> = call
-        .args
-        .iter()
-        .enumerate()
-        .map(|(k, a)| match a {
-            CallArg::Value(v, _) if is_active(*v) => {
-                let g = format_ident!("{}c{}__g{}", names.prefix(), id.0, k, span = Span::mixed_site());
-                pairs.push((*v, g.clone()));
-                quote!(#g)
-            }
-            _ => quote!(_),
-        })
-        .collect();
+    let seed = seed(function, names, id, received);
+    let (patterns, pairs) = bindings(names, id, call, is_active, 'c', true);
     let (backward, saved, args) = (
         renamed(call, "_call_backward"),
         saved_ident(names, id),
@@ -140,11 +153,7 @@ pub fn backward(
     let code = quote!(let (#(#patterns,)*) = #backward(#saved, #(#args,)* #seed););
     let label = format!(
         "{} = {}_backward(d_{})",
-        pairs
-            .iter()
-            .map(|(v, _)| format!("d_{}", names.text(*v)))
-            .collect::<Vec<_>>()
-            .join(", "),
+        adjoint_list(names, &pairs),
         call.path
             .segments
             .last()
@@ -168,7 +177,7 @@ pub fn custom_forward(names: &Names, id: ValueId, call: &Call) -> (TokenStream, 
 
 /// A custom rule's backward: the user's VJP, given the arguments, the output and the seed,
 /// returns one gradient per float or array parameter (a tuple when there are several).
-pub fn custom_backward(
+fn custom_backward(
     function: &Function,
     names: &Names,
     id: ValueId,
@@ -177,31 +186,8 @@ pub fn custom_backward(
     is_active: &dyn Fn(ValueId) -> bool,
     received: &BTreeMap<ValueId, usize>,
 ) -> (TokenStream, Vec<(ValueId, Ident)>, String) {
-    let float = &names.float;
-    let seed = if received.contains_key(&id) {
-        let d = names.adjoint(id);
-        quote!(#d)
-    } else if function.kind(id).is_array() {
-        let dim = names.dim(id);
-        quote!(::autodiff::ndarray::Array::zeros(#dim.clone()))
-    } else {
-        quote!(<#float as ::autodiff::runtime::Float>::of(0.0))
-    };
-    let mut pairs = Vec::new();
-    let patterns: Vec<TokenStream> = call
-        .args
-        .iter()
-        .enumerate()
-        .filter_map(|(k, a)| match a {
-            CallArg::Value(v, _) if is_active(*v) => {
-                let g = format_ident!("{}r{}__g{}", names.prefix(), id.0, k, span = Span::mixed_site());
-                pairs.push((*v, g.clone()));
-                Some(quote!(#g))
-            }
-            CallArg::Value(..) => Some(quote!(_)),
-            _ => None,
-        })
-        .collect();
+    let seed = seed(function, names, id, received);
+    let (patterns, pairs) = bindings(names, id, call, is_active, 'r', false);
     let pattern = match patterns.as_slice() {
         [one] => one.clone(),
         many => quote!((#(#many,)*)),
@@ -210,16 +196,65 @@ pub fn custom_backward(
     let code = quote!(let #pattern = #vjp(#(#args,)* #output, #seed););
     let label = format!(
         "{} = {}(.., {}, d_{})",
-        pairs
-            .iter()
-            .map(|(v, _)| format!("d_{}", names.text(*v)))
-            .collect::<Vec<_>>()
-            .join(", "),
+        adjoint_list(names, &pairs),
         quote!(#vjp).to_string().replace(' ', ""),
         names.text(id),
         names.text(id)
     );
     (code, pairs, label)
+}
+
+/// The seed of a call's backward: the result's adjoint, or zeros where none reached it.
+fn seed(function: &Function, names: &Names, id: ValueId, received: &BTreeMap<ValueId, usize>) -> TokenStream {
+    let float = &names.float;
+    if received.contains_key(&id) {
+        let d = names.adjoint(id);
+        quote!(#d)
+    } else if function.kind(id).is_array() {
+        let dim = names.dim(id);
+        quote!(::autodiff::ndarray::Array::zeros(#dim.clone()))
+    } else {
+        quote!(<#float as ::autodiff::runtime::Float>::of(0.0))
+    }
+}
+
+/// The patterns binding what a call's backward returns, one per argument: a local
+/// (`{tag}{id}__g{k}`) for each active value, `_` for the other values and, where the
+/// backward returns an entry for them (`constants_bound`: the call protocol returns `()`),
+/// for constants; and the `(argument, local)` pairs for the caller to add.
+fn bindings(
+    names: &Names,
+    id: ValueId,
+    call: &Call,
+    is_active: &dyn Fn(ValueId) -> bool,
+    tag: char,
+    constants_bound: bool,
+) -> (Vec<TokenStream>, Vec<(ValueId, Ident)>) {
+    let mut pairs = Vec::new();
+    let patterns = call
+        .args
+        .iter()
+        .enumerate()
+        .filter_map(|(k, a)| match a {
+            CallArg::Value(v, _) if is_active(*v) => {
+                let g = format_ident!("{}{}{}__g{}", names.prefix(), tag, id.0, k, span = Span::mixed_site());
+                pairs.push((*v, g.clone()));
+                Some(quote!(#g))
+            }
+            CallArg::Value(..) => Some(quote!(_)),
+            CallArg::Const(_) | CallArg::FloatConst(_) => constants_bound.then(|| quote!(_)),
+        })
+        .collect();
+    (patterns, pairs)
+}
+
+/// `d_a, d_b`: the adjoints a call's backward produces, for the plan.
+fn adjoint_list(names: &Names, pairs: &[(ValueId, Ident)]) -> String {
+    pairs
+        .iter()
+        .map(|(v, _)| format!("d_{}", names.text(*v)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// What backward reads besides the saved context: every argument again (values and

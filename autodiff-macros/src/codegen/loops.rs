@@ -21,7 +21,7 @@ use syn::Ident;
 use super::names::Names;
 use super::static_code::{self, Boundary, CtxField, Held, StaticCode};
 use crate::activity::Activity;
-use crate::ir::{Function, Init, Kind, Loop, Op, Origin, ParamRole, ValueId};
+use crate::ir::{Function, Init, Kind, Loop, Op, Origin, ValueId};
 use crate::liveness::ForwardLiveness;
 
 /// A loop's body, generated.
@@ -43,18 +43,10 @@ enum Source {
     Captured(usize),
 }
 
-/// The body parameter `index`'s value id.
-fn param_id(body: &Function, index: usize) -> Option<ValueId> {
-    match body.params[index].role {
-        ParamRole::Value { id, .. } => Some(id),
-        ParamRole::Constant => None,
-    }
-}
-
 /// The outer values whose adjoints the loop `id` contributes to, with their source.
 fn results(function: &Function, id: ValueId, l: &Loop, activity: &Activity) -> Vec<(ValueId, Source)> {
     let body = activity.of_loop(id);
-    let active_param = |index: usize| param_id(&l.body, index).is_some_and(|p| body.is_active(p));
+    let active_param = |index: usize| l.body.param_id(index).is_some_and(|p| body.is_active(p));
     let mut results = Vec::new();
     for (k, carried) in l.carried.iter().enumerate() {
         if let Init::Value(v) = carried.init {
@@ -92,13 +84,7 @@ pub fn targets(function: &Function, id: ValueId, l: &Loop, activity: &Activity) 
 /// The loop's output values: `outs[k]` is the outer value of carried variable `k`.
 fn loop_outputs(function: &Function, id: ValueId, l: &Loop) -> Vec<ValueId> {
     (0..l.carried.len())
-        .map(|k| {
-            function
-                .stmts
-                .iter()
-                .find(|s| matches!(s.op, Op::LoopOut { of, k: j } if of == id && j == k))
-                .map_or(id, |s| s.id)
-        })
+        .map(|k| function.loop_output(id, k).unwrap_or(id))
         .collect()
 }
 
@@ -110,7 +96,7 @@ pub fn dims_read(function: &Function, id: ValueId, l: &Loop, activity: &Activity
     let mut dims: Vec<ValueId> = loop_outputs(function, id, l)
         .into_iter()
         .enumerate()
-        .filter(|&(k, out)| function.kind(out).is_array() && param_id(&l.body, k).is_some_and(|p| body.is_active(p)))
+        .filter(|&(k, out)| function.kind(out).is_array() && l.body.param_id(k).is_some_and(|p| body.is_active(p)))
         .map(|(_, out)| out)
         .collect();
     for (v, source) in results(function, id, l, activity) {
@@ -133,7 +119,7 @@ impl<'f> BodyCode<'f> {
         names.set_shared(
             (0..l.carried.len())
                 .filter(|&k| l.body.stmts[k].kind.is_array())
-                .flat_map(|k| [param_id(&l.body, k).unwrap_or(ValueId(k)), l.outputs[k]])
+                .flat_map(|k| [l.body.param_id(k).unwrap_or(ValueId(k)), l.outputs[k]])
                 .collect(),
         );
         // The captured values' adjoints are summed in place, over the iterations.
@@ -148,7 +134,8 @@ impl<'f> BodyCode<'f> {
         let liveness = ForwardLiveness::of(&l.body);
         let seeds: Vec<Option<Ident>> = (0..l.carried.len())
             .map(|k| {
-                param_id(&l.body, k)
+                l.body
+                    .param_id(k)
                     .filter(|&p| body_activity.is_active(p))
                     .map(|_| format_ident!("{}seed{}", names.prefix(), k, span = Span::mixed_site()))
             })
@@ -166,7 +153,7 @@ impl<'f> BodyCode<'f> {
             .filter(|&k| l.body.stmts[k].kind.is_array())
             .flat_map(|k| {
                 let kind = l.body.stmts[k].kind;
-                let param = names.ident(param_id(&l.body, k).unwrap_or(ValueId(k)));
+                let param = names.ident(l.body.param_id(k).unwrap_or(ValueId(k)));
                 [(param, kind), (names.ident(l.outputs[k]), kind)]
             })
             .collect();
@@ -214,7 +201,7 @@ impl<'f> BodyCode<'f> {
         let mut plan = Vec::new();
         let mut code = TokenStream::new();
         let carried: Vec<Ident> = (0..l.carried.len())
-            .map(|k| bn.ident(param_id(body, k).unwrap_or(ValueId(k))))
+            .map(|k| bn.ident(body.param_id(k).unwrap_or(ValueId(k))))
             .collect();
         for (k, c) in l.carried.iter().enumerate() {
             let kind = body.stmts[k].kind;
@@ -260,7 +247,7 @@ impl<'f> BodyCode<'f> {
             code.extend(quote!(let mut #ident: #ty = #init;));
             plan.push(format!(
                 "{} = {}",
-                bn.text(param_id(body, k).unwrap_or(ValueId(k))),
+                bn.text(body.param_id(k).unwrap_or(ValueId(k))),
                 init
             ));
         }

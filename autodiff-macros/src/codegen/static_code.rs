@@ -545,6 +545,23 @@ pub fn generate(
             backward_body.extend(quote!(let #g = #k::reduce::sum_grad(#g, &#dim);));
             plan_backward.push(format!("{g_text} = sum_grad({g_text}, {}.dim)", names.text(step.stmt)));
         }
+        // A call (or a custom rule) runs the callee's backward, whose gradients are added.
+        if let Some(call) = calls::backward_of(function, names, step.stmt, &is_active, &received) {
+            backward_body.extend(call.code);
+            plan_backward.push(call.label);
+            for (target, g) in call.gradients {
+                let label = format!("({} d_{})", call.whose, names.text(target));
+                contribute(
+                    &mut received,
+                    target,
+                    quote!(#g),
+                    label,
+                    &mut backward_body,
+                    &mut plan_backward,
+                );
+            }
+            continue;
+        }
         match &function.stmt(step.stmt).op {
             // The loop reads its outputs' adjoints.
             Op::LoopOut { .. } => continue,
@@ -568,41 +585,6 @@ pub fn generate(
                         &mut received,
                         target,
                         quote!(#result),
-                        label,
-                        &mut backward_body,
-                        &mut plan_backward,
-                    );
-                }
-                continue;
-            }
-            Op::Custom { call, vjp } => {
-                let (code, pairs, label) =
-                    calls::custom_backward(function, names, step.stmt, call, vjp, &is_active, &received);
-                backward_body.extend(code);
-                plan_backward.push(label);
-                for (target, g) in pairs {
-                    let label = format!("(rule's d_{})", names.text(target));
-                    contribute(
-                        &mut received,
-                        target,
-                        quote!(#g),
-                        label,
-                        &mut backward_body,
-                        &mut plan_backward,
-                    );
-                }
-                continue;
-            }
-            Op::Call(c) => {
-                let (code, pairs, label) = calls::backward(function, names, step.stmt, c, &is_active, &received);
-                backward_body.extend(code);
-                plan_backward.push(label);
-                for (target, g) in pairs {
-                    let label = format!("(call's d_{})", names.text(target));
-                    contribute(
-                        &mut received,
-                        target,
-                        quote!(#g),
                         label,
                         &mut backward_body,
                         &mut plan_backward,

@@ -493,14 +493,7 @@ fn loop_on_tape(
         None => l.range.clone(),
     };
     let outs: Vec<syn::Ident> = (0..l.carried.len())
-        .map(|k| {
-            let out = function
-                .stmts
-                .iter()
-                .find(|s| matches!(s.op, Op::LoopOut { of, k: j } if of == id && j == k))
-                .map_or(id, |s| s.id);
-            names.ident(out)
-        })
+        .map(|k| names.ident(function.loop_output(id, k).unwrap_or(id)))
         .collect();
     code.extend(quote! {
         for #index in #range {

@@ -241,17 +241,9 @@ impl Lowerer<'_> {
                 Some(self.push(op, Kind::Bool, None))
             }
             Expr::Binary(b) => {
-                let cmp = match b.op {
-                    syn::BinOp::Lt(_) => CmpOp::Lt,
-                    syn::BinOp::Le(_) => CmpOp::Le,
-                    syn::BinOp::Gt(_) => CmpOp::Gt,
-                    syn::BinOp::Ge(_) => CmpOp::Ge,
-                    syn::BinOp::Eq(_) => CmpOp::Eq,
-                    syn::BinOp::Ne(_) => CmpOp::Ne,
-                    _ => {
-                        self.cx.error_spanned_by(b, "a condition compares floats (`<`, `<=`, `>`, `>=`, `==`, `!=`) and combines comparisons with `!`, `&&`, `||`");
-                        return None;
-                    }
+                let Some(cmp) = CmpOp::from_syn(&b.op) else {
+                    self.cx.error_spanned_by(b, "a condition compares floats (`<`, `<=`, `>`, `>=`, `==`, `!=`) and combines comparisons with `!`, `&&`, `||`");
+                    return None;
                 };
                 let lhs = self.lower_operand(&b.left, &b.right);
                 let rhs = self.lower_operand(&b.right, &b.left);

@@ -1249,17 +1249,9 @@ impl ClosureLowerer<'_, '_> {
                 })
             }
             Expr::Binary(b) => {
-                let cmp = match b.op {
-                    syn::BinOp::Lt(_) => CmpOp::Lt,
-                    syn::BinOp::Le(_) => CmpOp::Le,
-                    syn::BinOp::Gt(_) => CmpOp::Gt,
-                    syn::BinOp::Ge(_) => CmpOp::Ge,
-                    syn::BinOp::Eq(_) => CmpOp::Eq,
-                    syn::BinOp::Ne(_) => CmpOp::Ne,
-                    _ => {
-                        cx.error_spanned_by(b, "a condition in a `mapv` closure compares floats (`<`, `<=`, `>`, `>=`, `==`, `!=`), combined with `!`, `&&`, `||`");
-                        return None;
-                    }
+                let Some(cmp) = CmpOp::from_syn(&b.op) else {
+                    cx.error_spanned_by(b, "a condition in a `mapv` closure compares floats (`<`, `<=`, `>`, `>=`, `==`, `!=`), combined with `!`, `&&`, `||`");
+                    return None;
                 };
                 let l = self.lower_operand(&b.left, &b.right);
                 let r = self.lower_operand(&b.right, &b.left);
