@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 mod binary;
+mod ops;
 mod unary;
 
 /// For readers of the table: expands `$($item)*` when `$form` (`ext`, `function` or

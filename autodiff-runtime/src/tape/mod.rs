@@ -39,6 +39,7 @@ mod custom;
 mod gradients;
 mod inspect;
 mod op;
+mod table;
 mod var;
 
 use std::cell::{Cell, RefCell};

@@ -8,6 +8,7 @@ use std::rc::Rc;
 use ndarray::{ArrayD, ArrayViewD, Axis, Ix1, Ix2, Ix4, IxDyn};
 
 use super::op::{scalar_array, with_array, Op, Pairwise, Unary, Value};
+use super::table::TableOp;
 use super::{Slot, Tape};
 use crate::kernels::unary::Saves;
 use crate::kernels::{batch_norm, binary, conv, flat, loss, matmul, pool, reduce, softmax, unary};
@@ -175,9 +176,24 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
         self.tape.record(value, inputs, make_op)
     }
 
-    /// `Some(value)` when `wanted`: a tensor saved only if the adjoint that reads it is needed.
-    fn saved_if(&self, wanted: bool) -> Option<Rc<Value<'a, F>>> {
-        wanted.then(|| Rc::clone(&self.value))
+    /// Records an op of the table: the node keeps, of what `make_op` offers, only the
+    /// tensors its backward program reads for the inputs that need a gradient.
+    fn record_table(
+        &self,
+        value: ArrayD<F>,
+        inputs: &[&Self],
+        make_op: impl FnOnce(&Rc<Value<'a, F>>) -> TableOp<'a, F>,
+    ) -> Self {
+        let mut needs = [false; 3];
+        for (need, input) in needs.iter_mut().zip(inputs) {
+            *need = input.requires_grad();
+        }
+        self.record(value, inputs, |output| Op::Table(make_op(output).pruned(needs)))
+    }
+
+    /// This value, offered to a node (which keeps it only if its backward reads it).
+    fn saved(&self) -> Option<Rc<Value<'a, F>>> {
+        Some(Rc::clone(&self.value))
     }
 
     fn dims(&self) -> IxDyn {
@@ -190,9 +206,9 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     #[inline(never)]
     pub fn add(&self, other: &Self) -> Self {
         let y = binary::add(&self.value(), &other.value());
-        self.record(y, &[self, other], |_| Op::Add {
-            a: self.dims(),
-            b: other.dims(),
+        self.record_table(y, &[self, other], |_| TableOp::Add {
+            a_dim: self.dims(),
+            b_dim: other.dims(),
         })
     }
 
@@ -200,9 +216,9 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     #[inline(never)]
     pub fn sub(&self, other: &Self) -> Self {
         let y = binary::sub(&self.value(), &other.value());
-        self.record(y, &[self, other], |_| Op::Sub {
-            a: self.dims(),
-            b: other.dims(),
+        self.record_table(y, &[self, other], |_| TableOp::Sub {
+            a_dim: self.dims(),
+            b_dim: other.dims(),
         })
     }
 
@@ -210,11 +226,11 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     #[inline(never)]
     pub fn mul(&self, other: &Self) -> Self {
         let y = binary::mul(&self.value(), &other.value());
-        self.record(y, &[self, other], |_| Op::Mul {
-            a: self.dims(),
-            b: other.dims(),
-            a_value: self.saved_if(other.requires_grad()),
-            b_value: other.saved_if(self.requires_grad()),
+        self.record_table(y, &[self, other], |_| TableOp::Mul {
+            a_dim: self.dims(),
+            b_dim: other.dims(),
+            a_value: self.saved(),
+            b_value: other.saved(),
         })
     }
 
@@ -222,10 +238,10 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     #[inline(never)]
     pub fn div(&self, other: &Self) -> Self {
         let y = binary::div(&self.value(), &other.value());
-        self.record(y, &[self, other], |_| Op::Div {
-            a: self.dims(),
-            a_value: self.saved_if(other.requires_grad()),
-            b_value: Rc::clone(&other.value),
+        self.record_table(y, &[self, other], |_| TableOp::Div {
+            a_dim: self.dims(),
+            a_value: self.saved(),
+            b_value: other.saved(),
         })
     }
 
@@ -284,7 +300,9 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     /// `-self`.
     #[inline(never)]
     pub fn neg(&self) -> Self {
-        self.record(with_array!(&*self.value, |x| binary::neg(x)), &[self], |_| Op::Neg)
+        self.record_table(with_array!(&*self.value, |x| binary::neg(x)), &[self], |_| {
+            TableOp::Neg {}
+        })
     }
 
     // ---- elementwise functions ----------------------------------------------
@@ -313,20 +331,14 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     #[inline(never)]
     pub fn powi(&self, n: i32) -> Self {
         let y = with_array!(&*self.value, |x| unary::powi(x, n));
-        self.record(y, &[self], |_| Op::Powi {
-            x: Rc::clone(&self.value),
-            n,
-        })
+        self.record_table(y, &[self], |_| TableOp::Powi { x: self.saved(), n })
     }
 
     /// `xᵖ` elementwise for a float exponent.
     #[inline(never)]
     pub fn powf(&self, p: F) -> Self {
         let y = with_array!(&*self.value, |x| unary::powf(x, p));
-        self.record(y, &[self], |_| Op::Powf {
-            x: Rc::clone(&self.value),
-            p,
-        })
+        self.record_table(y, &[self], |_| TableOp::Powf { x: self.saved(), p })
     }
 
     /// An elementwise function `f` given with its derivative `df` (backward is
@@ -349,34 +361,33 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     #[inline(never)]
     pub fn dot(&self, other: &Self) -> Self {
         let (a, b) = (&*self.value, &*other.value);
-        let (keep_self, keep_other) = (other.requires_grad(), self.requires_grad());
         match (self.shape().len(), other.shape().len()) {
             (2, 2) => {
                 let y = matmul::matmul(&a.view_as::<Ix2>("dot"), &b.view_as::<Ix2>("dot"));
-                self.record(y.into_dyn(), &[self, other], |_| Op::MatMul {
-                    a: self.saved_if(keep_self),
-                    b: other.saved_if(keep_other),
+                self.record_table(y.into_dyn(), &[self, other], |_| TableOp::MatMul {
+                    a_value: self.saved(),
+                    b_value: other.saved(),
                 })
             }
             (2, 1) => {
                 let y = matmul::matvec(&a.view_as::<Ix2>("dot"), &b.view_as::<Ix1>("dot"));
-                self.record(y.into_dyn(), &[self, other], |_| Op::MatVec {
-                    a: self.saved_if(keep_self),
-                    x: other.saved_if(keep_other),
+                self.record_table(y.into_dyn(), &[self, other], |_| TableOp::MatVec {
+                    a_value: self.saved(),
+                    x_value: other.saved(),
                 })
             }
             (1, 2) => {
                 let y = matmul::vecmat(&a.view_as::<Ix1>("dot"), &b.view_as::<Ix2>("dot"));
-                self.record(y.into_dyn(), &[self, other], |_| Op::VecMat {
-                    x: self.saved_if(keep_self),
-                    b: other.saved_if(keep_other),
+                self.record_table(y.into_dyn(), &[self, other], |_| TableOp::VecMat {
+                    x_value: self.saved(),
+                    b_value: other.saved(),
                 })
             }
             (1, 1) => {
                 let y = matmul::vecdot(&a.view_as::<Ix1>("dot"), &b.view_as::<Ix1>("dot"));
-                self.record(scalar_array(y), &[self, other], |_| Op::VecDot {
-                    x: self.saved_if(keep_self),
-                    y: other.saved_if(keep_other),
+                self.record_table(scalar_array(y), &[self, other], |_| TableOp::VecDot {
+                    x_value: self.saved(),
+                    y_value: other.saved(),
                 })
             }
             _ => panic!(
@@ -390,7 +401,7 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     /// The transpose (all axes reversed), as an owned array.
     #[inline(never)]
     pub fn t(&self) -> Self {
-        self.record(matmul::transpose(&self.value()), &[self], |_| Op::Transpose)
+        self.record_table(matmul::transpose(&self.value()), &[self], |_| TableOp::Transpose {})
     }
 
     // ---- reductions ---------------------------------------------------------
@@ -399,21 +410,21 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     #[inline(never)]
     pub fn sum(&self) -> Self {
         let y = scalar_array(reduce::sum(&self.value()));
-        self.record(y, &[self], |_| Op::Sum { shape: self.dims() })
+        self.record_table(y, &[self], |_| TableOp::Sum { shape: self.dims() })
     }
 
     /// The mean of all elements, 0-d.
     #[inline(never)]
     pub fn mean(&self) -> Self {
         let y = scalar_array(reduce::mean(&self.value()));
-        self.record(y, &[self], |_| Op::Mean { shape: self.dims() })
+        self.record_table(y, &[self], |_| TableOp::Mean { shape: self.dims() })
     }
 
     /// The sum along `axis`, removing it.
     #[inline(never)]
     pub fn sum_axis(&self, axis: Axis) -> Self {
         let y = reduce::sum_axis(&self.value(), axis);
-        self.record(y, &[self], |_| Op::SumAxis {
+        self.record_table(y, &[self], |_| TableOp::SumAxis {
             axis,
             shape: self.dims(),
         })
@@ -423,7 +434,7 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     #[inline(never)]
     pub fn mean_axis(&self, axis: Axis) -> Self {
         let y = reduce::mean_axis(&self.value(), axis);
-        self.record(y, &[self], |_| Op::MeanAxis {
+        self.record_table(y, &[self], |_| TableOp::MeanAxis {
             axis,
             shape: self.dims(),
         })
@@ -435,8 +446,8 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     #[inline(never)]
     pub fn softmax(&self, axis: Axis) -> Self {
         let y = softmax::softmax(&self.value(), axis);
-        self.record(y, &[self], |output| Op::Softmax {
-            y: Rc::clone(output),
+        self.record_table(y, &[self], |output| TableOp::Softmax {
+            y: Some(Rc::clone(output)),
             axis,
         })
     }
@@ -445,8 +456,8 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     #[inline(never)]
     pub fn log_softmax(&self, axis: Axis) -> Self {
         let y = softmax::log_softmax(&self.value(), axis);
-        self.record(y, &[self], |output| Op::LogSoftmax {
-            y: Rc::clone(output),
+        self.record_table(y, &[self], |output| TableOp::LogSoftmax {
+            y: Some(Rc::clone(output)),
             axis,
         })
     }
@@ -455,9 +466,9 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     #[inline(never)]
     pub fn mse(&self, target: &Self) -> Self {
         let y = scalar_array(loss::mse(&self.value(), &target.value()));
-        self.record(y, &[self, target], |_| Op::Mse {
-            pred: Rc::clone(&self.value),
-            target: Rc::clone(&target.value),
+        self.record_table(y, &[self, target], |_| TableOp::Mse {
+            p: self.saved(),
+            t: target.saved(),
         })
     }
 
@@ -466,8 +477,8 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     #[inline(never)]
     pub fn cross_entropy(&self, labels: &[usize]) -> Self {
         let y = scalar_array(loss::cross_entropy(&self.value.view_as::<Ix2>("cross_entropy"), labels));
-        self.record(y, &[self], |_| Op::CrossEntropy {
-            logits: Rc::clone(&self.value),
+        self.record_table(y, &[self], |_| TableOp::CrossEntropy {
+            z: self.saved(),
             labels: labels.into(),
         })
     }
@@ -482,17 +493,17 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
         let b1 = bias.map(|b| b.value.view_as::<Ix1>("conv2d"));
         let y = conv::conv2d(&x4, &w4, b1.as_ref(), stride, padding).into_dyn();
         let (x_dim, w_dim) = (x4.raw_dim(), w4.raw_dim());
-        let make_op = |_: &Rc<Value<'a, F>>| Op::Conv2d {
-            x: self.saved_if(w.requires_grad()),
-            w: w.saved_if(self.requires_grad()),
+        let make_op = |_: &Rc<Value<'a, F>>| TableOp::Conv2d {
+            x_value: self.saved(),
+            w_value: w.saved(),
             x_dim,
             w_dim,
             stride,
             padding,
         };
         match bias {
-            Some(b) => self.record(y, &[self, w, b], make_op),
-            None => self.record(y, &[self, w], make_op),
+            Some(b) => self.record_table(y, &[self, w, b], make_op),
+            None => self.record_table(y, &[self, w], make_op),
         }
     }
 
@@ -505,9 +516,9 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
             &beta.value.view_as::<Ix1>("batch_norm"),
             eps,
         );
-        self.record(y.into_dyn(), &[self, gamma, beta], |_| Op::BatchNorm {
-            x: self.saved_if(self.requires_grad() || gamma.requires_grad()),
-            gamma: gamma.saved_if(self.requires_grad()),
+        self.record_table(y.into_dyn(), &[self, gamma, beta], |_| TableOp::BatchNorm {
+            x_value: self.saved(),
+            gamma_value: gamma.saved(),
             eps,
         })
     }
@@ -516,8 +527,8 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     #[inline(never)]
     pub fn max_pool2d(&self, kernel: usize, stride: usize) -> Self {
         let y = pool::max_pool2d(&self.value.view_as::<Ix4>("max_pool2d"), kernel, stride);
-        self.record(y.into_dyn(), &[self], |_| Op::MaxPool2d {
-            x: Rc::clone(&self.value),
+        self.record_table(y.into_dyn(), &[self], |_| TableOp::MaxPool2d {
+            x_value: self.saved(),
             kernel,
             stride,
         })

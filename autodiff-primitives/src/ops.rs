@@ -1,0 +1,195 @@
+//! The ops that are not elementwise functions of one value: arithmetic with broadcasting,
+//! products, reductions, softmax, losses, convolution, batch norm and pooling. Each row
+//! holds its vector-Jacobian product as a small typed backward program: one kernel call per
+//! input, with arguments drawn from a fixed vocabulary, so that both engines expand the same
+//! program (the macro into `GradCall`s of its typed `Kernel`s, the tape into its derivative
+//! rule) and neither writes the rule a second time.
+
+/// Calls `$callback! { rows }` with one row per op form:
+///
+/// ```text
+/// /// doc
+/// Variant name "written as" (inputs) -> adjoint
+///     keeps { field: kind(source), .. }
+///     vjp { input = module::kernel([arg], ..) [or module::borrowing_twin]; .. };
+/// ```
+///
+/// - `name` is the op's name in the tape's node listings and the plan; "written as" is the
+///   form users write, for the docs.
+/// - `inputs` name the op's differentiable operands, in the order the tape numbers them.
+/// - `adjoint` is the type the output's adjoint `g` has in the rule: `scalar` (the op gives
+///   one float), or the ndarray dimension its kernels take (`Ix1`, `Ix2`, `Ix4`, `IxDyn`).
+/// - `keeps` is what backward reads, and so what a tape node holds: `saved(x)` (the value
+///   of input `x`, or `out`, the op's own output; the tape keeps it only when an input whose
+///   line reads it needs a gradient), `dim(x)` / `dim4(x)` (a shape), and the op's constant
+///   arguments in the order users write them: `axis`, `usize`, `float`, `int`, `labels`.
+/// - `vjp` has one line per input: the kernel of `kernels::module` that computes its
+///   adjoint contribution, and its arguments: `[g]` (the adjoint by value: its buffer is
+///   reused), `[&g]` (borrowed), `[val k]` / `[val k: Ix2]` (a kept value, viewed at that
+///   rank), `[dim k]` (a kept shape), `[const k]` and `[ref k]` (a kept constant, by value
+///   or by reference). `or module::twin` names the kernel's out-of-place form, which takes
+///   `&g` instead of `g`: it runs when another input's line still needs `g` afterwards, so
+///   that no copy of `g` is made.
+///
+/// The elementwise functions of one value and the pairwise ones are the other tables
+/// (`for_each_unary!`, `for_each_binary!`). Forms that exist only in the static code (an
+/// operand that is a float, an adjoint that stays a symbolic fill) are specialisations of
+/// these rows, written with the same kernels in `autodiff-macros/src/rules.rs`.
+#[macro_export]
+macro_rules! for_each_op {
+    ($callback:path) => {
+        $callback! {
+            /// `a + b`, broadcasting.
+            Add add "a + b" (a, b) -> IxDyn
+                keeps { a_dim: dim(a), b_dim: dim(b) }
+                vjp {
+                    a = binary::add_grad_lhs([g], [dim a_dim]);
+                    b = binary::add_grad_rhs([g], [dim b_dim]);
+                };
+            /// `a - b`, broadcasting.
+            Sub sub "a - b" (a, b) -> IxDyn
+                keeps { a_dim: dim(a), b_dim: dim(b) }
+                vjp {
+                    a = binary::sub_grad_lhs([g], [dim a_dim]);
+                    b = binary::sub_grad_rhs([g], [dim b_dim]);
+                };
+            /// `a * b`, broadcasting.
+            Mul mul "a * b" (a, b) -> IxDyn
+                keeps { a_dim: dim(a), b_dim: dim(b), a_value: saved(a), b_value: saved(b) }
+                vjp {
+                    a = binary::mul_grad_lhs([g], [val b_value], [dim a_dim]) or binary::mul_grad_lhs_ref;
+                    b = binary::mul_grad_rhs([g], [val a_value], [dim b_dim]) or binary::mul_grad_rhs_ref;
+                };
+            /// `a / b`, broadcasting.
+            Div div "a / b" (a, b) -> IxDyn
+                keeps { a_dim: dim(a), a_value: saved(a), b_value: saved(b) }
+                vjp {
+                    a = binary::div_grad_lhs([g], [val b_value], [dim a_dim]) or binary::div_grad_lhs_ref;
+                    b = binary::div_grad_rhs([g], [val a_value], [val b_value]);
+                };
+            /// `-a`.
+            Neg neg "-a" (a) -> IxDyn
+                keeps {}
+                vjp {
+                    a = binary::neg_grad([g]);
+                };
+            /// `a.powi(n)`, elementwise.
+            Powi powi "a.powi(n)" (a) -> IxDyn
+                keeps { x: saved(a), n: int() }
+                vjp {
+                    a = unary::powi_grad([g], [val x], [const n]);
+                };
+            /// `a.powf(p)`, elementwise.
+            Powf powf "a.powf(p)" (a) -> IxDyn
+                keeps { x: saved(a), p: float() }
+                vjp {
+                    a = unary::powf_grad([g], [val x], [const p]);
+                };
+            /// `a.dot(b)` of two matrices.
+            MatMul matmul "a.dot(b) (matrix · matrix)" (a, b) -> Ix2
+                keeps { a_value: saved(a), b_value: saved(b) }
+                vjp {
+                    a = matmul::matmul_grad_lhs([&g], [val b_value: Ix2]);
+                    b = matmul::matmul_grad_rhs([val a_value: Ix2], [&g]);
+                };
+            /// `a.dot(x)` of a matrix and a vector.
+            MatVec matvec "a.dot(x) (matrix · vector)" (a, x) -> Ix1
+                keeps { a_value: saved(a), x_value: saved(x) }
+                vjp {
+                    a = matmul::matvec_grad_lhs([&g], [val x_value: Ix1]);
+                    x = matmul::matvec_grad_rhs([val a_value: Ix2], [&g]);
+                };
+            /// `x.dot(b)` of a vector and a matrix.
+            VecMat vecmat "x.dot(b) (vector · matrix)" (x, b) -> Ix1
+                keeps { x_value: saved(x), b_value: saved(b) }
+                vjp {
+                    x = matmul::vecmat_grad_lhs([&g], [val b_value: Ix2]);
+                    b = matmul::vecmat_grad_rhs([val x_value: Ix1], [&g]);
+                };
+            /// `x.dot(y)` of two vectors: a float.
+            VecDot vecdot "x.dot(y) (vector · vector)" (x, y) -> scalar
+                keeps { x_value: saved(x), y_value: saved(y) }
+                vjp {
+                    x = matmul::vecdot_grad([g], [val y_value: Ix1]);
+                    y = matmul::vecdot_grad([g], [val x_value: Ix1]);
+                };
+            /// `a.t()`.
+            Transpose transpose "a.t()" (a) -> IxDyn
+                keeps {}
+                vjp {
+                    a = matmul::transpose_grad([g]);
+                };
+            /// `a.sum()`: a float.
+            Sum sum "a.sum()" (a) -> scalar
+                keeps { shape: dim(a) }
+                vjp {
+                    a = reduce::sum_grad([g], [dim shape]);
+                };
+            /// `a.mean().unwrap()` (or `mean(&a)`): a float.
+            Mean mean "a.mean().unwrap()" (a) -> scalar
+                keeps { shape: dim(a) }
+                vjp {
+                    a = reduce::mean_grad([g], [dim shape]);
+                };
+            /// `a.sum_axis(axis)`.
+            SumAxis sum_axis "a.sum_axis(axis)" (a) -> IxDyn
+                keeps { axis: axis(), shape: dim(a) }
+                vjp {
+                    a = reduce::sum_axis_grad([g], [const axis], [dim shape]);
+                };
+            /// `a.mean_axis(axis).unwrap()`.
+            MeanAxis mean_axis "a.mean_axis(axis).unwrap()" (a) -> IxDyn
+                keeps { axis: axis(), shape: dim(a) }
+                vjp {
+                    a = reduce::mean_axis_grad([g], [const axis], [dim shape]);
+                };
+            /// `softmax(&a, axis)`: backward reads the output.
+            Softmax softmax "softmax(&a, axis)" (a) -> IxDyn
+                keeps { y: saved(out), axis: axis() }
+                vjp {
+                    a = softmax::softmax_grad([g], [val y], [const axis]);
+                };
+            /// `log_softmax(&a, axis)`: backward reads the output.
+            LogSoftmax log_softmax "log_softmax(&a, axis)" (a) -> IxDyn
+                keeps { y: saved(out), axis: axis() }
+                vjp {
+                    a = softmax::log_softmax_grad([g], [val y], [const axis]);
+                };
+            /// `mse(&pred, &target)`: the mean squared error, a float.
+            Mse mse "mse(&pred, &target)" (pred, target) -> scalar
+                keeps { p: saved(pred), t: saved(target) }
+                vjp {
+                    pred = loss::mse_grad_pred([g], [val p], [val t]);
+                    target = loss::mse_grad_target([g], [val p], [val t]);
+                };
+            /// `cross_entropy(&logits, labels)`: mean softmax cross-entropy over rows, a float.
+            CrossEntropy cross_entropy "cross_entropy(&logits, labels)" (logits) -> scalar
+                keeps { z: saved(logits), labels: labels() }
+                vjp {
+                    logits = loss::cross_entropy_grad([g], [val z: Ix2], [ref labels]);
+                };
+            /// `conv2d(&x, &w, bias, stride, padding)` (NCHW; the bias is `Some(&b)` or `None`).
+            Conv2d conv2d "conv2d(&x, &w, Some(&b), stride, padding)" (x, w, b) -> Ix4
+                keeps { x_value: saved(x), w_value: saved(w), x_dim: dim4(x), w_dim: dim4(w), stride: usize(), padding: usize() }
+                vjp {
+                    x = conv::conv2d_grad_input([&g], [val w_value: Ix4], [dim x_dim], [const stride], [const padding]);
+                    w = conv::conv2d_grad_weight([&g], [val x_value: Ix4], [dim w_dim], [const stride], [const padding]);
+                    b = conv::conv2d_grad_bias([&g]);
+                };
+            /// `batch_norm(&x, &gamma, &beta, eps)`: training-mode batch norm over channels (NCHW).
+            BatchNorm batch_norm "batch_norm(&x, &gamma, &beta, eps)" (x, gamma, beta) -> Ix4
+                keeps { x_value: saved(x), gamma_value: saved(gamma), eps: float() }
+                vjp {
+                    x = batch_norm::batch_norm_grad_input([&g], [val x_value: Ix4], [val gamma_value: Ix1], [const eps]);
+                    gamma = batch_norm::batch_norm_grad_gamma([&g], [val x_value: Ix4], [const eps]);
+                    beta = batch_norm::batch_norm_grad_beta([&g]);
+                };
+            /// `max_pool2d(&x, kernel, stride)` (NCHW).
+            MaxPool2d max_pool2d "max_pool2d(&x, kernel, stride)" (x) -> Ix4
+                keeps { x_value: saved(x), kernel: usize(), stride: usize() }
+                vjp {
+                    x = pool::max_pool2d_grad([&g], [val x_value: Ix4], [const kernel], [const stride]);
+                };
+        }
+    };
+}
