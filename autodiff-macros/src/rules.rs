@@ -2,12 +2,17 @@
 //! adjoint contribution, and what it reads. One exhaustive `match` (no `_ =>` arm),
 //! so a new op does not compile until it has a rule.
 //!
-//! Rules only name runtime kernels; the math lives in `autodiff-runtime`, where
-//! the dynamic tape calls the very same functions.
+//! The rules themselves are not written here: an op of the table takes its row's backward
+//! program (`op_table.rs`, the same program the tape runs), an elementwise function its
+//! row's kernels. What is written here are the static code's specialisations of those
+//! rules, which the tape has no use for: an operand that is a float (a float on the tape is
+//! a 0-d array, broadcast), and an adjoint that is a symbolic fill.
 
 use proc_macro2::TokenStream;
 
-use crate::ir::{BinOp, Function, Kind, Op, Stmt, UnaryFn, ValueId};
+use crate::ir::{BinOp, Function, Kind, Op, Stmt, ValueId};
+use crate::kernel::{FillForm, Kernel};
+use crate::op_table::TableOp;
 use crate::scalar::Wrt;
 
 /// An argument of a backward kernel call.
@@ -33,32 +38,6 @@ pub enum GradArg {
     MapDerivative(ValueId, Wrt),
 }
 
-/// A runtime backward kernel, by identity.
-///
-/// The unary rows of the primitive table are typed (their scalar twin, which fusion needs,
-/// is a property of the row, not of a name); the other ops still name their kernel until
-/// they move into the table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kernel {
-    /// `unary::<row>_grad(g, &saved)`, in place in `g`.
-    UnaryGrad(UnaryFn),
-    /// `unary::<row>_grad_scalar(g, saved)`.
-    UnaryGradScalar(UnaryFn),
-    /// Another kernel, by module and function name.
-    Named(&'static str, &'static str),
-}
-
-impl Kernel {
-    /// The kernel's module and function in `autodiff_runtime::kernels`.
-    pub fn path(self) -> (&'static str, &'static str) {
-        match self {
-            Kernel::UnaryGrad(f) => ("unary", f.grad_kernel()),
-            Kernel::UnaryGradScalar(f) => ("unary", f.grad_scalar_kernel()),
-            Kernel::Named(module, function) => (module, function),
-        }
-    }
-}
-
 /// One backward kernel call: `target`'s adjoint receives `module::function(args)`.
 #[derive(Clone, Debug)]
 pub struct GradCall {
@@ -66,6 +45,9 @@ pub struct GradCall {
     /// `None` means "the adjoint itself" (the single argument is passed through).
     pub kernel: Option<Kernel>,
     pub args: Vec<GradArg>,
+    /// The kernel's out-of-place form, taking `&g` where `kernel` takes `g`: run instead
+    /// when the adjoint is still needed afterwards, so that it is not copied.
+    pub borrowing: Option<Kernel>,
     /// The call returns one float that stands for an array of the target's shape filled
     /// with it (the backward of `sum`, `mean`, and what stays constant after them).
     /// Codegen keeps it symbolic where it can and materialises it where it must.
@@ -75,31 +57,31 @@ pub struct GradCall {
 }
 
 impl GradCall {
-    fn new(target: ValueId, module: &'static str, function: &'static str, args: Vec<GradArg>) -> Self {
-        GradCall {
-            target,
-            kernel: Some(Kernel::Named(module, function)),
-            args,
-            yields_fill: false,
-            materialize: false,
-        }
-    }
-
-    fn typed(target: ValueId, kernel: Kernel, args: Vec<GradArg>) -> Self {
+    fn new(target: ValueId, kernel: Kernel, args: Vec<GradArg>) -> Self {
         GradCall {
             target,
             kernel: Some(kernel),
             args,
+            borrowing: None,
             yields_fill: false,
             materialize: false,
         }
     }
 
-    fn fill(target: ValueId, kernel: Option<(&'static str, &'static str)>, args: Vec<GradArg>) -> Self {
+    /// `new`, with the kernel's out-of-place form.
+    fn borrowing(self, twin: Kernel) -> Self {
+        GradCall {
+            borrowing: Some(twin),
+            ..self
+        }
+    }
+
+    fn fill(target: ValueId, kernel: Option<Kernel>, args: Vec<GradArg>) -> Self {
         GradCall {
             target,
-            kernel: kernel.map(|(module, function)| Kernel::Named(module, function)),
+            kernel,
             args,
+            borrowing: None,
             yields_fill: true,
             materialize: false,
         }
@@ -110,10 +92,85 @@ impl GradCall {
             target,
             kernel: None,
             args: vec![arg],
+            borrowing: None,
             yields_fill: false,
             materialize: false,
         }
     }
+
+    /// The call as its kernel's fill form, if it has one: the backward of a full reduction
+    /// stays one float standing for a filled array.
+    fn into_fill(self) -> Self {
+        match self.kernel.and_then(Kernel::fill_form) {
+            Some(FillForm::Identity) => GradCall::fill(self.target, None, self.args.into_iter().take(1).collect()),
+            Some(FillForm::Kernel(kernel)) => GradCall::fill(self.target, Some(kernel), self.args),
+            None => self,
+        }
+    }
+}
+
+/// The op of the table `stmt` is, with its inputs and constant arguments; `None` for the
+/// ops that are not in it (elementwise rows, mapv closures, control flow, calls) and for
+/// forms the static code specialises (an operand that is a float).
+pub fn table_op(function: &Function, stmt: &Stmt) -> Option<(TableOp, Vec<Option<ValueId>>, Vec<TokenStream>)> {
+    let kind = |v: ValueId| function.kind(v);
+    let array = |v: ValueId| kind(v).is_array();
+    let (op, inputs, consts) = match &stmt.op {
+        Op::Binary(op, a, b) if array(*a) && array(*b) => {
+            let op = match op {
+                BinOp::Add => TableOp::Add,
+                BinOp::Sub => TableOp::Sub,
+                BinOp::Mul => TableOp::Mul,
+                BinOp::Div => TableOp::Div,
+            };
+            (op, vec![*a, *b], vec![])
+        }
+        Op::Neg(a) if array(*a) => (TableOp::Neg, vec![*a], vec![]),
+        Op::Powi(a, n) if array(*a) => (TableOp::Powi, vec![*a], vec![n.clone()]),
+        Op::Powf(a, p) if array(*a) => (TableOp::Powf, vec![*a], vec![p.clone()]),
+        Op::Dot(a, b) => {
+            let op = match (kind(*a), kind(*b)) {
+                (Kind::Array(Some(2)), Kind::Array(Some(2))) => TableOp::MatMul,
+                (Kind::Array(Some(2)), _) => TableOp::MatVec,
+                (_, Kind::Array(Some(2))) => TableOp::VecMat,
+                _ => TableOp::VecDot,
+            };
+            (op, vec![*a, *b], vec![])
+        }
+        Op::Transpose(a) => (TableOp::Transpose, vec![*a], vec![]),
+        Op::Sum(a) => (TableOp::Sum, vec![*a], vec![]),
+        Op::Mean(a) => (TableOp::Mean, vec![*a], vec![]),
+        Op::SumAxis(a, axis) => (TableOp::SumAxis, vec![*a], vec![axis.clone()]),
+        Op::MeanAxis(a, axis) => (TableOp::MeanAxis, vec![*a], vec![axis.clone()]),
+        Op::Softmax(a, axis) => (TableOp::Softmax, vec![*a], vec![axis.clone()]),
+        Op::LogSoftmax(a, axis) => (TableOp::LogSoftmax, vec![*a], vec![axis.clone()]),
+        Op::Mse(p, t) => (TableOp::Mse, vec![*p, *t], vec![]),
+        Op::CrossEntropy(logits, labels) => (TableOp::CrossEntropy, vec![*logits], vec![labels.clone()]),
+        Op::Conv2d {
+            input,
+            weight,
+            bias,
+            stride,
+            padding,
+        } => {
+            return Some((
+                TableOp::Conv2d,
+                vec![Some(*input), Some(*weight), *bias],
+                vec![stride.clone(), padding.clone()],
+            ))
+        }
+        Op::BatchNorm {
+            input,
+            gamma,
+            beta,
+            eps,
+        } => (TableOp::BatchNorm, vec![*input, *gamma, *beta], vec![eps.clone()]),
+        Op::MaxPool2d { input, kernel, stride } => {
+            (TableOp::MaxPool2d, vec![*input], vec![kernel.clone(), stride.clone()])
+        }
+        _ => return None,
+    };
+    Some((op, inputs.into_iter().map(Some).collect(), consts))
 }
 
 /// The backward calls of `stmt`, for each active operand (`is_active`).
@@ -128,325 +185,149 @@ pub fn backward(
     filled: bool,
 ) -> Option<Vec<GradCall>> {
     use GradArg::*;
-    let kind = |v: ValueId| function.kind(v);
-    let out = stmt.id;
-    let mut calls = Vec::new();
-    let mut emit = |target: ValueId, call: GradCall| {
-        if is_active(target) {
-            calls.push(call);
-        }
-    };
     if filled {
         return backward_filled(function, stmt, is_active);
     }
-    match &stmt.op {
-        Op::Param { .. } | Op::Const(_) | Op::ConstArray(_) => {}
-        // Emitted by codegen itself: a slice element accumulates into the slice's gradient
-        // at its index; a loop runs its body's backward; a loop output's adjoint is read by
-        // its loop; a call runs the callee's backward.
-        Op::Index(..) | Op::Loop(_) | Op::LoopOut { .. } | Op::Call(_) | Op::Custom { .. } => {}
-        // Conditions are never differentiated: a piecewise function's derivative is the
-        // taken branch's.
-        Op::Compare(..) | Op::Not(_) | Op::And(..) | Op::Or(..) => {}
-        Op::Binary(op, a, b) => {
-            let (a, b) = (*a, *b);
-            match (kind(a).is_array(), kind(b).is_array()) {
-                (false, false) => {
-                    let (lhs, rhs) = match op {
-                        BinOp::Add => (GradCall::identity(a, GScalar), GradCall::identity(b, GScalar)),
-                        BinOp::Sub => (
-                            GradCall::identity(a, GScalar),
-                            GradCall::new(b, "binary", "neg_grad_scalar", vec![GScalar]),
-                        ),
-                        BinOp::Mul => (
-                            GradCall::new(a, "binary", "mul_grad_scalar", vec![GScalar, Value(b)]),
-                            GradCall::new(b, "binary", "mul_grad_scalar", vec![GScalar, Value(a)]),
-                        ),
-                        BinOp::Div => (
-                            GradCall::new(a, "binary", "div_grad_lhs_scalar", vec![GScalar, Value(b)]),
-                            GradCall::new(b, "binary", "div_grad_rhs_scalar", vec![GScalar, Value(a), Value(b)]),
-                        ),
-                    };
-                    emit(a, lhs);
-                    emit(b, rhs);
-                }
-                (true, true) => {
-                    let (lhs, rhs) = match op {
-                        BinOp::Add => (
-                            GradCall::new(a, "binary", "add_grad_lhs", vec![G, Dim(a)]),
-                            GradCall::new(b, "binary", "add_grad_rhs", vec![G, Dim(b)]),
-                        ),
-                        BinOp::Sub => (
-                            GradCall::new(a, "binary", "sub_grad_lhs", vec![G, Dim(a)]),
-                            GradCall::new(b, "binary", "sub_grad_rhs", vec![G, Dim(b)]),
-                        ),
-                        BinOp::Mul => (
-                            GradCall::new(a, "binary", "mul_grad_lhs", vec![G, Value(b), Dim(a)]),
-                            GradCall::new(b, "binary", "mul_grad_rhs", vec![G, Value(a), Dim(b)]),
-                        ),
-                        BinOp::Div => (
-                            GradCall::new(a, "binary", "div_grad_lhs", vec![G, Value(b), Dim(a)]),
-                            GradCall::new(b, "binary", "div_grad_rhs", vec![G, Value(a), Value(b)]),
-                        ),
-                    };
-                    emit(a, lhs);
-                    emit(b, rhs);
-                }
-                (true, false) => {
-                    // array ∘ scalar
-                    let (arr, sc) = match op {
-                        BinOp::Add => (
-                            GradCall::identity(a, G),
-                            GradCall::new(b, "binary", "sum_grad_of_scalar", vec![GRef]),
-                        ),
-                        BinOp::Sub => (
-                            GradCall::identity(a, G),
-                            GradCall::new(b, "binary", "sub_scalar_grad_scalar", vec![GRef]),
-                        ),
-                        BinOp::Mul => (
-                            GradCall::new(a, "binary", "scale_grad", vec![G, Value(b)]),
-                            GradCall::new(b, "binary", "sum_product", vec![GRef, Value(a)]),
-                        ),
-                        BinOp::Div => (
-                            GradCall::new(a, "binary", "div_scalar_grad_array", vec![G, Value(b)]),
-                            GradCall::new(b, "binary", "div_scalar_grad_scalar", vec![GRef, Value(a), Value(b)]),
-                        ),
-                    };
-                    emit(b, sc);
-                    emit(a, arr);
-                }
-                (false, true) => {
-                    // scalar ∘ array
-                    let (sc, arr) = match op {
-                        BinOp::Add => (
-                            GradCall::new(a, "binary", "sum_grad_of_scalar", vec![GRef]),
-                            GradCall::identity(b, G),
-                        ),
-                        BinOp::Sub => (
-                            GradCall::new(a, "binary", "sum_grad_of_scalar", vec![GRef]),
-                            GradCall::new(b, "binary", "neg_grad", vec![G]),
-                        ),
-                        BinOp::Mul => (
-                            GradCall::new(a, "binary", "sum_product", vec![GRef, Value(b)]),
-                            GradCall::new(b, "binary", "scale_grad", vec![G, Value(a)]),
-                        ),
-                        BinOp::Div => (
-                            GradCall::new(a, "binary", "scalar_div_grad_scalar", vec![GRef, Value(b)]),
-                            GradCall::new(b, "binary", "scalar_div_grad_array", vec![G, Value(a), Value(b)]),
-                        ),
-                    };
-                    emit(a, sc);
-                    emit(b, arr);
-                }
+    let kind = |v: ValueId| function.kind(v);
+    let out = stmt.id;
+    let calls = if let Some((op, inputs, consts)) = table_op(function, stmt) {
+        op.vjp(&inputs, out, &consts)
+            .into_iter()
+            .map(GradCall::into_fill)
+            .collect()
+    } else {
+        match &stmt.op {
+            Op::Param { .. } | Op::Const(_) | Op::ConstArray(_) => vec![],
+            // Emitted by codegen itself: a slice element accumulates into the slice's gradient
+            // at its index; a loop runs its body's backward; a loop output's adjoint is read by
+            // its loop; a call runs the callee's backward.
+            Op::Index(..) | Op::Loop(_) | Op::LoopOut { .. } | Op::Call(_) | Op::Custom { .. } => vec![],
+            // Conditions are never differentiated: a piecewise function's derivative is the
+            // taken branch's.
+            Op::Compare(..) | Op::Not(_) | Op::And(..) | Op::Or(..) => vec![],
+            // Two arrays are in the table; a float operand is specialised.
+            Op::Binary(op, a, b) => scalar_binary(*op, *a, *b, kind(*a).is_array(), kind(*b).is_array()),
+            Op::Neg(a) => vec![GradCall::new(*a, Kernel::neg_grad_scalar, vec![GScalar])],
+            Op::Unary(f, a) => {
+                let saved = if f.saves_output() { out } else { *a };
+                vec![if kind(*a) == Kind::Scalar {
+                    GradCall::new(*a, Kernel::UnaryGradScalar(*f), vec![GScalar, Value(saved)])
+                } else {
+                    GradCall::new(*a, Kernel::UnaryGrad(*f), vec![G, Value(saved)])
+                }]
             }
-        }
-        Op::Neg(a) => {
-            let call = if kind(*a) == Kind::Scalar {
-                GradCall::new(*a, "binary", "neg_grad_scalar", vec![GScalar])
-            } else {
-                GradCall::new(*a, "binary", "neg_grad", vec![G])
-            };
-            emit(*a, call);
-        }
-        Op::Unary(f, a) => {
-            let saved = if f.saves_output() { out } else { *a };
-            let call = if kind(*a) == Kind::Scalar {
-                GradCall::typed(*a, Kernel::UnaryGradScalar(*f), vec![GScalar, Value(saved)])
-            } else {
-                GradCall::typed(*a, Kernel::UnaryGrad(*f), vec![G, Value(saved)])
-            };
-            emit(*a, call);
-        }
-        Op::Pairwise(f, a, b) => {
-            let [lhs, rhs] = f.grad_kernels();
-            emit(*a, GradCall::new(*a, "pairwise", lhs, vec![G, Value(*a), Value(*b)]));
-            emit(*b, GradCall::new(*b, "pairwise", rhs, vec![G, Value(*a), Value(*b)]));
-        }
-        Op::Powi(a, n) => {
-            let call = if kind(*a) == Kind::Scalar {
-                GradCall::new(
-                    *a,
-                    "unary",
-                    "powi_grad_scalar",
-                    vec![GScalar, Value(*a), Tokens(n.clone())],
-                )
-            } else {
-                GradCall::new(*a, "unary", "powi_grad", vec![G, Value(*a), Tokens(n.clone())])
-            };
-            emit(*a, call);
-        }
-        Op::Powf(a, p) => {
-            let call = if kind(*a) == Kind::Scalar {
-                GradCall::new(
-                    *a,
-                    "unary",
-                    "powf_grad_scalar",
-                    vec![GScalar, Value(*a), Tokens(p.clone())],
-                )
-            } else {
-                GradCall::new(*a, "unary", "powf_grad", vec![G, Value(*a), Tokens(p.clone())])
-            };
-            emit(*a, call);
-        }
-        Op::Map { input, captures, .. } => {
-            let derivative = |wrt| MapDerivative(out, wrt);
-            emit(
-                *input,
-                GradCall::new(
-                    *input,
-                    "unary",
-                    "map_grad",
-                    vec![G, Value(*input), derivative(Wrt::Arg)],
-                ),
-            );
-            for (k, capture) in captures.iter().enumerate() {
-                let args = vec![GRef, Value(*input), derivative(Wrt::Capture(k))];
-                emit(*capture, GradCall::new(*capture, "unary", "map_grad_capture", args));
-            }
-        }
-        Op::Dot(a, b) => {
-            let (a, b) = (*a, *b);
-            match (kind(a), kind(b)) {
-                (Kind::Array(Some(2)), Kind::Array(Some(2))) => {
-                    emit(a, GradCall::new(a, "matmul", "matmul_grad_lhs", vec![GRef, Value(b)]));
-                    emit(b, GradCall::new(b, "matmul", "matmul_grad_rhs", vec![Value(a), GRef]));
-                }
-                (Kind::Array(Some(2)), _) => {
-                    emit(a, GradCall::new(a, "matmul", "matvec_grad_lhs", vec![GRef, Value(b)]));
-                    emit(b, GradCall::new(b, "matmul", "matvec_grad_rhs", vec![Value(a), GRef]));
-                }
-                (_, Kind::Array(Some(2))) => {
-                    emit(a, GradCall::new(a, "matmul", "vecmat_grad_lhs", vec![GRef, Value(b)]));
-                    emit(b, GradCall::new(b, "matmul", "vecmat_grad_rhs", vec![Value(a), GRef]));
-                }
-                _ => {
-                    emit(a, GradCall::new(a, "matmul", "vecdot_grad", vec![GScalar, Value(b)]));
-                    emit(b, GradCall::new(b, "matmul", "vecdot_grad", vec![GScalar, Value(a)]));
-                }
-            }
-        }
-        Op::Transpose(a) => emit(*a, GradCall::new(*a, "matmul", "transpose_grad", vec![G])),
-        Op::Sum(a) => emit(*a, GradCall::fill(*a, None, vec![GScalar])),
-        Op::Mean(a) => emit(
-            *a,
-            GradCall::fill(*a, Some(("reduce", "mean_grad_fill")), vec![GScalar, Dim(*a)]),
-        ),
-        Op::SumAxis(a, axis) => emit(
-            *a,
-            GradCall::new(*a, "reduce", "sum_axis_grad", vec![G, Tokens(axis.clone()), Dim(*a)]),
-        ),
-        Op::MeanAxis(a, axis) => emit(
-            *a,
-            GradCall::new(*a, "reduce", "mean_axis_grad", vec![G, Tokens(axis.clone()), Dim(*a)]),
-        ),
-        Op::Softmax(a, axis) => emit(
-            *a,
-            GradCall::new(*a, "softmax", "softmax_grad", vec![G, Value(out), Tokens(axis.clone())]),
-        ),
-        Op::LogSoftmax(a, axis) => emit(
-            *a,
-            GradCall::new(
+            Op::Pairwise(f, a, b) => vec![
+                GradCall::new(*a, Kernel::PairwiseGradLhs(*f), vec![G, Value(*a), Value(*b)]),
+                GradCall::new(*b, Kernel::PairwiseGradRhs(*f), vec![G, Value(*a), Value(*b)]),
+            ],
+            Op::Powi(a, n) => vec![GradCall::new(
                 *a,
-                "softmax",
-                "log_softmax_grad",
-                vec![G, Value(out), Tokens(axis.clone())],
-            ),
-        ),
-        Op::Mse(p, t) => {
-            emit(
-                *p,
-                GradCall::new(*p, "loss", "mse_grad_pred", vec![GScalar, Value(*p), Value(*t)]),
-            );
-            emit(
-                *t,
-                GradCall::new(*t, "loss", "mse_grad_target", vec![GScalar, Value(*p), Value(*t)]),
-            );
-        }
-        Op::CrossEntropy(logits, labels) => {
-            emit(
-                *logits,
-                GradCall::new(
-                    *logits,
-                    "loss",
-                    "cross_entropy_grad",
-                    vec![GScalar, Value(*logits), Tokens(labels.clone())],
-                ),
-            );
-        }
-        Op::Conv2d {
-            input,
-            weight,
-            bias,
-            stride,
-            padding,
-        } => {
-            let (s, p) = (Tokens(stride.clone()), Tokens(padding.clone()));
-            if let Some(b) = bias {
-                emit(*b, GradCall::new(*b, "conv", "conv2d_grad_bias", vec![GRef]));
+                Kernel::powi_grad_scalar,
+                vec![GScalar, Value(*a), Tokens(n.clone())],
+            )],
+            Op::Powf(a, p) => vec![GradCall::new(
+                *a,
+                Kernel::powf_grad_scalar,
+                vec![GScalar, Value(*a), Tokens(p.clone())],
+            )],
+            Op::Map { input, captures, .. } => {
+                let derivative = |wrt| MapDerivative(out, wrt);
+                let mut calls = vec![GradCall::new(
+                    *input,
+                    Kernel::map_grad,
+                    vec![G, Value(*input), derivative(Wrt::Arg)],
+                )];
+                for (k, capture) in captures.iter().enumerate() {
+                    let args = vec![GRef, Value(*input), derivative(Wrt::Capture(k))];
+                    calls.push(GradCall::new(*capture, Kernel::map_grad_capture, args));
+                }
+                calls
             }
-            emit(
-                *weight,
-                GradCall::new(
-                    *weight,
-                    "conv",
-                    "conv2d_grad_weight",
-                    vec![GRef, Value(*input), Dim(*weight), s.clone(), p.clone()],
-                ),
-            );
-            emit(
-                *input,
-                GradCall::new(
-                    *input,
-                    "conv",
-                    "conv2d_grad_input",
-                    vec![GRef, Value(*weight), Dim(*input), s, p],
-                ),
-            );
+            // In the table (`table_op` answered above).
+            Op::Dot(..)
+            | Op::Transpose(_)
+            | Op::Sum(_)
+            | Op::Mean(_)
+            | Op::SumAxis(..)
+            | Op::MeanAxis(..)
+            | Op::Softmax(..)
+            | Op::LogSoftmax(..)
+            | Op::Mse(..)
+            | Op::CrossEntropy(..)
+            | Op::Conv2d { .. }
+            | Op::BatchNorm { .. }
+            | Op::MaxPool2d { .. } => vec![],
         }
-        Op::BatchNorm {
-            input,
-            gamma,
-            beta,
-            eps,
-        } => {
-            emit(
-                *beta,
-                GradCall::new(*beta, "batch_norm", "batch_norm_grad_beta", vec![GRef]),
-            );
-            emit(
-                *gamma,
-                GradCall::new(
-                    *gamma,
-                    "batch_norm",
-                    "batch_norm_grad_gamma",
-                    vec![GRef, Value(*input), Tokens(eps.clone())],
-                ),
-            );
-            emit(
-                *input,
-                GradCall::new(
-                    *input,
-                    "batch_norm",
-                    "batch_norm_grad_input",
-                    vec![GRef, Value(*input), Value(*gamma), Tokens(eps.clone())],
-                ),
-            );
-        }
-        Op::MaxPool2d { input, kernel, stride } => {
-            emit(
-                *input,
-                GradCall::new(
-                    *input,
-                    "pool",
-                    "max_pool2d_grad",
-                    vec![GRef, Value(*input), Tokens(kernel.clone()), Tokens(stride.clone())],
-                ),
-            );
-        }
-    }
-    Some(calls)
+    };
+    Some(calls.into_iter().filter(|c| is_active(c.target)).collect())
 }
 
+/// `a ∘ b` where at least one operand is a float: the static code's specialisations of the
+/// table's broadcasting rows (a float adjoint is a float, not a 0-d array, and an array's
+/// contribution to a float is one reduction).
+fn scalar_binary(op: BinOp, a: ValueId, b: ValueId, a_array: bool, b_array: bool) -> Vec<GradCall> {
+    use GradArg::*;
+    let (lhs, rhs) = match (a_array, b_array) {
+        (false, false) => match op {
+            BinOp::Add => (GradCall::identity(a, GScalar), GradCall::identity(b, GScalar)),
+            BinOp::Sub => (
+                GradCall::identity(a, GScalar),
+                GradCall::new(b, Kernel::neg_grad_scalar, vec![GScalar]),
+            ),
+            BinOp::Mul => (
+                GradCall::new(a, Kernel::mul_grad_scalar, vec![GScalar, Value(b)]),
+                GradCall::new(b, Kernel::mul_grad_scalar, vec![GScalar, Value(a)]),
+            ),
+            BinOp::Div => (
+                GradCall::new(a, Kernel::div_grad_lhs_scalar, vec![GScalar, Value(b)]),
+                GradCall::new(b, Kernel::div_grad_rhs_scalar, vec![GScalar, Value(a), Value(b)]),
+            ),
+        },
+        // array ∘ float: the float's adjoint is listed first (it only borrows `g`). (Two
+        // arrays are the table's rows and never come here.)
+        (true, _) => {
+            let (arr, sc) = match op {
+                BinOp::Add => (
+                    GradCall::identity(a, G),
+                    GradCall::new(b, Kernel::sum_grad_of_scalar, vec![GRef]),
+                ),
+                BinOp::Sub => (
+                    GradCall::identity(a, G),
+                    GradCall::new(b, Kernel::sub_scalar_grad_scalar, vec![GRef]),
+                ),
+                BinOp::Mul => (
+                    GradCall::new(a, Kernel::scale_grad, vec![G, Value(b)]).borrowing(Kernel::scale_grad_ref),
+                    GradCall::new(b, Kernel::sum_product, vec![GRef, Value(a)]),
+                ),
+                BinOp::Div => (
+                    GradCall::new(a, Kernel::div_scalar_grad_array, vec![G, Value(b)]),
+                    GradCall::new(b, Kernel::div_scalar_grad_scalar, vec![GRef, Value(a), Value(b)]),
+                ),
+            };
+            return vec![sc, arr];
+        }
+        // float ∘ array
+        (false, true) => match op {
+            BinOp::Add => (
+                GradCall::new(a, Kernel::sum_grad_of_scalar, vec![GRef]),
+                GradCall::identity(b, G),
+            ),
+            BinOp::Sub => (
+                GradCall::new(a, Kernel::sum_grad_of_scalar, vec![GRef]),
+                GradCall::new(b, Kernel::neg_grad, vec![G]),
+            ),
+            BinOp::Mul => (
+                GradCall::new(a, Kernel::sum_product, vec![GRef, Value(b)]),
+                GradCall::new(b, Kernel::scale_grad, vec![G, Value(a)]).borrowing(Kernel::scale_grad_ref),
+            ),
+            BinOp::Div => (
+                GradCall::new(a, Kernel::scalar_div_grad_scalar, vec![GRef, Value(b)]),
+                GradCall::new(b, Kernel::scalar_div_grad_array, vec![G, Value(a), Value(b)]),
+            ),
+        },
+    };
+    vec![lhs, rhs]
+}
 /// The backward calls of `stmt` when its adjoint is a filled array (one float `g`
 /// everywhere), for the ops where that saves work; `None` for the others. Must name the
 /// same targets as the dense rules (codegen counts contributions with those).
@@ -454,51 +335,54 @@ fn backward_filled(function: &Function, stmt: &Stmt, is_active: &dyn Fn(ValueId)
     use GradArg::*;
     let kind = |v: ValueId| function.kind(v);
     let out = stmt.id;
-    let fill = |target, module, func, args| GradCall::fill(target, Some((module, func)), args);
+    let fill = |target, kernel, args| GradCall::fill(target, Some(kernel), args);
     let calls = match &stmt.op {
         // d(a ± b): each operand receives the fill times the number of times it was broadcast.
         Op::Binary(op @ (BinOp::Add | BinOp::Sub), a, b) if kind(*a).is_array() && kind(*b).is_array() => {
             let rhs = if *op == BinOp::Add {
-                "add_grad_fill"
+                Kernel::add_grad_fill
             } else {
-                "sub_grad_rhs_fill"
+                Kernel::sub_grad_rhs_fill
             };
             vec![
-                fill(*a, "binary", "add_grad_fill", vec![GScalar, Dim(out), Dim(*a)]),
-                fill(*b, "binary", rhs, vec![GScalar, Dim(out), Dim(*b)]),
+                fill(*a, Kernel::add_grad_fill, vec![GScalar, Dim(out), Dim(*a)]),
+                fill(*b, rhs, vec![GScalar, Dim(out), Dim(*b)]),
             ]
         }
         // d(a ± s): the array keeps the fill, the float receives its sum.
         Op::Binary(op @ (BinOp::Add | BinOp::Sub), a, s) if kind(*a).is_array() => {
-            let sum = if *op == BinOp::Add { "fill_sum" } else { "fill_sum_neg" };
+            let sum = if *op == BinOp::Add {
+                Kernel::fill_sum
+            } else {
+                Kernel::fill_sum_neg
+            };
             vec![
                 GradCall::fill(*a, None, vec![GScalar]),
-                GradCall::new(*s, "binary", sum, vec![GScalar, Dim(out)]),
+                GradCall::new(*s, sum, vec![GScalar, Dim(out)]),
             ]
         }
         Op::Binary(op @ (BinOp::Add | BinOp::Sub), s, a) if kind(*a).is_array() => {
             let array = if *op == BinOp::Add {
                 GradCall::fill(*a, None, vec![GScalar])
             } else {
-                fill(*a, "binary", "neg_grad_scalar", vec![GScalar])
+                fill(*a, Kernel::neg_grad_scalar, vec![GScalar])
             };
-            vec![GradCall::new(*s, "binary", "fill_sum", vec![GScalar, Dim(out)]), array]
+            vec![GradCall::new(*s, Kernel::fill_sum, vec![GScalar, Dim(out)]), array]
         }
         // d(a · s) = fill(g·s) for the array, g·Σa for the float.
         Op::Binary(BinOp::Mul, a, s) | Op::Binary(BinOp::Mul, s, a) if kind(*a).is_array() && !kind(*s).is_array() => {
             vec![
-                fill(*a, "binary", "mul_grad_scalar", vec![GScalar, Value(*s)]),
-                GradCall::new(*s, "binary", "fill_sum_product", vec![GScalar, Value(*a)]),
+                fill(*a, Kernel::mul_grad_scalar, vec![GScalar, Value(*s)]),
+                GradCall::new(*s, Kernel::fill_sum_product, vec![GScalar, Value(*a)]),
             ]
         }
-        Op::Neg(a) if kind(*a).is_array() => vec![fill(*a, "binary", "neg_grad_scalar", vec![GScalar])],
+        Op::Neg(a) if kind(*a).is_array() => vec![fill(*a, Kernel::neg_grad_scalar, vec![GScalar])],
         Op::Transpose(a) => vec![GradCall::fill(*a, None, vec![GScalar])],
         Op::SumAxis(a, _) => vec![GradCall::fill(*a, None, vec![GScalar])],
         Op::MeanAxis(a, axis) => {
             vec![fill(
                 *a,
-                "reduce",
-                "mean_axis_grad_fill",
+                Kernel::mean_axis_grad_fill,
                 vec![GScalar, Tokens(axis.clone()), Dim(*a)],
             )]
         }
@@ -506,14 +390,12 @@ fn backward_filled(function: &Function, stmt: &Stmt, is_active: &dyn Fn(ValueId)
         Op::Dot(a, b) if kind(*a) == Kind::Array(Some(2)) && kind(*b) == Kind::Array(Some(2)) => vec![
             GradCall::new(
                 *a,
-                "matmul",
-                "matmul_grad_lhs_filled",
+                Kernel::matmul_grad_lhs_filled,
                 vec![GScalar, DimAxis(out, 0), Value(*b)],
             ),
             GradCall::new(
                 *b,
-                "matmul",
-                "matmul_grad_rhs_filled",
+                Kernel::matmul_grad_rhs_filled,
                 vec![Value(*a), GScalar, DimAxis(out, 1)],
             ),
         ],

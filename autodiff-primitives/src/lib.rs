@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 mod binary;
+mod kernels;
 mod ops;
 mod unary;
 

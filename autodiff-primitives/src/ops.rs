@@ -11,7 +11,8 @@
 /// /// doc
 /// Variant name "written as" (inputs) -> adjoint
 ///     keeps { field: kind(source), .. }
-///     vjp { input = module::kernel([arg], ..) [or module::borrowing_twin]; .. };
+///     vjp { input = module::kernel([arg], ..) [or module::borrowing_twin]; .. }
+///     example (input: ArrayN (shape) domain, ..) => { a float function using the op };
 /// ```
 ///
 /// - `name` is the op's name in the tape's node listings and the plan; "written as" is the
@@ -31,6 +32,11 @@
 ///   `&g` instead of `g`: it runs when another input's line still needs `g` afterwards, so
 ///   that no copy of `g` is made.
 ///
+/// - `example` is a small function of the subset built around the op, with the shape and
+///   the domain (`all` or `positive`) of each input: the tests differentiate it with the
+///   macro and on the tape and check both against finite differences, so no row ships
+///   untested.
+///
 /// The elementwise functions of one value and the pairwise ones are the other tables
 /// (`for_each_unary!`, `for_each_binary!`). Forms that exist only in the static code (an
 /// operand that is a float, an adjoint that stays a symbolic fill) are specialisations of
@@ -45,129 +51,149 @@ macro_rules! for_each_op {
                 vjp {
                     a = binary::add_grad_lhs([g], [dim a_dim]);
                     b = binary::add_grad_rhs([g], [dim b_dim]);
-                };
+                }
+                example (a: Array2 (3, 4) all, b: Array1 (4,) all) => { (a + b).mapv(|v| v * v).sum() };
             /// `a - b`, broadcasting.
             Sub sub "a - b" (a, b) -> IxDyn
                 keeps { a_dim: dim(a), b_dim: dim(b) }
                 vjp {
                     a = binary::sub_grad_lhs([g], [dim a_dim]);
                     b = binary::sub_grad_rhs([g], [dim b_dim]);
-                };
+                }
+                example (a: Array2 (3, 4) all, b: Array1 (4,) all) => { (a - b).mapv(|v| v * v).sum() };
             /// `a * b`, broadcasting.
             Mul mul "a * b" (a, b) -> IxDyn
                 keeps { a_dim: dim(a), b_dim: dim(b), a_value: saved(a), b_value: saved(b) }
                 vjp {
                     a = binary::mul_grad_lhs([g], [val b_value], [dim a_dim]) or binary::mul_grad_lhs_ref;
                     b = binary::mul_grad_rhs([g], [val a_value], [dim b_dim]) or binary::mul_grad_rhs_ref;
-                };
+                }
+                example (a: Array2 (3, 4) all, b: Array1 (4,) all) => { (a * b).mapv(|v| v * v).sum() };
             /// `a / b`, broadcasting.
             Div div "a / b" (a, b) -> IxDyn
                 keeps { a_dim: dim(a), a_value: saved(a), b_value: saved(b) }
                 vjp {
                     a = binary::div_grad_lhs([g], [val b_value], [dim a_dim]) or binary::div_grad_lhs_ref;
                     b = binary::div_grad_rhs([g], [val a_value], [val b_value]);
-                };
+                }
+                example (a: Array2 (3, 4) all, b: Array1 (4,) positive) => { (a / b).mapv(|v| v * v).sum() };
             /// `-a`.
             Neg neg "-a" (a) -> IxDyn
                 keeps {}
                 vjp {
                     a = binary::neg_grad([g]);
-                };
+                }
+                example (a: Array2 (3, 4) all) => { (-a).mapv(|v| v * v * v).sum() };
             /// `a.powi(n)`, elementwise.
             Powi powi "a.powi(n)" (a) -> IxDyn
                 keeps { x: saved(a), n: int() }
                 vjp {
                     a = unary::powi_grad([g], [val x], [const n]);
-                };
+                }
+                example (a: Array2 (3, 4) all) => { a.powi(3).mapv(|v| v * v).sum() };
             /// `a.powf(p)`, elementwise.
             Powf powf "a.powf(p)" (a) -> IxDyn
                 keeps { x: saved(a), p: float() }
                 vjp {
                     a = unary::powf_grad([g], [val x], [const p]);
-                };
+                }
+                example (a: Array2 (3, 4) positive) => { a.powf(1.5).mapv(|v| v * v).sum() };
             /// `a.dot(b)` of two matrices.
             MatMul matmul "a.dot(b) (matrix · matrix)" (a, b) -> Ix2
                 keeps { a_value: saved(a), b_value: saved(b) }
                 vjp {
                     a = matmul::matmul_grad_lhs([&g], [val b_value: Ix2]);
                     b = matmul::matmul_grad_rhs([val a_value: Ix2], [&g]);
-                };
+                }
+                example (a: Array2 (3, 4) all, b: Array2 (4, 2) all) => { a.dot(b).mapv(|v| v * v).sum() };
             /// `a.dot(x)` of a matrix and a vector.
             MatVec matvec "a.dot(x) (matrix · vector)" (a, x) -> Ix1
                 keeps { a_value: saved(a), x_value: saved(x) }
                 vjp {
                     a = matmul::matvec_grad_lhs([&g], [val x_value: Ix1]);
                     x = matmul::matvec_grad_rhs([val a_value: Ix2], [&g]);
-                };
+                }
+                example (a: Array2 (3, 4) all, x: Array1 (4,) all) => { a.dot(x).mapv(|v| v * v).sum() };
             /// `x.dot(b)` of a vector and a matrix.
             VecMat vecmat "x.dot(b) (vector · matrix)" (x, b) -> Ix1
                 keeps { x_value: saved(x), b_value: saved(b) }
                 vjp {
                     x = matmul::vecmat_grad_lhs([&g], [val b_value: Ix2]);
                     b = matmul::vecmat_grad_rhs([val x_value: Ix1], [&g]);
-                };
+                }
+                example (x: Array1 (3,) all, b: Array2 (3, 4) all) => { x.dot(b).mapv(|v| v * v).sum() };
             /// `x.dot(y)` of two vectors: a float.
             VecDot vecdot "x.dot(y) (vector · vector)" (x, y) -> scalar
                 keeps { x_value: saved(x), y_value: saved(y) }
                 vjp {
                     x = matmul::vecdot_grad([g], [val y_value: Ix1]);
                     y = matmul::vecdot_grad([g], [val x_value: Ix1]);
-                };
+                }
+                example (x: Array1 (4,) all, y: Array1 (4,) all) => { let s = x.dot(y); s * s };
             /// `a.t()`.
             Transpose transpose "a.t()" (a) -> IxDyn
                 keeps {}
                 vjp {
                     a = matmul::transpose_grad([g]);
-                };
+                }
+                example (a: Array2 (3, 4) all, b: Array2 (4, 3) all) => { (&a.t() * b).mapv(|v| v * v).sum() };
             /// `a.sum()`: a float.
             Sum sum "a.sum()" (a) -> scalar
                 keeps { shape: dim(a) }
                 vjp {
                     a = reduce::sum_grad([g], [dim shape]);
-                };
+                }
+                example (a: Array2 (3, 4) all) => { let s = a.sum(); s * s };
             /// `a.mean().unwrap()` (or `mean(&a)`): a float.
             Mean mean "a.mean().unwrap()" (a) -> scalar
                 keeps { shape: dim(a) }
                 vjp {
                     a = reduce::mean_grad([g], [dim shape]);
-                };
+                }
+                example (a: Array2 (3, 4) all) => { let m = a.mean().unwrap(); m * m };
             /// `a.sum_axis(axis)`.
             SumAxis sum_axis "a.sum_axis(axis)" (a) -> IxDyn
                 keeps { axis: axis(), shape: dim(a) }
                 vjp {
                     a = reduce::sum_axis_grad([g], [const axis], [dim shape]);
-                };
+                }
+                example (a: Array2 (3, 4) all) => { a.sum_axis(Axis(0)).mapv(|v| v * v).sum() };
             /// `a.mean_axis(axis).unwrap()`.
             MeanAxis mean_axis "a.mean_axis(axis).unwrap()" (a) -> IxDyn
                 keeps { axis: axis(), shape: dim(a) }
                 vjp {
                     a = reduce::mean_axis_grad([g], [const axis], [dim shape]);
-                };
+                }
+                example (a: Array2 (3, 4) all) => { a.mean_axis(Axis(1)).unwrap().mapv(|v| v * v).sum() };
             /// `softmax(&a, axis)`: backward reads the output.
             Softmax softmax "softmax(&a, axis)" (a) -> IxDyn
                 keeps { y: saved(out), axis: axis() }
                 vjp {
                     a = softmax::softmax_grad([g], [val y], [const axis]);
-                };
+                }
+                example (a: Array2 (3, 4) all) => { softmax(a, Axis(1)).mapv(|v| v * v).sum() };
             /// `log_softmax(&a, axis)`: backward reads the output.
             LogSoftmax log_softmax "log_softmax(&a, axis)" (a) -> IxDyn
                 keeps { y: saved(out), axis: axis() }
                 vjp {
                     a = softmax::log_softmax_grad([g], [val y], [const axis]);
-                };
+                }
+                example (a: Array2 (3, 4) all) => { log_softmax(a, Axis(1)).mapv(|v| v * v).sum() };
             /// `mse(&pred, &target)`: the mean squared error, a float.
             Mse mse "mse(&pred, &target)" (pred, target) -> scalar
                 keeps { p: saved(pred), t: saved(target) }
                 vjp {
                     pred = loss::mse_grad_pred([g], [val p], [val t]);
                     target = loss::mse_grad_target([g], [val p], [val t]);
-                };
+                }
+                example (pred: Array2 (3, 4) all, target: Array2 (3, 4) all) => { let l = mse(pred, target); l * l };
             /// `cross_entropy(&logits, labels)`: mean softmax cross-entropy over rows, a float.
             CrossEntropy cross_entropy "cross_entropy(&logits, labels)" (logits) -> scalar
                 keeps { z: saved(logits), labels: labels() }
                 vjp {
                     logits = loss::cross_entropy_grad([g], [val z: Ix2], [ref labels]);
-                };
+                }
+                example (logits: Array2 (3, 4) all) => { cross_entropy(logits, &[0, 2, 1]) };
             /// `conv2d(&x, &w, bias, stride, padding)` (NCHW; the bias is `Some(&b)` or `None`).
             Conv2d conv2d "conv2d(&x, &w, Some(&b), stride, padding)" (x, w, b) -> Ix4
                 keeps { x_value: saved(x), w_value: saved(w), x_dim: dim4(x), w_dim: dim4(w), stride: usize(), padding: usize() }
@@ -175,7 +201,8 @@ macro_rules! for_each_op {
                     x = conv::conv2d_grad_input([&g], [val w_value: Ix4], [dim x_dim], [const stride], [const padding]);
                     w = conv::conv2d_grad_weight([&g], [val x_value: Ix4], [dim w_dim], [const stride], [const padding]);
                     b = conv::conv2d_grad_bias([&g]);
-                };
+                }
+                example (x: Array4 (2, 3, 5, 5) all, w: Array4 (4, 3, 3, 3) all, b: Array1 (4,) all) => { conv2d(x, w, Some(b), 1, 1).mapv(|v| v * v).sum() };
             /// `batch_norm(&x, &gamma, &beta, eps)`: training-mode batch norm over channels (NCHW).
             BatchNorm batch_norm "batch_norm(&x, &gamma, &beta, eps)" (x, gamma, beta) -> Ix4
                 keeps { x_value: saved(x), gamma_value: saved(gamma), eps: float() }
@@ -183,13 +210,15 @@ macro_rules! for_each_op {
                     x = batch_norm::batch_norm_grad_input([&g], [val x_value: Ix4], [val gamma_value: Ix1], [const eps]);
                     gamma = batch_norm::batch_norm_grad_gamma([&g], [val x_value: Ix4], [const eps]);
                     beta = batch_norm::batch_norm_grad_beta([&g]);
-                };
+                }
+                example (x: Array4 (3, 2, 3, 3) all, gamma: Array1 (2,) all, beta: Array1 (2,) all) => { batch_norm(x, gamma, beta, 1e-5).mapv(|v| v * v * v).sum() };
             /// `max_pool2d(&x, kernel, stride)` (NCHW).
             MaxPool2d max_pool2d "max_pool2d(&x, kernel, stride)" (x) -> Ix4
                 keeps { x_value: saved(x), kernel: usize(), stride: usize() }
                 vjp {
                     x = pool::max_pool2d_grad([&g], [val x_value: Ix4], [const kernel], [const stride]);
-                };
+                }
+                example (x: Array4 (2, 2, 4, 4) all) => { max_pool2d(x, 2, 2).mapv(|v| v * v).sum() };
         }
     };
 }

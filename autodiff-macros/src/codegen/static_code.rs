@@ -16,9 +16,10 @@ use syn::Ident;
 use super::names::{kernels, Names};
 use super::{calls, loops};
 use crate::activity::Activity;
-use crate::ir::{BinOp, Function, Init, Kind, Op, Origin, ParamRole, Stmt, UnaryFn, ValueId};
+use crate::ir::{BinOp, Function, Init, Kind, Op, Origin, ParamRole, Stmt, ValueId};
+use crate::kernel::Kernel;
 use crate::liveness::ForwardLiveness;
-use crate::rules::{self, GradArg, GradCall, Kernel};
+use crate::rules::{self, GradArg, GradCall};
 use crate::scalar::{Closure, Wrt};
 
 /// One step of the reverse sweep: the backward of one active statement.
@@ -612,13 +613,11 @@ pub fn generate(
             // A kernel that would get a clone of `g` runs out of place from `&g` instead
             // when it has such a form: one pass over memory instead of a copy plus a pass.
             let borrowed;
-            let call = match call.kernel.and_then(|k| {
-                let (m, f) = k.path();
-                out_of_place(m, f)
-            }) {
+            let call = match call.borrowing {
                 Some(kernel) if takes_g && !moves => {
                     borrowed = GradCall {
-                        kernel: Some(Kernel::Named("binary", kernel)),
+                        kernel: Some(kernel),
+                        borrowing: None,
                         args: call
                             .args
                             .iter()
@@ -638,18 +637,13 @@ pub fn generate(
             };
             // A matrix product summed into an accumulator runs as GEMM with β = 1: no
             // product buffer, no separate addition.
-            if let (Some(acc), Some(Kernel::Named("matmul", name @ ("matmul_grad_lhs" | "matmul_grad_rhs"))), false) =
-                (accumulator(call.target), call.kernel, call.materialize)
-            {
+            if let (Some(acc), Some(kernel), false) = (
+                accumulator(call.target),
+                call.kernel.and_then(Kernel::accumulating),
+                call.materialize,
+            ) {
                 let fused = GradCall {
-                    kernel: Some(Kernel::Named(
-                        "matmul",
-                        if name == "matmul_grad_lhs" {
-                            "matmul_grad_lhs_acc"
-                        } else {
-                            "matmul_grad_rhs_acc"
-                        },
-                    )),
+                    kernel: Some(kernel),
                     args: std::iter::once(GradArg::Tokens(quote!(&mut #acc)))
                         .chain(call.args.iter().cloned())
                         .collect(),
@@ -738,10 +732,8 @@ struct Factor {
 }
 
 enum FactorRule {
-    /// The row's scalar backward, `unary::<row>_grad_scalar(g, s)`.
-    Unary(UnaryFn),
-    /// `unary::powi_grad_scalar(g, s, n)` / `unary::powf_grad_scalar(g, s, p)`.
-    Power(&'static str, TokenStream),
+    /// The kernel's scalar form, `k(g, s[, constant])`.
+    Kernel(Kernel, Option<TokenStream>),
     /// `g * (derivative closure)(s)`.
     Map(ValueId),
 }
@@ -749,32 +741,24 @@ enum FactorRule {
 impl Factor {
     fn of(function: &Function, step: &Step) -> Option<Factor> {
         let [call] = step.calls.as_slice() else { return None };
-        match (call.kernel?, call.args.as_slice()) {
-            (Kernel::UnaryGrad(f), [GradArg::G, GradArg::Value(s)]) => Some(Factor {
-                saved: *s,
-                rule: FactorRule::Unary(f),
-            }),
-            (
-                Kernel::Named("unary", name @ ("powi_grad" | "powf_grad")),
-                [GradArg::G, GradArg::Value(s), GradArg::Tokens(e)],
-            ) => {
-                let scalar = if name == "powi_grad" {
-                    "powi_grad_scalar"
-                } else {
-                    "powf_grad_scalar"
-                };
-                Some(Factor {
+        let kernel = call.kernel?;
+        let scalar = kernel.scalar_form()?;
+        match (kernel, call.args.as_slice()) {
+            // Not with captures: the fused closure would read them without liveness knowing.
+            (Kernel::map_grad, [GradArg::G, GradArg::Value(s), GradArg::MapDerivative(map, Wrt::Arg)]) => {
+                matches!(&function.stmt(*map).op, Op::Map { captures, .. } if captures.is_empty()).then_some(Factor {
                     saved: *s,
-                    rule: FactorRule::Power(scalar, e.clone()),
+                    rule: FactorRule::Map(*map),
                 })
             }
-            // Not with captures: the fused closure would read them without liveness knowing.
-            (
-                Kernel::Named("unary", "map_grad"),
-                [GradArg::G, GradArg::Value(s), GradArg::MapDerivative(map, Wrt::Arg)],
-            ) if matches!(&function.stmt(*map).op, Op::Map { captures, .. } if captures.is_empty()) => Some(Factor {
+            (Kernel::map_grad, _) => None,
+            (_, [GradArg::G, GradArg::Value(s)]) => Some(Factor {
                 saved: *s,
-                rule: FactorRule::Map(*map),
+                rule: FactorRule::Kernel(scalar, None),
+            }),
+            (_, [GradArg::G, GradArg::Value(s), GradArg::Tokens(e)]) => Some(Factor {
+                saved: *s,
+                rule: FactorRule::Kernel(scalar, Some(e.clone())),
             }),
             _ => None,
         }
@@ -783,14 +767,13 @@ impl Factor {
     fn apply(&self, names: &Names, g: TokenStream, s: &Ident) -> TokenStream {
         let k = kernels();
         match &self.rule {
-            FactorRule::Unary(f) => {
-                let (_, name) = Kernel::UnaryGradScalar(*f).path();
-                let f = format_ident!("{}", name);
-                quote!(#k::unary::#f(#g, #s))
-            }
-            FactorRule::Power(name, e) => {
-                let f = format_ident!("{}", name);
-                quote!(#k::unary::#f(#g, #s, (#e)))
+            FactorRule::Kernel(kernel, constant) => {
+                let (module, name) = kernel.path();
+                let (m, f) = (format_ident!("{}", module), format_ident!("{}", name));
+                match constant {
+                    Some(e) => quote!(#k::#m::#f(#g, #s, (#e))),
+                    None => quote!(#k::#m::#f(#g, #s)),
+                }
             }
             FactorRule::Map(map) => {
                 let closure = map_derivative(names, *map, Wrt::Arg);
@@ -850,11 +833,14 @@ fn fuse_elementwise_chains(
         let mut args = vec![GradArg::G];
         args.extend(factors.iter().map(|f| GradArg::Value(f.saved)));
         args.push(GradArg::Tokens(closure));
-        let kernel = ["chain2", "chain3", "chain4"][factors.len() - 2];
+        let Some(kernel) = Kernel::chain(factors.len()) else {
+            continue;
+        };
         steps[i].calls = vec![GradCall {
             target,
-            kernel: Some(Kernel::Named("fused", kernel)),
+            kernel: Some(kernel),
             args,
+            borrowing: None,
             yields_fill: false,
             materialize: false,
         }];
@@ -868,17 +854,6 @@ fn fuse_elementwise_chains(
         .filter(|(_, a)| !a)
         .map(|(s, _)| s)
         .collect()
-}
-
-/// The out-of-place (`&g`) form of a backward kernel that otherwise consumes `g`, if the runtime has one.
-fn out_of_place(module: &str, function: &str) -> Option<&'static str> {
-    match (module, function) {
-        ("binary", "mul_grad_lhs") => Some("mul_grad_lhs_ref"),
-        ("binary", "mul_grad_rhs") => Some("mul_grad_rhs_ref"),
-        ("binary", "div_grad_lhs") => Some("div_grad_lhs_ref"),
-        ("binary", "scale_grad") => Some("scale_grad_ref"),
-        _ => None,
-    }
 }
 
 /// Whether `v` is an owned local of the generated code (not a parameter, not a constant,

@@ -223,7 +223,8 @@ macro_rules! tape_table {
         $(#[$doc:meta])*
         $variant:ident $name:ident $written:literal $inputs:tt -> $adjoint:ident
             keeps { $($field:ident : $kind:ident $source:tt),* $(,)? }
-            vjp $vjp:tt;
+            vjp $vjp:tt
+            example $params:tt => $example:block;
     )*) => {
         /// A node of an op of the table: one variant per row of
         /// `autodiff_primitives::for_each_op!`, holding what the row keeps (a saved tensor
