@@ -77,10 +77,35 @@ macro_rules! static_program {
     }};
 }
 
+/// One argument of a row's forward kernel.
+#[derive(Clone, Debug)]
+pub enum ForwardArg {
+    /// An input, borrowed.
+    Value(ValueId),
+    /// An optional input, passed as `Option<&_>`.
+    Optional(Option<ValueId>),
+    /// A constant argument, as the user wrote it.
+    Tokens(TokenStream),
+}
+
+/// One argument of a row's forward call, from the row's bindings.
+macro_rules! forward_arg {
+    ([in $k:ident]) => {
+        ForwardArg::Value($k.unwrap_or(ValueId(0)))
+    };
+    ([opt $k:ident]) => {
+        ForwardArg::Optional($k)
+    };
+    ([const $k:ident]) => {
+        ForwardArg::Tokens($k.clone())
+    };
+}
+
 macro_rules! macro_table {
     ($(
         $(#[$doc:meta])*
         $variant:ident $name:ident $written:literal ($($input:ident),*) -> $adjoint:ident
+            forward $fmodule:ident :: $fkernel:ident ($([$($farg:tt)*]),*);
             keeps { $($field:ident : $kind:ident ($($source:ident)?)),* $(,)? }
             vjp $vjp:tt
             example $params:tt => $example:block;
@@ -109,6 +134,29 @@ macro_rules! macro_table {
             pub fn written(self) -> &'static str {
                 match self {
                     $(TableOp::$variant => $written,)*
+                }
+            }
+
+            /// The row's forward kernel (module and function of `autodiff_runtime::kernels`) and
+            /// its arguments, for the op's `inputs` and constant arguments as in `vjp`.
+            #[allow(unused_variables, unused_mut)]
+            pub fn forward(
+                self,
+                inputs: &[Option<ValueId>],
+                out: ValueId,
+                consts: &[TokenStream],
+            ) -> ((&'static str, &'static str), Vec<ForwardArg>) {
+                let mut consts = consts.iter();
+                let mut inputs = inputs.iter().copied();
+                match self {
+                    $(TableOp::$variant => {
+                        $(let $input: Option<ValueId> = inputs.next().flatten();)*
+                        $(keep_binding!($kind, $field, ($($source)?), consts, out);)*
+                        (
+                            (stringify!($fmodule), stringify!($fkernel)),
+                            vec![$(forward_arg!([$($farg)*])),*],
+                        )
+                    })*
                 }
             }
 

@@ -10,6 +10,7 @@
 /// ```text
 /// /// doc
 /// Variant name "written as" (inputs) -> adjoint
+///     forward module::kernel([in x] | [opt x] | [const k], ..);
 ///     keeps { field: kind(source), .. }
 ///     vjp { input = module::kernel([arg], ..) [or module::borrowing_twin]; .. }
 ///     example (input: ArrayN (shape) domain, ..) => { a float function using the op };
@@ -20,6 +21,8 @@
 /// - `inputs` name the op's differentiable operands, in the order the tape numbers them.
 /// - `adjoint` is the type the output's adjoint `g` has in the rule: `scalar` (the op gives
 ///   one float), or the ndarray dimension its kernels take (`Ix1`, `Ix2`, `Ix4`, `IxDyn`).
+/// - `forward` is the kernel computing the op, with its inputs (`[in x]`; `[opt x]` for an
+///   optional one, passed as an `Option`) and constants (`[const k]`, named in `keeps`).
 /// - `keeps` is what backward reads, and so what a tape node holds: `saved(x)` (the value
 ///   of input `x`, or `out`, the op's own output; the tape keeps it only when an input whose
 ///   line reads it needs a gradient), `dim(x)` / `dim4(x)` (a shape), and the op's constant
@@ -47,6 +50,7 @@ macro_rules! for_each_op {
         $callback! {
             /// `a + b`, broadcasting.
             Add add "a + b" (a, b) -> IxDyn
+                forward binary::add([in a], [in b]);
                 keeps { a_dim: dim(a), b_dim: dim(b) }
                 vjp {
                     a = binary::add_grad_lhs([g], [dim a_dim]);
@@ -55,6 +59,7 @@ macro_rules! for_each_op {
                 example (a: Array2 (3, 4) all, b: Array1 (4,) all) => { (a + b).mapv(|v| v * v).sum() };
             /// `a - b`, broadcasting.
             Sub sub "a - b" (a, b) -> IxDyn
+                forward binary::sub([in a], [in b]);
                 keeps { a_dim: dim(a), b_dim: dim(b) }
                 vjp {
                     a = binary::sub_grad_lhs([g], [dim a_dim]);
@@ -63,6 +68,7 @@ macro_rules! for_each_op {
                 example (a: Array2 (3, 4) all, b: Array1 (4,) all) => { (a - b).mapv(|v| v * v).sum() };
             /// `a * b`, broadcasting.
             Mul mul "a * b" (a, b) -> IxDyn
+                forward binary::mul([in a], [in b]);
                 keeps { a_dim: dim(a), b_dim: dim(b), a_value: saved(a), b_value: saved(b) }
                 vjp {
                     a = binary::mul_grad_lhs([g], [val b_value], [dim a_dim]) or binary::mul_grad_lhs_ref;
@@ -71,6 +77,7 @@ macro_rules! for_each_op {
                 example (a: Array2 (3, 4) all, b: Array1 (4,) all) => { (a * b).mapv(|v| v * v).sum() };
             /// `a / b`, broadcasting.
             Div div "a / b" (a, b) -> IxDyn
+                forward binary::div([in a], [in b]);
                 keeps { a_dim: dim(a), a_value: saved(a), b_value: saved(b) }
                 vjp {
                     a = binary::div_grad_lhs([g], [val b_value], [dim a_dim]) or binary::div_grad_lhs_ref;
@@ -79,6 +86,7 @@ macro_rules! for_each_op {
                 example (a: Array2 (3, 4) all, b: Array1 (4,) positive) => { (a / b).mapv(|v| v * v).sum() };
             /// `-a`.
             Neg neg "-a" (a) -> IxDyn
+                forward binary::neg([in a]);
                 keeps {}
                 vjp {
                     a = binary::neg_grad([g]);
@@ -86,6 +94,7 @@ macro_rules! for_each_op {
                 example (a: Array2 (3, 4) all) => { (-a).mapv(|v| v * v * v).sum() };
             /// `a.powi(n)`, elementwise.
             Powi powi "a.powi(n)" (a) -> IxDyn
+                forward unary::powi([in a], [const n]);
                 keeps { x: saved(a), n: int() }
                 vjp {
                     a = unary::powi_grad([g], [val x], [const n]);
@@ -93,6 +102,7 @@ macro_rules! for_each_op {
                 example (a: Array2 (3, 4) all) => { a.powi(3).mapv(|v| v * v).sum() };
             /// `a.powf(p)`, elementwise.
             Powf powf "a.powf(p)" (a) -> IxDyn
+                forward unary::powf([in a], [const p]);
                 keeps { x: saved(a), p: float() }
                 vjp {
                     a = unary::powf_grad([g], [val x], [const p]);
@@ -100,6 +110,7 @@ macro_rules! for_each_op {
                 example (a: Array2 (3, 4) positive) => { a.powf(1.5).mapv(|v| v * v).sum() };
             /// `a.dot(b)` of two matrices.
             MatMul matmul "a.dot(b) (matrix · matrix)" (a, b) -> Ix2
+                forward matmul::matmul([in a], [in b]);
                 keeps { a_value: saved(a), b_value: saved(b) }
                 vjp {
                     a = matmul::matmul_grad_lhs([&g], [val b_value: Ix2]);
@@ -108,6 +119,7 @@ macro_rules! for_each_op {
                 example (a: Array2 (3, 4) all, b: Array2 (4, 2) all) => { a.dot(b).mapv(|v| v * v).sum() };
             /// `a.dot(x)` of a matrix and a vector.
             MatVec matvec "a.dot(x) (matrix · vector)" (a, x) -> Ix1
+                forward matmul::matvec([in a], [in x]);
                 keeps { a_value: saved(a), x_value: saved(x) }
                 vjp {
                     a = matmul::matvec_grad_lhs([&g], [val x_value: Ix1]);
@@ -116,6 +128,7 @@ macro_rules! for_each_op {
                 example (a: Array2 (3, 4) all, x: Array1 (4,) all) => { a.dot(x).mapv(|v| v * v).sum() };
             /// `x.dot(b)` of a vector and a matrix.
             VecMat vecmat "x.dot(b) (vector · matrix)" (x, b) -> Ix1
+                forward matmul::vecmat([in x], [in b]);
                 keeps { x_value: saved(x), b_value: saved(b) }
                 vjp {
                     x = matmul::vecmat_grad_lhs([&g], [val b_value: Ix2]);
@@ -124,6 +137,7 @@ macro_rules! for_each_op {
                 example (x: Array1 (3,) all, b: Array2 (3, 4) all) => { x.dot(b).mapv(|v| v * v).sum() };
             /// `x.dot(y)` of two vectors: a float.
             VecDot vecdot "x.dot(y) (vector · vector)" (x, y) -> scalar
+                forward matmul::vecdot([in x], [in y]);
                 keeps { x_value: saved(x), y_value: saved(y) }
                 vjp {
                     x = matmul::vecdot_grad([g], [val y_value: Ix1]);
@@ -132,6 +146,7 @@ macro_rules! for_each_op {
                 example (x: Array1 (4,) all, y: Array1 (4,) all) => { let s = x.dot(y); s * s };
             /// `a.t()`.
             Transpose transpose "a.t()" (a) -> IxDyn
+                forward matmul::transpose([in a]);
                 keeps {}
                 vjp {
                     a = matmul::transpose_grad([g]);
@@ -139,6 +154,7 @@ macro_rules! for_each_op {
                 example (a: Array2 (3, 4) all, b: Array2 (4, 3) all) => { (&a.t() * b).mapv(|v| v * v).sum() };
             /// `a.sum()`: a float.
             Sum sum "a.sum()" (a) -> scalar
+                forward reduce::sum([in a]);
                 keeps { shape: dim(a) }
                 vjp {
                     a = reduce::sum_grad([g], [dim shape]);
@@ -146,6 +162,7 @@ macro_rules! for_each_op {
                 example (a: Array2 (3, 4) all) => { let s = a.sum(); s * s };
             /// `a.mean().unwrap()` (or `mean(&a)`): a float.
             Mean mean "a.mean().unwrap()" (a) -> scalar
+                forward reduce::mean([in a]);
                 keeps { shape: dim(a) }
                 vjp {
                     a = reduce::mean_grad([g], [dim shape]);
@@ -153,6 +170,7 @@ macro_rules! for_each_op {
                 example (a: Array2 (3, 4) all) => { let m = a.mean().unwrap(); m * m };
             /// `a.sum_axis(axis)`.
             SumAxis sum_axis "a.sum_axis(axis)" (a) -> IxDyn
+                forward reduce::sum_axis([in a], [const axis]);
                 keeps { axis: axis(), shape: dim(a) }
                 vjp {
                     a = reduce::sum_axis_grad([g], [const axis], [dim shape]);
@@ -160,6 +178,7 @@ macro_rules! for_each_op {
                 example (a: Array2 (3, 4) all) => { a.sum_axis(Axis(0)).mapv(|v| v * v).sum() };
             /// `a.mean_axis(axis).unwrap()`.
             MeanAxis mean_axis "a.mean_axis(axis).unwrap()" (a) -> IxDyn
+                forward reduce::mean_axis([in a], [const axis]);
                 keeps { axis: axis(), shape: dim(a) }
                 vjp {
                     a = reduce::mean_axis_grad([g], [const axis], [dim shape]);
@@ -167,6 +186,7 @@ macro_rules! for_each_op {
                 example (a: Array2 (3, 4) all) => { a.mean_axis(Axis(1)).unwrap().mapv(|v| v * v).sum() };
             /// `softmax(&a, axis)`: backward reads the output.
             Softmax softmax "softmax(&a, axis)" (a) -> IxDyn
+                forward softmax::softmax([in a], [const axis]);
                 keeps { y: saved(out), axis: axis() }
                 vjp {
                     a = softmax::softmax_grad([g], [val y], [const axis]);
@@ -174,6 +194,7 @@ macro_rules! for_each_op {
                 example (a: Array2 (3, 4) all) => { softmax(a, Axis(1)).mapv(|v| v * v).sum() };
             /// `log_softmax(&a, axis)`: backward reads the output.
             LogSoftmax log_softmax "log_softmax(&a, axis)" (a) -> IxDyn
+                forward softmax::log_softmax([in a], [const axis]);
                 keeps { y: saved(out), axis: axis() }
                 vjp {
                     a = softmax::log_softmax_grad([g], [val y], [const axis]);
@@ -181,6 +202,7 @@ macro_rules! for_each_op {
                 example (a: Array2 (3, 4) all) => { log_softmax(a, Axis(1)).mapv(|v| v * v).sum() };
             /// `mse(&pred, &target)`: the mean squared error, a float.
             Mse mse "mse(&pred, &target)" (pred, target) -> scalar
+                forward loss::mse([in pred], [in target]);
                 keeps { p: saved(pred), t: saved(target) }
                 vjp {
                     pred = loss::mse_grad_pred([g], [val p], [val t]);
@@ -189,6 +211,7 @@ macro_rules! for_each_op {
                 example (pred: Array2 (3, 4) all, target: Array2 (3, 4) all) => { let l = mse(pred, target); l * l };
             /// `cross_entropy(&logits, labels)`: mean softmax cross-entropy over rows, a float.
             CrossEntropy cross_entropy "cross_entropy(&logits, labels)" (logits) -> scalar
+                forward loss::cross_entropy([in logits], [const labels]);
                 keeps { z: saved(logits), labels: labels() }
                 vjp {
                     logits = loss::cross_entropy_grad([g], [val z: Ix2], [ref labels]);
@@ -196,6 +219,7 @@ macro_rules! for_each_op {
                 example (logits: Array2 (3, 4) all) => { cross_entropy(logits, &[0, 2, 1]) };
             /// `conv2d(&x, &w, bias, stride, padding)` (NCHW; the bias is `Some(&b)` or `None`).
             Conv2d conv2d "conv2d(&x, &w, Some(&b), stride, padding)" (x, w, b) -> Ix4
+                forward conv::conv2d([in x], [in w], [opt b], [const stride], [const padding]);
                 keeps { x_value: saved(x), w_value: saved(w), x_dim: dim4(x), w_dim: dim4(w), stride: usize(), padding: usize() }
                 vjp {
                     x = conv::conv2d_grad_input([&g], [val w_value: Ix4], [dim x_dim], [const stride], [const padding]);
@@ -205,6 +229,7 @@ macro_rules! for_each_op {
                 example (x: Array4 (2, 3, 5, 5) all, w: Array4 (4, 3, 3, 3) all, b: Array1 (4,) all) => { conv2d(x, w, Some(b), 1, 1).mapv(|v| v * v).sum() };
             /// `batch_norm(&x, &gamma, &beta, eps)`: training-mode batch norm over channels (NCHW).
             BatchNorm batch_norm "batch_norm(&x, &gamma, &beta, eps)" (x, gamma, beta) -> Ix4
+                forward batch_norm::batch_norm([in x], [in gamma], [in beta], [const eps]);
                 keeps { x_value: saved(x), gamma_value: saved(gamma), eps: float() }
                 vjp {
                     x = batch_norm::batch_norm_grad_input([&g], [val x_value: Ix4], [val gamma_value: Ix1], [const eps]);
@@ -214,6 +239,7 @@ macro_rules! for_each_op {
                 example (x: Array4 (3, 2, 3, 3) all, gamma: Array1 (2,) all, beta: Array1 (2,) all) => { batch_norm(x, gamma, beta, 1e-5).mapv(|v| v * v * v).sum() };
             /// `max_pool2d(&x, kernel, stride)` (NCHW).
             MaxPool2d max_pool2d "max_pool2d(&x, kernel, stride)" (x) -> Ix4
+                forward pool::max_pool2d([in x], [const kernel], [const stride]);
                 keeps { x_value: saved(x), kernel: usize(), stride: usize() }
                 vjp {
                     x = pool::max_pool2d_grad([&g], [val x_value: Ix4], [const kernel], [const stride]);

@@ -19,6 +19,7 @@ use crate::activity::Activity;
 use crate::ir::{BinOp, Function, Init, Kind, Op, Origin, ParamRole, Stmt, ValueId};
 use crate::kernel::Kernel;
 use crate::liveness::ForwardLiveness;
+use crate::op_table::ForwardArg;
 use crate::rules::{self, GradArg, GradCall};
 use crate::scalar::{Closure, Wrt};
 
@@ -900,6 +901,30 @@ fn forward_call(function: &Function, names: &Names, stmt: &Stmt) -> (TokenStream
             format!("{func}({})", labels.join(", ")),
         )
     };
+    // An op of the table runs its row's forward kernel.
+    if let Some((op, inputs, consts)) = rules::table_op(function, stmt) {
+        let ((module, func), forward_args) = op.forward(&inputs, stmt.id, &consts);
+        let float = &names.float;
+        let (args, labels) = forward_args
+            .into_iter()
+            .map(|a| match a {
+                ForwardArg::Value(v) => (arg(v), text(v)),
+                ForwardArg::Optional(Some(v)) => {
+                    let x = arg(v);
+                    (quote!(::core::option::Option::Some(#x)), text(v))
+                }
+                ForwardArg::Optional(None) => (
+                    quote!(::core::option::Option::None::<&::autodiff::ndarray::Array1<#float>>),
+                    "None".to_string(),
+                ),
+                ForwardArg::Tokens(t) => {
+                    let label = t.to_string();
+                    (quote!((#t)), label)
+                }
+            })
+            .unzip();
+        return call(module, func, args, labels);
+    }
     match &stmt.op {
         Op::Compare(cmp, a, b) => {
             let (x, y, symbol) = (arg(*a), arg(*b), cmp.symbol());
@@ -935,8 +960,8 @@ fn forward_call(function: &Function, names: &Names, stmt: &Stmt) -> (TokenStream
             let (a, b) = (*a, *b);
             let name = op.name();
             match (kind(a).is_array(), kind(b).is_array()) {
-                (true, true) => call("binary", name, vec![arg(a), arg(b)], vec![text(a), text(b)]),
-                (true, false) => call(
+                // Two arrays: the table's row (above).
+                (true, _) => call(
                     "binary",
                     &format!("{name}_scalar"),
                     vec![arg(a), arg(b)],
@@ -968,13 +993,10 @@ fn forward_call(function: &Function, names: &Names, stmt: &Stmt) -> (TokenStream
                 }
             }
         }
+        // On an array: the table's row (above).
         Op::Neg(a) => {
-            if kind(*a).is_array() {
-                call("binary", "neg", vec![arg(*a)], vec![text(*a)])
-            } else {
-                let x = arg(*a);
-                (quote!(-#x), format!("-{}", text(*a)))
-            }
+            let x = arg(*a);
+            (quote!(-#x), format!("-{}", text(*a)))
         }
         Op::Unary(f, a) => {
             let name = if kind(*a).is_array() {
@@ -985,31 +1007,14 @@ fn forward_call(function: &Function, names: &Names, stmt: &Stmt) -> (TokenStream
             call("unary", name, vec![arg(*a)], vec![text(*a)])
         }
         Op::Pairwise(f, a, b) => call("pairwise", f.name(), vec![arg(*a), arg(*b)], vec![text(*a), text(*b)]),
+        // On an array: the table's row (above).
         Op::Powi(a, n) => {
-            if kind(*a).is_array() {
-                call(
-                    "unary",
-                    "powi",
-                    vec![arg(*a), quote!((#n))],
-                    vec![text(*a), n.to_string()],
-                )
-            } else {
-                let x = arg(*a);
-                (quote!((#x).powi(#n)), format!("{}.powi({n})", text(*a)))
-            }
+            let x = arg(*a);
+            (quote!((#x).powi(#n)), format!("{}.powi({n})", text(*a)))
         }
         Op::Powf(a, p) => {
-            if kind(*a).is_array() {
-                call(
-                    "unary",
-                    "powf",
-                    vec![arg(*a), quote!((#p))],
-                    vec![text(*a), p.to_string()],
-                )
-            } else {
-                let x = arg(*a);
-                (quote!((#x).powf(#p)), format!("{}.powf({p})", text(*a)))
-            }
+            let x = arg(*a);
+            (quote!((#x).powf(#p)), format!("{}.powf({p})", text(*a)))
         }
         Op::Map {
             input,
@@ -1030,97 +1035,19 @@ fn forward_call(function: &Function, names: &Names, stmt: &Stmt) -> (TokenStream
                 format!("mapv({}, {})", text(*input), closure),
             )
         }
-        Op::Dot(a, b) => {
-            let func = match (kind(*a), kind(*b)) {
-                (Kind::Array(Some(2)), Kind::Array(Some(2))) => "matmul",
-                (Kind::Array(Some(2)), _) => "matvec",
-                (_, Kind::Array(Some(2))) => "vecmat",
-                _ => "vecdot",
-            };
-            call("matmul", func, vec![arg(*a), arg(*b)], vec![text(*a), text(*b)])
-        }
-        Op::Transpose(a) => call("matmul", "transpose", vec![arg(*a)], vec![text(*a)]),
-        Op::Sum(a) => call("reduce", "sum", vec![arg(*a)], vec![text(*a)]),
-        Op::Mean(a) => call("reduce", "mean", vec![arg(*a)], vec![text(*a)]),
-        Op::SumAxis(a, axis) => call(
-            "reduce",
-            "sum_axis",
-            vec![arg(*a), quote!((#axis))],
-            vec![text(*a), axis.to_string()],
-        ),
-        Op::MeanAxis(a, axis) => call(
-            "reduce",
-            "mean_axis",
-            vec![arg(*a), quote!((#axis))],
-            vec![text(*a), axis.to_string()],
-        ),
-        Op::Softmax(a, axis) => call(
-            "softmax",
-            "softmax",
-            vec![arg(*a), quote!((#axis))],
-            vec![text(*a), axis.to_string()],
-        ),
-        Op::LogSoftmax(a, axis) => call(
-            "softmax",
-            "log_softmax",
-            vec![arg(*a), quote!((#axis))],
-            vec![text(*a), axis.to_string()],
-        ),
-        Op::Mse(p, t) => call("loss", "mse", vec![arg(*p), arg(*t)], vec![text(*p), text(*t)]),
-        Op::CrossEntropy(l, labels) => call(
-            "loss",
-            "cross_entropy",
-            vec![arg(*l), quote!((#labels))],
-            vec![text(*l), labels.to_string()],
-        ),
-        Op::Conv2d {
-            input,
-            weight,
-            bias,
-            stride,
-            padding,
-        } => {
-            let float = &names.float;
-            let (b, b_text) = match bias {
-                Some(b) => {
-                    let b_arg = arg(*b);
-                    (quote!(::core::option::Option::Some(#b_arg)), text(*b))
-                }
-                None => (
-                    quote!(::core::option::Option::None::<&::autodiff::ndarray::Array1<#float>>),
-                    "None".to_string(),
-                ),
-            };
-            call(
-                "conv",
-                "conv2d",
-                vec![arg(*input), arg(*weight), b, quote!((#stride)), quote!((#padding))],
-                vec![
-                    text(*input),
-                    text(*weight),
-                    b_text,
-                    stride.to_string(),
-                    padding.to_string(),
-                ],
-            )
-        }
-        Op::BatchNorm {
-            input,
-            gamma,
-            beta,
-            eps,
-        } => call(
-            "batch_norm",
-            "batch_norm",
-            vec![arg(*input), arg(*gamma), arg(*beta), quote!((#eps))],
-            vec![text(*input), text(*gamma), text(*beta), eps.to_string()],
-        ),
-        Op::MaxPool2d { input, kernel, stride } => call(
-            "pool",
-            "max_pool2d",
-            vec![arg(*input), quote!((#kernel)), quote!((#stride))],
-            vec![text(*input), kernel.to_string(), stride.to_string()],
-        ),
+        Op::Dot(..)
+        | Op::Transpose(_)
+        | Op::Sum(_)
+        | Op::Mean(_)
+        | Op::SumAxis(..)
+        | Op::MeanAxis(..)
+        | Op::Softmax(..)
+        | Op::LogSoftmax(..)
+        | Op::Mse(..)
+        | Op::CrossEntropy(..)
+        | Op::Conv2d { .. }
+        | Op::BatchNorm { .. }
+        | Op::MaxPool2d { .. } => unreachable!("ops of the table run their row's forward (above)"),
     }
 }
 

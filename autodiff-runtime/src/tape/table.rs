@@ -222,6 +222,7 @@ macro_rules! tape_table {
     ($(
         $(#[$doc:meta])*
         $variant:ident $name:ident $written:literal $inputs:tt -> $adjoint:ident
+            forward $fmodule:ident :: $fkernel:ident ($([$($farg:tt)*]),*);
             keeps { $($field:ident : $kind:ident $source:tt),* $(,)? }
             vjp $vjp:tt
             example $params:tt => $example:block;
