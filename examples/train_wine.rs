@@ -153,7 +153,14 @@ fn main() {
         // The tape, on the same batches.
         let start = Instant::now();
         for batch in &batches {
-            let (_, grads) = mlp_loss_tape_grad(&batch.x, &batch.labels, &mlp_tape.0, &mlp_tape.1, &mlp_tape.2, &mlp_tape.3);
+            let (_, grads) = mlp_loss_tape_grad(
+                &batch.x,
+                &batch.labels,
+                &mlp_tape.0,
+                &mlp_tape.1,
+                &mlp_tape.2,
+                &mlp_tape.3,
+            );
             adam_tape.step(&mut mlp_tape, &grads);
         }
         tape_secs.push(start.elapsed().as_secs_f64());
@@ -166,9 +173,13 @@ fn main() {
         }
 
         mlp_curve.train.push(running);
-        mlp_curve.test.push(mlp_loss(&test.x, &test.labels, &mlp.0, &mlp.1, &mlp.2, &mlp.3));
+        mlp_curve
+            .test
+            .push(mlp_loss(&test.x, &test.labels, &mlp.0, &mlp.1, &mlp.2, &mlp.3));
         logistic_curve.train.push(logistic_running);
-        logistic_curve.test.push(logistic_loss(&test.x, &test.labels, &logistic.0, &logistic.1));
+        logistic_curve
+            .test
+            .push(logistic_loss(&test.x, &test.labels, &logistic.0, &logistic.1));
         progress.set_message(format!("running loss {running:.4}"));
         progress.inc(1);
     }
@@ -188,9 +199,17 @@ fn main() {
         last(&logistic_curve.test),
     );
     println!("test accuracy:");
-    println!("  majority class (quality {:>2})  {:5.1} %", qualities[majority], 100.0 * baseline);
+    println!(
+        "  majority class (quality {:>2})  {:5.1} %",
+        qualities[majority],
+        100.0 * baseline
+    );
     println!("  logistic regression          {:5.1} %", 100.0 * logistic_accuracy);
-    println!("  MLP, {:3} hidden ReLU units    {:5.1} %", args.hidden, 100.0 * mlp_accuracy);
+    println!(
+        "  MLP, {:3} hidden ReLU units    {:5.1} %",
+        args.hidden,
+        100.0 * mlp_accuracy
+    );
 
     let ratios: Vec<f64> = static_secs.iter().zip(&tape_secs).map(|(s, t)| t / s).collect();
     let drift = mlp_drift(&mlp, &mlp_tape);
@@ -218,7 +237,10 @@ fn load_wine(rng: &mut StdRng) -> (Split, Split, Vec<usize>) {
     let mut qualities: Vec<usize> = targets.to_vec();
     qualities.sort_unstable();
     qualities.dedup();
-    let labels: Vec<usize> = targets.iter().map(|q| qualities.binary_search(q).expect("a listed quality")).collect();
+    let labels: Vec<usize> = targets
+        .iter()
+        .map(|q| qualities.binary_search(q).expect("a listed quality"))
+        .collect();
     let x = records.mapv(|v| v as f32);
     let all = Split { x, labels };
 
@@ -237,7 +259,10 @@ fn load_wine(rng: &mut StdRng) -> (Split, Split, Vec<usize>) {
 
 /// The rows `rows` of a split.
 fn select(split: &Split, rows: &[usize]) -> Split {
-    Split { x: split.x.select(Axis(0), rows), labels: rows.iter().map(|&r| split.labels[r]).collect() }
+    Split {
+        x: split.x.select(Axis(0), rows),
+        labels: rows.iter().map(|&r| split.labels[r]).collect(),
+    }
 }
 
 /// Glorot (Xavier) uniform initialisation of a `fan_in × fan_out` weight matrix.
@@ -278,7 +303,10 @@ fn mlp_drift(a: &Mlp, b: &Mlp) -> f32 {
     fn max_diff<D: ndarray::Dimension>(x: &Array<f32, D>, y: &Array<f32, D>) -> f32 {
         x.iter().zip(y).fold(0.0, |m, (p, q)| m.max((p - q).abs()))
     }
-    max_diff(&a.0, &b.0).max(max_diff(&a.1, &b.1)).max(max_diff(&a.2, &b.2)).max(max_diff(&a.3, &b.3))
+    max_diff(&a.0, &b.0)
+        .max(max_diff(&a.1, &b.1))
+        .max(max_diff(&a.2, &b.2))
+        .max(max_diff(&a.3, &b.3))
 }
 
 fn median(values: &[f64]) -> f64 {
@@ -306,7 +334,10 @@ fn plot_losses(path: &Path, mlp: &Curve, logistic: &Curve) -> Result<(), Box<dyn
     let root = SVGBackend::new(path, (900, 500)).into_drawing_area();
     root.fill(&WHITE)?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("wine quality: softmax cross-entropy per epoch (Adam)", ("sans-serif", 20))
+        .caption(
+            "wine quality: softmax cross-entropy per epoch (Adam)",
+            ("sans-serif", 20),
+        )
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(60)
@@ -315,16 +346,27 @@ fn plot_losses(path: &Path, mlp: &Curve, logistic: &Curve) -> Result<(), Box<dyn
     let series = [
         ("MLP, train (running mean)", &mlp.train, BLUE.stroke_width(2)),
         ("MLP, test", &mlp.test, BLUE.stroke_width(1)),
-        ("logistic regression, train (running mean)", &logistic.train, RED.stroke_width(2)),
+        (
+            "logistic regression, train (running mean)",
+            &logistic.train,
+            RED.stroke_width(2),
+        ),
         ("logistic regression, test", &logistic.test, RED.stroke_width(1)),
     ];
     for (label, values, style) in series {
         chart
-            .draw_series(LineSeries::new(values.iter().enumerate().map(|(i, &v)| (i + 1, v)), style))?
+            .draw_series(LineSeries::new(
+                values.iter().enumerate().map(|(i, &v)| (i + 1, v)),
+                style,
+            ))?
             .label(label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()?;
     root.present()?;
     Ok(())
 }
