@@ -48,9 +48,9 @@ pub fn trajectory_loss(k: f64, c: f64, x0: f64, v0: f64, dt: f64, observed: &[f6
     let mut loss = 0.0;
     for i in 0..steps {
         let a = -k * x - c * v;
-        x = x + dt * v;
-        v = v + dt * a;
-        loss = loss + (x - observed[i]) * (x - observed[i]);
+        x += dt * v;
+        v += dt * a;
+        loss += (x - observed[i]) * (x - observed[i]);
     }
     loss / steps as f64
 }

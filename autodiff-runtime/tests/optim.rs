@@ -92,7 +92,7 @@ fn sgd_with_weight_decay_matches_the_closed_form() {
 #[test]
 fn sgd_with_momentum_matches_the_recurrence() {
     let (lr, mu) = (0.1, 0.9);
-    let mut buffer = vec![0.0; 5];
+    let mut buffer = [0.0; 5];
     let expected = reference(|t, i, x, g| {
         buffer[i] = if t == 1 { g } else { mu * buffer[i] + g };
         x - lr * buffer[i]
@@ -120,7 +120,7 @@ fn sgd_with_momentum_matches_the_heavy_ball_closed_form() {
 #[test]
 fn sgd_with_dampening_starts_its_buffer_at_the_first_gradient() {
     let (lr, mu, tau) = (0.1, 0.8, 0.3);
-    let mut buffer = vec![0.0; 5];
+    let mut buffer = [0.0; 5];
     let expected = reference(|t, i, x, g| {
         buffer[i] = if t == 1 { g } else { mu * buffer[i] + (1.0 - tau) * g };
         x - lr * buffer[i]
@@ -131,7 +131,7 @@ fn sgd_with_dampening_starts_its_buffer_at_the_first_gradient() {
 #[test]
 fn sgd_nesterov_with_weight_decay_matches_the_recurrence() {
     let (lr, mu, wd) = (0.1, 0.9, 0.01);
-    let mut buffer = vec![0.0; 5];
+    let mut buffer = [0.0; 5];
     let expected = reference(|t, i, x, g| {
         let g = g + wd * x;
         buffer[i] = if t == 1 { g } else { mu * buffer[i] + g };

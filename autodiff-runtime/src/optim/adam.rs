@@ -94,10 +94,10 @@ impl<F: Float> AdamCore<F> {
         step_leaves(&mut self.moments, params, grads, |param, grad, [m, v]| {
             Zip::from(param).and(&grad).and(m).and(v).for_each(|theta, &g, m, v| {
                 let g = g + l2 * *theta;
-                *theta = *theta * decay;
+                *theta *= decay;
                 *m = beta1 * *m + (F::one() - beta1) * g;
                 *v = beta2 * *v + (F::one() - beta2) * g * g;
-                *theta = *theta - step_size * *m / (v.sqrt() / bias_correction2_sqrt + eps);
+                *theta -= step_size * *m / (v.sqrt() / bias_correction2_sqrt + eps);
             });
         });
         self.steps += 1;

@@ -141,7 +141,7 @@ impl<F: Float> Sgd<F> {
             step_leaves(&mut self.shapes, params, grads, |param, grad, []| {
                 Zip::from(param).and(&grad).for_each(|theta, &g| {
                     let g = g + weight_decay * *theta;
-                    *theta = *theta - lr * g;
+                    *theta -= lr * g;
                 });
             });
         } else {
@@ -156,7 +156,7 @@ impl<F: Float> Sgd<F> {
                         momentum * *b + (F::one() - dampening) * g
                     };
                     let g = if nesterov { g + momentum * *b } else { *b };
-                    *theta = *theta - lr * g;
+                    *theta -= lr * g;
                 });
             });
         }
