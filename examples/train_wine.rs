@@ -7,8 +7,13 @@
 //! prints the test accuracy beside the majority-class baseline and a (multinomial)
 //! logistic regression trained the same way, and the time per epoch with the static
 //! gradient (`mlp_loss_grad`) against the dynamic tape (`mlp_loss_tape_grad`): two copies
-//! of the model trained side by side from the same start on the same batches, epochs
-//! alternated, as the median of the per-epoch ratios. The loss curves go to an SVG.
+//! of the model trained side by side from the same start on the same batches (which of the
+//! two runs first alternates by epoch), as the median of the per-epoch ratios. The loss
+//! curves go to an SVG.
+//!
+//! On this small, noisy data set (320 test wines: ±2.7 points of accuracy) the MLP does
+//! about as well as logistic regression, around 60 % against 42.5 % for the majority
+//! class; it overfits beyond a few dozen epochs (see the test loss in the SVG).
 //!
 //! ```sh
 //! cargo run --release --example train_wine                 # 60 epochs, about a second
@@ -133,37 +138,44 @@ fn main() {
         ProgressStyle::with_template("{bar:30} epoch {pos}/{len} {msg} [{elapsed_precise}]").expect("a valid template"),
     );
     let mut order: Vec<usize> = (0..train.labels.len()).collect();
-    for _ in 0..epochs {
+    for epoch in 0..epochs {
         order.shuffle(&mut rng);
         let batches: Vec<Split> = order.chunks(args.batch_size).map(|rows| select(&train, rows)).collect();
 
-        // The static gradient.
-        let start = Instant::now();
-        let mut running = 0.0;
-        for (i, batch) in batches.iter().enumerate() {
-            let (loss, grads) = mlp_loss_grad(&batch.x, &batch.labels, &mlp.0, &mlp.1, &mlp.2, &mlp.3);
-            adam.step(&mut mlp, &grads);
-            running += (loss - running) / (i + 1) as f32;
-            if i % 8 == 0 {
-                progress.set_message(format!("running loss {running:.4}"));
+        // The static gradient; returns the epoch's time and its running mean loss.
+        let mut static_epoch = || {
+            let start = Instant::now();
+            let mut running = 0.0;
+            for (i, batch) in batches.iter().enumerate() {
+                let (loss, grads) = mlp_loss_grad(&batch.x, &batch.labels, &mlp.0, &mlp.1, &mlp.2, &mlp.3);
+                adam.step(&mut mlp, &grads);
+                running += (loss - running) / (i + 1) as f32;
+                if i % 8 == 0 {
+                    progress.set_message(format!("running loss {running:.4}"));
+                }
             }
-        }
-        static_secs.push(start.elapsed().as_secs_f64());
-
+            (start.elapsed().as_secs_f64(), running)
+        };
         // The tape, on the same batches.
-        let start = Instant::now();
-        for batch in &batches {
-            let (_, grads) = mlp_loss_tape_grad(
-                &batch.x,
-                &batch.labels,
-                &mlp_tape.0,
-                &mlp_tape.1,
-                &mlp_tape.2,
-                &mlp_tape.3,
-            );
-            adam_tape.step(&mut mlp_tape, &grads);
-        }
-        tape_secs.push(start.elapsed().as_secs_f64());
+        let mut tape_epoch = || {
+            let start = Instant::now();
+            for batch in &batches {
+                let (x, labels) = (&batch.x, &batch.labels);
+                let (_, grads) = mlp_loss_tape_grad(x, labels, &mlp_tape.0, &mlp_tape.1, &mlp_tape.2, &mlp_tape.3);
+                adam_tape.step(&mut mlp_tape, &grads);
+            }
+            start.elapsed().as_secs_f64()
+        };
+        // Alternate which goes first, so that neither always finds the caches warm.
+        let ((static_time, running), tape_time) = if epoch % 2 == 0 {
+            let static_result = static_epoch();
+            (static_result, tape_epoch())
+        } else {
+            let tape_time = tape_epoch();
+            (static_epoch(), tape_time)
+        };
+        static_secs.push(static_time);
+        tape_secs.push(tape_time);
 
         let mut logistic_running = 0.0;
         for (i, batch) in batches.iter().enumerate() {
