@@ -12,6 +12,9 @@ pub mod layers;
 
 pub use autodiff_macros::{check, differentiate};
 pub use autodiff_runtime as runtime;
+/// Optimizers ([`optim::Sgd`], [`optim::Adam`], [`optim::AdamW`]) that step parameters
+/// with the gradients `_grad` returns, in any [`optim::Params`] structure.
+pub use autodiff_runtime::optim;
 pub use autodiff_runtime::{Float, Plan};
 /// The `ndarray` crate this library is built on, so that user crates never
 /// depend on a second (possibly mismatched) version.

@@ -3,6 +3,7 @@
 //!
 //! - [`kernels`]: forward and backward functions of every op, generic over [`Float`];
 //! - [`ops`]: the user-facing forward ops that ndarray lacks (`relu(&z)`, `z.tanh()`, ...);
+//! - [`optim`]: optimizers (SGD, Adam, AdamW) that step parameters with `_grad`'s gradients;
 //! - [`tape`]: the dynamic, PyTorch-style reverse mode built on those kernels;
 //! - [`gradcheck`]: central finite differences in `f64`, the oracle of every gradient test;
 //! - [`alloc`]: a counting global allocator for peak-memory measurement;
@@ -15,6 +16,7 @@ pub mod float;
 pub mod gradcheck;
 pub mod kernels;
 pub mod ops;
+pub mod optim;
 pub mod plan;
 pub mod tape;
 
