@@ -41,19 +41,16 @@ struct Flags {
     loops: BTreeMap<ValueId, Flags>,
 }
 
-/// Runs the forward (varied) and backward (useful) sweeps.
-pub fn analyse(function: &Function) -> Activity {
+/// Runs the forward (varied) and backward (useful) sweeps. Without `dead_gradients`
+/// (an ablation), every float or array parameter counts as differentiated, so adjoints are
+/// computed whether or not a requested gradient needs them.
+pub fn analyse(function: &Function, dead_gradients: bool) -> Activity {
     let differentiated: Vec<bool> = function
         .params
         .iter()
-        .map(|p| {
-            matches!(
-                p.role,
-                ParamRole::Value {
-                    differentiated: true,
-                    ..
-                }
-            )
+        .map(|p| match p.role {
+            ParamRole::Value { differentiated, .. } => differentiated || !dead_gradients,
+            ParamRole::Constant => false,
         })
         .collect();
     let varied = varied(function, &differentiated);

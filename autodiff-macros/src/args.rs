@@ -1,5 +1,6 @@
 //! The attribute's arguments: `#[differentiate]`, `#[differentiate(wrt(w, b))]`,
-//! `#[differentiate(wrt(w), name = loss_params)]`, `#[differentiate(vjp = gelu_backward)]`.
+//! `#[differentiate(wrt(w), name = loss_params)]`, `#[differentiate(vjp = gelu_backward)]`,
+//! `#[differentiate(opt(fusion = false), name = loss_unfused)]`.
 
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
@@ -17,6 +18,80 @@ pub struct Args {
     /// `vjp = path`: a custom derivative rule. The body is then not differentiated (it may
     /// be any Rust); both engines call this function for the backward.
     pub vjp: Option<syn::Path>,
+    /// `opt(analysis = false, ..)`: analyses of the static code turned off, for ablation studies.
+    pub analyses: Analyses,
+}
+
+/// The analyses that make the static code lean, each on unless `opt(..)` turns it off. Off,
+/// the gradients are the same (the tests check every switch); only time and memory change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Analyses {
+    /// Elementwise backward steps fused into one pass (`fused::chainN`).
+    pub fusion: bool,
+    /// Values dropped after their last use, in forward and backward.
+    pub liveness: bool,
+    /// Adjoint buffers reused: moved into the kernel that consumes them last, out-of-place
+    /// twins instead of copies, matrix products summed in place (GEMM with β = 1).
+    pub reuse: bool,
+    /// The adjoint of a full reduction kept as one float (a symbolic fill) while it can be.
+    pub seed: bool,
+    /// Adjoints that no requested gradient needs are not computed (dead-gradient elimination).
+    pub dead_gradients: bool,
+}
+
+impl Default for Analyses {
+    fn default() -> Self {
+        Analyses {
+            fusion: true,
+            liveness: true,
+            reuse: true,
+            seed: true,
+            dead_gradients: true,
+        }
+    }
+}
+
+const ANALYSES: &str = "`fusion`, `liveness`, `reuse`, `seed`, `dead_gradients`";
+
+impl Analyses {
+    /// Parses the inside of `opt(..)`: `name = true|false`, comma-separated.
+    fn parse_list(content: ParseStream) -> syn::Result<Self> {
+        let mut analyses = Analyses::default();
+        let mut seen: Vec<String> = Vec::new();
+        while !content.is_empty() {
+            let name: Ident = content.parse()?;
+            let key = name.to_string();
+            if seen.contains(&key) {
+                return Err(syn::Error::new(name.span(), format!("`{key}` is given twice")));
+            }
+            let slot = match key.as_str() {
+                "fusion" => &mut analyses.fusion,
+                "liveness" => &mut analyses.liveness,
+                "reuse" => &mut analyses.reuse,
+                "seed" => &mut analyses.seed,
+                "dead_gradients" => &mut analyses.dead_gradients,
+                _ => {
+                    return Err(syn::Error::new(
+                        name.span(),
+                        format!("unknown analysis `{key}`; `opt(..)` switches off {ANALYSES}: `opt(fusion = false)`"),
+                    ))
+                }
+            };
+            if !content.peek(Token![=]) || !content.peek2(syn::LitBool) {
+                return Err(syn::Error::new(
+                    name.span(),
+                    format!("`{key}` takes `true` or `false`: `opt({key} = false)`"),
+                ));
+            }
+            content.parse::<Token![=]>()?;
+            *slot = content.parse::<syn::LitBool>()?.value;
+            seen.push(key);
+            if !content.is_empty() {
+                content.parse::<Token![,]>()?;
+            }
+        }
+        Ok(analyses)
+    }
 }
 
 impl Parse for Args {
@@ -75,10 +150,20 @@ impl Parse for Args {
                     )
                 })?;
                 args.vjp = Some(path);
+            } else if key == "opt" {
+                if !input.peek(syn::token::Paren) {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        format!("`opt` takes a list of analyses to switch off ({ANALYSES}): `opt(fusion = false)`"),
+                    ));
+                }
+                let content;
+                syn::parenthesized!(content in input);
+                args.analyses = Analyses::parse_list(&content)?;
             } else {
                 return Err(syn::Error::new(
                     key.span(),
-                    format!("unknown argument `{key}`; supported: `wrt(param, ...)`, `name = prefix` and `vjp = backward_fn`"),
+                    format!("unknown argument `{key}`; supported: `wrt(param, ...)`, `name = prefix`, `vjp = backward_fn` and `opt(analysis = false, ..)`"),
                 ));
             }
             if !input.is_empty() {

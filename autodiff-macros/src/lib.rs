@@ -23,6 +23,7 @@ mod op_table;
 mod rules;
 mod scalar;
 mod signature;
+mod ungroup;
 
 #[cfg(test)]
 mod fuzz;
@@ -64,6 +65,7 @@ fn expand_differentiate(
         return quote!(#error #item);
     }
     let mut item = item;
+    ungroup::apply(&mut item);
     match try_expand(&args, &mut item) {
         Ok(tokens) => tokens,
         Err(failure) => {
@@ -96,10 +98,10 @@ fn try_expand(args: &args::Args, item: &mut syn::ItemFn) -> Expansion {
         let error = quote!(::core::compile_error!("`#[differentiate]` could not read this function"););
         return Err(Box::new((error, None)));
     };
-    let activity = activity::analyse(&function);
+    let activity = activity::analyse(&function, args.analyses.dead_gradients);
     let prefix = args.name.clone().unwrap_or_else(|| item.sig.ident.clone());
     let item = &*item;
-    let generated = codegen::expand(item, &prefix, &function, &activity, &signature.float_ty);
+    let generated = codegen::expand(item, &prefix, &function, &activity, &signature.float_ty, args.analyses);
     // The function stays as written. It is the reference the generated `_check` compares
     // against, so a caller who only uses `loss_grad` should not be told it is unused.
     Ok(quote!(#[allow(dead_code, clippy::needless_range_loop)] #item #generated))

@@ -23,7 +23,13 @@ use crate::liveness::ForwardLiveness;
 
 /// The call protocol's items, or nothing when the function cannot be called from another
 /// (its attribute renames it with `name = ..`, or it is generic over more than its float).
-pub fn call_items(item: &ItemFn, prefix: &Ident, function: &Function, float: &syn::Type) -> TokenStream {
+pub fn call_items(
+    item: &ItemFn,
+    prefix: &Ident,
+    function: &Function,
+    float: &syn::Type,
+    analyses: crate::args::Analyses,
+) -> TokenStream {
     let float_param = item.sig.generics.params.iter().find_map(|p| match p {
         GenericParam::Type(t) if t.ident == quote!(#float).to_string() => Some(t.ident.clone()),
         _ => None,
@@ -47,9 +53,9 @@ pub fn call_items(item: &ItemFn, prefix: &Ident, function: &Function, float: &sy
     callable.wrt = (0..callable.params.len())
         .filter(|&i| matches!(callable.params[i].role, ParamRole::Value { .. }))
         .collect();
-    let activity = activity::analyse(&callable);
+    let activity = activity::analyse(&callable, analyses.dead_gradients);
     let liveness = ForwardLiveness::of(&callable);
-    let names = Names::new(&callable, float);
+    let names = Names::new(&callable, float, analyses);
     let code = static_code::generate(&callable, &activity, &liveness, &names, &[], &Boundary::Call);
 
     let vis = &item.vis;

@@ -31,8 +31,9 @@ pub fn expand(
     function: &Function,
     activity: &Activity,
     float: &syn::Type,
+    analyses: crate::args::Analyses,
 ) -> TokenStream {
-    let names = Names::new(function, float);
+    let names = Names::new(function, float, analyses);
     let vis = &item.vis;
     let ctx_lifetime = Lifetime::new("'__ctx", Span::call_site());
 
@@ -245,7 +246,7 @@ pub fn expand(
     } else {
         TokenStream::new()
     };
-    let call_items = call_code::call_items(item, prefix, function, float);
+    let call_items = call_code::call_items(item, prefix, function, float, analyses);
     let plan_item = plan_item(item, prefix, function, &code, plan);
 
     // The readable source of the static part, for `<name>_grad_source()`.

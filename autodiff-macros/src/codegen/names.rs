@@ -5,6 +5,7 @@
 //! `d_h_5`, its shape `h_5_dim`. Every generated local uses a mixed-site span, so it can
 //! never capture or shadow a name of the user's.
 
+use crate::args::Analyses;
 use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote};
 use syn::Ident;
@@ -26,6 +27,8 @@ pub struct Names<'f> {
     /// A loop body's values held as `ArcArray` (the carried states), which a function
     /// taking `&Array` cannot borrow as they are.
     shared: Vec<ValueId>,
+    /// The analyses the attribute leaves on (`opt(..)` turns them off).
+    pub analyses: Analyses,
 }
 
 /// How the code around a loop names a value its body reads.
@@ -41,13 +44,14 @@ pub fn kernels() -> TokenStream {
 }
 
 impl<'f> Names<'f> {
-    pub fn new(function: &'f Function, float: &syn::Type) -> Self {
+    pub fn new(function: &'f Function, float: &syn::Type, analyses: Analyses) -> Self {
         Names {
             function,
             float: quote!(#float),
             prefix: String::new(),
             outer: HashMap::new(),
             shared: Vec::new(),
+            analyses,
         }
     }
 
@@ -81,6 +85,7 @@ impl<'f> Names<'f> {
             prefix: format!("{}l{}__", self.prefix, id.0),
             outer,
             shared: Vec::new(),
+            analyses: self.analyses,
         }
     }
 

@@ -193,7 +193,8 @@ pub fn generate(
                 function.stmt(target).op,
                 Op::LoopOut { .. } | Op::Call(_) | Op::Custom { .. }
             );
-            if contributions[&target] == 1
+            if names.analyses.seed
+                && contributions[&target] == 1
                 && function.param_of(target).is_none()
                 && function.kind(target).is_array()
                 && !loop_output
@@ -212,7 +213,11 @@ pub fn generate(
     }
 
     // 2b. Fuse chains of elementwise backward steps into one pass each.
-    let steps = fuse_elementwise_chains(function, names, steps, &contributions);
+    let steps = if names.analyses.fusion {
+        fuse_elementwise_chains(function, names, steps, &contributions)
+    } else {
+        steps
+    };
 
     // 2c. Each loop's body, generated first: the loop's backward step reads what the body's does.
     let bodies: BTreeMap<ValueId, loops::BodyCode> = function
@@ -321,14 +326,14 @@ pub fn generate(
             } if !contributions.contains_key(&id) => {
                 dim_reads.insert(id);
             }
-            ParamRole::Value {
-                id,
-                kind: Kind::Slice(_),
-                ..
-            } => {
+            _ => {}
+        }
+    }
+    if let Boundary::Top | Boundary::Call = boundary {
+        for index in slice_gradients(function, &grads, &is_active) {
+            if let Some(id) = function.param_id(index) {
                 value_reads.entry(id).or_insert(0);
             }
-            _ => {}
         }
     }
     // Constants the backward reads may name parameters: constant ones, and float or array
@@ -413,6 +418,7 @@ pub fn generate(
                     .dying_at(stmt)
                     .into_iter()
                     .filter(|&a| droppable(function, a) && !value_reads.contains_key(&a) && !outputs.contains(&a))
+                    .filter(|_| names.analyses.liveness)
                     .collect();
                 let (code, plan) = body.forward(function, stmt.id, l, names, is_active(stmt.id), &movable);
                 forward_body.extend(code);
@@ -444,7 +450,12 @@ pub fn generate(
             // A loop moves (or copies) its carried variables' initial values.
             let loop_init =
                 matches!(&stmt.op, Op::Loop(l) if l.carried.iter().any(|c| matches!(c.init, Init::Value(v) if v == a)));
-            if droppable(function, a) && !value_reads.contains_key(&a) && !outputs.contains(&a) && !loop_init {
+            if names.analyses.liveness
+                && droppable(function, a)
+                && !value_reads.contains_key(&a)
+                && !outputs.contains(&a)
+                && !loop_init
+            {
                 let ident = names.ident(a);
                 forward_body.extend(quote!(::core::mem::drop(#ident);));
             }
@@ -521,13 +532,8 @@ pub fn generate(
     // A differentiated slice's gradient: zeros shaped like it, accumulated into by index
     // (in loop bodies too, which name it as the function does).
     if let Boundary::Top | Boundary::Call = boundary {
-        for &index in &grads {
-            if let ParamRole::Value {
-                id,
-                kind: Kind::Slice(_),
-                ..
-            } = function.params[index].role
-            {
+        for index in slice_gradients(function, &grads, &is_active) {
+            if let ParamRole::Value { id, .. } = function.params[index].role {
                 let (d, slice) = (names.adjoint(id), names.ident(id));
                 backward_body.extend(quote! {
                     let mut #d: ::std::vec::Vec<_> = #slice.iter().map(|__w| ::autodiff::ndarray::Array::zeros(__w.raw_dim())).collect();
@@ -610,12 +616,12 @@ pub fn generate(
             if takes_g {
                 owners_seen += 1;
             }
-            let moves = takes_g && owners_seen == owners;
+            let moves = takes_g && owners_seen == owners && names.analyses.reuse;
             // A kernel that would get a clone of `g` runs out of place from `&g` instead
             // when it has such a form: one pass over memory instead of a copy plus a pass.
             let borrowed;
             let call = match call.borrowing {
-                Some(kernel) if takes_g && !moves => {
+                Some(kernel) if takes_g && !moves && names.analyses.reuse => {
                     borrowed = GradCall {
                         kernel: Some(kernel),
                         borrowing: None,
@@ -638,10 +644,11 @@ pub fn generate(
             };
             // A matrix product summed into an accumulator runs as GEMM with β = 1: no
             // product buffer, no separate addition.
-            if let (Some(acc), Some(kernel), false) = (
+            if let (Some(acc), Some(kernel), false, true) = (
                 accumulator(call.target),
                 call.kernel.and_then(Kernel::accumulating),
                 call.materialize,
+                names.analyses.reuse,
             ) {
                 let fused = GradCall {
                     kernel: Some(kernel),
@@ -666,11 +673,12 @@ pub fn generate(
                 &mut plan_backward,
             );
         }
-        if g_is_array && owners == 0 {
+        // An adjoint no kernel took is freed here (without reuse, none takes it).
+        if g_is_array && (owners == 0 || !names.analyses.reuse) {
             backward_body.extend(quote!(::core::mem::drop(#g);));
         }
         for (&v, &last) in &value_reads {
-            if last == i && droppable(function, v) {
+            if last == i && droppable(function, v) && names.analyses.liveness {
                 let ident = names.ident(v);
                 backward_body.extend(quote!(::core::mem::drop(#ident);));
             }
@@ -854,6 +862,21 @@ fn fuse_elementwise_chains(
         .zip(absorbed)
         .filter(|(_, a)| !a)
         .map(|(s, _)| s)
+        .collect()
+}
+
+/// The slice parameters whose gradient `Vec` the backward declares: the requested ones, and
+/// any other that receives adjoints (when dead-gradient elimination is off).
+fn slice_gradients(function: &Function, grads: &[usize], is_active: &dyn Fn(ValueId) -> bool) -> Vec<usize> {
+    (0..function.params.len())
+        .filter(|index| match function.params[*index].role {
+            ParamRole::Value {
+                id,
+                kind: Kind::Slice(_),
+                ..
+            } => grads.contains(index) || is_active(id),
+            _ => false,
+        })
         .collect()
 }
 
