@@ -12,6 +12,7 @@
 //! ```
 //! use autodiff_runtime::dual::Dual;
 //! use autodiff_runtime::Float;
+//! use num_traits::Float as _; // sin, exp, ...
 //! let x = Dual::new(2.0_f64, 1.0); // x = 2, dx = 1
 //! let y = x * x.sin();             // y = x·sin x
 //! assert_eq!(y.value, 2.0 * 2.0_f64.sin());
