@@ -18,6 +18,7 @@ mod accuracy;
 mod cases;
 mod depth;
 mod floor;
+mod hvp;
 mod measure;
 mod pytorch;
 mod report;
@@ -74,7 +75,7 @@ struct Args {
     /// Print the plans `#[differentiate]` made for the four cases, then exit.
     #[arg(long)]
     show_plans: bool,
-    /// Parts to skip: depth, stability, accuracy, plots.
+    /// Parts to skip: depth, stability, accuracy, plots, hvp.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
 }
@@ -226,6 +227,9 @@ fn main() {
     }
     print!("{}", report::depth_table(&results.depth));
     print!("{}", report::stability_table(&results.stability));
+    if !skip("hvp") {
+        print!("{}", hvp::run(reps, scale));
+    }
     println!("\nwrote {}", json.display());
     if !skip("plots") {
         match report::plots(&results, &torch.rows, &args.out) {
