@@ -220,9 +220,11 @@ pub(crate) fn gemm_real<F: Float>(
 /// With `x = x₀ + x₁ε`: the value is `α₀·(a₀·b₀) + β₀·c₀`, the tangent
 /// `α₀·(a₁·b₀ + a₀·b₁) + α₁·(a₀·b₀) + β₀·c₁ + β₁·c₀`. That is three real GEMMs (the two
 /// tangent products accumulate into one buffer with β = 1) when `alpha` is a constant, as
-/// in every kernel; a fourth term, `α₁·(a₀·b₀)`, reuses the value product otherwise. The
-/// operands are split into contiguous real matrices first (O(mk + kn + mn) copies against
-/// O(mkn) work). `c` is not read when `beta` is zero (both parts).
+/// in every kernel; a fourth term, `α₁·(a₀·b₀)`, reuses the value product otherwise. An
+/// operand whose tangents are all zero (a constant: the data of an HVP) drops its tangent
+/// product, so `x·w` with a constant `x` is two GEMMs. The operands are split into
+/// contiguous real matrices first (O(mk + kn + mn) copies against O(mkn) work). `c` is
+/// not read when `beta` is zero (both parts).
 pub(crate) fn gemm_dual<F: Float>(
     backend: Option<Backend>,
     threads: usize,
@@ -238,16 +240,33 @@ pub(crate) fn gemm_dual<F: Float>(
     }
     let values = |x: &ArrayView2<Dual<F>>| x.mapv(|d| d.value);
     let tangents = |x: &ArrayView2<Dual<F>>| x.mapv(|d| d.tangent);
-    let (a0, a1, b0, b1) = (values(&a), tangents(&a), values(&b), tangents(&b));
+    let varies = |x: &ArrayView2<Dual<F>>| x.iter().any(|d| d.tangent != F::zero());
+    let (a0, b0) = (values(&a), values(&b));
     let reads_c = beta != Dual::constant(F::zero());
     let (mut c0, mut c1) = if reads_c {
         (values(&c.view()), tangents(&c.view()))
     } else {
         (Array2::zeros((m, n)), Array2::zeros((m, n)))
     };
-    // Tangent: c₁ ← α₀·a₁·b₀ + β₀·c₁, then += α₀·a₀·b₁, then += β₁·c₀ (the old c₀).
-    F::gemm(backend, threads, alpha.value, a1.view(), b0.view(), beta.value, c1.view_mut());
-    F::gemm(backend, threads, alpha.value, a0.view(), b1.view(), F::one(), c1.view_mut());
+    // Tangent: c₁ ← α₀·a₁·b₀ + β₀·c₁, then += α₀·a₀·b₁ (each left out for a constant
+    // operand), then += β₁·c₀ (the old c₀).
+    let mut c1_beta = beta.value;
+    if varies(&a) {
+        F::gemm(backend, threads, alpha.value, tangents(&a).view(), b0.view(), c1_beta, c1.view_mut());
+        c1_beta = F::one();
+    }
+    if varies(&b) {
+        F::gemm(backend, threads, alpha.value, a0.view(), tangents(&b).view(), c1_beta, c1.view_mut());
+        c1_beta = F::one();
+    }
+    if c1_beta != F::one() && reads_c {
+        // Neither operand varies: only β₀·c₁ is left (and c₁ is not read when β₀ is 0).
+        if c1_beta == F::zero() {
+            c1.fill(F::zero());
+        } else {
+            c1.mapv_inplace(|t| t * c1_beta);
+        }
+    }
     if reads_c && beta.tangent != F::zero() {
         c1.scaled_add(beta.tangent, &c0);
     }
@@ -481,7 +500,14 @@ mod tests {
             let mut random = |r: usize, c: usize| {
                 Array2::from_shape_fn((r, c), |_| Dual::new(rng.gen_range(-1.0..1.0), rng.gen_range(-1.0..1.0)))
             };
-            let (a_n, a_t, b_n, b_t, c0) = (random(m, k), random(k, m), random(k, n), random(n, k), random(m, n));
+            let (mut a_n, a_t, b_n, mut b_t, c0) = (random(m, k), random(k, m), random(k, n), random(n, k), random(m, n));
+            // Constant operands (zero tangents) drop their tangent product: cover them too.
+            if case % 3 == 1 {
+                a_n.mapv_inplace(|d| Dual::constant(d.value));
+            }
+            if case % 5 == 1 {
+                b_t.mapv_inplace(|d| Dual::constant(d.value));
+            }
             let a_views = [a_n.view(), a_t.t(), a_n.slice(ndarray::s![..;-1, ..])];
             let b_views = [b_n.view(), b_t.t()];
             let scalars = [
