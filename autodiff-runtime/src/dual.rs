@@ -40,7 +40,7 @@ use std::iter::{Product, Sum};
 use std::num::FpCategory;
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Rem, RemAssign, Sub, SubAssign};
 
-use ndarray::{Array, ArrayBase, ArrayView2, ArrayViewMut2, Data, Dimension, NdFloat, ScalarOperand, Zip};
+use ndarray::{Array, ArrayBase, ArrayView2, ArrayViewMut2, Axis, Data, Dimension, NdFloat, ScalarOperand, ShapeBuilder, Zip};
 use num_traits::{Bounded, FloatConst, FromPrimitive, Num, NumCast, One, Signed, ToPrimitive, Zero};
 
 use crate::kernels::gemm::Backend;
@@ -50,7 +50,11 @@ use crate::Float;
 /// or another dual, for higher derivatives).
 ///
 /// Arithmetic propagates the tangent by the chain rule: `f(a + bε) = f(a) + f'(a)·b·ε`.
+///
+/// The layout is `#[repr(C)]`, value then tangent, so a matrix of duals is two interleaved
+/// real matrices, which the dual GEMM reads and writes in place ([`parts`], [`parts_mut`]).
 #[derive(Clone, Copy, Debug, Default)]
+#[repr(C)]
 pub struct Dual<F> {
     /// The real part: the function's value.
     pub value: F,
@@ -138,6 +142,89 @@ impl<F: Float> Float for Dual<F> {
     ) {
         crate::kernels::gemm::gemm_dual(backend, threads, alpha, a, b, beta, c);
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// A matrix of duals as two real matrices, without a copy.
+
+/// The values and the tangents of a matrix of duals, as two strided real views of the
+/// same memory (no copy).
+pub(crate) fn parts<F: Float>(x: ArrayView2<'_, Dual<F>>) -> (ArrayView2<'_, F>, ArrayView2<'_, F>) {
+    let (x, inverted) = positive_strides(x);
+    let (shape, strides) = real_layout(x.dim(), x.strides());
+    let ptr = x.as_ptr().cast::<F>();
+    // SAFETY: `Dual<F>` is `repr(C)` with two fields of type `F`, so it is two `F`s with
+    // no padding: the value at offset 0, the tangent at offset 1 (in `F`s). Element
+    // `(i, j)` of `x` is at `ptr + 2·(i·s₀ + j·s₁)` in `F`s, so the views with strides
+    // `2·s` starting at `ptr` and `ptr + 1` see exactly the values and the tangents of
+    // `x`'s elements, which live as long as `x`'s borrow. The strides are non-negative
+    // (made so above, as `from_shape_ptr` requires). For an empty `x`, `ptr + 1` is not
+    // dereferenced (no element is read); it stays within the allocation or one past it.
+    let (values, tangents) = unsafe {
+        (
+            ArrayView2::from_shape_ptr(shape.strides(strides), ptr),
+            ArrayView2::from_shape_ptr(shape.strides(strides), ptr.wrapping_add(1)),
+        )
+    };
+    (restore_axes(values, inverted), restore_axes(tangents, inverted))
+}
+
+/// [`parts`] of a mutable matrix: two mutable views that never overlap.
+pub(crate) fn parts_mut<F: Float>(x: ArrayViewMut2<'_, Dual<F>>) -> (ArrayViewMut2<'_, F>, ArrayViewMut2<'_, F>) {
+    let mut inverted = [false; 2];
+    let mut x = x;
+    for (axis, flag) in inverted.iter_mut().enumerate() {
+        if x.strides()[axis] < 0 {
+            x.invert_axis(Axis(axis));
+            *flag = true;
+        }
+    }
+    let (shape, strides) = real_layout(x.dim(), x.strides());
+    let ptr = x.as_mut_ptr().cast::<F>();
+    // SAFETY: as in `parts`; `x` is borrowed mutably for the views' lifetime, and the two
+    // views are disjoint (every value is at an even offset from `ptr`, every tangent at
+    // an odd one), so neither aliases the other.
+    let (mut values, mut tangents) = unsafe {
+        (
+            ArrayViewMut2::from_shape_ptr(shape.strides(strides), ptr),
+            ArrayViewMut2::from_shape_ptr(shape.strides(strides), ptr.wrapping_add(1)),
+        )
+    };
+    for (axis, &flag) in inverted.iter().enumerate() {
+        if flag {
+            values.invert_axis(Axis(axis));
+            tangents.invert_axis(Axis(axis));
+        }
+    }
+    (values, tangents)
+}
+
+/// `x` with every negative stride made positive (the axis reversed), and which axes were.
+fn positive_strides<F>(mut x: ArrayView2<'_, Dual<F>>) -> (ArrayView2<'_, Dual<F>>, [bool; 2]) {
+    let mut inverted = [false; 2];
+    for (axis, flag) in inverted.iter_mut().enumerate() {
+        if x.strides()[axis] < 0 {
+            x.invert_axis(Axis(axis));
+            *flag = true;
+        }
+    }
+    (x, inverted)
+}
+
+/// Reverses the axes [`positive_strides`] reversed, on a real view.
+fn restore_axes<F>(mut x: ArrayView2<'_, F>, inverted: [bool; 2]) -> ArrayView2<'_, F> {
+    for (axis, &flag) in inverted.iter().enumerate() {
+        if flag {
+            x.invert_axis(Axis(axis));
+        }
+    }
+    x
+}
+
+/// The shape, and the strides in `F`s (twice those in duals), of a dual matrix's parts.
+fn real_layout((rows, cols): (usize, usize), strides: &[isize]) -> ((usize, usize), (usize, usize)) {
+    let stride = |s: isize| 2 * s.unsigned_abs();
+    ((rows, cols), (stride(strides[0]), stride(strides[1])))
 }
 
 // ---------------------------------------------------------------------------------------

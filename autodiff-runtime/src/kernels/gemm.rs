@@ -21,9 +21,9 @@
 use std::any::TypeId;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, Zip};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
-use crate::dual::Dual;
+use crate::dual::{parts, parts_mut, Dual};
 use crate::Float;
 
 /// Threads the GEMM backend may use; 1 (single-threaded) unless [`set_num_threads`] says otherwise.
@@ -123,7 +123,7 @@ pub fn gemm_with_backend<F: Float>(
 }
 
 /// Panics unless the shapes are `m×k`, `k×n` and `m×n`, naming all three; returns `(m, k, n)`.
-fn check_shapes<A, B, C>(a: &ArrayView2<A>, b: &ArrayView2<B>, c: &ArrayViewMut2<C>) -> (usize, usize, usize) {
+fn check_shapes<A, B, C>(a: &ArrayView2<A>, b: &ArrayView2<B>, c: &ArrayView2<C>) -> (usize, usize, usize) {
     let (m, k) = a.dim();
     let (k2, n) = b.dim();
     assert!(
@@ -148,7 +148,7 @@ pub(crate) fn gemm_real<F: Float>(
     beta: F,
     mut c: ArrayViewMut2<F>,
 ) {
-    let (m, k, n) = check_shapes(&a, &b, &c);
+    let (m, k, n) = check_shapes(&a, &b, &c.view());
     if m == 0 || n == 0 {
         return;
     }
@@ -219,12 +219,13 @@ pub(crate) fn gemm_real<F: Float>(
 ///
 /// With `x = x₀ + x₁ε`: the value is `α₀·(a₀·b₀) + β₀·c₀`, the tangent
 /// `α₀·(a₁·b₀ + a₀·b₁) + α₁·(a₀·b₀) + β₀·c₁ + β₁·c₀`. That is three real GEMMs (the two
-/// tangent products accumulate into one buffer with β = 1) when `alpha` is a constant, as
-/// in every kernel; a fourth term, `α₁·(a₀·b₀)`, reuses the value product otherwise. An
+/// tangent products accumulate into `c₁` with β = 1) when `alpha` is a constant, as in
+/// every kernel; a fourth term, `α₁·(a₀·b₀)`, reuses the value product otherwise. An
 /// operand whose tangents are all zero (a constant: the data of an HVP) drops its tangent
-/// product, so `x·w` with a constant `x` is two GEMMs. The operands are split into
-/// contiguous real matrices first (O(mk + kn + mn) copies against O(mkn) work). `c` is
-/// not read when `beta` is zero (both parts).
+/// product, so `x·w` with a constant `x` is two GEMMs. The parts are strided views of the
+/// dual matrices ([`crate::dual::parts`]): the real GEMMs read the operands and write `c`
+/// in place, with no copy and no temporary. `c` is not read when `beta` is zero (both
+/// parts).
 pub(crate) fn gemm_dual<F: Float>(
     backend: Option<Backend>,
     threads: usize,
@@ -232,61 +233,51 @@ pub(crate) fn gemm_dual<F: Float>(
     a: ArrayView2<Dual<F>>,
     b: ArrayView2<Dual<F>>,
     beta: Dual<F>,
-    mut c: ArrayViewMut2<Dual<F>>,
+    c: ArrayViewMut2<Dual<F>>,
 ) {
-    let (m, _, n) = check_shapes(&a, &b, &c);
+    let (m, _, n) = check_shapes(&a, &b, &c.view());
     if m == 0 || n == 0 {
         return;
     }
-    let values = |x: &ArrayView2<Dual<F>>| x.mapv(|d| d.value);
-    let tangents = |x: &ArrayView2<Dual<F>>| x.mapv(|d| d.tangent);
     let varies = |x: &ArrayView2<Dual<F>>| x.iter().any(|d| d.tangent != F::zero());
-    let (a0, b0) = (values(&a), values(&b));
+    let (a_varies, b_varies) = (varies(&a), varies(&b));
     let reads_c = beta != Dual::constant(F::zero());
-    let (mut c0, mut c1) = if reads_c {
-        (values(&c.view()), tangents(&c.view()))
-    } else {
-        (Array2::zeros((m, n)), Array2::zeros((m, n)))
-    };
-    // Tangent: c₁ ← α₀·a₁·b₀ + β₀·c₁, then += α₀·a₀·b₁ (each left out for a constant
-    // operand), then += β₁·c₀ (the old c₀).
+    let ((a0, a1), (b0, b1)) = (parts(a), parts(b));
+    let (mut c0, mut c1) = parts_mut(c);
+    // Tangent first (its β₁ term reads the old c₀): c₁ ← α₀·a₁·b₀ + β₀·c₁, then
+    // += α₀·a₀·b₁ (each left out for a constant operand), then += β₁·c₀.
     let mut c1_beta = beta.value;
-    if varies(&a) {
-        F::gemm(backend, threads, alpha.value, tangents(&a).view(), b0.view(), c1_beta, c1.view_mut());
+    if a_varies {
+        F::gemm(backend, threads, alpha.value, a1, b0, c1_beta, c1.view_mut());
         c1_beta = F::one();
     }
-    if varies(&b) {
-        F::gemm(backend, threads, alpha.value, a0.view(), tangents(&b).view(), c1_beta, c1.view_mut());
+    if b_varies {
+        F::gemm(backend, threads, alpha.value, a0, b1, c1_beta, c1.view_mut());
         c1_beta = F::one();
     }
-    if c1_beta != F::one() && reads_c {
-        // Neither operand varies: only β₀·c₁ is left (and c₁ is not read when β₀ is 0).
-        if c1_beta == F::zero() {
-            c1.fill(F::zero());
-        } else {
-            c1.mapv_inplace(|t| t * c1_beta);
-        }
+    if c1_beta == F::zero() {
+        // No product was written and β₀ = 0: c₁ is not read (it may be NaN).
+        c1.fill(F::zero());
+    } else if c1_beta != F::one() {
+        c1.mapv_inplace(|t| t * c1_beta);
     }
     if reads_c && beta.tangent != F::zero() {
         c1.scaled_add(beta.tangent, &c0);
     }
     // Value: c₀ ← α₀·a₀·b₀ + β₀·c₀; with a varying alpha, the product a₀·b₀ also feeds c₁.
     if alpha.tangent == F::zero() {
-        F::gemm(backend, threads, alpha.value, a0.view(), b0.view(), beta.value, c0.view_mut());
+        F::gemm(backend, threads, alpha.value, a0, b0, beta.value, c0);
     } else {
         let mut product = Array2::zeros((m, n));
-        F::gemm(backend, threads, F::one(), a0.view(), b0.view(), F::zero(), product.view_mut());
+        F::gemm(backend, threads, F::one(), a0, b0, F::zero(), product.view_mut());
         c1.scaled_add(alpha.tangent, &product);
         if beta.value == F::zero() {
-            c0 = product * alpha.value;
+            c0.assign(&product);
+            c0.mapv_inplace(|v| v * alpha.value);
         } else {
-            c0 = product * alpha.value + c0 * beta.value;
+            c0.zip_mut_with(&product, |c, &p| *c = alpha.value * p + beta.value * *c);
         }
     }
-    Zip::from(&mut c)
-        .and(&c0)
-        .and(&c1)
-        .for_each(|c, &value, &tangent| *c = Dual::new(value, tangent));
 }
 
 #[cfg(test)]
@@ -540,6 +531,23 @@ mod tests {
                                 a.strides(),
                                 b.strides(),
                             );
+                        }
+                        // A column-major `c`, and one seen through a negative stride.
+                        let mut c_f = Array2::from_elem((n, m), Dual::new(f64::NAN, f64::NAN));
+                        let mut c_rev = Array2::from_elem((m, n), Dual::new(f64::NAN, f64::NAN));
+                        if beta != Dual::constant(0.0) {
+                            c_f.assign(&c0.t());
+                            c_rev.assign(&c0.slice(ndarray::s![..;-1, ..]));
+                        }
+                        gemm(alpha, *a, *b, beta, c_f.view_mut().reversed_axes());
+                        gemm(alpha, *a, *b, beta, c_rev.slice_mut(ndarray::s![..;-1, ..]));
+                        for got in [c_f.t(), c_rev.slice(ndarray::s![..;-1, ..])] {
+                            let err = got
+                                .iter()
+                                .zip(expected.iter())
+                                .map(|(g, e)| (g.value - e.value).abs().max((g.tangent - e.tangent).abs()))
+                                .fold(0.0, f64::max);
+                            assert!(err <= 1e-13 * (k as f64 + 1.0), "{m}×{k}×{n}, strided c: off by {err}");
                         }
                     }
                 }
