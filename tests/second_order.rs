@@ -124,7 +124,12 @@ impl Second<'_> {
         assert_close("hvp value", &[self.hvp.0], &[self.value], 1e-14);
         assert_close("hvp's gradient against _grad", &self.hvp.1, &self.gradient, 1e-12);
         let fd = derivative_along(self.gradient_at);
-        assert_close("hvp against finite differences of the gradient", &self.hvp.2, &fd, hvp_tol);
+        assert_close(
+            "hvp against finite differences of the gradient",
+            &self.hvp.2,
+            &fd,
+            hvp_tol,
+        );
     }
 }
 
@@ -221,7 +226,12 @@ fn logistic_regression() {
         gradient_at: &gradient_at,
     }
     .check(1e-8);
-    let args = (dual::constant(&x), dual::seed(&w, &dw), Dual::new(b, db), dual::constant(&y));
+    let args = (
+        dual::constant(&x),
+        dual::seed(&w, &dw),
+        Dual::new(b, db),
+        dual::constant(&y),
+    );
     let static_ = logistic_grad::<D64>(&args.0, &args.1, args.2, &args.3);
     let tape = logistic_tape_grad::<D64>(&args.0, &args.1, args.2, &args.3);
     assert_tape_matches_static(tuple(static_), tuple(tape));
@@ -425,7 +435,12 @@ fn mlp_with_relu_log_softmax_and_a_closure() {
         gradient_at: &gradient_at,
     }
     .check(1e-8);
-    let args = (dual::seed(&x, dx), dual::seed(&w, dw), dual::seed(&v, dv), Dual::new(s, *ds));
+    let args = (
+        dual::seed(&x, dx),
+        dual::seed(&w, dw),
+        dual::seed(&v, dv),
+        Dual::new(s, *ds),
+    );
     let static_ = mlp_relu_grad::<D64>(&args.0, &args.1, &args.2, args.3);
     let tape = mlp_relu_tape_grad::<D64>(&args.0, &args.1, &args.2, args.3);
     assert_tape_matches_static(tuple(static_), tuple(tape));

@@ -40,7 +40,9 @@ use std::iter::{Product, Sum};
 use std::num::FpCategory;
 use std::ops::{Add, AddAssign, Div, DivAssign, Mul, MulAssign, Neg, Rem, RemAssign, Sub, SubAssign};
 
-use ndarray::{Array, ArrayBase, ArrayView2, ArrayViewMut2, Axis, Data, Dimension, NdFloat, ScalarOperand, ShapeBuilder, Zip};
+use ndarray::{
+    Array, ArrayBase, ArrayView2, ArrayViewMut2, Axis, Data, Dimension, NdFloat, ScalarOperand, ShapeBuilder, Zip,
+};
 use num_traits::{Bounded, FloatConst, FromPrimitive, Num, NumCast, One, Signed, ToPrimitive, Zero};
 
 use crate::kernels::gemm::Backend;
@@ -702,10 +704,7 @@ impl<F: Float> num_traits::Float for Dual<F> {
     }
 
     fn log2(self) -> Self {
-        self.chain(
-            self.value.log2(),
-            (self.value * F::of(std::f64::consts::LN_2)).recip(),
-        )
+        self.chain(self.value.log2(), (self.value * F::of(std::f64::consts::LN_2)).recip())
     }
 
     fn log10(self) -> Self {
@@ -769,17 +768,11 @@ impl<F: Float> num_traits::Float for Dual<F> {
     }
 
     fn asin(self) -> Self {
-        self.chain(
-            self.value.asin(),
-            (F::one() - self.value * self.value).sqrt().recip(),
-        )
+        self.chain(self.value.asin(), (F::one() - self.value * self.value).sqrt().recip())
     }
 
     fn acos(self) -> Self {
-        self.chain(
-            self.value.acos(),
-            -(F::one() - self.value * self.value).sqrt().recip(),
-        )
+        self.chain(self.value.acos(), -(F::one() - self.value * self.value).sqrt().recip())
     }
 
     fn atan(self) -> Self {
@@ -789,10 +782,7 @@ impl<F: Float> num_traits::Float for Dual<F> {
     /// `atan2(y, x)` with `self = y`: `(x·dy − y·dx) / (x² + y²)`.
     fn atan2(self, other: Self) -> Self {
         let (y, x) = (self.value, other.value);
-        Dual::new(
-            y.atan2(x),
-            (x * self.tangent - y * other.tangent) / (x * x + y * y),
-        )
+        Dual::new(y.atan2(x), (x * self.tangent - y * other.tangent) / (x * x + y * y))
     }
 
     fn sin_cos(self) -> (Self, Self) {
@@ -814,24 +804,15 @@ impl<F: Float> num_traits::Float for Dual<F> {
     }
 
     fn asinh(self) -> Self {
-        self.chain(
-            self.value.asinh(),
-            (self.value * self.value + F::one()).sqrt().recip(),
-        )
+        self.chain(self.value.asinh(), (self.value * self.value + F::one()).sqrt().recip())
     }
 
     fn acosh(self) -> Self {
-        self.chain(
-            self.value.acosh(),
-            (self.value * self.value - F::one()).sqrt().recip(),
-        )
+        self.chain(self.value.acosh(), (self.value * self.value - F::one()).sqrt().recip())
     }
 
     fn atanh(self) -> Self {
-        self.chain(
-            self.value.atanh(),
-            (F::one() - self.value * self.value).recip(),
-        )
+        self.chain(self.value.atanh(), (F::one() - self.value * self.value).recip())
     }
 
     fn integer_decode(self) -> (u64, i16, i8) {
@@ -884,7 +865,12 @@ mod tests {
             ("powi", |x| x.powi(3), |x| x.powi(3), -1.7),
             ("powf", |x| x.powf(D::of(2.5)), |x| x.powf(2.5), 1.9),
             ("x^x", |x| x.powf(x), |x| x.powf(x), 1.4),
-            ("recip / div", |x| x.recip() / (x + D::one()), |x| x.recip() / (x + 1.0), 0.8),
+            (
+                "recip / div",
+                |x| x.recip() / (x + D::one()),
+                |x| x.recip() / (x + 1.0),
+                0.8,
+            ),
             ("asin", |x| x.asin(), |x| x.asin(), 0.3),
             ("acos", |x| x.acos(), |x| x.acos(), 0.3),
             ("atan", |x| x.atan(), |x| x.atan(), 2.0),
@@ -894,17 +880,37 @@ mod tests {
             ("atanh", |x| x.atanh(), |x| x.atanh(), 0.2),
             ("cbrt", |x| x.cbrt(), |x| x.cbrt(), 3.3),
             ("hypot", |x| x.hypot(D::of(2.0) * x), |x| x.hypot(2.0 * x), 1.1),
-            ("exp2 log2 log10", |x| x.exp2() + x.log2() + x.log10(), |x| x.exp2() + x.log2() + x.log10(), 1.7),
-            ("exp_m1 ln_1p", |x| x.exp_m1() + x.ln_1p(), |x| x.exp_m1() + x.ln_1p(), 0.4),
+            (
+                "exp2 log2 log10",
+                |x| x.exp2() + x.log2() + x.log10(),
+                |x| x.exp2() + x.log2() + x.log10(),
+                1.7,
+            ),
+            (
+                "exp_m1 ln_1p",
+                |x| x.exp_m1() + x.ln_1p(),
+                |x| x.exp_m1() + x.ln_1p(),
+                0.4,
+            ),
             ("log", |x| x.log(x + D::of(2.0)), |x| x.ln() / (x + 2.0).ln(), 1.2),
             ("rem", |x| (x * x) % x.exp(), |x| (x * x) % x.exp(), 3.1),
             ("mul_add", |x| x.mul_add(x, x.sin()), |x| x.mul_add(x, x.sin()), 0.6),
-            ("max min abs", |x| x.max(-x).min(D::of(5.0)) + (-x).abs(), |x| x.max(-x).min(5.0) + x.abs(), -0.8),
+            (
+                "max min abs",
+                |x| x.max(-x).min(D::of(5.0)) + (-x).abs(),
+                |x| x.max(-x).min(5.0) + x.abs(),
+                -0.8,
+            ),
             ("degrees", |x| x.to_degrees().to_radians() * x, |x| x * x, 0.6),
         ];
         for (name, dual_f, real_f, x) in cases {
             let y = dual_f(Dual::new(x, 1.0));
-            assert!((y.value - real_f(x)).abs() < 1e-12, "{name}: value {} vs {}", y.value, real_f(x));
+            assert!(
+                (y.value - real_f(x)).abs() < 1e-12,
+                "{name}: value {} vs {}",
+                y.value,
+                real_f(x)
+            );
             let fd = central(real_f, x);
             assert!(
                 (y.tangent - fd).abs() <= 1e-7 * (1.0 + fd.abs()),

@@ -44,7 +44,11 @@ pub struct HvpRow {
 
 impl std::fmt::Display for HvpRow {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "\nHessian-vector product (forward over reverse: _grad at Dual<f32>), {}", self.shapes)?;
+        writeln!(
+            f,
+            "\nHessian-vector product (forward over reverse: _grad at Dual<f32>), {}",
+            self.shapes
+        )?;
         writeln!(
             f,
             "  hvp {:.0} µs, two gradients {:.0} µs (medians of {} alternating rounds): hvp / two gradients = {:.2}× (median ratio)",
@@ -59,13 +63,15 @@ pub fn run(reps: usize, scale: f64) -> HvpRow {
     let batch = ((32.0 * scale).round() as usize).max(4);
     let (d, hidden, classes) = (784, 128, 10);
     let mut rng = StdRng::seed_from_u64(7);
-    let mut uniform = |shape: (usize, usize), bound: f32| {
-        Array2::from_shape_simple_fn(shape, || rng.gen_range(-bound..bound))
-    };
+    let mut uniform =
+        |shape: (usize, usize), bound: f32| Array2::from_shape_simple_fn(shape, || rng.gen_range(-bound..bound));
     let x = uniform((batch, d), 1.0);
     let w1 = uniform((d, hidden), 1.0 / (d as f32).sqrt());
     let w2 = uniform((hidden, classes), 1.0 / (hidden as f32).sqrt());
-    let (b1, b2) = (Array1::from_elem(hidden, 0.01_f32), Array1::from_elem(classes, 0.01_f32));
+    let (b1, b2) = (
+        Array1::from_elem(hidden, 0.01_f32),
+        Array1::from_elem(classes, 0.01_f32),
+    );
     let directions = (
         uniform((d, hidden), 0.1),
         Array1::from_elem(hidden, 0.1_f32),

@@ -489,9 +489,12 @@ mod tests {
                 (rng.gen_range(1..20), rng.gen_range(1..20), rng.gen_range(1..12))
             };
             let mut random = |r: usize, c: usize| {
-                Array2::from_shape_fn((r, c), |_| Dual::new(rng.gen_range(-1.0..1.0), rng.gen_range(-1.0..1.0)))
+                Array2::from_shape_fn((r, c), |_| {
+                    Dual::new(rng.gen_range(-1.0..1.0), rng.gen_range(-1.0..1.0))
+                })
             };
-            let (mut a_n, a_t, b_n, mut b_t, c0) = (random(m, k), random(k, m), random(k, n), random(n, k), random(m, n));
+            let (mut a_n, a_t, b_n, mut b_t, c0) =
+                (random(m, k), random(k, m), random(k, n), random(n, k), random(m, n));
             // Constant operands (zero tangents) drop their tangent product: cover them too.
             if case % 3 == 1 {
                 a_n.mapv_inplace(|d| Dual::constant(d.value));
