@@ -855,7 +855,9 @@ mod tests {
     #[test]
     fn dual_tangents_of_elementary_functions_match_finite_differences() {
         type D = Dual<f64>;
-        let cases: Vec<(&str, fn(D) -> D, fn(f64) -> f64, f64)> = vec![
+        /// A name, the function at duals and at reals, and the point.
+        type Case = (&'static str, fn(D) -> D, fn(f64) -> f64, f64);
+        let cases: Vec<Case> = vec![
             ("exp", |x| x.exp(), |x| x.exp(), 0.7),
             ("ln", |x| x.ln(), |x| x.ln(), 1.3),
             ("sqrt", |x| x.sqrt(), |x| x.sqrt(), 2.1),
