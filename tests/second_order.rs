@@ -8,6 +8,8 @@
 //!   finite differences of the gradient along the direction (a gradgradcheck, with
 //!   Richardson extrapolation so that the tolerance can be tight);
 //! - the tape at dual numbers (`_tape_grad::<Dual<f64>>`) against the static code there.
+//!
+//! The parameter forms (views, owned arrays, floats) and a custom rule run at duals too.
 
 mod common;
 
@@ -476,4 +478,85 @@ fn jvp_and_hvp_in_f32() {
         hvp32.4.mapv(f64::from),
     );
     assert_close("f32 hvp", &hvp32.flat(), &hvp64.flat(), 1e-5);
+}
+
+/// Views (by value and by reference), an owned array and a float: every way a parameter
+/// is passed, seeded with its direction.
+#[differentiate]
+fn parameter_forms<F: Float>(x: ArrayView1<F>, y: Array1<F>, z: &ArrayView1<F>, s: F) -> F {
+    let p = &x * &y;
+    (&p * z).mapv(|v| (v * s).sin()).sum()
+}
+
+#[test]
+fn views_owned_arrays_and_floats() {
+    let mut r = rng(8);
+    let (x, y, z, s) = (random(&mut r, 4), random(&mut r, 4), random(&mut r, 4), 0.7);
+    let directions = (random(&mut r, 4), random(&mut r, 4), random(&mut r, 4), -0.4);
+    let (dx, dy, dz, ds) = &directions;
+    let value_at = |t: f64| {
+        let z = &z + &(t * dz);
+        parameter_forms((&x + &(t * dx)).view(), &y + &(t * dy), &z.view(), s + t * ds)
+    };
+    let gradient_at = |t: f64| {
+        let z = &z + &(t * dz);
+        parameter_forms_grad((&x + &(t * dx)).view(), &y + &(t * dy), &z.view(), s + t * ds)
+            .1
+            .flat()
+    };
+    let (value, gradient) = parameter_forms_grad(x.view(), y.clone(), &z.view(), s);
+    let hvp = parameter_forms_hvp(x.view(), y.clone(), &z.view(), s, &directions);
+    Second {
+        value,
+        gradient: gradient.flat(),
+        jvp: parameter_forms_jvp(x.view(), y.clone(), &z.view(), s, &directions),
+        hvp: (hvp.0, hvp.1.flat(), hvp.2.flat()),
+        directions: directions.flat(),
+        value_at: &value_at,
+        gradient_at: &gradient_at,
+    }
+    .check(1e-8);
+}
+
+/// A custom rule, generic: `_hvp` differentiates the rule itself at dual numbers.
+#[differentiate(vjp = sum_of_squares_backward)]
+fn sum_of_squares<F: Float>(x: &Array1<F>) -> F {
+    x.iter().map(|&v| v * v).sum()
+}
+
+fn sum_of_squares_backward<F: Float>(x: &Array1<F>, _y: F, seed: F) -> Array1<F> {
+    x.mapv(|v| F::of(2.0) * v * seed)
+}
+
+#[differentiate]
+fn custom_rule_caller<F: Float>(x: &Array1<F>, w: &Array1<F>) -> F {
+    let z = (x * w).tanh();
+    let s: F = sum_of_squares(&z);
+    s * s
+}
+
+#[test]
+fn custom_rule_at_dual_numbers() {
+    let mut r = rng(9);
+    let (x, w) = (random(&mut r, 5), random(&mut r, 5));
+    let directions = (random(&mut r, 5), random(&mut r, 5));
+    let (dx, dw) = &directions;
+    // The rule alone: H = 2·I.
+    let (_, (g,), (h,)) = sum_of_squares_hvp(&x, &(dx.clone(),));
+    assert_close("rule's gradient", &g.flat(), &(2.0 * &x).flat(), 1e-15);
+    assert_close("rule's hvp", &h.flat(), &(2.0 * dx).flat(), 1e-15);
+    let value_at = |t: f64| custom_rule_caller(&(&x + &(t * dx)), &(&w + &(t * dw)));
+    let gradient_at = |t: f64| custom_rule_caller_grad(&(&x + &(t * dx)), &(&w + &(t * dw))).1.flat();
+    let (value, gradient) = custom_rule_caller_grad(&x, &w);
+    let hvp = custom_rule_caller_hvp(&x, &w, &directions);
+    Second {
+        value,
+        gradient: gradient.flat(),
+        jvp: custom_rule_caller_jvp(&x, &w, &directions),
+        hvp: (hvp.0, hvp.1.flat(), hvp.2.flat()),
+        directions: directions.flat(),
+        value_at: &value_at,
+        gradient_at: &gradient_at,
+    }
+    .check(1e-8);
 }
