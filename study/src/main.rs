@@ -9,7 +9,8 @@
 //! Modules, one job each: `cases` (the four functions, shapes, inputs), `floor`
 //! (the hand-written kernel sequence), `runs` (the three modes behind one
 //! interface), `measure` (timing and heap), `accuracy`, `depth`, `stability`,
-//! `report` (JSON, tables, plots), `pytorch` (PyTorch's results).
+//! `report` (JSON, tables, plots), `pytorch` (PyTorch's results), `hvp` (what a
+//! Hessian-vector product costs against two gradients).
 
 #[macro_use]
 mod wiring;
