@@ -1,9 +1,12 @@
 //! The one float trait that every kernel, the tape and generated code are generic over.
 
-use ndarray::NdFloat;
+use ndarray::{ArrayView2, ArrayViewMut2, NdFloat};
 use num_traits::FromPrimitive;
 
-/// A floating-point element type the runtime can differentiate: `f32` or `f64`.
+use crate::kernels::gemm::Backend;
+
+/// A floating-point element type the runtime can differentiate: `f32`, `f64`, or a
+/// [`Dual`](crate::dual::Dual) number over one of them (forward mode, second derivatives).
 ///
 /// It gathers what the kernels need (ndarray's [`NdFloat`] arithmetic, conversion
 /// from `f64`/`usize` literals, summation) so that a user function generic over
@@ -17,6 +20,26 @@ pub trait Float: NdFloat + FromPrimitive + std::iter::Sum + Default {
 
     /// Converts a count (an element count, a batch size) to this type.
     fn of_usize(value: usize) -> Self;
+
+    /// `c ← alpha·a·b + beta·c`: how this type multiplies matrices, called by
+    /// [`kernels::gemm::gemm`](crate::kernels::gemm::gemm) and so by every matrix product
+    /// of the kernels. `backend` forces a backend (`None`: the fastest for the shape);
+    /// `threads` is the thread count. `c` is not read when `beta` is zero.
+    ///
+    /// The default is the runtime's real GEMM (the `gemm` crate or `matrixmultiply` for
+    /// `f32`/`f64`, ndarray's generic loop for other types). [`Dual`](crate::dual::Dual)
+    /// overrides it with real products of its values and tangents.
+    fn gemm(
+        backend: Option<Backend>,
+        threads: usize,
+        alpha: Self,
+        a: ArrayView2<Self>,
+        b: ArrayView2<Self>,
+        beta: Self,
+        c: ArrayViewMut2<Self>,
+    ) {
+        crate::kernels::gemm::gemm_real(backend, threads, alpha, a, b, beta, c);
+    }
 }
 
 impl Float for f32 {

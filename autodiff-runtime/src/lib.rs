@@ -2,6 +2,7 @@
 //! The runtime of `autodiff`: everything both differentiation modes share.
 //!
 //! - [`kernels`]: forward and backward functions of every op, generic over [`Float`];
+//! - [`dual`]: dual numbers, a [`Float`] for forward mode and second derivatives;
 //! - [`ops`]: the user-facing forward ops that ndarray lacks (`relu(&z)`, `z.tanh()`, ...);
 //! - [`optim`]: optimizers (SGD, Adam, AdamW) that step parameters with `_grad`'s gradients;
 //! - [`tape`]: the dynamic, PyTorch-style reverse mode built on those kernels;
@@ -12,6 +13,7 @@
 //! This crate knows nothing of `syn`: the macro emits calls into it, never the reverse.
 
 pub mod alloc;
+pub mod dual;
 pub mod float;
 pub mod gradcheck;
 pub mod kernels;

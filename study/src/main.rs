@@ -9,7 +9,8 @@
 //! Modules, one job each: `cases` (the four functions, shapes, inputs), `floor`
 //! (the hand-written kernel sequence), `runs` (the three modes behind one
 //! interface), `measure` (timing and heap), `accuracy`, `depth`, `stability`,
-//! `report` (JSON, tables, plots), `pytorch` (PyTorch's results).
+//! `report` (JSON, tables, plots), `pytorch` (PyTorch's results), `hvp` (what a
+//! Hessian-vector product costs against two gradients).
 
 #[macro_use]
 mod wiring;
@@ -18,6 +19,7 @@ mod accuracy;
 mod cases;
 mod depth;
 mod floor;
+mod hvp;
 mod measure;
 mod pytorch;
 mod report;
@@ -74,7 +76,7 @@ struct Args {
     /// Print the plans `#[differentiate]` made for the four cases, then exit.
     #[arg(long)]
     show_plans: bool,
-    /// Parts to skip: depth, stability, accuracy, plots.
+    /// Parts to skip: depth, stability, accuracy, plots, hvp.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
 }
@@ -226,6 +228,9 @@ fn main() {
     }
     print!("{}", report::depth_table(&results.depth));
     print!("{}", report::stability_table(&results.stability));
+    if !skip("hvp") {
+        print!("{}", hvp::run(reps, scale));
+    }
     println!("\nwrote {}", json.display());
     if !skip("plots") {
         match report::plots(&results, &torch.rows, &args.out) {

@@ -289,7 +289,7 @@ const F64_SAFE_BOUNDS: &[&str] = &[
 /// converted); and it is bounded only by traits that `f64` has whenever `f32` does
 /// ([`F64_SAFE_BOUNDS`]), with no other bound mentioning it. Otherwise `None`: the
 /// reference is computed in the function's own float type.
-fn f64_reference(item: &ItemFn, function: &Function, float: &syn::Type) -> Option<Ident> {
+pub(super) fn f64_reference(item: &ItemFn, function: &Function, float: &syn::Type) -> Option<Ident> {
     let syn::Type::Path(path) = float else { return None };
     if path.qself.is_some() || path.path.segments.len() != 1 {
         return None;

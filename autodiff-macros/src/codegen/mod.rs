@@ -2,11 +2,13 @@
 //!
 //! For `fn loss(..) -> F` (or the `name = ...` prefix) it emits `loss_forward`,
 //! `LossContext`, `loss_backward`, `loss_grad`, `loss_on_tape`, `loss_tape_grad`,
-//! `loss_check`, `LOSS_GRAD_PLAN` and `loss_grad_source()`.
+//! `loss_check`, `LOSS_GRAD_PLAN` and `loss_grad_source()`; for a function generic over
+//! its float type, also `loss_jvp` and `loss_hvp` (`hvp_code.rs`).
 
 mod call_code;
 mod calls;
 mod check_code;
+mod hvp_code;
 mod loops;
 mod names;
 mod static_code;
@@ -247,6 +249,7 @@ pub fn expand(
         TokenStream::new()
     };
     let call_items = call_code::call_items(item, prefix, function, float, analyses);
+    let hvp_items = hvp_code::hvp_items(item, prefix, function, &idents, &original_params, float, &grads_ty);
     let plan_item = plan_item(item, prefix, function, &code, plan);
 
     // The readable source of the static part, for `<name>_grad_source()`.
@@ -261,6 +264,7 @@ pub fn expand(
         #call_items
         #tape_items
         #check_item
+        #hvp_items
         #plan_item
         #[doc = #source_doc]
         #[allow(dead_code)]
