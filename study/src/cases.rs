@@ -9,6 +9,10 @@
 //!   macro's dead-gradient elimination shows (no `dx`), and the tape prunes the
 //!   same way because the data enters it as a `constant`.
 //!
+//! Six more expansions per case, with respect to the parameters, switch the static code's
+//! analyses off for the ablation (`ablation.rs`): `<case>_no_fusion`, `_no_liveness`,
+//! `_no_reuse`, `_no_seed`, `_no_dge` (dead-gradient elimination) and `_naive` (all off).
+//!
 //! From each expansion the macro emits `p_grad`, `p_forward` + `p_backward`
 //! (the two halves, used to time backward alone), `p_on_tape` (the same source
 //! recorded on the runtime's tape) and `P_GRAD_PLAN`. Nothing here is
@@ -26,6 +30,12 @@ use rand::{Rng, SeedableRng};
 /// `x` is its only input, so "parameters only" is the same as "everything".
 #[differentiate]
 #[differentiate(wrt(x), name = simple_quadratic_params)]
+#[differentiate(wrt(x), opt(fusion = false), name = simple_quadratic_no_fusion)]
+#[differentiate(wrt(x), opt(liveness = false), name = simple_quadratic_no_liveness)]
+#[differentiate(wrt(x), opt(reuse = false), name = simple_quadratic_no_reuse)]
+#[differentiate(wrt(x), opt(seed = false), name = simple_quadratic_no_seed)]
+#[differentiate(wrt(x), opt(dead_gradients = false), name = simple_quadratic_no_dge)]
+#[differentiate(wrt(x), opt(fusion = false, liveness = false, reuse = false, seed = false, dead_gradients = false), name = simple_quadratic_naive)]
 pub fn simple_quadratic<F: Float>(x: &Array1<F>) -> F {
     (x * x).sum()
 }
@@ -33,6 +43,12 @@ pub fn simple_quadratic<F: Float>(x: &Array1<F>) -> F {
 /// `sum(relu(x·w1 + b1)·w2 + b2)`: a two-layer perceptron on a batch.
 #[differentiate]
 #[differentiate(wrt(w1, b1, w2, b2), name = small_mlp_params)]
+#[differentiate(wrt(w1, b1, w2, b2), opt(fusion = false), name = small_mlp_no_fusion)]
+#[differentiate(wrt(w1, b1, w2, b2), opt(liveness = false), name = small_mlp_no_liveness)]
+#[differentiate(wrt(w1, b1, w2, b2), opt(reuse = false), name = small_mlp_no_reuse)]
+#[differentiate(wrt(w1, b1, w2, b2), opt(seed = false), name = small_mlp_no_seed)]
+#[differentiate(wrt(w1, b1, w2, b2), opt(dead_gradients = false), name = small_mlp_no_dge)]
+#[differentiate(wrt(w1, b1, w2, b2), opt(fusion = false, liveness = false, reuse = false, seed = false, dead_gradients = false), name = small_mlp_naive)]
 pub fn small_mlp<F: Float>(x: &Array2<F>, w1: &Array2<F>, b1: &Array1<F>, w2: &Array2<F>, b2: &Array1<F>) -> F {
     (relu(&(x.dot(w1) + b1)).dot(w2) + b2).sum()
 }
@@ -40,6 +56,12 @@ pub fn small_mlp<F: Float>(x: &Array2<F>, w1: &Array2<F>, b1: &Array1<F>, w2: &A
 /// `sum(A·B·C·D)`: three matrix products, where the kernels dominate.
 #[differentiate]
 #[differentiate(wrt(b, c, d), name = matmul_chain_params)]
+#[differentiate(wrt(b, c, d), opt(fusion = false), name = matmul_chain_no_fusion)]
+#[differentiate(wrt(b, c, d), opt(liveness = false), name = matmul_chain_no_liveness)]
+#[differentiate(wrt(b, c, d), opt(reuse = false), name = matmul_chain_no_reuse)]
+#[differentiate(wrt(b, c, d), opt(seed = false), name = matmul_chain_no_seed)]
+#[differentiate(wrt(b, c, d), opt(dead_gradients = false), name = matmul_chain_no_dge)]
+#[differentiate(wrt(b, c, d), opt(fusion = false, liveness = false, reuse = false, seed = false, dead_gradients = false), name = matmul_chain_naive)]
 pub fn matmul_chain<F: Float>(a: &Array2<F>, b: &Array2<F>, c: &Array2<F>, d: &Array2<F>) -> F {
     a.dot(b).dot(c).dot(d).sum()
 }
@@ -48,6 +70,12 @@ pub fn matmul_chain<F: Float>(a: &Array2<F>, b: &Array2<F>, c: &Array2<F>, d: &A
 /// padding 1, training-mode batch norm (eps 1e-5) over the output channels.
 #[differentiate]
 #[differentiate(wrt(w, bias, gamma, beta), name = conv2d_block_params)]
+#[differentiate(wrt(w, bias, gamma, beta), opt(fusion = false), name = conv2d_block_no_fusion)]
+#[differentiate(wrt(w, bias, gamma, beta), opt(liveness = false), name = conv2d_block_no_liveness)]
+#[differentiate(wrt(w, bias, gamma, beta), opt(reuse = false), name = conv2d_block_no_reuse)]
+#[differentiate(wrt(w, bias, gamma, beta), opt(seed = false), name = conv2d_block_no_seed)]
+#[differentiate(wrt(w, bias, gamma, beta), opt(dead_gradients = false), name = conv2d_block_no_dge)]
+#[differentiate(wrt(w, bias, gamma, beta), opt(fusion = false, liveness = false, reuse = false, seed = false, dead_gradients = false), name = conv2d_block_naive)]
 pub fn conv2d_block<F: Float>(
     x: &Array4<F>,
     w: &Array4<F>,

@@ -15,6 +15,7 @@
 #[macro_use]
 mod wiring;
 
+mod ablation;
 mod accuracy;
 mod cases;
 mod depth;
@@ -76,7 +77,10 @@ struct Args {
     /// Print the plans `#[differentiate]` made for the four cases, then exit.
     #[arg(long)]
     show_plans: bool,
-    /// Parts to skip: depth, stability, accuracy, plots, hvp.
+    /// Run only the ablation (each analysis of the static code switched off in turn).
+    #[arg(long)]
+    ablate: bool,
+    /// Parts to skip: depth, stability, accuracy, plots, hvp, ablation.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
 }
@@ -131,6 +135,11 @@ fn main() {
 
     autodiff::runtime::kernels::gemm::set_num_threads(args.threads);
     std::fs::create_dir_all(&args.out).unwrap_or_else(|e| panic!("cannot create {}: {e}", args.out.display()));
+
+    if args.ablate {
+        run_ablation(&selected, scale, budget, &args.out);
+        return;
+    }
 
     let units = dtypes.len() * selected.len() * 2
         + if skip("depth") { 0 } else { depth::units(limits) }
@@ -231,6 +240,9 @@ fn main() {
     if !skip("hvp") {
         print!("{}", hvp::run(reps, scale));
     }
+    if !skip("ablation") {
+        run_ablation(&selected, scale, budget, &args.out);
+    }
     println!("\nwrote {}", json.display());
     if !skip("plots") {
         match report::plots(&results, &torch.rows, &args.out) {
@@ -242,6 +254,24 @@ fn main() {
 
 /// Checks the three modes' gradients against each other, then times and
 /// measures them (interleaved) for one case, wrt mode and float type.
+/// The ablation of the selected cases: measured, printed, written to `out`.
+fn run_ablation(selected: &[Case], scale: f64, budget: Budget, out: &std::path::Path) {
+    let progress = ProgressBar::new(selected.len() as u64);
+    let mut rows = Vec::new();
+    for case in selected {
+        progress.set_message(format!("ablation: {}", case.name()));
+        let inputs = Inputs::random(Shapes::published(*case, scale), SEED).cast::<f32>();
+        rows.extend(ablation::run(*case, &inputs, budget, || {}));
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+    print!("{}", ablation::table(&rows));
+    match ablation::write(&rows, out) {
+        Ok(files) => println!("ablation: {}", files.join(", ")),
+        Err(e) => eprintln!("ablation output failed: {e}"),
+    }
+}
+
 fn run_case<F: Float>(inputs: &Inputs<F>, wrt: Wrt, budget: Budget, progress: &ProgressBar) -> CaseResult {
     let mut runs = modes(inputs, wrt);
     // Correctness first: every mode against the static one, at the timed shapes.

@@ -268,3 +268,88 @@ pub enum Phase {
     /// Forward and backward.
     ForwardBackward,
 }
+
+/// The analyses of the ablation, in table order: each variant's label and the expansion
+/// (`cases.rs`) whose static code it times.
+pub const ABLATION_VARIANTS: [&str; 7] = [
+    "all on",
+    "no fusion",
+    "no liveness",
+    "no reuse",
+    "no seed",
+    "no dead-gradient elim.",
+    "all off",
+];
+
+/// The static code of one case with each analysis switched off (`#[differentiate(opt(..))]`)
+/// in [`ABLATION_VARIANTS`] order, then the tape, all with respect to the parameters (the
+/// data constant, as a model is trained: where dead-gradient elimination has work to do).
+pub fn ablation_modes<F: Float>(inputs: &Inputs<F>) -> Vec<(&'static str, ModeRun<'_>)> {
+    // The seven static variants of a case (`grad, forward, backward` of each expansion).
+    macro_rules! variants {
+        ($args:tt; $grads:tt; $($grad:ident, $forward:ident, $backward:ident;)*) => {
+            vec![$(variants!(@one $grad, $forward, $backward; $args; $grads)),*]
+        };
+        (@one $grad:ident, $forward:ident, $backward:ident; ($($arg:ident),*); ($($g:ident),*)) => {
+            static_mode!(F; $grad, $forward, $backward; ($($arg),*); ($($g),*))
+        };
+    }
+    let (mut statics, tape) = match inputs {
+        Inputs::SimpleQuadratic { x } => (
+            variants!((x); (dx);
+                simple_quadratic_params_grad, simple_quadratic_params_forward, simple_quadratic_params_backward;
+                simple_quadratic_no_fusion_grad, simple_quadratic_no_fusion_forward, simple_quadratic_no_fusion_backward;
+                simple_quadratic_no_liveness_grad, simple_quadratic_no_liveness_forward, simple_quadratic_no_liveness_backward;
+                simple_quadratic_no_reuse_grad, simple_quadratic_no_reuse_forward, simple_quadratic_no_reuse_backward;
+                simple_quadratic_no_seed_grad, simple_quadratic_no_seed_forward, simple_quadratic_no_seed_backward;
+                simple_quadratic_no_dge_grad, simple_quadratic_no_dge_forward, simple_quadratic_no_dge_backward;
+                simple_quadratic_naive_grad, simple_quadratic_naive_forward, simple_quadratic_naive_backward;
+            ),
+            tape_mode!(F; simple_quadratic_params_on_tape; (x: param); (x: Ix1)),
+        ),
+        Inputs::SmallMlp { x, w1, b1, w2, b2 } => (
+            variants!((x, w1, b1, w2, b2); (dw1, db1, dw2, db2);
+                small_mlp_params_grad, small_mlp_params_forward, small_mlp_params_backward;
+                small_mlp_no_fusion_grad, small_mlp_no_fusion_forward, small_mlp_no_fusion_backward;
+                small_mlp_no_liveness_grad, small_mlp_no_liveness_forward, small_mlp_no_liveness_backward;
+                small_mlp_no_reuse_grad, small_mlp_no_reuse_forward, small_mlp_no_reuse_backward;
+                small_mlp_no_seed_grad, small_mlp_no_seed_forward, small_mlp_no_seed_backward;
+                small_mlp_no_dge_grad, small_mlp_no_dge_forward, small_mlp_no_dge_backward;
+                small_mlp_naive_grad, small_mlp_naive_forward, small_mlp_naive_backward;
+            ),
+            tape_mode!(F; small_mlp_params_on_tape; (x: constant, w1: param, b1: param, w2: param, b2: param); (w1: Ix2, b1: Ix1, w2: Ix2, b2: Ix1)),
+        ),
+        Inputs::MatmulChain { a, b, c, d } => (
+            variants!((a, b, c, d); (db, dc, dd);
+                matmul_chain_params_grad, matmul_chain_params_forward, matmul_chain_params_backward;
+                matmul_chain_no_fusion_grad, matmul_chain_no_fusion_forward, matmul_chain_no_fusion_backward;
+                matmul_chain_no_liveness_grad, matmul_chain_no_liveness_forward, matmul_chain_no_liveness_backward;
+                matmul_chain_no_reuse_grad, matmul_chain_no_reuse_forward, matmul_chain_no_reuse_backward;
+                matmul_chain_no_seed_grad, matmul_chain_no_seed_forward, matmul_chain_no_seed_backward;
+                matmul_chain_no_dge_grad, matmul_chain_no_dge_forward, matmul_chain_no_dge_backward;
+                matmul_chain_naive_grad, matmul_chain_naive_forward, matmul_chain_naive_backward;
+            ),
+            tape_mode!(F; matmul_chain_params_on_tape; (a: constant, b: param, c: param, d: param); (b: Ix2, c: Ix2, d: Ix2)),
+        ),
+        Inputs::Conv2d {
+            x,
+            w,
+            bias,
+            gamma,
+            beta,
+        } => (
+            variants!((x, w, bias, gamma, beta); (dw, dbias, dgamma, dbeta);
+                conv2d_block_params_grad, conv2d_block_params_forward, conv2d_block_params_backward;
+                conv2d_block_no_fusion_grad, conv2d_block_no_fusion_forward, conv2d_block_no_fusion_backward;
+                conv2d_block_no_liveness_grad, conv2d_block_no_liveness_forward, conv2d_block_no_liveness_backward;
+                conv2d_block_no_reuse_grad, conv2d_block_no_reuse_forward, conv2d_block_no_reuse_backward;
+                conv2d_block_no_seed_grad, conv2d_block_no_seed_forward, conv2d_block_no_seed_backward;
+                conv2d_block_no_dge_grad, conv2d_block_no_dge_forward, conv2d_block_no_dge_backward;
+                conv2d_block_naive_grad, conv2d_block_naive_forward, conv2d_block_naive_backward;
+            ),
+            tape_mode!(F; conv2d_block_params_on_tape; (x: constant, w: param, bias: param, gamma: param, beta: param); (w: Ix4, bias: Ix1, gamma: Ix1, beta: Ix1)),
+        ),
+    };
+    statics.push(tape);
+    ABLATION_VARIANTS.iter().copied().chain(["tape"]).zip(statics).collect()
+}
