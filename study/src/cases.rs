@@ -1,9 +1,13 @@
-//! The four cases of the study, each written ONCE as an ordinary generic
-//! function with `#[differentiate]`, plus their shapes and seeded random inputs.
+//! The cases of the study, each written ONCE as an ordinary generic function
+//! with `#[differentiate]`, plus their shapes and seeded random inputs: the four
+//! published ones, and two programs with loops over slices (a self-attention
+//! block over a batch of sequences, a recurrent network over 50 steps).
 //!
 //! Every function carries two expansions of the macro:
 //! - the plain `#[differentiate]`: gradients w.r.t. every array input, data
-//!   included, as in the published script (prefix = the function's name);
+//!   included, as in the published script (prefix = the function's name; for
+//!   the two programs, `wrt(..)` lists every input but the regression target,
+//!   which is data no model differentiates);
 //! - `#[differentiate(wrt(..), name = <case>_params)]`: gradients w.r.t. the
 //!   parameters only, the data constant, as a model is trained. There the
 //!   macro's dead-gradient elimination shows (no `dx`), and the tape prunes the
@@ -17,7 +21,7 @@
 //! This file only depends on `autodiff` and `rand`, so the criterion bench
 //! (`benches/study_cases.rs`) includes it with `#[path]` instead of copying it.
 
-use autodiff::ndarray::{Array, Array1, Array2, Array4, ArrayD, Dimension, ShapeBuilder};
+use autodiff::ndarray::{Array, Array1, Array2, Array4, ArrayD, Axis, Dimension, Ix3, ShapeBuilder};
 use autodiff::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -58,9 +62,47 @@ pub fn conv2d_block<F: Float>(
     relu(&batch_norm(&conv2d(x, w, Some(bias), 1, 1), gamma, beta, F::of(1e-5))).sum()
 }
 
+/// Single-head self-attention over a batch of sequences, each `x` seq×width:
+/// `Q, K, V = x·Wq, x·Wk, x·Wv`, `A = softmax(Q·Kᵀ/√d)` along rows,
+/// `O = (A·V)·Wo`, loss `Σ_sequences mse(O, target)`. `d` is the width of Q.
+#[differentiate(wrt(xs, wq, wk, wv, wo))]
+#[differentiate(wrt(wq, wk, wv, wo), name = attention_params)]
+pub fn attention<F: Float>(
+    xs: &[Array2<F>],
+    wq: &Array2<F>,
+    wk: &Array2<F>,
+    wv: &Array2<F>,
+    wo: &Array2<F>,
+    targets: &[Array2<F>],
+) -> F {
+    let scale = F::one() / F::of_usize(wq.ncols()).sqrt();
+    // The first sequence starts the sum: a carried float of a generic function
+    // cannot start as a constant yet (`F::zero()` fails to compile in the
+    // generated loop, `0.0` in this function).
+    let a = softmax(&(xs[0].dot(wq).dot(&xs[0].dot(wk).t()) * scale), Axis(1));
+    let mut loss = mse(&a.dot(&xs[0].dot(wv)).dot(wo), &targets[0]);
+    for t in 1..xs.len() {
+        let a = softmax(&(xs[t].dot(wq).dot(&xs[t].dot(wk).t()) * scale), Axis(1));
+        loss += mse(&a.dot(&xs[t].dot(wv)).dot(wo), &targets[t]);
+    }
+    loss
+}
+
+/// A recurrent network: `h ← tanh(h·W + x_t·U)` over the steps of `xs` (each
+/// batch×input), from `h0`; loss `mse(h_T, target)`.
+#[differentiate(wrt(h0, w, u, xs))]
+#[differentiate(wrt(w, u), name = rnn_params)]
+pub fn rnn<F: Float>(h0: &Array2<F>, w: &Array2<F>, u: &Array2<F>, xs: &[Array2<F>], target: &Array2<F>) -> F {
+    let mut h = h0.to_owned();
+    for x in xs {
+        h = (h.dot(w) + x.dot(u)).tanh();
+    }
+    mse(&h, target)
+}
+
 /// The plans `#[differentiate]` made for every case, both wrt modes: what
 /// it saves, which backward kernels it calls, which adjoints it eliminated.
-pub fn plans() -> [autodiff::Plan; 8] {
+pub fn plans() -> [autodiff::Plan; 12] {
     [
         SIMPLE_QUADRATIC_GRAD_PLAN,
         SIMPLE_QUADRATIC_PARAMS_GRAD_PLAN,
@@ -70,10 +112,15 @@ pub fn plans() -> [autodiff::Plan; 8] {
         MATMUL_CHAIN_PARAMS_GRAD_PLAN,
         CONV2D_BLOCK_GRAD_PLAN,
         CONV2D_BLOCK_PARAMS_GRAD_PLAN,
+        ATTENTION_GRAD_PLAN,
+        ATTENTION_PARAMS_GRAD_PLAN,
+        RNN_GRAD_PLAN,
+        RNN_PARAMS_GRAD_PLAN,
     ]
 }
 
-/// The four cases, in the published table's order.
+/// The cases: the four published ones in the published table's order, then
+/// the two programs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Case {
     /// [`simple_quadratic`].
@@ -84,11 +131,22 @@ pub enum Case {
     MatmulChain,
     /// [`conv2d_block`].
     Conv2d,
+    /// [`attention`].
+    Attention,
+    /// [`rnn`].
+    Rnn,
 }
 
 impl Case {
     /// Every case, in table order.
-    pub const ALL: [Case; 4] = [Case::SimpleQuadratic, Case::SmallMlp, Case::MatmulChain, Case::Conv2d];
+    pub const ALL: [Case; 6] = [
+        Case::SimpleQuadratic,
+        Case::SmallMlp,
+        Case::MatmulChain,
+        Case::Conv2d,
+        Case::Attention,
+        Case::Rnn,
+    ];
 
     /// The name used on the command line, in the JSON and by the PyTorch script.
     pub fn name(self) -> &'static str {
@@ -97,6 +155,8 @@ impl Case {
             Case::SmallMlp => "small_mlp",
             Case::MatmulChain => "matmul_chain",
             Case::Conv2d => "conv2d",
+            Case::Attention => "attention",
+            Case::Rnn => "rnn",
         }
     }
 
@@ -129,8 +189,9 @@ impl Wrt {
 }
 
 /// The dimensions of one case. `--scale` multiplies the batch sizes (and, for
-/// conv2d, the spatial size); feature widths and channels, i.e. the parameter
-/// shapes, stay as published.
+/// conv2d, the spatial size; for attention, the sequence length); feature
+/// widths and channels, i.e. the parameter shapes, stay as published, and so
+/// do the RNN's 50 steps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shapes {
     /// `x` of `n` elements.
@@ -156,6 +217,15 @@ pub enum Shapes {
         channels: usize,
         out_channels: usize,
         size: usize,
+    },
+    /// `batch` sequences `x` of seq×width; `Wq, Wk, Wv, Wo` width×width.
+    Attention { batch: usize, seq: usize, width: usize },
+    /// `steps` inputs `x_t` of batch×input; `h0` batch×hidden, `W` hidden×hidden, `U` input×hidden.
+    Rnn {
+        steps: usize,
+        batch: usize,
+        input: usize,
+        hidden: usize,
     },
 }
 
@@ -190,6 +260,17 @@ impl Shapes {
                 out_channels: 64,
                 size: scaled(56, scale, 3),
             },
+            Case::Attention => Shapes::Attention {
+                batch: scaled(4, scale, 1),
+                seq: scaled(128, scale, 2),
+                width: 256,
+            },
+            Case::Rnn => Shapes::Rnn {
+                steps: 50,
+                batch: scaled(32, scale, 1),
+                input: 256,
+                hidden: 256,
+            },
         }
     }
 
@@ -217,6 +298,17 @@ impl Shapes {
                 out_channels: 4,
                 size: 5,
             },
+            Case::Attention => Shapes::Attention {
+                batch: 2,
+                seq: 3,
+                width: 4,
+            },
+            Case::Rnn => Shapes::Rnn {
+                steps: 4,
+                batch: 2,
+                input: 3,
+                hidden: 4,
+            },
         }
     }
 
@@ -230,6 +322,17 @@ impl Shapes {
             Shapes::MatmulChain { m, k1, k2, k3, n } => format!("A {m}×{k1}, B {k1}×{k2}, C {k2}×{k3}, D {k3}×{n}"),
             Shapes::Conv2d { batch, channels, out_channels, size } => format!(
                 "x {batch}×{channels}×{size}×{size}, w {out_channels}×{channels}×3×3, bias {out_channels}, gamma {out_channels}, beta {out_channels}"
+            ),
+            Shapes::Attention { batch, seq, width } => {
+                format!("xs {batch}×({seq}×{width}), wq wk wv wo {width}×{width}, targets {batch}×({seq}×{width})")
+            }
+            Shapes::Rnn {
+                steps,
+                batch,
+                input,
+                hidden,
+            } => format!(
+                "h0 {batch}×{hidden}, w {hidden}×{hidden}, u {input}×{hidden}, xs {steps}×({batch}×{input}), target {batch}×{hidden}"
             ),
         }
     }
@@ -263,6 +366,47 @@ pub enum Inputs<F> {
         gamma: Array1<F>,
         beta: Array1<F>,
     },
+    /// Inputs of [`attention`].
+    Attention {
+        xs: Vec<Array2<F>>,
+        wq: Array2<F>,
+        wk: Array2<F>,
+        wv: Array2<F>,
+        wo: Array2<F>,
+        targets: Vec<Array2<F>>,
+    },
+    /// Inputs of [`rnn`].
+    Rnn {
+        h0: Array2<F>,
+        w: Array2<F>,
+        u: Array2<F>,
+        xs: Vec<Array2<F>>,
+        target: Array2<F>,
+    },
+}
+
+/// A slice of arrays as one array with a new first axis (how the study stores a
+/// slice input, or its gradient, for finite differences and comparisons).
+///
+/// # Panics
+/// If the arrays' shapes differ.
+pub fn stack<F: Float, D: Dimension>(arrays: &[Array<F, D>]) -> ArrayD<F> {
+    let views: Vec<_> = arrays.iter().map(|a| a.view().into_dyn()).collect();
+    autodiff::ndarray::stack(Axis(0), &views)
+        .unwrap_or_else(|e| panic!("stack: the arrays of a slice differ in shape: {e}"))
+}
+
+/// The inverse of [`stack`] for a slice of matrices.
+///
+/// # Panics
+/// If `a` is not of rank 3.
+pub fn unstack<F: Float>(a: &ArrayD<F>) -> Vec<Array2<F>> {
+    let shape = a.shape().to_vec();
+    let a = a
+        .view()
+        .into_dimensionality::<Ix3>()
+        .unwrap_or_else(|_| panic!("unstack: array of shape {shape:?} is not a stack of matrices"));
+    a.outer_iter().map(|m| m.to_owned()).collect()
 }
 
 /// Uniform in `[-bound, bound)`, from the seeded generator.
@@ -315,6 +459,29 @@ impl Inputs<f64> {
                 gamma: Array1::from_shape_simple_fn(out_channels, || 1.0 + rng.gen_range(-0.2..0.2)),
                 beta: uniform(rng, out_channels, 0.1),
             },
+            Shapes::Attention { batch, seq, width } => {
+                let bound = 1.0 / (width as f64).sqrt();
+                Inputs::Attention {
+                    xs: (0..batch).map(|_| uniform(rng, (seq, width), 1.0)).collect(),
+                    wq: uniform(rng, (width, width), bound),
+                    wk: uniform(rng, (width, width), bound),
+                    wv: uniform(rng, (width, width), bound),
+                    wo: uniform(rng, (width, width), bound),
+                    targets: (0..batch).map(|_| uniform(rng, (seq, width), 1.0)).collect(),
+                }
+            }
+            Shapes::Rnn {
+                steps,
+                batch,
+                input,
+                hidden,
+            } => Inputs::Rnn {
+                h0: uniform(rng, (batch, hidden), 1.0),
+                w: uniform(rng, (hidden, hidden), 1.0 / (hidden as f64).sqrt()),
+                u: uniform(rng, (input, hidden), 1.0 / (input as f64).sqrt()),
+                xs: (0..steps).map(|_| uniform(rng, (batch, input), 1.0)).collect(),
+                target: uniform(rng, (batch, hidden), 1.0),
+            },
         }
     }
 
@@ -323,6 +490,7 @@ impl Inputs<f64> {
         let c1 = |a: &Array1<f64>| a.mapv(G::of);
         let c2 = |a: &Array2<f64>| a.mapv(G::of);
         let c4 = |a: &Array4<f64>| a.mapv(G::of);
+        let cs = |s: &[Array2<f64>]| s.iter().map(c2).collect();
         match self {
             Inputs::SimpleQuadratic { x } => Inputs::SimpleQuadratic { x: c1(x) },
             Inputs::SmallMlp { x, w1, b1, w2, b2 } => Inputs::SmallMlp {
@@ -351,6 +519,28 @@ impl Inputs<f64> {
                 gamma: c1(gamma),
                 beta: c1(beta),
             },
+            Inputs::Attention {
+                xs,
+                wq,
+                wk,
+                wv,
+                wo,
+                targets,
+            } => Inputs::Attention {
+                xs: cs(xs),
+                wq: c2(wq),
+                wk: c2(wk),
+                wv: c2(wv),
+                wo: c2(wo),
+                targets: cs(targets),
+            },
+            Inputs::Rnn { h0, w, u, xs, target } => Inputs::Rnn {
+                h0: c2(h0),
+                w: c2(w),
+                u: c2(u),
+                xs: cs(xs),
+                target: c2(target),
+            },
         }
     }
 }
@@ -367,11 +557,16 @@ impl<F: Float> Inputs<F> {
             (Inputs::MatmulChain { .. }, Wrt::Params) => &["b", "c", "d"],
             (Inputs::Conv2d { .. }, Wrt::All) => &["x", "w", "bias", "gamma", "beta"],
             (Inputs::Conv2d { .. }, Wrt::Params) => &["w", "bias", "gamma", "beta"],
+            (Inputs::Attention { .. }, Wrt::All) => &["xs", "wq", "wk", "wv", "wo"],
+            (Inputs::Attention { .. }, Wrt::Params) => &["wq", "wk", "wv", "wo"],
+            (Inputs::Rnn { .. }, Wrt::All) => &["h0", "w", "u", "xs"],
+            (Inputs::Rnn { .. }, Wrt::Params) => &["w", "u"],
         }
     }
 
     /// Every input, in parameter order, as dynamic-rank copies (for finite
-    /// differences, which perturb one input at a time).
+    /// differences, which perturb one input at a time); a slice of arrays is
+    /// one array, [`stack`]ed.
     pub fn to_dyn(&self) -> Vec<(&'static str, ArrayD<F>)> {
         match self {
             Inputs::SimpleQuadratic { x } => vec![("x", x.clone().into_dyn())],
@@ -400,6 +595,28 @@ impl<F: Float> Inputs<F> {
                 ("bias", bias.clone().into_dyn()),
                 ("gamma", gamma.clone().into_dyn()),
                 ("beta", beta.clone().into_dyn()),
+            ],
+            Inputs::Attention {
+                xs,
+                wq,
+                wk,
+                wv,
+                wo,
+                targets,
+            } => vec![
+                ("xs", stack(xs)),
+                ("wq", wq.clone().into_dyn()),
+                ("wk", wk.clone().into_dyn()),
+                ("wv", wv.clone().into_dyn()),
+                ("wo", wo.clone().into_dyn()),
+                ("targets", stack(targets)),
+            ],
+            Inputs::Rnn { h0, w, u, xs, target } => vec![
+                ("h0", h0.clone().into_dyn()),
+                ("w", w.clone().into_dyn()),
+                ("u", u.clone().into_dyn()),
+                ("xs", stack(xs)),
+                ("target", target.clone().into_dyn()),
             ],
         }
     }
@@ -445,6 +662,21 @@ impl<F: Float> Inputs<F> {
                 gamma: fix(&arrays[3]),
                 beta: fix(&arrays[4]),
             },
+            Inputs::Attention { .. } => Inputs::Attention {
+                xs: unstack(&arrays[0]),
+                wq: fix(&arrays[1]),
+                wk: fix(&arrays[2]),
+                wv: fix(&arrays[3]),
+                wo: fix(&arrays[4]),
+                targets: unstack(&arrays[5]),
+            },
+            Inputs::Rnn { .. } => Inputs::Rnn {
+                h0: fix(&arrays[0]),
+                w: fix(&arrays[1]),
+                u: fix(&arrays[2]),
+                xs: unstack(&arrays[3]),
+                target: fix(&arrays[4]),
+            },
         }
     }
 
@@ -455,6 +687,8 @@ impl<F: Float> Inputs<F> {
             Inputs::SmallMlp { .. } => Case::SmallMlp,
             Inputs::MatmulChain { .. } => Case::MatmulChain,
             Inputs::Conv2d { .. } => Case::Conv2d,
+            Inputs::Attention { .. } => Case::Attention,
+            Inputs::Rnn { .. } => Case::Rnn,
         }
     }
 
@@ -471,6 +705,15 @@ impl<F: Float> Inputs<F> {
                 gamma,
                 beta,
             } => conv2d_block(x, w, bias, gamma, beta),
+            Inputs::Attention {
+                xs,
+                wq,
+                wk,
+                wv,
+                wo,
+                targets,
+            } => attention(xs, wq, wk, wv, wo, targets),
+            Inputs::Rnn { h0, w, u, xs, target } => rnn(h0, w, u, xs, target),
         }
     }
 }
