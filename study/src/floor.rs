@@ -14,7 +14,7 @@ use autodiff::ndarray::{Array1, Array2, Array4, ArrayD, Axis, Ix1};
 use autodiff::runtime::kernels::{batch_norm, binary, conv, loss, matmul, reduce, softmax, unary};
 use autodiff::Float;
 
-use crate::cases::{stack, Wrt};
+use crate::cases::Wrt;
 
 /// The batch-norm epsilon of the conv2d case (the same constant as in `cases.rs`).
 const BN_EPS: f64 = 1e-5;
@@ -233,6 +233,16 @@ pub fn conv2d_block_backward<F: Float>(saved: ConvSaved<'_, F>, seed: F, wrt: Wr
     grads
 }
 
+/// One gradient of the two programs' floors: an array's, or a slice's as one
+/// array per element (as the other modes return it: stacking it here would
+/// copy it inside the measured peak).
+pub enum Gradient<F> {
+    /// The gradient of an array.
+    Array(ArrayD<F>),
+    /// The gradient of a slice of matrices.
+    Slice(Vec<Array2<F>>),
+}
+
 /// What the floor keeps for one sequence of the attention block: `Q`, `K`,
 /// `V` (read by the products' backward), `A` (softmax's and `A·V`'s), `A·V`
 /// (`Wo`'s) and `O` (the loss's).
@@ -306,9 +316,8 @@ pub fn attention_forward<'a, F: Float>(
     (total, saved)
 }
 
-/// Floor backward of `attention`; gradients in `Inputs::wrt_names` order, the
-/// inputs' gradient [`stack`]ed.
-pub fn attention_backward<F: Float>(saved: AttentionSaved<'_, F>, seed: F, wrt: Wrt) -> Vec<ArrayD<F>> {
+/// Floor backward of `attention`; gradients in `Inputs::wrt_names` order.
+pub fn attention_backward<F: Float>(saved: AttentionSaved<'_, F>, seed: F, wrt: Wrt) -> Vec<Gradient<F>> {
     let AttentionSaved {
         xs,
         wq,
@@ -355,9 +364,9 @@ pub fn attention_backward<F: Float>(saved: AttentionSaved<'_, F>, seed: F, wrt: 
     }
     let mut grads = Vec::with_capacity(5);
     if wrt == Wrt::All {
-        grads.push(stack(&dxs));
+        grads.push(Gradient::Slice(dxs));
     }
-    grads.extend([dwq.into_dyn(), dwk.into_dyn(), dwv.into_dyn(), dwo.into_dyn()]);
+    grads.extend([dwq, dwk, dwv, dwo].map(|g| Gradient::Array(g.into_dyn())));
     grads
 }
 
@@ -409,10 +418,9 @@ pub fn rnn_forward<'a, F: Float>(
     )
 }
 
-/// Floor backward of `rnn`; gradients in `Inputs::wrt_names` order, the inputs'
-/// gradient [`stack`]ed. With parameters only, neither `dh0` nor the inputs'
-/// gradients are computed.
-pub fn rnn_backward<F: Float>(saved: RnnSaved<'_, F>, seed: F, wrt: Wrt) -> Vec<ArrayD<F>> {
+/// Floor backward of `rnn`; gradients in `Inputs::wrt_names` order. With
+/// parameters only, neither `dh0` nor the inputs' gradients are computed.
+pub fn rnn_backward<F: Float>(saved: RnnSaved<'_, F>, seed: F, wrt: Wrt) -> Vec<Gradient<F>> {
     let RnnSaved {
         h0,
         w,
@@ -444,11 +452,11 @@ pub fn rnn_backward<F: Float>(saved: RnnSaved<'_, F>, seed: F, wrt: Wrt) -> Vec<
     let mut grads = Vec::with_capacity(4);
     if wrt == Wrt::All {
         dxs.reverse();
-        grads.push(dh.into_dyn());
+        grads.push(Gradient::Array(dh.into_dyn()));
     }
-    grads.extend([dw.into_dyn(), du.into_dyn()]);
+    grads.extend([dw, du].map(|g| Gradient::Array(g.into_dyn())));
     if wrt == Wrt::All {
-        grads.push(stack(&dxs));
+        grads.push(Gradient::Slice(dxs));
     }
     grads
 }

@@ -73,6 +73,15 @@ impl<F: Float, D: Dimension> GradientF64 for Vec<Array<F, D>> {
     }
 }
 
+impl<F: Float> GradientF64 for floor::Gradient<F> {
+    fn into_f64(self) -> ArrayD<f64> {
+        match self {
+            floor::Gradient::Array(g) => g.into_f64(),
+            floor::Gradient::Slice(g) => g.into_f64(),
+        }
+    }
+}
+
 fn to_f64(gradient: impl GradientF64) -> ArrayD<f64> {
     gradient.into_f64()
 }
