@@ -189,9 +189,9 @@ impl Wrt {
 }
 
 /// The dimensions of one case. `--scale` multiplies the batch sizes (and, for
-/// conv2d, the spatial size; for attention, the sequence length); feature
-/// widths and channels, i.e. the parameter shapes, stay as published, and so
-/// do the RNN's 50 steps.
+/// conv2d, the spatial size; for attention, the sequence length; for the RNN,
+/// the number of steps); feature widths and channels, i.e. the parameter
+/// shapes, stay as published.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shapes {
     /// `x` of `n` elements.
@@ -235,7 +235,8 @@ fn scaled(value: usize, scale: f64, min: usize) -> usize {
 }
 
 impl Shapes {
-    /// The published shapes, with batch (and conv2d spatial) sizes multiplied by `scale`.
+    /// The published shapes, with batch sizes (and conv2d's spatial size,
+    /// attention's sequence length, the RNN's steps) multiplied by `scale`.
     pub fn published(case: Case, scale: f64) -> Shapes {
         match case {
             Case::SimpleQuadratic => Shapes::SimpleQuadratic {
@@ -266,7 +267,7 @@ impl Shapes {
                 width: 256,
             },
             Case::Rnn => Shapes::Rnn {
-                steps: 50,
+                steps: scaled(50, scale, 2),
                 batch: scaled(32, scale, 1),
                 input: 256,
                 hidden: 256,
