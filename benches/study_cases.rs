@@ -1,4 +1,4 @@
-//! Regression tracking for the study's four cases at reduced scale: backward
+//! Regression tracking for the study's cases at reduced scale: backward
 //! alone, static (`#[differentiate]`'s generated backward half on a prepared
 //! context) vs tape (`Tape::backward` on a freshly recorded graph), gradients
 //! w.r.t. every input. The full study is `cargo run --release -p autodiff-study`.
@@ -112,6 +112,61 @@ fn study_cases(c: &mut Criterion) {
                 });
                 group.bench_function(BenchmarkId::new("tape", case.name()), |b| {
                     b.iter_custom(tape_backward!(conv2d_block_on_tape, (x, w, bias, gamma, beta)))
+                });
+            }
+            Inputs::Attention {
+                xs,
+                wq,
+                wk,
+                wv,
+                wo,
+                targets,
+            } => {
+                group.bench_function(BenchmarkId::new("static", case.name()), |b| {
+                    b.iter_custom(static_backward!(
+                        attention_forward,
+                        attention_backward,
+                        (xs, wq, wk, wv, wo, targets)
+                    ))
+                });
+                group.bench_function(BenchmarkId::new("tape", case.name()), |b| {
+                    b.iter_custom(move |iters: u64| {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            let tape = Tape::<f32>::new();
+                            let xs: Vec<_> = xs.iter().map(|x| tape.param(x)).collect();
+                            let targets: Vec<_> = targets.iter().map(|t| tape.constant(t)).collect();
+                            let (wq, wk, wv, wo) = (tape.param(wq), tape.param(wk), tape.param(wv), tape.param(wo));
+                            let y = attention_on_tape(&xs, &wq, &wk, &wv, &wo, &targets);
+                            let start = Instant::now();
+                            let grads = tape.backward(&y);
+                            total += start.elapsed();
+                            drop(std::hint::black_box(grads));
+                        }
+                        total
+                    })
+                });
+            }
+            Inputs::Rnn { h0, w, u, xs, target } => {
+                group.bench_function(BenchmarkId::new("static", case.name()), |b| {
+                    b.iter_custom(static_backward!(rnn_forward, rnn_backward, (h0, w, u, xs, target)))
+                });
+                group.bench_function(BenchmarkId::new("tape", case.name()), |b| {
+                    b.iter_custom(move |iters: u64| {
+                        let mut total = Duration::ZERO;
+                        for _ in 0..iters {
+                            let tape = Tape::<f32>::new();
+                            let xs: Vec<_> = xs.iter().map(|x| tape.param(x)).collect();
+                            let (h0, w, u, target) =
+                                (tape.param(h0), tape.param(w), tape.param(u), tape.constant(target));
+                            let y = rnn_on_tape(&h0, &w, &u, &xs, &target);
+                            let start = Instant::now();
+                            let grads = tape.backward(&y);
+                            total += start.elapsed();
+                            drop(std::hint::black_box(grads));
+                        }
+                        total
+                    })
                 });
             }
         }

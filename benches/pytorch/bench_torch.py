@@ -1,11 +1,14 @@
 #!/usr/bin/env python3
 """PyTorch's side of the static-vs-dynamic study.
 
-Runs the study's four cases (simple_quadratic, small_mlp, matmul_chain, conv2d)
-with the same shapes, in float32, on the CPU with one thread by default, in both
-gradient modes (every input requires grad, as published; parameters only, the
-data constant), and writes results/pytorch_results.json in the study's schema
-with the single mode "pytorch". The study (`cargo run --release -p autodiff-study`)
+Runs the study's cases (simple_quadratic, small_mlp, matmul_chain, conv2d, and
+the two programs attention and rnn) with the same shapes, in float32, on the CPU
+with one thread by default, in both gradient modes (every input requires grad,
+as published, except a regression target; parameters only, the data constant),
+and writes results/pytorch_results.json in the study's schema with the single
+mode "pytorch". A slice input of the Rust case (attention's sequences, the RNN's
+steps) is a list of tensors here, and the loss loops over it as the Rust source
+does (no batched matmul), so that both sides run the same sequence of ops. The study (`cargo run --release -p autodiff-study`)
 then adds PyTorch columns and ratios to its tables.
 
 Timing mirrors the Rust side: medians after warm-up; backward alone is timed on
@@ -37,7 +40,8 @@ def scaled(value, scale, minimum):
 
 
 def shapes(case, scale):
-    """The published shapes; --scale multiplies batch sizes and conv2d's spatial size."""
+    """The published shapes; --scale multiplies batch sizes, conv2d's spatial size,
+    attention's sequence length and the RNN's steps."""
     if case == "simple_quadratic":
         return {"n": scaled(1000, scale, 1)}
     if case == "small_mlp":
@@ -46,6 +50,10 @@ def shapes(case, scale):
         return {"m": scaled(64, scale, 1), "k1": 128, "k2": 256, "k3": 512, "n": 128}
     if case == "conv2d":
         return {"batch": scaled(8, scale, 1), "channels": 64, "out_channels": 64, "size": scaled(56, scale, 3)}
+    if case == "attention":
+        return {"batch": scaled(4, scale, 1), "seq": scaled(128, scale, 2), "width": 256}
+    if case == "rnn":
+        return {"steps": scaled(50, scale, 2), "batch": scaled(32, scale, 1), "input": 256, "hidden": 256}
     raise ValueError(case)
 
 
@@ -58,6 +66,12 @@ def describe(case, s):
     if case == "matmul_chain":
         m, k1, k2, k3, n = s["m"], s["k1"], s["k2"], s["k3"], s["n"]
         return f"A {m}×{k1}, B {k1}×{k2}, C {k2}×{k3}, D {k3}×{n}"
+    if case == "attention":
+        b, n, d = s["batch"], s["seq"], s["width"]
+        return f"xs {b}×({n}×{d}), wq wk wv wo {d}×{d}, targets {b}×({n}×{d})"
+    if case == "rnn":
+        t, b, i, h = s["steps"], s["batch"], s["input"], s["hidden"]
+        return f"h0 {b}×{h}, w {h}×{h}, u {i}×{h}, xs {t}×({b}×{i}), target {b}×{h}"
     b, c, o, z = s["batch"], s["channels"], s["out_channels"], s["size"]
     return f"x {b}×{c}×{z}×{z}, w {o}×{c}×3×3, bias {o}, gamma {o}, beta {o}"
 
@@ -86,6 +100,25 @@ def make_inputs(case, s, dtype, gen):
             ("c", uniform((s["k2"], s["k3"]), s["k2"] ** -0.5)),
             ("d", uniform((s["k3"], s["n"]), s["k3"] ** -0.5)),
         ]
+    elif case == "attention":
+        n, d = s["seq"], s["width"]
+        arrays = [
+            ("xs", [uniform((n, d), 1.0) for _ in range(s["batch"])]),
+            ("wq", uniform((d, d), d ** -0.5)),
+            ("wk", uniform((d, d), d ** -0.5)),
+            ("wv", uniform((d, d), d ** -0.5)),
+            ("wo", uniform((d, d), d ** -0.5)),
+            ("targets", [uniform((n, d), 1.0) for _ in range(s["batch"])]),
+        ]
+    elif case == "rnn":
+        b, i, h = s["batch"], s["input"], s["hidden"]
+        arrays = [
+            ("h0", uniform((b, h), 1.0)),
+            ("w", uniform((h, h), h ** -0.5)),
+            ("u", uniform((i, h), i ** -0.5)),
+            ("xs", [uniform((b, i), 1.0) for _ in range(s["steps"])]),
+            ("target", uniform((b, h), 1.0)),
+        ]
     else:
         c, o, z = s["channels"], s["out_channels"], s["size"]
         arrays = [
@@ -95,10 +128,32 @@ def make_inputs(case, s, dtype, gen):
             ("gamma", 1.0 + uniform((o,), 0.2)),
             ("beta", uniform((o,), 0.1)),
         ]
-    return [(name, a.to(dtype)) for name, a in arrays]
+    return [(name, convert(a, lambda t: t.to(dtype))) for name, a in arrays]
 
 
-DATA = {"simple_quadratic": set(), "small_mlp": {"x"}, "matmul_chain": {"a"}, "conv2d": {"x"}}
+def convert(a, f):
+    """f applied to a tensor, or to each tensor of a list (a slice input)."""
+    return [f(t) for t in a] if isinstance(a, list) else f(a)
+
+
+def flat(tensors):
+    """The tensors of a list of inputs, slices expanded."""
+    out = []
+    for t in tensors:
+        out.extend(t if isinstance(t, list) else [t])
+    return out
+
+
+DATA = {
+    "simple_quadratic": set(),
+    "small_mlp": {"x"},
+    "matmul_chain": {"a"},
+    "conv2d": {"x"},
+    "attention": {"xs"},
+    "rnn": {"h0", "xs"},
+}
+# Regression targets: never differentiated (the Rust cases' wrt lists leave them out).
+TARGETS = {"attention": {"targets"}, "rnn": {"target"}}
 
 
 def loss_fn(case, t):
@@ -112,6 +167,21 @@ def loss_fn(case, t):
     if case == "matmul_chain":
         a, b, c, d = t
         return (a @ b @ c @ d).sum()
+    if case == "attention":
+        xs, wq, wk, wv, wo, targets = t
+        scale = 1.0 / wq.shape[1] ** 0.5
+        loss = 0.0
+        for x, target in zip(xs, targets):
+            q, k, v = x @ wq, x @ wk, x @ wv
+            a = torch.softmax(q @ k.t() * scale, dim=1)
+            loss = loss + tF.mse_loss(a @ v @ wo, target)
+        return loss
+    if case == "rnn":
+        h0, w, u, xs, target = t
+        h = h0
+        for x in xs:
+            h = torch.tanh(h @ w + x @ u)
+        return tF.mse_loss(h, target)
     x, w, bias, gamma, beta = t
     y = tF.conv2d(x, w, bias, stride=1, padding=1)
     z = tF.batch_norm(y, None, None, gamma, beta, training=True, eps=1e-5)
@@ -121,8 +191,8 @@ def loss_fn(case, t):
 def leaves(case, arrays, wrt):
     out = []
     for name, a in arrays:
-        wants = wrt == "all" or name not in DATA[case]
-        out.append(a.clone().requires_grad_(wants))
+        wants = (wrt == "all" or name not in DATA[case]) and name not in TARGETS.get(case, set())
+        out.append(convert(a, lambda t: t.clone().requires_grad_(wants)))
     return out
 
 
@@ -133,7 +203,7 @@ def stats(samples_s):
 
 def saved_bytes(case, tensors):
     """Bytes of the storages autograd saves for backward, each counted once, inputs excluded."""
-    inputs = {t.untyped_storage().data_ptr() for t in tensors}
+    inputs = {t.untyped_storage().data_ptr() for t in flat(tensors)}
     seen = {}
 
     def pack(t):
@@ -158,28 +228,36 @@ def max_relative_error(analytic, reference):
 
 
 def grads(case, arrays, wrt):
+    """One gradient per differentiated input; a slice's stacked, as the Rust side judges it."""
     t = leaves(case, arrays, wrt)
     loss_fn(case, t).backward()
-    return [x.grad for x in t if x.requires_grad]
+    out = []
+    for x in t:
+        if isinstance(x, list) and x[0].requires_grad:
+            out.append(torch.stack([e.grad for e in x]))
+        elif not isinstance(x, list) and x.requires_grad:
+            out.append(x.grad)
+    return out
 
 
 def run_case(case, wrt, s, args):
     gen = torch.Generator().manual_seed(2024)
     arrays64 = make_inputs(case, s, torch.float64, gen)
-    arrays = [(n, a.float()) for n, a in arrays64]
+    arrays = [(n, convert(a, lambda t: t.float())) for n, a in arrays64]
     fwd, bwd, both = [], [], []
     tensors = leaves(case, arrays, wrt)
+    leaf_list = flat(tensors)
     deadline = time.perf_counter() + args.max_time
     for rep in range(args.warmup + args.reps):
         # Forward alone.
-        for t in tensors:
+        for t in leaf_list:
             t.grad = None
         start = time.perf_counter()
         loss = loss_fn(case, tensors)
         f = time.perf_counter() - start
         del loss
         # Backward alone, on a freshly recorded graph.
-        for t in tensors:
+        for t in leaf_list:
             t.grad = None
         loss = loss_fn(case, tensors)
         start = time.perf_counter()
@@ -187,7 +265,7 @@ def run_case(case, wrt, s, args):
         b = time.perf_counter() - start
         del loss
         # Forward + backward.
-        for t in tensors:
+        for t in leaf_list:
             t.grad = None
         start = time.perf_counter()
         loss_fn(case, tensors).backward()
@@ -242,7 +320,7 @@ def main():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--scale", type=float, default=None)
     p.add_argument("--reps", type=int, default=None)
-    p.add_argument("--cases", default="simple_quadratic,small_mlp,matmul_chain,conv2d")
+    p.add_argument("--cases", default="simple_quadratic,small_mlp,matmul_chain,conv2d,attention,rnn")
     p.add_argument("--out", default="results")
     args = p.parse_args()
     args.scale = args.scale if args.scale is not None else (0.125 if args.quick else 1.0)

@@ -1,9 +1,13 @@
-//! The four cases of the study, each written ONCE as an ordinary generic
-//! function with `#[differentiate]`, plus their shapes and seeded random inputs.
+//! The cases of the study, each written ONCE as an ordinary generic function
+//! with `#[differentiate]`, plus their shapes and seeded random inputs: the four
+//! published ones, and two programs with loops over slices (a self-attention
+//! block over a batch of sequences, a recurrent network over 50 steps).
 //!
 //! Every function carries two expansions of the macro:
 //! - the plain `#[differentiate]`: gradients w.r.t. every array input, data
-//!   included, as in the published script (prefix = the function's name);
+//!   included, as in the published script (prefix = the function's name; for
+//!   the two programs, `wrt(..)` lists every input but the regression target,
+//!   which is data no model differentiates);
 //! - `#[differentiate(wrt(..), name = <case>_params)]`: gradients w.r.t. the
 //!   parameters only, the data constant, as a model is trained. There the
 //!   macro's dead-gradient elimination shows (no `dx`), and the tape prunes the
@@ -21,7 +25,7 @@
 //! This file only depends on `autodiff` and `rand`, so the criterion bench
 //! (`benches/study_cases.rs`) includes it with `#[path]` instead of copying it.
 
-use autodiff::ndarray::{Array, Array1, Array2, Array4, ArrayD, Dimension, ShapeBuilder};
+use autodiff::ndarray::{Array, Array1, Array2, Array4, ArrayD, Axis, Dimension, Ix3, ShapeBuilder};
 use autodiff::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -86,9 +90,59 @@ pub fn conv2d_block<F: Float>(
     relu(&batch_norm(&conv2d(x, w, Some(bias), 1, 1), gamma, beta, F::of(1e-5))).sum()
 }
 
+/// Single-head self-attention over a batch of sequences, each `x` seq×width:
+/// `Q, K, V = x·Wq, x·Wk, x·Wv`, `A = softmax(Q·Kᵀ/√d)` along rows,
+/// `O = (A·V)·Wo`, loss `Σ_sequences mse(O, target)`. `d` is the width of Q.
+#[differentiate(wrt(xs, wq, wk, wv, wo))]
+#[differentiate(wrt(wq, wk, wv, wo), name = attention_params)]
+#[differentiate(wrt(wq, wk, wv, wo), opt(fusion = false), name = attention_no_fusion)]
+#[differentiate(wrt(wq, wk, wv, wo), opt(liveness = false), name = attention_no_liveness)]
+#[differentiate(wrt(wq, wk, wv, wo), opt(reuse = false), name = attention_no_reuse)]
+#[differentiate(wrt(wq, wk, wv, wo), opt(seed = false), name = attention_no_seed)]
+#[differentiate(wrt(wq, wk, wv, wo), opt(dead_gradients = false), name = attention_no_dge)]
+#[differentiate(wrt(wq, wk, wv, wo), opt(fusion = false, liveness = false, reuse = false, seed = false, dead_gradients = false), name = attention_naive)]
+pub fn attention<F: Float>(
+    xs: &[Array2<F>],
+    wq: &Array2<F>,
+    wk: &Array2<F>,
+    wv: &Array2<F>,
+    wo: &Array2<F>,
+    targets: &[Array2<F>],
+) -> F {
+    let scale = F::one() / F::of_usize(wq.ncols()).sqrt();
+    // The first sequence starts the sum: a carried float of a generic function
+    // cannot start as a constant yet (`F::zero()` fails to compile in the
+    // generated loop, `0.0` in this function).
+    let a = softmax(&(xs[0].dot(wq).dot(&xs[0].dot(wk).t()) * scale), Axis(1));
+    let mut loss = mse(&a.dot(&xs[0].dot(wv)).dot(wo), &targets[0]);
+    for t in 1..xs.len() {
+        let a = softmax(&(xs[t].dot(wq).dot(&xs[t].dot(wk).t()) * scale), Axis(1));
+        loss += mse(&a.dot(&xs[t].dot(wv)).dot(wo), &targets[t]);
+    }
+    loss
+}
+
+/// A recurrent network: `h ← tanh(h·W + x_t·U)` over the steps of `xs` (each
+/// batch×input), from `h0`; loss `mse(h_T, target)`.
+#[differentiate(wrt(h0, w, u, xs))]
+#[differentiate(wrt(w, u), name = rnn_params)]
+#[differentiate(wrt(w, u), opt(fusion = false), name = rnn_no_fusion)]
+#[differentiate(wrt(w, u), opt(liveness = false), name = rnn_no_liveness)]
+#[differentiate(wrt(w, u), opt(reuse = false), name = rnn_no_reuse)]
+#[differentiate(wrt(w, u), opt(seed = false), name = rnn_no_seed)]
+#[differentiate(wrt(w, u), opt(dead_gradients = false), name = rnn_no_dge)]
+#[differentiate(wrt(w, u), opt(fusion = false, liveness = false, reuse = false, seed = false, dead_gradients = false), name = rnn_naive)]
+pub fn rnn<F: Float>(h0: &Array2<F>, w: &Array2<F>, u: &Array2<F>, xs: &[Array2<F>], target: &Array2<F>) -> F {
+    let mut h = h0.to_owned();
+    for x in xs {
+        h = (h.dot(w) + x.dot(u)).tanh();
+    }
+    mse(&h, target)
+}
+
 /// The plans `#[differentiate]` made for every case, both wrt modes: what
 /// it saves, which backward kernels it calls, which adjoints it eliminated.
-pub fn plans() -> [autodiff::Plan; 8] {
+pub fn plans() -> [autodiff::Plan; 12] {
     [
         SIMPLE_QUADRATIC_GRAD_PLAN,
         SIMPLE_QUADRATIC_PARAMS_GRAD_PLAN,
@@ -98,10 +152,15 @@ pub fn plans() -> [autodiff::Plan; 8] {
         MATMUL_CHAIN_PARAMS_GRAD_PLAN,
         CONV2D_BLOCK_GRAD_PLAN,
         CONV2D_BLOCK_PARAMS_GRAD_PLAN,
+        ATTENTION_GRAD_PLAN,
+        ATTENTION_PARAMS_GRAD_PLAN,
+        RNN_GRAD_PLAN,
+        RNN_PARAMS_GRAD_PLAN,
     ]
 }
 
-/// The four cases, in the published table's order.
+/// The cases: the four published ones in the published table's order, then
+/// the two programs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Case {
     /// [`simple_quadratic`].
@@ -112,11 +171,22 @@ pub enum Case {
     MatmulChain,
     /// [`conv2d_block`].
     Conv2d,
+    /// [`attention`].
+    Attention,
+    /// [`rnn`].
+    Rnn,
 }
 
 impl Case {
     /// Every case, in table order.
-    pub const ALL: [Case; 4] = [Case::SimpleQuadratic, Case::SmallMlp, Case::MatmulChain, Case::Conv2d];
+    pub const ALL: [Case; 6] = [
+        Case::SimpleQuadratic,
+        Case::SmallMlp,
+        Case::MatmulChain,
+        Case::Conv2d,
+        Case::Attention,
+        Case::Rnn,
+    ];
 
     /// The name used on the command line, in the JSON and by the PyTorch script.
     pub fn name(self) -> &'static str {
@@ -125,6 +195,8 @@ impl Case {
             Case::SmallMlp => "small_mlp",
             Case::MatmulChain => "matmul_chain",
             Case::Conv2d => "conv2d",
+            Case::Attention => "attention",
+            Case::Rnn => "rnn",
         }
     }
 
@@ -157,7 +229,8 @@ impl Wrt {
 }
 
 /// The dimensions of one case. `--scale` multiplies the batch sizes (and, for
-/// conv2d, the spatial size); feature widths and channels, i.e. the parameter
+/// conv2d, the spatial size; for attention, the sequence length; for the RNN,
+/// the number of steps); feature widths and channels, i.e. the parameter
 /// shapes, stay as published.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shapes {
@@ -185,6 +258,15 @@ pub enum Shapes {
         out_channels: usize,
         size: usize,
     },
+    /// `batch` sequences `x` of seq×width; `Wq, Wk, Wv, Wo` width×width.
+    Attention { batch: usize, seq: usize, width: usize },
+    /// `steps` inputs `x_t` of batch×input; `h0` batch×hidden, `W` hidden×hidden, `U` input×hidden.
+    Rnn {
+        steps: usize,
+        batch: usize,
+        input: usize,
+        hidden: usize,
+    },
 }
 
 /// `value · scale`, rounded, at least `min`.
@@ -193,7 +275,8 @@ fn scaled(value: usize, scale: f64, min: usize) -> usize {
 }
 
 impl Shapes {
-    /// The published shapes, with batch (and conv2d spatial) sizes multiplied by `scale`.
+    /// The published shapes, with batch sizes (and conv2d's spatial size,
+    /// attention's sequence length, the RNN's steps) multiplied by `scale`.
     pub fn published(case: Case, scale: f64) -> Shapes {
         match case {
             Case::SimpleQuadratic => Shapes::SimpleQuadratic {
@@ -217,6 +300,17 @@ impl Shapes {
                 channels: 64,
                 out_channels: 64,
                 size: scaled(56, scale, 3),
+            },
+            Case::Attention => Shapes::Attention {
+                batch: scaled(4, scale, 1),
+                seq: scaled(128, scale, 2),
+                width: 256,
+            },
+            Case::Rnn => Shapes::Rnn {
+                steps: scaled(50, scale, 2),
+                batch: scaled(32, scale, 1),
+                input: 256,
+                hidden: 256,
             },
         }
     }
@@ -245,6 +339,17 @@ impl Shapes {
                 out_channels: 4,
                 size: 5,
             },
+            Case::Attention => Shapes::Attention {
+                batch: 2,
+                seq: 3,
+                width: 4,
+            },
+            Case::Rnn => Shapes::Rnn {
+                steps: 4,
+                batch: 2,
+                input: 3,
+                hidden: 4,
+            },
         }
     }
 
@@ -258,6 +363,17 @@ impl Shapes {
             Shapes::MatmulChain { m, k1, k2, k3, n } => format!("A {m}×{k1}, B {k1}×{k2}, C {k2}×{k3}, D {k3}×{n}"),
             Shapes::Conv2d { batch, channels, out_channels, size } => format!(
                 "x {batch}×{channels}×{size}×{size}, w {out_channels}×{channels}×3×3, bias {out_channels}, gamma {out_channels}, beta {out_channels}"
+            ),
+            Shapes::Attention { batch, seq, width } => {
+                format!("xs {batch}×({seq}×{width}), wq wk wv wo {width}×{width}, targets {batch}×({seq}×{width})")
+            }
+            Shapes::Rnn {
+                steps,
+                batch,
+                input,
+                hidden,
+            } => format!(
+                "h0 {batch}×{hidden}, w {hidden}×{hidden}, u {input}×{hidden}, xs {steps}×({batch}×{input}), target {batch}×{hidden}"
             ),
         }
     }
@@ -291,6 +407,47 @@ pub enum Inputs<F> {
         gamma: Array1<F>,
         beta: Array1<F>,
     },
+    /// Inputs of [`attention`].
+    Attention {
+        xs: Vec<Array2<F>>,
+        wq: Array2<F>,
+        wk: Array2<F>,
+        wv: Array2<F>,
+        wo: Array2<F>,
+        targets: Vec<Array2<F>>,
+    },
+    /// Inputs of [`rnn`].
+    Rnn {
+        h0: Array2<F>,
+        w: Array2<F>,
+        u: Array2<F>,
+        xs: Vec<Array2<F>>,
+        target: Array2<F>,
+    },
+}
+
+/// A slice of arrays as one array with a new first axis (how the study stores a
+/// slice input, or its gradient, for finite differences and comparisons).
+///
+/// # Panics
+/// If the arrays' shapes differ.
+pub fn stack<F: Float, D: Dimension>(arrays: &[Array<F, D>]) -> ArrayD<F> {
+    let views: Vec<_> = arrays.iter().map(|a| a.view().into_dyn()).collect();
+    autodiff::ndarray::stack(Axis(0), &views)
+        .unwrap_or_else(|e| panic!("stack: the arrays of a slice differ in shape: {e}"))
+}
+
+/// The inverse of [`stack`] for a slice of matrices.
+///
+/// # Panics
+/// If `a` is not of rank 3.
+pub fn unstack<F: Float>(a: &ArrayD<F>) -> Vec<Array2<F>> {
+    let shape = a.shape().to_vec();
+    let a = a
+        .view()
+        .into_dimensionality::<Ix3>()
+        .unwrap_or_else(|_| panic!("unstack: array of shape {shape:?} is not a stack of matrices"));
+    a.outer_iter().map(|m| m.to_owned()).collect()
 }
 
 /// Uniform in `[-bound, bound)`, from the seeded generator.
@@ -343,6 +500,29 @@ impl Inputs<f64> {
                 gamma: Array1::from_shape_simple_fn(out_channels, || 1.0 + rng.gen_range(-0.2..0.2)),
                 beta: uniform(rng, out_channels, 0.1),
             },
+            Shapes::Attention { batch, seq, width } => {
+                let bound = 1.0 / (width as f64).sqrt();
+                Inputs::Attention {
+                    xs: (0..batch).map(|_| uniform(rng, (seq, width), 1.0)).collect(),
+                    wq: uniform(rng, (width, width), bound),
+                    wk: uniform(rng, (width, width), bound),
+                    wv: uniform(rng, (width, width), bound),
+                    wo: uniform(rng, (width, width), bound),
+                    targets: (0..batch).map(|_| uniform(rng, (seq, width), 1.0)).collect(),
+                }
+            }
+            Shapes::Rnn {
+                steps,
+                batch,
+                input,
+                hidden,
+            } => Inputs::Rnn {
+                h0: uniform(rng, (batch, hidden), 1.0),
+                w: uniform(rng, (hidden, hidden), 1.0 / (hidden as f64).sqrt()),
+                u: uniform(rng, (input, hidden), 1.0 / (input as f64).sqrt()),
+                xs: (0..steps).map(|_| uniform(rng, (batch, input), 1.0)).collect(),
+                target: uniform(rng, (batch, hidden), 1.0),
+            },
         }
     }
 
@@ -351,6 +531,7 @@ impl Inputs<f64> {
         let c1 = |a: &Array1<f64>| a.mapv(G::of);
         let c2 = |a: &Array2<f64>| a.mapv(G::of);
         let c4 = |a: &Array4<f64>| a.mapv(G::of);
+        let cs = |s: &[Array2<f64>]| s.iter().map(c2).collect();
         match self {
             Inputs::SimpleQuadratic { x } => Inputs::SimpleQuadratic { x: c1(x) },
             Inputs::SmallMlp { x, w1, b1, w2, b2 } => Inputs::SmallMlp {
@@ -379,6 +560,28 @@ impl Inputs<f64> {
                 gamma: c1(gamma),
                 beta: c1(beta),
             },
+            Inputs::Attention {
+                xs,
+                wq,
+                wk,
+                wv,
+                wo,
+                targets,
+            } => Inputs::Attention {
+                xs: cs(xs),
+                wq: c2(wq),
+                wk: c2(wk),
+                wv: c2(wv),
+                wo: c2(wo),
+                targets: cs(targets),
+            },
+            Inputs::Rnn { h0, w, u, xs, target } => Inputs::Rnn {
+                h0: c2(h0),
+                w: c2(w),
+                u: c2(u),
+                xs: cs(xs),
+                target: c2(target),
+            },
         }
     }
 }
@@ -395,11 +598,16 @@ impl<F: Float> Inputs<F> {
             (Inputs::MatmulChain { .. }, Wrt::Params) => &["b", "c", "d"],
             (Inputs::Conv2d { .. }, Wrt::All) => &["x", "w", "bias", "gamma", "beta"],
             (Inputs::Conv2d { .. }, Wrt::Params) => &["w", "bias", "gamma", "beta"],
+            (Inputs::Attention { .. }, Wrt::All) => &["xs", "wq", "wk", "wv", "wo"],
+            (Inputs::Attention { .. }, Wrt::Params) => &["wq", "wk", "wv", "wo"],
+            (Inputs::Rnn { .. }, Wrt::All) => &["h0", "w", "u", "xs"],
+            (Inputs::Rnn { .. }, Wrt::Params) => &["w", "u"],
         }
     }
 
     /// Every input, in parameter order, as dynamic-rank copies (for finite
-    /// differences, which perturb one input at a time).
+    /// differences, which perturb one input at a time); a slice of arrays is
+    /// one array, [`stack`]ed.
     pub fn to_dyn(&self) -> Vec<(&'static str, ArrayD<F>)> {
         match self {
             Inputs::SimpleQuadratic { x } => vec![("x", x.clone().into_dyn())],
@@ -428,6 +636,28 @@ impl<F: Float> Inputs<F> {
                 ("bias", bias.clone().into_dyn()),
                 ("gamma", gamma.clone().into_dyn()),
                 ("beta", beta.clone().into_dyn()),
+            ],
+            Inputs::Attention {
+                xs,
+                wq,
+                wk,
+                wv,
+                wo,
+                targets,
+            } => vec![
+                ("xs", stack(xs)),
+                ("wq", wq.clone().into_dyn()),
+                ("wk", wk.clone().into_dyn()),
+                ("wv", wv.clone().into_dyn()),
+                ("wo", wo.clone().into_dyn()),
+                ("targets", stack(targets)),
+            ],
+            Inputs::Rnn { h0, w, u, xs, target } => vec![
+                ("h0", h0.clone().into_dyn()),
+                ("w", w.clone().into_dyn()),
+                ("u", u.clone().into_dyn()),
+                ("xs", stack(xs)),
+                ("target", target.clone().into_dyn()),
             ],
         }
     }
@@ -473,6 +703,21 @@ impl<F: Float> Inputs<F> {
                 gamma: fix(&arrays[3]),
                 beta: fix(&arrays[4]),
             },
+            Inputs::Attention { .. } => Inputs::Attention {
+                xs: unstack(&arrays[0]),
+                wq: fix(&arrays[1]),
+                wk: fix(&arrays[2]),
+                wv: fix(&arrays[3]),
+                wo: fix(&arrays[4]),
+                targets: unstack(&arrays[5]),
+            },
+            Inputs::Rnn { .. } => Inputs::Rnn {
+                h0: fix(&arrays[0]),
+                w: fix(&arrays[1]),
+                u: fix(&arrays[2]),
+                xs: unstack(&arrays[3]),
+                target: fix(&arrays[4]),
+            },
         }
     }
 
@@ -483,6 +728,8 @@ impl<F: Float> Inputs<F> {
             Inputs::SmallMlp { .. } => Case::SmallMlp,
             Inputs::MatmulChain { .. } => Case::MatmulChain,
             Inputs::Conv2d { .. } => Case::Conv2d,
+            Inputs::Attention { .. } => Case::Attention,
+            Inputs::Rnn { .. } => Case::Rnn,
         }
     }
 
@@ -499,6 +746,15 @@ impl<F: Float> Inputs<F> {
                 gamma,
                 beta,
             } => conv2d_block(x, w, bias, gamma, beta),
+            Inputs::Attention {
+                xs,
+                wq,
+                wk,
+                wv,
+                wo,
+                targets,
+            } => attention(xs, wq, wk, wv, wo, targets),
+            Inputs::Rnn { h0, w, u, xs, target } => rnn(h0, w, u, xs, target),
         }
     }
 }

@@ -10,8 +10,8 @@
 //! The floor is how fast reverse mode can be with these kernels; each mode is
 //! judged by how close it gets.
 
-use autodiff::ndarray::{Array1, Array2, Array4, ArrayD, Ix1};
-use autodiff::runtime::kernels::{batch_norm, binary, conv, matmul, reduce, unary};
+use autodiff::ndarray::{Array1, Array2, Array4, ArrayD, Axis, Ix1};
+use autodiff::runtime::kernels::{batch_norm, binary, conv, loss, matmul, reduce, softmax, unary};
 use autodiff::Float;
 
 use crate::cases::Wrt;
@@ -230,5 +230,233 @@ pub fn conv2d_block_backward<F: Float>(saved: ConvSaved<'_, F>, seed: F, wrt: Wr
         grads.push(conv::conv2d_grad_input(&dy, w, &x.raw_dim(), 1, 1).into_dyn());
     }
     grads.extend([dw.into_dyn(), dbias.into_dyn(), dgamma.into_dyn(), dbeta.into_dyn()]);
+    grads
+}
+
+/// One gradient of the two programs' floors: an array's, or a slice's as one
+/// array per element (as the other modes return it: stacking it here would
+/// copy it inside the measured peak).
+pub enum Gradient<F> {
+    /// The gradient of an array.
+    Array(ArrayD<F>),
+    /// The gradient of a slice of matrices.
+    Slice(Vec<Array2<F>>),
+}
+
+/// What the floor keeps for one sequence of the attention block: `Q`, `K`,
+/// `V` (read by the products' backward), `A` (softmax's and `A·V`'s), `A·V`
+/// (`Wo`'s) and `O` (the loss's).
+struct AttentionStep<F> {
+    q: Array2<F>,
+    k: Array2<F>,
+    v: Array2<F>,
+    a: Array2<F>,
+    av: Array2<F>,
+    o: Array2<F>,
+}
+
+/// What the floor keeps for `attention`: each sequence's saved values and
+/// borrows of the inputs.
+pub struct AttentionSaved<'a, F> {
+    xs: &'a [Array2<F>],
+    wq: &'a Array2<F>,
+    wk: &'a Array2<F>,
+    wv: &'a Array2<F>,
+    wo: &'a Array2<F>,
+    targets: &'a [Array2<F>],
+    scale: F,
+    steps: Vec<AttentionStep<F>>,
+}
+
+impl<F> AttentionSaved<'_, F> {
+    /// Bytes owned by the saved set.
+    pub fn held_bytes(&self) -> usize {
+        self.steps
+            .iter()
+            .map(|s| bytes::<F>(s.q.len() + s.k.len() + s.v.len() + s.a.len() + s.av.len() + s.o.len()))
+            .sum()
+    }
+}
+
+/// Floor forward of `Σ_sequences mse(softmax(x·Wq·(x·Wk)ᵀ/√d)·(x·Wv)·Wo, target)`.
+pub fn attention_forward<'a, F: Float>(
+    xs: &'a [Array2<F>],
+    wq: &'a Array2<F>,
+    wk: &'a Array2<F>,
+    wv: &'a Array2<F>,
+    wo: &'a Array2<F>,
+    targets: &'a [Array2<F>],
+) -> (F, AttentionSaved<'a, F>) {
+    let scale = F::one() / F::of_usize(wq.ncols()).sqrt();
+    let mut total = F::zero();
+    let mut steps = Vec::with_capacity(xs.len());
+    for (x, target) in xs.iter().zip(targets) {
+        let q = matmul::matmul(x, wq);
+        let k = matmul::matmul(x, wk);
+        let v = matmul::matmul(x, wv);
+        let s = matmul::matmul(&q, &k.t());
+        let s = binary::mul_scalar(&s, scale);
+        let a = softmax::softmax(&s, Axis(1));
+        drop(s);
+        let av = matmul::matmul(&a, &v);
+        let o = matmul::matmul(&av, wo);
+        total += loss::mse(&o, target);
+        steps.push(AttentionStep { q, k, v, a, av, o });
+    }
+    let saved = AttentionSaved {
+        xs,
+        wq,
+        wk,
+        wv,
+        wo,
+        targets,
+        scale,
+        steps,
+    };
+    (total, saved)
+}
+
+/// Floor backward of `attention`; gradients in `Inputs::wrt_names` order.
+pub fn attention_backward<F: Float>(saved: AttentionSaved<'_, F>, seed: F, wrt: Wrt) -> Vec<Gradient<F>> {
+    let AttentionSaved {
+        xs,
+        wq,
+        wk,
+        wv,
+        wo,
+        targets,
+        scale,
+        steps,
+    } = saved;
+    let mut dwq = Array2::zeros(wq.raw_dim());
+    let mut dwk = Array2::zeros(wk.raw_dim());
+    let mut dwv = Array2::zeros(wv.raw_dim());
+    let mut dwo = Array2::zeros(wo.raw_dim());
+    let mut dxs = Vec::with_capacity(if wrt == Wrt::All { xs.len() } else { 0 });
+    for ((step, x), target) in steps.into_iter().zip(xs).zip(targets) {
+        let AttentionStep { q, k, v, a, av, o } = step;
+        let d_o = loss::mse_grad_pred(seed, &o, target);
+        drop(o);
+        matmul::matmul_grad_rhs_acc(&mut dwo, &av, &d_o);
+        drop(av);
+        let dav = matmul::matmul_grad_lhs(&d_o, wo);
+        drop(d_o);
+        let da = matmul::matmul_grad_lhs(&dav, &v);
+        drop(v);
+        let dv = matmul::matmul_grad_rhs(&a, &dav);
+        drop(dav);
+        let ds = softmax::softmax_grad(da, &a, Axis(1));
+        drop(a);
+        let ds = binary::scale_grad(ds, scale);
+        // s = q·kᵀ: dq = ds·k, dk = dsᵀ·q.
+        let dq = matmul::matmul(&ds, &k);
+        let dk = matmul::matmul(&ds.t(), &q);
+        drop((ds, q, k));
+        matmul::matmul_grad_rhs_acc(&mut dwq, x, &dq);
+        matmul::matmul_grad_rhs_acc(&mut dwk, x, &dk);
+        matmul::matmul_grad_rhs_acc(&mut dwv, x, &dv);
+        if wrt == Wrt::All {
+            let mut dx = matmul::matmul_grad_lhs(&dq, wq);
+            matmul::matmul_grad_lhs_acc(&mut dx, &dk, wk);
+            matmul::matmul_grad_lhs_acc(&mut dx, &dv, wv);
+            dxs.push(dx);
+        }
+    }
+    let mut grads = Vec::with_capacity(5);
+    if wrt == Wrt::All {
+        grads.push(Gradient::Slice(dxs));
+    }
+    grads.extend([dwq, dwk, dwv, dwo].map(|g| Gradient::Array(g.into_dyn())));
+    grads
+}
+
+/// What the floor keeps for `rnn`: every state after `h0` (each step's `tanh`
+/// backward reads its output, the next step's products read it as input) and
+/// borrows of the inputs.
+pub struct RnnSaved<'a, F> {
+    h0: &'a Array2<F>,
+    w: &'a Array2<F>,
+    u: &'a Array2<F>,
+    xs: &'a [Array2<F>],
+    target: &'a Array2<F>,
+    hs: Vec<Array2<F>>,
+}
+
+impl<F> RnnSaved<'_, F> {
+    /// Bytes owned by the saved set.
+    pub fn held_bytes(&self) -> usize {
+        self.hs.iter().map(|h| bytes::<F>(h.len())).sum()
+    }
+}
+
+/// Floor forward of `mse(h_T, target)` for `h ← tanh(h·W + x_t·U)`.
+pub fn rnn_forward<'a, F: Float>(
+    h0: &'a Array2<F>,
+    w: &'a Array2<F>,
+    u: &'a Array2<F>,
+    xs: &'a [Array2<F>],
+    target: &'a Array2<F>,
+) -> (F, RnnSaved<'a, F>) {
+    let mut hs: Vec<Array2<F>> = Vec::with_capacity(xs.len());
+    for x in xs {
+        let h = hs.last().unwrap_or(h0);
+        let mut z = matmul::matmul(h, w);
+        z += &matmul::matmul(x, u);
+        hs.push(unary::tanh(&z));
+    }
+    let value = loss::mse(hs.last().unwrap_or(h0), target);
+    (
+        value,
+        RnnSaved {
+            h0,
+            w,
+            u,
+            xs,
+            target,
+            hs,
+        },
+    )
+}
+
+/// Floor backward of `rnn`; gradients in `Inputs::wrt_names` order. With
+/// parameters only, neither `dh0` nor the inputs' gradients are computed.
+pub fn rnn_backward<F: Float>(saved: RnnSaved<'_, F>, seed: F, wrt: Wrt) -> Vec<Gradient<F>> {
+    let RnnSaved {
+        h0,
+        w,
+        u,
+        xs,
+        target,
+        mut hs,
+    } = saved;
+    let mut dw = Array2::zeros(w.raw_dim());
+    let mut du = Array2::zeros(u.raw_dim());
+    let mut dxs: Vec<Array2<F>> = Vec::with_capacity(if wrt == Wrt::All { xs.len() } else { 0 });
+    let mut dh = loss::mse_grad_pred(seed, hs.last().unwrap_or(h0), target);
+    for t in (0..xs.len()).rev() {
+        let h = hs.pop().unwrap_or_else(|| unreachable!("one state per step"));
+        let dz = unary::tanh_grad(dh, &h);
+        drop(h);
+        let previous = hs.last().unwrap_or(h0);
+        matmul::matmul_grad_rhs_acc(&mut dw, previous, &dz);
+        matmul::matmul_grad_rhs_acc(&mut du, &xs[t], &dz);
+        if wrt == Wrt::All {
+            dxs.push(matmul::matmul_grad_lhs(&dz, u));
+        }
+        dh = if t > 0 || wrt == Wrt::All {
+            matmul::matmul_grad_lhs(&dz, w)
+        } else {
+            dz
+        };
+    }
+    let mut grads = Vec::with_capacity(4);
+    if wrt == Wrt::All {
+        dxs.reverse();
+        grads.push(Gradient::Array(dh.into_dyn()));
+    }
+    grads.extend([dw, du].map(|g| Gradient::Array(g.into_dyn())));
+    if wrt == Wrt::All {
+        grads.push(Gradient::Slice(dxs));
+    }
     grads
 }

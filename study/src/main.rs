@@ -6,7 +6,7 @@
 //! `cargo run --release -p autodiff-study -- [--quick] [--cases a,b] [--threads N]
 //! [--dtype f32|f64|both] [--scale S] [--reps N] [--out DIR] [--skip depth,stability]`
 //!
-//! Modules, one job each: `cases` (the four functions, shapes, inputs), `floor`
+//! Modules, one job each: `cases` (the six functions, shapes, inputs), `floor`
 //! (the hand-written kernel sequence), `runs` (the three modes behind one
 //! interface), `measure` (timing and heap), `accuracy`, `depth`, `stability`,
 //! `report` (JSON, tables, plots), `pytorch` (PyTorch's results), `hvp` (what a
@@ -55,7 +55,7 @@ struct Args {
     /// straight-line chains up to depth 1000 (loop chains up to 10000), MLPs up to 8 layers.
     #[arg(long)]
     quick: bool,
-    /// Comma-separated cases: simple_quadratic, small_mlp, matmul_chain, conv2d (default: all).
+    /// Comma-separated cases: simple_quadratic, small_mlp, matmul_chain, conv2d, attention, rnn (default: all).
     #[arg(long, value_delimiter = ',')]
     cases: Option<Vec<String>>,
     /// Threads for the GEMM backend (matmul, conv2d).
@@ -74,12 +74,16 @@ struct Args {
     /// Output directory for the JSON and the SVG plots.
     #[arg(long, default_value = "results")]
     out: PathBuf,
-    /// Print the plans `#[differentiate]` made for the four cases, then exit.
+    /// Print the plans `#[differentiate]` made for the cases, then exit.
     #[arg(long)]
     show_plans: bool,
     /// Run only the ablation (each analysis of the static code switched off in turn).
     #[arg(long)]
     ablate: bool,
+    /// Run PyTorch's side first with this Python (`benches/pytorch/bench_torch.py` on the
+    /// same cases, scale, threads and repetitions, writing into --out), so its columns fill in.
+    #[arg(long, value_name = "PYTHON")]
+    pytorch: Option<PathBuf>,
     /// Parts to skip: depth, stability, accuracy, plots, hvp, ablation.
     #[arg(long, value_delimiter = ',')]
     skip: Vec<String>,
@@ -123,7 +127,8 @@ fn main() {
             .iter()
             .map(|n| {
                 Case::from_name(n).unwrap_or_else(|| {
-                    panic!("--cases: unknown case `{n}` (known: simple_quadratic, small_mlp, matmul_chain, conv2d)")
+                    let known: Vec<&str> = Case::ALL.iter().map(|c| c.name()).collect();
+                    panic!("--cases: unknown case `{n}` (known: {})", known.join(", "))
                 })
             })
             .collect(),
@@ -135,6 +140,19 @@ fn main() {
 
     autodiff::runtime::kernels::gemm::set_num_threads(args.threads);
     std::fs::create_dir_all(&args.out).unwrap_or_else(|e| panic!("cannot create {}: {e}", args.out.display()));
+    if let Some(python) = &args.pytorch {
+        let settings = pytorch::Settings {
+            cases: selected.iter().map(|c| c.name()).collect(),
+            threads: args.threads,
+            scale,
+            reps,
+            quick: args.quick,
+            out: &args.out,
+        };
+        if let Err(e) = pytorch::run(python, &settings) {
+            eprintln!("PyTorch: {e}; continuing without running it.");
+        }
+    }
 
     if args.ablate {
         run_ablation(&selected, scale, budget, &args.out);

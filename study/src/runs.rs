@@ -11,8 +11,8 @@
 //!
 //! Results are dropped after the clock stopped in every mode.
 
-use autodiff::ndarray::{ArrayD, Ix1, Ix2, Ix4};
-use autodiff::runtime::tape::Tape;
+use autodiff::ndarray::{Array, ArrayD, Dimension, Ix1, Ix2, Ix4};
+use autodiff::runtime::tape::{Gradients, Tape, Var};
 use autodiff::Float;
 
 use crate::cases::*;
@@ -56,8 +56,52 @@ pub struct ModeRun<'a> {
     pub gradients: Box<dyn FnMut() -> (f64, Vec<ArrayD<f64>>) + 'a>,
 }
 
-fn to_f64<F: Float, D: autodiff::ndarray::Dimension>(a: autodiff::ndarray::Array<F, D>) -> ArrayD<f64> {
-    a.mapv(|v| v.to_f64().unwrap_or(f64::NAN)).into_dyn()
+/// A gradient as one `f64` array: an array's, or a slice's [`stack`]ed.
+trait GradientF64 {
+    fn into_f64(self) -> ArrayD<f64>;
+}
+
+impl<F: Float, D: Dimension> GradientF64 for Array<F, D> {
+    fn into_f64(self) -> ArrayD<f64> {
+        self.mapv(|v| v.to_f64().unwrap_or(f64::NAN)).into_dyn()
+    }
+}
+
+impl<F: Float, D: Dimension> GradientF64 for Vec<Array<F, D>> {
+    fn into_f64(self) -> ArrayD<f64> {
+        stack(&self).into_f64()
+    }
+}
+
+impl<F: Float> GradientF64 for floor::Gradient<F> {
+    fn into_f64(self) -> ArrayD<f64> {
+        match self {
+            floor::Gradient::Array(g) => g.into_f64(),
+            floor::Gradient::Slice(g) => g.into_f64(),
+        }
+    }
+}
+
+fn to_f64(gradient: impl GradientF64) -> ArrayD<f64> {
+    gradient.into_f64()
+}
+
+/// A tape leaf (`Var`) or a slice's leaves (`Vec<Var>`), whose gradient is taken
+/// from the tape's [`Gradients`] as `D`-dimensional arrays.
+trait Leaf<F: Float> {
+    fn gradient_f64<D: Dimension>(&self, grads: &mut Gradients<F>) -> ArrayD<f64>;
+}
+
+impl<F: Float> Leaf<F> for Var<'_, '_, F> {
+    fn gradient_f64<D: Dimension>(&self, grads: &mut Gradients<F>) -> ArrayD<f64> {
+        to_f64(grads.take_as::<D>(self))
+    }
+}
+
+impl<F: Float> Leaf<F> for Vec<Var<'_, '_, F>> {
+    fn gradient_f64<D: Dimension>(&self, grads: &mut Gradients<F>) -> ArrayD<f64> {
+        to_f64(self.iter().map(|leaf| grads.take_as::<D>(leaf)).collect::<Vec<_>>())
+    }
 }
 
 fn scalar_f64<F: Float>(v: F) -> f64 {
@@ -89,15 +133,16 @@ macro_rules! static_mode {
 }
 
 /// The tape mode from a `#[differentiate]` expansion's `p_on_tape`.
-/// `$kind` is `param` or `constant` for each argument.
+/// `$kind` is `param` or `constant` for each argument (`params` or `constants`
+/// for a slice, see `wiring.rs`); `$dim` is a gradient's (or a slice element's) dimension.
 macro_rules! tape_mode {
     ($F:ty; $on_tape:path; ($($arg:ident : $kind:ident),*); ($($g:ident : $dim:ty),*)) => {
         ModeRun {
             forward: Box::new(move || {
                 let tape = Tape::<$F>::new();
                 let (out, elapsed) = time(|| {
-                    $(let $arg = tape.$kind($arg);)*
-                    $on_tape($(&$arg),*)
+                    $(let $arg = tape_leaf!(tape, $kind, $arg);)*
+                    $on_tape($(tape_arg!($kind, $arg)),*)
                 });
                 std::hint::black_box(out);
                 elapsed
@@ -106,8 +151,8 @@ macro_rules! tape_mode {
             forward_backward: Box::new(move || {
                 let tape = Tape::<$F>::new();
                 let (grads, elapsed) = time(|| {
-                    $(let $arg = tape.$kind($arg);)*
-                    let y = $on_tape($(&$arg),*);
+                    $(let $arg = tape_leaf!(tape, $kind, $arg);)*
+                    let y = $on_tape($(tape_arg!($kind, $arg)),*);
                     tape.backward(&y)
                 });
                 std::hint::black_box(grads);
@@ -116,11 +161,11 @@ macro_rules! tape_mode {
             memory: tape_memory!($F; $on_tape; ($($arg : $kind),*)),
             gradients: Box::new(move || {
                 let tape = Tape::<$F>::new();
-                $(let $arg = tape.$kind($arg);)*
-                let y = $on_tape($(&$arg),*);
+                $(let $arg = tape_leaf!(tape, $kind, $arg);)*
+                let y = $on_tape($(tape_arg!($kind, $arg)),*);
                 let value = y.scalar();
                 let mut grads = tape.backward(&y);
-                (scalar_f64(value), vec![$(to_f64(grads.take_as::<$dim>(&$g))),*])
+                (scalar_f64(value), vec![$($g.gradient_f64::<$dim>(&mut grads)),*])
             }),
         }
     };
@@ -235,6 +280,53 @@ pub fn modes<F: Float>(inputs: &Inputs<F>, wrt: Wrt) -> Vec<(Mode, ModeRun<'_>)>
                 (w: Ix4, bias: Ix1, gamma: Ix1, beta: Ix1)),
             floor_mode!(F; floor::conv2d_block_forward, |s| floor::conv2d_block_backward(s, one, Wrt::Params); (x, w, bias, gamma, beta)),
         ),
+        (
+            Inputs::Attention {
+                xs,
+                wq,
+                wk,
+                wv,
+                wo,
+                targets,
+            },
+            Wrt::All,
+        ) => (
+            static_mode!(F; attention_grad, attention_forward, attention_backward; (xs, wq, wk, wv, wo, targets);
+                (dxs, dwq, dwk, dwv, dwo)),
+            tape_mode!(F; attention_on_tape; (xs: params, wq: param, wk: param, wv: param, wo: param, targets: constants);
+                (xs: Ix2, wq: Ix2, wk: Ix2, wv: Ix2, wo: Ix2)),
+            floor_mode!(F; floor::attention_forward, |s| floor::attention_backward(s, one, Wrt::All); (xs, wq, wk, wv, wo, targets)),
+        ),
+        (
+            Inputs::Attention {
+                xs,
+                wq,
+                wk,
+                wv,
+                wo,
+                targets,
+            },
+            Wrt::Params,
+        ) => (
+            static_mode!(F; attention_params_grad, attention_params_forward, attention_params_backward;
+                (xs, wq, wk, wv, wo, targets); (dwq, dwk, dwv, dwo)),
+            tape_mode!(F; attention_params_on_tape;
+                (xs: constants, wq: param, wk: param, wv: param, wo: param, targets: constants);
+                (wq: Ix2, wk: Ix2, wv: Ix2, wo: Ix2)),
+            floor_mode!(F; floor::attention_forward, |s| floor::attention_backward(s, one, Wrt::Params); (xs, wq, wk, wv, wo, targets)),
+        ),
+        (Inputs::Rnn { h0, w, u, xs, target }, Wrt::All) => (
+            static_mode!(F; rnn_grad, rnn_forward, rnn_backward; (h0, w, u, xs, target); (dh0, dw, du, dxs)),
+            tape_mode!(F; rnn_on_tape; (h0: param, w: param, u: param, xs: params, target: constant);
+                (h0: Ix2, w: Ix2, u: Ix2, xs: Ix2)),
+            floor_mode!(F; floor::rnn_forward, |s| floor::rnn_backward(s, one, Wrt::All); (h0, w, u, xs, target)),
+        ),
+        (Inputs::Rnn { h0, w, u, xs, target }, Wrt::Params) => (
+            static_mode!(F; rnn_params_grad, rnn_params_forward, rnn_params_backward; (h0, w, u, xs, target); (dw, du)),
+            tape_mode!(F; rnn_params_on_tape; (h0: constant, w: param, u: param, xs: constants, target: constant);
+                (w: Ix2, u: Ix2)),
+            floor_mode!(F; floor::rnn_forward, |s| floor::rnn_backward(s, one, Wrt::Params); (h0, w, u, xs, target)),
+        ),
     };
     vec![
         (Mode::Static, static_run),
@@ -348,6 +440,37 @@ pub fn ablation_modes<F: Float>(inputs: &Inputs<F>) -> Vec<(&'static str, ModeRu
                 conv2d_block_naive_grad, conv2d_block_naive_forward, conv2d_block_naive_backward;
             ),
             tape_mode!(F; conv2d_block_params_on_tape; (x: constant, w: param, bias: param, gamma: param, beta: param); (w: Ix4, bias: Ix1, gamma: Ix1, beta: Ix1)),
+        ),
+        Inputs::Attention {
+            xs,
+            wq,
+            wk,
+            wv,
+            wo,
+            targets,
+        } => (
+            variants!((xs, wq, wk, wv, wo, targets); (dwq, dwk, dwv, dwo);
+                attention_params_grad, attention_params_forward, attention_params_backward;
+                attention_no_fusion_grad, attention_no_fusion_forward, attention_no_fusion_backward;
+                attention_no_liveness_grad, attention_no_liveness_forward, attention_no_liveness_backward;
+                attention_no_reuse_grad, attention_no_reuse_forward, attention_no_reuse_backward;
+                attention_no_seed_grad, attention_no_seed_forward, attention_no_seed_backward;
+                attention_no_dge_grad, attention_no_dge_forward, attention_no_dge_backward;
+                attention_naive_grad, attention_naive_forward, attention_naive_backward;
+            ),
+            tape_mode!(F; attention_params_on_tape; (xs: constants, wq: param, wk: param, wv: param, wo: param, targets: constants); (wq: Ix2, wk: Ix2, wv: Ix2, wo: Ix2)),
+        ),
+        Inputs::Rnn { h0, w, u, xs, target } => (
+            variants!((h0, w, u, xs, target); (dw, du);
+                rnn_params_grad, rnn_params_forward, rnn_params_backward;
+                rnn_no_fusion_grad, rnn_no_fusion_forward, rnn_no_fusion_backward;
+                rnn_no_liveness_grad, rnn_no_liveness_forward, rnn_no_liveness_backward;
+                rnn_no_reuse_grad, rnn_no_reuse_forward, rnn_no_reuse_backward;
+                rnn_no_seed_grad, rnn_no_seed_forward, rnn_no_seed_backward;
+                rnn_no_dge_grad, rnn_no_dge_forward, rnn_no_dge_backward;
+                rnn_naive_grad, rnn_naive_forward, rnn_naive_backward;
+            ),
+            tape_mode!(F; rnn_params_on_tape; (h0: constant, w: param, u: param, xs: constants, target: constant); (w: Ix2, u: Ix2)),
         ),
     };
     statics.push(tape);

@@ -1,5 +1,6 @@
 //! Gradient stability at extreme inputs, in both modes and both float types:
-//! softmax cross-entropy of logits ±1000, sigmoid at ±100, a deep `tanh` chain
+//! softmax cross-entropy of logits ±1000, sigmoid at ±100, the attention case
+//! with its attention logits `Q·Kᵀ/√d` scaled up to ±1000, a deep `tanh` chain
 //! (from the depth experiment's generated functions) where gradients vanish,
 //! and a product that overflows in `f32`. Each row says whether the value and
 //! the gradient are finite, and how far the gradient is from the `f64` one.
@@ -10,6 +11,7 @@ use autodiff::runtime::gradcheck::max_relative_error;
 use num_traits::ToPrimitive;
 use serde::{Deserialize, Serialize};
 
+use crate::cases::{attention_grad, attention_tape_grad, Inputs, Shapes};
 use crate::depth;
 
 /// Softmax cross-entropy, averaged over the batch.
@@ -75,6 +77,62 @@ macro_rules! both_modes {
     }};
 }
 
+/// The attention case's gradients in both modes, every gradient (inputs'
+/// and weights') flattened into one vector: `[(mode, value, gradient)]`.
+fn attention_modes<F: Float>(inputs: &Inputs<F>) -> Vec<(&'static str, f64, ArrayD<f64>)> {
+    let Inputs::Attention {
+        xs,
+        wq,
+        wk,
+        wv,
+        wo,
+        targets,
+    } = inputs
+    else {
+        unreachable!("attention_modes takes the attention case's inputs")
+    };
+    let flat = |dxs: Vec<Array2<F>>, weights: [Array2<F>; 4]| {
+        let all = dxs.iter().chain(&weights).flat_map(|a| a.iter().copied());
+        Array1::from_iter(all.map(|v| v.to_f64().unwrap_or(f64::NAN))).into_dyn()
+    };
+    let (value, (dxs, dwq, dwk, dwv, dwo)) = attention_grad(xs, wq, wk, wv, wo, targets);
+    let static_row = (
+        "static",
+        value.to_f64().unwrap_or(f64::NAN),
+        flat(dxs, [dwq, dwk, dwv, dwo]),
+    );
+    let (value, (dxs, dwq, dwk, dwv, dwo)) = attention_tape_grad(xs, wq, wk, wv, wo, targets);
+    let tape_row = (
+        "tape",
+        value.to_f64().unwrap_or(f64::NAN),
+        flat(dxs, [dwq, dwk, dwv, dwo]),
+    );
+    vec![static_row, tape_row]
+}
+
+/// Inputs of the attention case (2 sequences 16×32) with `Wq` scaled so that
+/// the largest attention logit `|Q·Kᵀ/√d|` is `target`.
+fn attention_inputs(target: f64) -> Inputs<f64> {
+    let mut inputs = Inputs::random(
+        Shapes::Attention {
+            batch: 2,
+            seq: 16,
+            width: 32,
+        },
+        7,
+    );
+    if let Inputs::Attention { xs, wq, wk, .. } = &mut inputs {
+        let scale = (wq.ncols() as f64).sqrt();
+        let largest = xs
+            .iter()
+            .map(|x| x.dot(wq).dot(&x.dot(wk).t()).fold(0.0, |m: f64, v| m.max(v.abs())) / scale)
+            .fold(0.0, f64::max);
+        // The logits are linear in Wq.
+        *wq *= target / largest;
+    }
+    inputs
+}
+
 fn rows(
     test: &str,
     input: &str,
@@ -125,6 +183,16 @@ pub fn run() -> Vec<StabilityResult> {
         "x = -100, -30, 0, 30, 100",
         both_modes!(f64, Ix1; sigmoid_sum_grad, sigmoid_sum_on_tape; x.clone()),
         both_modes!(f32, Ix1; sigmoid_sum_grad, sigmoid_sum_on_tape; x.mapv(|v| v as f32)),
+    ));
+
+    // Attention logits of ±1000: softmax subtracts each row's max, so exp never overflows;
+    // the rows are one-hot to rounding and their gradients vanish, but stay finite.
+    let inputs = attention_inputs(1000.0);
+    out.extend(rows(
+        "attention",
+        "2 sequences 16×32, Wq scaled to max |Q·Kᵀ/√d| = 1000",
+        attention_modes(&inputs),
+        attention_modes(&inputs.cast::<f32>()),
     ));
 
     // Deep tanh chains: the gradient is a product of `depth` factors 1 - h².

@@ -5,13 +5,20 @@
 //! because every generated function has its own arity.
 //!
 //! A tape argument's `$kind` is `param` or `constant` (a leaf of that kind, passed
-//! to `p_on_tape` by reference) or `plain` (a non-float parameter such as a loop
-//! count, which `p_on_tape` takes as it is).
+//! to `p_on_tape` by reference), `params` or `constants` (a slice of arrays: one
+//! leaf per element, passed as `&[Var]`) or `plain` (a non-float parameter such as
+//! a loop count, which `p_on_tape` takes as it is).
 
 /// The tape-side value of one argument: a leaf, or the argument itself for `plain`.
 macro_rules! tape_leaf {
     ($tape:ident, plain, $arg:ident) => {
         $arg
+    };
+    ($tape:ident, params, $arg:ident) => {
+        $arg.iter().map(|a| $tape.param(a)).collect::<Vec<_>>()
+    };
+    ($tape:ident, constants, $arg:ident) => {
+        $arg.iter().map(|a| $tape.constant(a)).collect::<Vec<_>>()
     };
     ($tape:ident, $kind:ident, $arg:ident) => {
         $tape.$kind($arg)
