@@ -307,3 +307,30 @@ fn inner_loop_reads_outer_state(x: &Array1<f64>) -> f64 {
 fn a_nested_loop_reading_a_state_its_enclosing_loop_carries() {
     autodiff::check!(inner_loop_reads_outer_state, &random(&mut rng(111), 3));
 }
+
+/// A generic function whose float accumulator starts as a value of its own float type
+/// (`F::zero()`), summing a loss over a slice of sequences.
+#[differentiate]
+fn summed_losses<F: Float>(xs: &[Array2<F>], w: &Array2<F>, targets: &[Array2<F>]) -> F {
+    let mut loss = F::zero();
+    for t in 0..xs.len() {
+        loss += mse(&xs[t].dot(w).tanh(), &targets[t]);
+    }
+    loss
+}
+
+#[test]
+fn generic_accumulator_starting_at_the_float_types_zero() {
+    let (xs, targets) = (randoms(40, 3, (2, 3)), randoms(41, 3, (2, 4)));
+    autodiff::check!(summed_losses, &xs, &random(&mut rng(42), (3, 4)), &targets);
+    let (xs32, targets32): (Vec<Array2<f32>>, Vec<Array2<f32>>) = (
+        xs.iter().map(|x| x.mapv(|v| v as f32)).collect(),
+        targets.iter().map(|x| x.mapv(|v| v as f32)).collect(),
+    );
+    autodiff::check!(
+        summed_losses,
+        &xs32,
+        &random(&mut rng(42), (3, 4)).mapv(|v| v as f32),
+        &targets32
+    );
+}

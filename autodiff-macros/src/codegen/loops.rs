@@ -231,7 +231,7 @@ impl<'f> BodyCode<'f> {
                         quote!((#value).to_owned())
                     }
                 }
-                Init::Const(t) => quote!(<#float as ::autodiff::runtime::Float>::of(#t)),
+                Init::Const(t) => names.float_constant(t),
                 // Never read: an empty array (or zero) of the right type.
                 Init::Unset if kind.is_array() => {
                     let dim = bn.dim_type(kind);

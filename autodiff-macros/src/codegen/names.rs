@@ -89,6 +89,28 @@ impl<'f> Names<'f> {
         }
     }
 
+    /// A float constant (a loop-carried variable's initial value) as a value of the float
+    /// type: converted with `Float::of` when it is an `f64` expression (`0.0`,
+    /// `n as f64`), taken as it is when it already names the float type (`F::zero()`,
+    /// `F::of(0.5)`), which `Float::of` would reject.
+    pub fn float_constant(&self, tokens: &TokenStream) -> TokenStream {
+        let float = &self.float;
+        let names_float = self
+            .float
+            .clone()
+            .into_iter()
+            .filter_map(|tt| match tt {
+                proc_macro2::TokenTree::Ident(ident) => Some(ident),
+                _ => None,
+            })
+            .any(|ident| super::static_code::mentions_ident(tokens, &ident));
+        if names_float {
+            quote!({ let __init: #float = #tokens; __init })
+        } else {
+            quote!(<#float as ::autodiff::runtime::Float>::of(#tokens))
+        }
+    }
+
     /// The prefix of this body's names (empty for the function itself).
     pub fn prefix(&self) -> &str {
         &self.prefix

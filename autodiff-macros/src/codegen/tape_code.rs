@@ -442,8 +442,8 @@ fn loop_on_tape(
                 quote!(::core::clone::Clone::clone(#value))
             }
             Init::Const(t) => {
-                let float = &names.float;
-                quote!(#tape_of.constant_scalar(<#float as ::autodiff::runtime::Float>::of(#t)))
+                let value = names.float_constant(t);
+                quote!(#tape_of.constant_scalar(#value))
             }
             // Never read: an empty constant of the right rank.
             Init::Unset => {
