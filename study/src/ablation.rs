@@ -164,7 +164,7 @@ fn plot(rows: &[AblationRow], path: &Path) -> Result<(), String> {
         .iter()
         .filter_map(|r| ratio(&r.case, &r.variant))
         .fold(1.0, f64::max)
-        * 1.1;
+        * 1.5; // headroom for the legend above the bars
     let root = SVGBackend::new(path, (1000, 520)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let names: Vec<String> = cases.iter().map(|c| c.to_string()).collect();
