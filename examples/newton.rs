@@ -1,7 +1,8 @@
 //! Newton's method on logistic regression, with Hessian-vector products from
 //! `loss_hvp` and conjugate gradients, against gradient descent.
 //!
-//! The data: `N` points in `D` dimensions drawn from a standard normal (fixed seed), and
+//! The data: `N` points in `D` dimensions drawn from a normal distribution (fixed seed),
+//! feature `j` with standard deviation from 1 down to 0.32 (unstandardised features), and
 //! labels drawn from `sigmoid(x·w* + b*)` for a known `(w*, b*)`. The loss is the mean
 //! logistic loss `softplus(z) − y·z`, `z = x·w + b`, plus `λ/2·‖w‖²` (λ = [`LAMBDA`]), so
 //! the Hessian is positive definite and the minimiser unique.
@@ -50,16 +51,19 @@ pub struct Data {
     pub y: Array1<f64>,
 }
 
-/// `n` points in `d` dimensions, labels drawn from the logistic model with weights
-/// `w*_j = 3·sin(j + 1)/√d` and bias `b* = 0.5`.
+/// `n` points in `d` dimensions, feature `j` normal with standard deviation
+/// `s_j = 10^(−j/(2(d−1)))` (from 1 down to 0.32: unstandardised features, which make the
+/// problem ill-conditioned for gradient descent), labels drawn from the logistic model with
+/// weights `w*_j = 3·sin(j + 1)/(√d·s_j)` and bias `b* = 0.5`.
 pub fn data(n: usize, d: usize, seed: u64) -> Data {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut normal = || {
         let (u1, u2): (f64, f64) = (1.0 - rng.gen::<f64>(), rng.gen());
         (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     };
-    let x = Array2::from_shape_fn((n, d), |_| normal());
-    let w_true = Array1::from_shape_fn(d, |j| 3.0 * ((j + 1) as f64).sin() / (d as f64).sqrt());
+    let scale = |j: usize| 10f64.powf(-0.5 * j as f64 / (d - 1) as f64);
+    let x = Array2::from_shape_fn((n, d), |(_, j)| scale(j) * normal());
+    let w_true = Array1::from_shape_fn(d, |j| 3.0 * ((j + 1) as f64).sin() / (d as f64).sqrt() / scale(j));
     let p = (x.dot(&w_true) + 0.5).mapv(|z| 1.0 / (1.0 + (-z).exp()));
     let y = p.mapv(|p| if rng.gen::<f64>() < p { 1.0 } else { 0.0 });
     Data { x, y }
@@ -301,7 +305,5 @@ fn main() {
     );
     println!("max |θ_newton − θ_gd| = {:.2e}", c.difference());
     c.assert_converged();
-    println!(
-        "Newton converged in ≤ {NEWTON_MAX_STEPS} steps and agrees with gradient descent to 1e-5"
-    );
+    println!("Newton converged in ≤ {NEWTON_MAX_STEPS} steps and agrees with gradient descent to 1e-5");
 }
