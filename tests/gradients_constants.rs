@@ -178,3 +178,18 @@ fn typed_constant(x: &Array1<f64>) -> f64 {
 fn a_typed_float_constant_keeps_its_type() {
     autodiff::check!(typed_constant, &autodiff::ndarray::array![0.5, -1.0]);
 }
+
+/// Float literals beside values of a generic float type: `0.0005 * ..`, `v * 0.5` in a
+/// closure, `x / 2.5`, which plain Rust rejects for `F` and the macro writes as `F::of(..)`.
+#[differentiate]
+fn generic_float_literals<F: Float>(x: &Array1<F>, w: &Array1<F>) -> F {
+    let z = x.mapv(|v| v * 0.5 + 0.25) / 2.5;
+    (&z * w).sum() + (w * w).sum() * 0.0005
+}
+
+#[test]
+fn float_literals_beside_a_generic_float_type() {
+    let (x, w) = (random(&mut rng(70), 5), random(&mut rng(71), 5));
+    autodiff::check!(generic_float_literals, &x, &w);
+    autodiff::check!(generic_float_literals, &x.mapv(|v| v as f32), &w.mapv(|v| v as f32));
+}

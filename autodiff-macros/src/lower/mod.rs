@@ -757,7 +757,8 @@ impl Lowerer<'_> {
         }
     }
 
-    /// An operand of `+ - * /`; an integer literal beside a float value is a float (`2 * s`).
+    /// An operand of `+ - * /`; a number literal beside a float value is a float of the
+    /// function's type (`2 * s`, `0.5 * s` for a generic `F`).
     fn lower_operand(&mut self, operand: &Expr, other: &Expr) -> Option<ValueId> {
         if self.mentions_value(other) {
             let float = literals::as_float(operand, self.float_ty, &mut self.literals.borrow_mut());
@@ -1325,7 +1326,8 @@ impl ClosureLowerer<'_, '_> {
         self.mentions_arg(expr) || self.outer.value_mention(expr, Some(self.arg)).is_some()
     }
 
-    /// An operand of `+ - * /`; an integer literal beside the argument is a float (`v * 2`).
+    /// An operand of `+ - * /`; a number literal beside the argument is a float of the
+    /// function's type (`v * 2`, `v * 0.5` for a generic `F`).
     fn lower_operand(&self, operand: &Expr, other: &Expr) -> Option<ScalarExpr> {
         if self.mentions_variable(other) {
             let outer = self.outer;
