@@ -37,12 +37,12 @@ pub const GD_CAP: usize = 20_000;
 /// Newton must converge in at most this many steps.
 pub const NEWTON_MAX_STEPS: usize = 10;
 
-/// Mean logistic loss plus `λ/2·‖w‖²` (`/ 2000` for λ = 1e-3: an integer literal beside
-/// an `F` is written `F::of(2000.0)` by the macro, a float literal is not). Only `w` and `b` get gradients.
+/// Mean logistic loss plus `λ/2·‖w‖²` with λ = 1e-3 (the macro writes the literal as
+/// `F::of(0.0005)`, since `F` is generic). Only `w` and `b` get gradients.
 #[differentiate(wrt(w, b))]
 pub fn loss<F: Float>(x: &Array2<F>, y: &Array1<F>, w: &Array1<F>, b: F) -> F {
     let z = x.dot(w) + b;
-    (z.softplus() - y * &z).mean().unwrap() + (w * w).sum() / 2000
+    (z.softplus() - y * &z).mean().unwrap() + (w * w).sum() * 0.0005
 }
 
 /// A data set: `x` is `n × d`, `y` in `{0, 1}`.
