@@ -334,3 +334,41 @@ fn generic_accumulator_starting_at_the_float_types_zero() {
         &targets32
     );
 }
+
+/// Multi-head self-attention: the heads' weights in slices, a loop over heads summing each
+/// head's projected output (the same as concatenating the heads, then projecting).
+#[differentiate(wrt(wq, wk, wv, wo))]
+fn multi_head_attention(
+    x: &Array2<f64>,
+    wq: &[Array2<f64>],
+    wk: &[Array2<f64>],
+    wv: &[Array2<f64>],
+    wo: &[Array2<f64>],
+    target: &Array2<f64>,
+) -> f64 {
+    let mut out: Array2<f64> = Array2::zeros((x.nrows(), target.ncols()));
+    for h in 0..wq.len() {
+        let q = x.dot(&wq[h]);
+        let k = x.dot(&wk[h]);
+        let v = x.dot(&wv[h]);
+        let attention = softmax(&(q.dot(&k.t()) / 2.0), Axis(1));
+        out = out + attention.dot(&v).dot(&wo[h]);
+    }
+    mse(&out, target)
+}
+
+#[test]
+fn multi_head_attention_over_slices_of_head_weights() {
+    let x = random(&mut rng(50), (5, 6));
+    let (wq, wk, wv) = (randoms(51, 3, (6, 4)), randoms(52, 3, (6, 4)), randoms(53, 3, (6, 4)));
+    let wo = randoms(54, 3, (4, 6));
+    autodiff::check!(
+        multi_head_attention,
+        &x,
+        &wq,
+        &wk,
+        &wv,
+        &wo,
+        &random(&mut rng(55), (5, 6))
+    );
+}
