@@ -94,27 +94,13 @@ impl<F: Float> From<F> for Dual<F> {
 /// `"Dual<f32>"`, `"Dual<f64>"` for those reals, `"Dual"` otherwise (a `const` cannot
 /// format a string).
 const fn dual_name(real: &str) -> &'static str {
-    const fn same(a: &str, b: &str) -> bool {
-        let (a, b) = (a.as_bytes(), b.as_bytes());
-        if a.len() != b.len() {
-            return false;
-        }
-        let mut i = 0;
-        while i < a.len() {
-            if a[i] != b[i] {
-                return false;
-            }
-            i += 1;
-        }
-        true
-    }
-    if same(real, "f32") {
+    if crate::str_eq(real, "f32") {
         "Dual<f32>"
-    } else if same(real, "f64") {
+    } else if crate::str_eq(real, "f64") {
         "Dual<f64>"
-    } else if same(real, "Dual<f64>") {
+    } else if crate::str_eq(real, "Dual<f64>") {
         "Dual<Dual<f64>>"
-    } else if same(real, "Dual<f32>") {
+    } else if crate::str_eq(real, "Dual<f32>") {
         "Dual<Dual<f32>>"
     } else {
         "Dual"

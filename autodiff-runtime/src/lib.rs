@@ -24,3 +24,21 @@ pub mod tape;
 
 pub use float::Float;
 pub use plan::Plan;
+
+/// String equality in a constant context (`==` on `str` is not `const`): the tape's table
+/// folds which kept field a backward program reads with it, and `Dual`'s `NAME` picks its
+/// name with it.
+pub(crate) const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}

@@ -66,25 +66,9 @@ macro_rules! prune {
 macro_rules! reads {
     ($field:ident; ) => { false };
     ($field:ident; [val $k:ident $(: $d:ident)?] $($rest:tt)*) => {
-        same(stringify!($field), stringify!($k)) || reads!($field; $($rest)*)
+        crate::str_eq(stringify!($field), stringify!($k)) || reads!($field; $($rest)*)
     };
     ($field:ident; [$($arg:tt)*] $($rest:tt)*) => { reads!($field; $($rest)*) };
-}
-
-/// String equality in a constant context, so that `reads!` folds to a constant.
-const fn same(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut i = 0;
-    while i < a.len() {
-        if a[i] != b[i] {
-            return false;
-        }
-        i += 1;
-    }
-    true
 }
 
 /// The position of input `$target` among `$inputs`: a local enum whose variants are the
