@@ -50,14 +50,17 @@ fn dead_gradient_elimination_drops_the_data_product() {
 
 #[test]
 fn sum_seed_stays_symbolic_through_matmul() {
-    // d/dB sum(A·B) needs only A's column sums: no GEMM, no filled array.
-    assert_eq!(
-        MATMUL_SUM_GRAD_PLAN.backward_calls("matmul_grad_rhs_filled"),
-        1,
-        "{MATMUL_SUM_GRAD_PLAN}"
-    );
-    assert_eq!(MATMUL_SUM_GRAD_PLAN.backward_calls("matmul_grad_lhs_filled"), 1);
-    assert_eq!(MATMUL_SUM_GRAD_PLAN.backward_calls("sum_grad"), 0);
+    // d/dB sum(A·B) needs only A's column sums: no GEMM, no filled array. The gradients are
+    // outer products of row or column sums, written out once as the returned arrays.
+    let plan = MATMUL_SUM_GRAD_PLAN;
+    for line in [
+        "d_a = outer_dense(filled_matmul_grad_lhs(",
+        "d_b = outer_dense(filled_matmul_grad_rhs(",
+    ] {
+        assert!(plan.backward.iter().any(|l| l.starts_with(line)), "{plan}");
+    }
+    assert_eq!(plan.backward_calls("matmul_grad"), 0, "{plan}");
+    assert_eq!(plan.backward_calls("sum_grad"), 0, "{plan}");
     let a = array![[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]];
     let b = array![[1.0, -1.0, 0.5], [2.0, 0.0, -2.0]];
     let (_, (da, db)) = matmul_sum_grad(&a, &b);
@@ -77,7 +80,10 @@ fn unused_values_get_no_adjoint_and_are_not_kept() {
             .any(|l| l.starts_with("d_x ") || l.starts_with("d_w2 ")),
         "{plan}"
     );
-    assert_eq!(plan.backward_calls("matmul_grad"), 2, "{plan}");
+    // The seed reaches `h` as an outer product, which exp's backward reads element by element.
+    assert_eq!(plan.backward_calls("filled_matmul_grad_lhs"), 1, "{plan}");
+    assert_eq!(plan.backward_calls("outer_chain1"), 1, "{plan}");
+    assert_eq!(plan.backward_calls("matmul_grad_rhs"), 1, "{plan}");
     assert!(plan.eliminated.iter().any(|v| v.starts_with("_unused")), "{plan}");
     assert!(
         plan.eliminated.contains(&"x") && plan.eliminated.contains(&"w2"),
@@ -111,7 +117,8 @@ fn unary_rules_read_what_the_kernels_declare() {
     use autodiff::runtime::kernels::unary::{self, Saves};
     macro_rules! case {
         ($($op:ident => $saves:expr),* $(,)?) => {$({
-            #[differentiate]
+            // Without the seed algebra, which would fuse the step into the seed's pass.
+            #[differentiate(opt(seed = false))]
             fn $op(x: &Array1<f64>) -> f64 {
                 x.$op().sum()
             }
@@ -173,8 +180,8 @@ fn elementwise_chain(x: &Array1<f64>, w: &Array1<f64>) -> f64 {
 #[test]
 fn elementwise_backward_steps_are_fused() {
     let plan = ELEMENTWISE_CHAIN_GRAD_PLAN;
-    // tanh, exp, mapv and ln run backward as one pass, not four.
-    assert_eq!(plan.backward_calls("chain4"), 1, "{plan}");
+    // tanh, exp, mapv and ln run backward as one pass, not four, starting from the seed.
+    assert_eq!(plan.backward_calls("fill_chain4"), 1, "{plan}");
     for kernel in ["tanh_grad", "exp_grad", "map_grad", "ln_grad"] {
         assert_eq!(plan.backward_calls(kernel), 0, "{plan}");
     }
@@ -195,7 +202,7 @@ fn fused_mapv(x: &Array1<f64>) -> f64 {
 fn fused_mapv_closures_compile_and_are_exact() {
     // Found by the random-function property test: fused `mapv` derivatives must type-check.
     assert_eq!(
-        FUSED_MAPV_GRAD_PLAN.backward_calls("chain2"),
+        FUSED_MAPV_GRAD_PLAN.backward_calls("fill_chain2"),
         3,
         "{FUSED_MAPV_GRAD_PLAN}"
     );
@@ -216,10 +223,17 @@ fn fills_through_everything(x: &Array2<f64>, s: f64) -> f64 {
 #[test]
 fn the_sum_seed_stays_symbolic_through_broadcasting_adds() {
     // `+ b2` passes the constant adjoint on (b2 receives it times the batch size), so the
-    // last layer's products use row/column sums instead of GEMMs.
+    // last layer's products use row/column sums instead of GEMMs, and relu's backward reads
+    // the outer product they make element by element.
     let plan = MLP_SUM_GRAD_PLAN;
-    assert_eq!(plan.backward_calls("matmul_grad_lhs_filled"), 1, "{plan}");
-    assert_eq!(plan.backward_calls("matmul_grad_rhs_filled"), 1, "{plan}");
+    assert_eq!(plan.backward_calls("filled_matmul_grad_lhs"), 1, "{plan}");
+    assert_eq!(plan.backward_calls("outer_chain1"), 1, "{plan}");
+    assert!(
+        plan.backward
+            .iter()
+            .any(|l| l.starts_with("d_w2 = outer_dense(filled_matmul_grad_rhs(")),
+        "{plan}"
+    );
     assert!(
         !plan.backward.iter().any(|l| l.starts_with("d_w2 = matmul_grad_rhs(")),
         "{plan}"
@@ -280,4 +294,105 @@ fn loop_bodies_eliminate_dead_gradients() {
     assert_eq!(plan.backward_calls("matmul_grad_rhs"), 1, "{plan}");
     assert_eq!(plan.backward_calls("matmul_grad_lhs"), 1, "{plan}");
     assert!(!plan.backward.iter().any(|l| l.contains("d_w ")), "{plan}");
+}
+
+#[differentiate]
+fn matmul_chain(a: &Array2<f64>, b: &Array2<f64>, c: &Array2<f64>, d: &Array2<f64>) -> f64 {
+    a.dot(b).dot(c).dot(d).sum()
+}
+
+/// A test matrix of `shape` with distinct, irregular entries.
+fn irregular(shape: (usize, usize), seed: f64) -> Array2<f64> {
+    Array2::from_shape_fn(shape, |(i, j)| ((i * 7 + j * 3) as f64 * 0.37 + seed).sin())
+}
+
+#[test]
+fn the_sum_seed_runs_a_matmul_chain_in_matrix_vector_products() {
+    // Through every product the adjoint stays an outer product u·vᵀ: no GEMM in backward,
+    // and the vectors pass through the factors of A·B and A·B·C, so forward keeps nothing.
+    let plan = MATMUL_CHAIN_GRAD_PLAN;
+    assert_eq!(plan.backward_calls("matmul_grad"), 0, "{plan}");
+    assert_eq!(plan.backward_calls("outer_dense"), 4, "{plan}");
+    assert!(plan.saved.is_empty(), "{plan}");
+    assert!(
+        plan.backward.iter().any(|l| l.contains("[a·b·c]")),
+        "the last product's vector runs through a, b and c: {plan}"
+    );
+    let (a, b, c, d) = (
+        irregular((3, 4), 0.1),
+        irregular((4, 5), 0.2),
+        irregular((5, 2), 0.3),
+        irregular((2, 3), 0.4),
+    );
+    let (_, ctx) = matmul_chain_forward(&a, &b, &c, &d);
+    assert_eq!(ctx.held_bytes(), 0);
+    autodiff::check!(matmul_chain, &a, &b, &c, &d);
+}
+
+/// Every op that keeps an outer-product adjoint: transpose, negation, scaling from either
+/// side, a float added or subtracted on either side, broadcast sums with a vector, a row
+/// and a matrix of the same shape, and products on both sides.
+#[differentiate]
+fn outer_rules(
+    x: &Array2<f64>,
+    w: &Array2<f64>,
+    b: &Array1<f64>,
+    row: &Array2<f64>,
+    same: &Array2<f64>,
+    v: &Array2<f64>,
+    s: f64,
+) -> f64 {
+    let p = -x.dot(w); // m×n
+    let q = p.t().to_owned() * s; // n×m
+    let q = s * q + b; // b: m, broadcast along rows
+    let q = q - row; // row: 1×m
+    let q = q + same; // n×m
+    let q = (q + 0.5) - s;
+    let q = 2.0 - q;
+    let q = 1.5 + q;
+    q.dot(v).sum()
+}
+
+#[test]
+fn outer_product_adjoints_pass_through_every_rule_that_keeps_them() {
+    let plan = OUTER_RULES_GRAD_PLAN;
+    assert_eq!(plan.backward_calls("matmul_grad"), 0, "{plan}");
+    assert_eq!(plan.backward_calls("sum_grad"), 0, "{plan}");
+    for kernel in [
+        "outer_transpose_grad",
+        "outer_neg_grad",
+        "outer_scale_grad",
+        "outer_sub_grad_rhs",
+    ] {
+        assert!(plan.backward.iter().any(|l| l.contains(kernel)), "{kernel}: {plan}");
+    }
+    let (m, n, k) = (3, 4, 2);
+    let x = irregular((m, 5), 0.5);
+    let w = irregular((5, n), 0.6);
+    let b = irregular((1, m), 0.7).row(0).to_owned();
+    let row = irregular((1, m), 0.8);
+    let same = irregular((n, m), 0.9);
+    let v = irregular((m, k), 1.0);
+    autodiff::check!(outer_rules, &x, &w, &b, &row, &same, &v, 0.7);
+}
+
+/// An outer-product adjoint meets a value used twice, an elementwise chain and a column
+/// broadcast: it is written out where the form cannot go on, and nowhere earlier.
+#[differentiate]
+fn outer_meets_dense(x: &Array2<f64>, w: &Array2<f64>, col: &Array2<f64>, v: &Array2<f64>) -> f64 {
+    let h = x.dot(w) + col; // col: m×1
+    let t = h.tanh().exp();
+    let y = &t + &t.mapv(|e| e * 0.5);
+    (y.dot(v) * 2.0).sum()
+}
+
+#[test]
+fn outer_product_adjoints_are_written_out_where_they_must_be() {
+    let plan = OUTER_MEETS_DENSE_GRAD_PLAN;
+    assert_eq!(plan.backward_calls("matmul_grad"), 2, "{plan}");
+    let x = irregular((3, 4), 1.1);
+    let w = irregular((4, 5), 1.2);
+    let col = irregular((3, 1), 1.3);
+    let v = irregular((5, 2), 1.4);
+    autodiff::check!(outer_meets_dense, &x, &w, &col, &v);
 }

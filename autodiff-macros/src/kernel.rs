@@ -71,6 +71,7 @@ impl Kernel {
             Kernel::powi_grad => Some(Kernel::powi_grad_scalar),
             Kernel::powf_grad => Some(Kernel::powf_grad_scalar),
             Kernel::map_grad => Some(Kernel::map_grad_scalar),
+            Kernel::square_grad => Some(Kernel::square_grad_scalar),
             _ => None,
         }
     }
@@ -91,6 +92,30 @@ impl Kernel {
             2 => Some(Kernel::chain2),
             3 => Some(Kernel::chain3),
             4 => Some(Kernel::chain4),
+            _ => None,
+        }
+    }
+
+    /// `fused::fill_chainN`: [`Kernel::chain`] starting from a fill (one float) instead of an
+    /// adjoint array, for `n` from 1 to 4.
+    pub fn fill_chain(n: usize) -> Option<Kernel> {
+        match n {
+            1 => Some(Kernel::fill_chain1),
+            2 => Some(Kernel::fill_chain2),
+            3 => Some(Kernel::fill_chain3),
+            4 => Some(Kernel::fill_chain4),
+            _ => None,
+        }
+    }
+
+    /// `fused::outer_chainN`: [`Kernel::chain`] starting from an outer product `u·vᵀ`
+    /// (borrowed) instead of an adjoint array, for `n` from 1 to 4.
+    pub fn outer_chain(n: usize) -> Option<Kernel> {
+        match n {
+            1 => Some(Kernel::outer_chain1),
+            2 => Some(Kernel::outer_chain2),
+            3 => Some(Kernel::outer_chain3),
+            4 => Some(Kernel::outer_chain4),
             _ => None,
         }
     }

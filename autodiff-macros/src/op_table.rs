@@ -7,7 +7,7 @@ use proc_macro2::TokenStream;
 
 use crate::ir::ValueId;
 use crate::kernel::Kernel;
-use crate::rules::{GradArg, GradCall};
+use crate::rules::{Form, GradArg, GradCall};
 
 /// Binds a `keeps` entry: a value or shape entry to the value it is read from (`out`, the
 /// op's output, or an input; an absent optional input, which no line then reads, stands as
@@ -68,7 +68,7 @@ macro_rules! static_program {
                     kernel: Some(Kernel::$kernel),
                     args: vec![$(static_arg!($adjoint, [$($arg)*])),*],
                     borrowing: None $(.or(Some(Kernel::$twin)))?,
-                    yields_fill: false,
+                    yields: Form::Dense,
                     materialize: false,
                 });
             }

@@ -6,7 +6,9 @@
 //! program (`op_table.rs`, the same program the tape runs), an elementwise function its
 //! row's kernels. What is written here are the static code's specialisations of those
 //! rules, which the tape has no use for: an operand that is a float (a float on the tape is
-//! a 0-d array, broadcast), and an adjoint that is a symbolic fill.
+//! a 0-d array, broadcast), `a * a` as one step, and adjoints held in a symbolic [`Form`]:
+//! a fill (the seed of a `sum`) or an outer product `u·vᵀ` (what a fill becomes through a
+//! matrix product), kept through the ops that preserve them.
 
 use proc_macro2::TokenStream;
 
@@ -26,6 +28,10 @@ pub enum GradArg {
     GScalar,
     /// A forward value: borrowed if an array, copied if a float.
     Value(ValueId),
+    /// A matrix given as the product of these forward matrices, left to right, passed as a
+    /// slice of views (`rank1::Factors`): a kernel that only multiplies the matrix by vectors
+    /// runs through the factors, so the product itself need not be kept.
+    Factors(Vec<ValueId>),
     /// The shape (`raw_dim()`) of a forward value, borrowed.
     Dim(ValueId),
     /// The length of one axis of a forward value.
@@ -48,12 +54,25 @@ pub struct GradCall {
     /// The kernel's out-of-place form, taking `&g` where `kernel` takes `g`: run instead
     /// when the adjoint is still needed afterwards, so that it is not copied.
     pub borrowing: Option<Kernel>,
-    /// The call returns one float that stands for an array of the target's shape filled
-    /// with it (the backward of `sum`, `mean`, and what stays constant after them).
-    /// Codegen keeps it symbolic where it can and materialises it where it must.
-    pub yields_fill: bool,
-    /// Set by codegen: the fill cannot stay symbolic, so it is expanded with `reduce::sum_grad`.
+    /// The form of the adjoint the call returns. Codegen keeps a symbolic form where the
+    /// target's own rules can use it and materialises it where they cannot.
+    pub yields: Form,
+    /// Set by codegen: the symbolic result cannot stay symbolic, so it is expanded
+    /// (`reduce::sum_grad` for a fill, `rank1::outer_dense` for an outer product).
     pub materialize: bool,
+}
+
+/// How an adjoint is held in the static code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Form {
+    /// An array of the value's shape (a float for a float value).
+    Dense,
+    /// One float standing for an array of the value's shape filled with it (the backward of
+    /// `sum`, `mean`, and what stays constant after them).
+    Fill,
+    /// A matrix held as the outer product `u·vᵀ` (`rank1::Outer`): a fill after a matrix
+    /// product, kept through the ops that keep the form.
+    Outer,
 }
 
 impl GradCall {
@@ -63,7 +82,7 @@ impl GradCall {
             kernel: Some(kernel),
             args,
             borrowing: None,
-            yields_fill: false,
+            yields: Form::Dense,
             materialize: false,
         }
     }
@@ -82,7 +101,18 @@ impl GradCall {
             kernel,
             args,
             borrowing: None,
-            yields_fill: true,
+            yields: Form::Fill,
+            materialize: false,
+        }
+    }
+
+    fn outer(target: ValueId, kernel: Kernel, args: Vec<GradArg>) -> Self {
+        GradCall {
+            target,
+            kernel: Some(kernel),
+            args,
+            borrowing: None,
+            yields: Form::Outer,
             materialize: false,
         }
     }
@@ -93,7 +123,7 @@ impl GradCall {
             kernel: None,
             args: vec![arg],
             borrowing: None,
-            yields_fill: false,
+            yields: Form::Dense,
             materialize: false,
         }
     }
@@ -173,24 +203,43 @@ pub fn table_op(function: &Function, stmt: &Stmt) -> Option<(TableOp, Vec<Option
     Some((op, inputs.into_iter().map(Some).collect(), consts))
 }
 
-/// The backward calls of `stmt`, for each active operand (`is_active`).
+/// The backward calls of `stmt`, for each active operand (`is_active`), when the output's
+/// adjoint is held in `form`.
 ///
-/// With `filled`, the output adjoint is a float standing for an array filled with it;
-/// rules that can use that (matmul) do, the others return `None` and the caller
-/// materialises the array first.
+/// For a symbolic form, rules that can use it (matmul, transpose, broadcast sums, scaling)
+/// do; the others return `None` and the caller materialises the adjoint first.
 pub fn backward(
     function: &Function,
     stmt: &Stmt,
     is_active: &dyn Fn(ValueId) -> bool,
-    filled: bool,
+    form: Form,
 ) -> Option<Vec<GradCall>> {
     use GradArg::*;
-    if filled {
-        return backward_filled(function, stmt, is_active);
+    match form {
+        Form::Dense => {}
+        Form::Fill => return backward_filled(function, stmt, is_active),
+        Form::Outer => return backward_outer(function, stmt, is_active),
     }
     let kind = |v: ValueId| function.kind(v);
+    let calls = if let Op::Binary(BinOp::Mul, a, b) = &stmt.op {
+        // `a * a`: one step, `2·g·a`, where the table's rule writes two products and a sum.
+        if a == b && kind(*a).is_array() {
+            vec![GradCall::new(*a, Kernel::square_grad, vec![G, Value(*a)])]
+        } else {
+            dense_rule(function, stmt)
+        }
+    } else {
+        dense_rule(function, stmt)
+    };
+    Some(calls.into_iter().filter(|c| is_active(c.target)).collect())
+}
+
+/// The backward calls of `stmt` for a dense adjoint, for every operand.
+fn dense_rule(function: &Function, stmt: &Stmt) -> Vec<GradCall> {
+    use GradArg::*;
+    let kind = |v: ValueId| function.kind(v);
     let out = stmt.id;
-    let calls = if let Some((op, inputs, consts)) = table_op(function, stmt) {
+    if let Some((op, inputs, consts)) = table_op(function, stmt) {
         op.vjp(&inputs, out, &consts)
             .into_iter()
             .map(GradCall::into_fill)
@@ -258,8 +307,7 @@ pub fn backward(
             | Op::BatchNorm { .. }
             | Op::MaxPool2d { .. } => vec![],
         }
-    };
-    Some(calls.into_iter().filter(|c| is_active(c.target)).collect())
+    }
 }
 
 /// `a ∘ b` where at least one operand is a float: the static code's specialisations of the
@@ -386,18 +434,79 @@ fn backward_filled(function: &Function, stmt: &Stmt, is_active: &dyn Fn(ValueId)
                 vec![GScalar, Tokens(axis.clone()), Dim(*a)],
             )]
         }
-        // d(a·b) with a filled adjoint needs only row/column sums, no GEMM.
+        // d(a·b) with a filled adjoint is an outer product of row/column sums: no GEMM.
         Op::Dot(a, b) if kind(*a) == Kind::Array(Some(2)) && kind(*b) == Kind::Array(Some(2)) => vec![
-            GradCall::new(
+            GradCall::outer(
                 *a,
-                Kernel::matmul_grad_lhs_filled,
-                vec![GScalar, DimAxis(out, 0), Value(*b)],
+                Kernel::filled_matmul_grad_lhs,
+                vec![GScalar, DimAxis(out, 0), Factors(vec![*b])],
             ),
-            GradCall::new(
+            GradCall::outer(
                 *b,
-                Kernel::matmul_grad_rhs_filled,
-                vec![Value(*a), GScalar, DimAxis(out, 1)],
+                Kernel::filled_matmul_grad_rhs,
+                vec![Factors(vec![*a]), GScalar, DimAxis(out, 1)],
             ),
+        ],
+        _ => return None,
+    };
+    Some(calls.into_iter().filter(|c| is_active(c.target)).collect())
+}
+
+/// The backward calls of `stmt` when its adjoint is an outer product `u·vᵀ` (a matrix), for
+/// the ops that keep the form or reduce it cheaply; `None` for the others. Must name the same
+/// targets as the dense rules.
+fn backward_outer(function: &Function, stmt: &Stmt, is_active: &dyn Fn(ValueId) -> bool) -> Option<Vec<GradCall>> {
+    use GradArg::*;
+    let kind = |v: ValueId| function.kind(v);
+    let matrix = |v: ValueId| kind(v) == Kind::Array(Some(2));
+    // An operand of a broadcast sum: a matrix keeps the form, a lower rank is written dense.
+    let summand = |v: ValueId, negated: bool| match (matrix(v), negated) {
+        (true, false) => GradCall::outer(v, Kernel::outer_add_grad, vec![GRef, Dim(v)]),
+        (true, true) => GradCall::outer(v, Kernel::outer_sub_grad_rhs, vec![GRef, Dim(v)]),
+        (false, false) => GradCall::new(v, Kernel::outer_add_grad_dense, vec![GRef, Dim(v)]),
+        (false, true) => GradCall::new(v, Kernel::outer_sub_grad_rhs_dense, vec![GRef, Dim(v)]),
+    };
+    let calls = match &stmt.op {
+        // d(a·b) = (u·vᵀ)·bᵀ = u·(b·v)ᵀ and aᵀ·(u·vᵀ) = (aᵀ·u)·vᵀ: matrix-vector products.
+        Op::Dot(a, b) if matrix(*a) && matrix(*b) => vec![
+            GradCall::outer(*a, Kernel::outer_matmul_grad_lhs, vec![GRef, Factors(vec![*b])]),
+            GradCall::outer(*b, Kernel::outer_matmul_grad_rhs, vec![Factors(vec![*a]), GRef]),
+        ],
+        Op::Transpose(a) if matrix(*a) => vec![GradCall::outer(*a, Kernel::outer_transpose_grad, vec![GRef])],
+        Op::Neg(a) => vec![GradCall::outer(*a, Kernel::outer_neg_grad, vec![GRef])],
+        Op::Binary(op @ (BinOp::Add | BinOp::Sub), a, b) if kind(*a).is_array() && kind(*b).is_array() => {
+            vec![summand(*a, false), summand(*b, *op == BinOp::Sub)]
+        }
+        // a ± s: the matrix keeps the adjoint, the float receives its sum.
+        Op::Binary(op @ (BinOp::Add | BinOp::Sub), a, s) if kind(*a).is_array() => {
+            let sum = if *op == BinOp::Add {
+                Kernel::outer_sum
+            } else {
+                Kernel::outer_sum_neg
+            };
+            vec![
+                GradCall::new(*s, sum, vec![GRef]),
+                GradCall {
+                    yields: Form::Outer,
+                    ..GradCall::identity(*a, G)
+                },
+            ]
+        }
+        Op::Binary(BinOp::Add, s, a) if kind(*a).is_array() => vec![
+            GradCall::new(*s, Kernel::outer_sum, vec![GRef]),
+            GradCall {
+                yields: Form::Outer,
+                ..GradCall::identity(*a, G)
+            },
+        ],
+        Op::Binary(BinOp::Sub, s, a) if kind(*a).is_array() => vec![
+            GradCall::new(*s, Kernel::outer_sum, vec![GRef]),
+            GradCall::outer(*a, Kernel::outer_neg_grad, vec![GRef]),
+        ],
+        // a·s: the matrix receives u·s·vᵀ, the float uᵀ·a·v.
+        Op::Binary(BinOp::Mul, a, s) | Op::Binary(BinOp::Mul, s, a) if matrix(*a) && !kind(*s).is_array() => vec![
+            GradCall::new(*s, Kernel::outer_scale_grad_scalar, vec![GRef, Factors(vec![*a])]),
+            GradCall::outer(*a, Kernel::outer_scale_grad, vec![GRef, Value(*s)]),
         ],
         _ => return None,
     };

@@ -20,6 +20,7 @@ macro_rules! for_each_kernel {
                 scale_grad, scale_grad_ref, sum_grad_of_scalar, sub_scalar_grad_scalar, sum_product,
                 div_scalar_grad_array, div_scalar_grad_scalar, scalar_div_grad_scalar, scalar_div_grad_array,
                 add_grad_fill, sub_grad_rhs_fill, fill_sum, fill_sum_neg, fill_sum_product,
+                square_grad, square_grad_scalar,
             }
             unary {
                 powi_grad, powi_grad_scalar, powf_grad, powf_grad_scalar,
@@ -27,7 +28,6 @@ macro_rules! for_each_kernel {
             }
             matmul {
                 matmul_grad_lhs, matmul_grad_rhs, matmul_grad_lhs_acc, matmul_grad_rhs_acc,
-                matmul_grad_lhs_filled, matmul_grad_rhs_filled,
                 matvec_grad_lhs, matvec_grad_rhs, vecmat_grad_lhs, vecmat_grad_rhs, vecdot_grad,
                 transpose_grad,
             }
@@ -39,7 +39,16 @@ macro_rules! for_each_kernel {
             conv { conv2d_grad_input, conv2d_grad_weight, conv2d_grad_bias, }
             batch_norm { batch_norm_grad_input, batch_norm_grad_gamma, batch_norm_grad_beta, }
             pool { max_pool2d_grad, }
-            fused { chain2, chain3, chain4, }
+            fused {
+                chain2, chain3, chain4, fill_chain1, fill_chain2, fill_chain3, fill_chain4,
+                outer_chain1, outer_chain2, outer_chain3, outer_chain4,
+            }
+            rank1 {
+                filled_matmul_grad_lhs, filled_matmul_grad_rhs, outer_matmul_grad_lhs, outer_matmul_grad_rhs,
+                outer_transpose_grad, outer_neg_grad, outer_scale_grad, outer_scale_grad_scalar,
+                outer_sum, outer_sum_neg, outer_add_grad, outer_sub_grad_rhs,
+                outer_add_grad_dense, outer_sub_grad_rhs_dense, outer_dense,
+            }
         }
     };
 }

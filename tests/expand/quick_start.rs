@@ -6,8 +6,6 @@ struct QuickStartContext<'__ctx> {
     h_5: ::autodiff::ndarray::Array<f64, ::autodiff::ndarray::Ix2>,
     b_dim: ::autodiff::ndarray::Ix1,
     v3_dim: ::autodiff::ndarray::Ix2,
-    h_5_dim: ::autodiff::ndarray::Ix2,
-    v6_dim: ::autodiff::ndarray::Ix2,
     __marker: ::core::marker::PhantomData<(&'__ctx (),)>,
 }
 impl<'__ctx> QuickStartContext<'__ctx> {
@@ -33,10 +31,8 @@ fn quick_start_forward<'__ctx>(
     let v4 = ::autodiff::runtime::kernels::binary::add(&v3, b);
     ::core::mem::drop(v3);
     let h_5 = ::autodiff::runtime::kernels::unary::tanh(&v4);
-    let h_5_dim = (&h_5).raw_dim();
     ::core::mem::drop(v4);
     let v6 = ::autodiff::runtime::kernels::binary::mul(&h_5, &h_5);
-    let v6_dim = (&v6).raw_dim();
     let v7 = ::autodiff::runtime::kernels::reduce::sum(&v6);
     ::core::mem::drop(v6);
     let v9 = v7 / (2.0);
@@ -49,8 +45,6 @@ fn quick_start_forward<'__ctx>(
             h_5,
             b_dim,
             v3_dim,
-            h_5_dim,
-            v6_dim,
             __marker: ::core::marker::PhantomData,
         },
     )
@@ -68,21 +62,19 @@ fn quick_start_backward<'__ctx>(
     ::autodiff::ndarray::Array<f64, ::autodiff::ndarray::Ix2>,
     ::autodiff::ndarray::Array<f64, ::autodiff::ndarray::Ix1>,
 ) {
-    let QuickStartContext { x, w, h_5, b_dim, v3_dim, h_5_dim, v6_dim, .. } = ctx;
+    let QuickStartContext { x, w, h_5, b_dim, v3_dim, .. } = ctx;
     let d_v9 = __seed;
     let d_v7 = ::autodiff::runtime::kernels::binary::div_grad_lhs_scalar(d_v9, (2.0));
     let d_v6 = d_v7;
-    let d_v6 = ::autodiff::runtime::kernels::reduce::sum_grad(d_v6, &v6_dim);
-    let mut d_h_5 = ::autodiff::runtime::kernels::binary::mul_grad_lhs_ref(
-        &d_v6,
+    let d_v4 = ::autodiff::runtime::kernels::fused::fill_chain2(
+        d_v6,
         &h_5,
-        &h_5_dim,
+        &h_5,
+        (|__g, __s0, __s1| ::autodiff::runtime::kernels::unary::tanh_grad_scalar(
+            ::autodiff::runtime::kernels::binary::square_grad_scalar(__g, __s0),
+            __s1,
+        )),
     );
-    ::autodiff::runtime::kernels::binary::accumulate(
-        &mut d_h_5,
-        ::autodiff::runtime::kernels::binary::mul_grad_rhs(d_v6, &h_5, &h_5_dim),
-    );
-    let d_v4 = ::autodiff::runtime::kernels::unary::tanh_grad(d_h_5, &h_5);
     ::core::mem::drop(h_5);
     let d_v3 = ::autodiff::runtime::kernels::binary::add_grad_lhs(d_v4.clone(), &v3_dim);
     let d_b = ::autodiff::runtime::kernels::binary::add_grad_rhs(d_v4, &b_dim);

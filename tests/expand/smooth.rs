@@ -2,7 +2,6 @@
 #[allow(non_camel_case_types, dead_code)]
 struct SmoothContext<'__ctx, F: Float> {
     x: &'__ctx Array1<F>,
-    v1_dim: ::autodiff::ndarray::Ix1,
     __marker: ::core::marker::PhantomData<(&'__ctx (), fn() -> F)>,
 }
 impl<'__ctx, F: Float> SmoothContext<'__ctx, F> {
@@ -21,7 +20,6 @@ fn smooth_forward<'__ctx, F: Float>(
     x: &'__ctx Array1<F>,
 ) -> (F, SmoothContext<'__ctx, F>) {
     let v1 = (x).mapv(|v| (v * ::autodiff::runtime::kernels::unary::sin_scalar(v)));
-    let v1_dim = (&v1).raw_dim();
     let v2 = ::autodiff::runtime::kernels::reduce::sum(&v1);
     ::core::mem::drop(v1);
     let __value = v2;
@@ -29,7 +27,6 @@ fn smooth_forward<'__ctx, F: Float>(
         __value,
         SmoothContext {
             x,
-            v1_dim,
             __marker: ::core::marker::PhantomData,
         },
     )
@@ -43,20 +40,23 @@ fn smooth_backward<'__ctx, F: Float>(
     ctx: SmoothContext<'__ctx, F>,
     __seed: F,
 ) -> (::autodiff::ndarray::Array<F, ::autodiff::ndarray::Ix1>,) {
-    let SmoothContext { x, v1_dim, .. } = ctx;
+    let SmoothContext { x, .. } = ctx;
     let d_v2 = __seed;
     let d_v1 = d_v2;
-    let d_v1 = ::autodiff::runtime::kernels::reduce::sum_grad(d_v1, &v1_dim);
-    let d_x = ::autodiff::runtime::kernels::unary::map_grad(
+    let d_x = ::autodiff::runtime::kernels::fused::fill_chain1(
         d_v1,
         x,
-        |v| {
-            (::autodiff::runtime::kernels::unary::sin_scalar(v)
-                + (::autodiff::runtime::kernels::unary::sin_grad_scalar(
-                    ::autodiff::runtime::kernels::unary::one_like(v),
-                    v,
-                ) * v))
-        },
+        (|__g, __s0| ::autodiff::runtime::kernels::unary::map_grad_scalar(
+            __g,
+            __s0,
+            |v| {
+                (::autodiff::runtime::kernels::unary::sin_scalar(v)
+                    + (::autodiff::runtime::kernels::unary::sin_grad_scalar(
+                        ::autodiff::runtime::kernels::unary::one_like(v),
+                        v,
+                    ) * v))
+            },
+        )),
     );
     (d_x,)
 }

@@ -20,15 +20,15 @@ use crate::ir::{BinOp, Function, Init, Kind, Op, Origin, ParamRole, Stmt, ValueI
 use crate::kernel::Kernel;
 use crate::liveness::ForwardLiveness;
 use crate::op_table::ForwardArg;
-use crate::rules::{self, GradArg, GradCall};
+use crate::rules::{self, Form, GradArg, GradCall};
 use crate::scalar::{Closure, Wrt};
 
 /// One step of the reverse sweep: the backward of one active statement.
 struct Step {
     stmt: ValueId,
-    /// The statement's adjoint is a float standing for a filled array.
-    filled: bool,
-    /// The filled adjoint must be materialised first (the rule has no filled form).
+    /// How the statement's adjoint is held.
+    form: Form,
+    /// The symbolic adjoint must be materialised first (the rule has no form for it).
     materialize: bool,
     calls: Vec<GradCall>,
 }
@@ -154,7 +154,7 @@ pub fn generate(
         let targets: Vec<ValueId> = match &stmt.op {
             Op::Loop(l) => loops::targets(function, stmt.id, l, activity),
             Op::Call(c) | Op::Custom { call: c, .. } => c.operands().into_iter().filter(|&v| is_active(v)).collect(),
-            _ => rules::backward(function, stmt, &is_active, false)
+            _ => rules::backward(function, stmt, &is_active, Form::Dense)
                 .unwrap_or_default()
                 .iter()
                 .map(|c| c.target)
@@ -165,8 +165,9 @@ pub fn generate(
         }
     }
 
-    // 2. The reverse sweep, keeping `sum`'s broadcast adjoint symbolic where it has one consumer.
-    let mut filled_values: BTreeSet<ValueId> = BTreeSet::new();
+    // 2. The reverse sweep, keeping adjoints symbolic where they have one consumer: `sum`'s
+    // seed as a fill, and what a fill becomes through matrix products as an outer product.
+    let mut symbolic: BTreeMap<ValueId, Form> = BTreeMap::new();
     let mut steps = Vec::new();
     for stmt in function
         .stmts
@@ -175,38 +176,39 @@ pub fn generate(
         .filter(differentiable)
         .filter(|s| is_active(s.id))
     {
-        let filled = filled_values.contains(&stmt.id);
-        let (mut calls, materialize) = match filled
-            .then(|| rules::backward(function, stmt, &is_active, true))
-            .flatten()
-        {
+        let form = symbolic.get(&stmt.id).copied().unwrap_or(Form::Dense);
+        let (mut calls, materialize) = match rules::backward(function, stmt, &is_active, form) {
             Some(calls) => (calls, false),
             None => (
-                rules::backward(function, stmt, &is_active, false).unwrap_or_default(),
-                filled,
+                rules::backward(function, stmt, &is_active, Form::Dense).unwrap_or_default(),
+                form != Form::Dense,
             ),
         };
-        for call in calls.iter_mut().filter(|c| c.yields_fill) {
+        for call in calls.iter_mut().filter(|c| c.yields != Form::Dense) {
             let target = call.target;
             // A loop reads its outputs' adjoints as arrays.
             let loop_output = matches!(
                 function.stmt(target).op,
                 Op::LoopOut { .. } | Op::Call(_) | Op::Custom { .. }
             );
+            let shape_fits = match call.yields {
+                Form::Outer => function.kind(target) == Kind::Array(Some(2)),
+                _ => function.kind(target).is_array(),
+            };
             if names.analyses.seed
                 && contributions[&target] == 1
                 && function.param_of(target).is_none()
-                && function.kind(target).is_array()
+                && shape_fits
                 && !loop_output
             {
-                filled_values.insert(target);
+                symbolic.insert(target, call.yields);
             } else {
                 call.materialize = true;
             }
         }
         steps.push(Step {
             stmt: stmt.id,
-            filled,
+            form,
             materialize,
             calls,
         });
@@ -251,7 +253,7 @@ pub fn generate(
         }
     };
     for (i, step) in steps.iter().enumerate() {
-        if step.materialize {
+        if step.materialize && step.form == Form::Fill {
             dim_reads.insert(step.stmt);
         }
         match &function.stmt(step.stmt).op {
@@ -291,12 +293,14 @@ pub fn generate(
             _ => {}
         }
         for call in &step.calls {
-            if call.materialize {
+            if call.materialize && call.yields == Form::Fill {
                 dim_reads.insert(call.target);
             }
             for arg in &call.args {
                 match arg {
                     GradArg::Value(v) => read(*v, i, &mut value_reads, &mut token_reads),
+                    // Read below, once what the rest of the backward reads is known.
+                    GradArg::Factors(_) => {}
                     GradArg::Dim(v) | GradArg::DimAxis(v, _) => {
                         dim_reads.insert(*v);
                     }
@@ -311,6 +315,29 @@ pub fn generate(
                         token_reads.push(map_derivative(names, *map, *wrt));
                     }
                     GradArg::G | GradArg::GRef | GradArg::GScalar => {}
+                }
+            }
+        }
+    }
+    // 3b. A matrix that backward only multiplies by vectors (an outer-product adjoint's
+    // rules) is not kept when it is itself a product: the vectors go through its factors
+    // instead (`(P·Q)ᵀ·u = Qᵀ·(Pᵀ·u)`), a few more matrix-vector products in exchange for
+    // not holding `P·Q` from forward to backward.
+    let mut steps = steps;
+    for (i, step) in steps.iter_mut().enumerate() {
+        for call in &mut step.calls {
+            for arg in &mut call.args {
+                let GradArg::Factors(factors) = arg else { continue };
+                if names.analyses.seed {
+                    *factors = expand_factors(function, factors, &value_reads, &outputs);
+                }
+                for &v in factors.iter() {
+                    let mut reads = BTreeMap::new();
+                    read(v, i, &mut reads, &mut token_reads);
+                    for (v, i) in reads {
+                        let last = value_reads.entry(v).or_insert(i);
+                        *last = (*last).max(i);
+                    }
                 }
             }
         }
@@ -545,13 +572,12 @@ pub fn generate(
     for (i, step) in steps.iter().enumerate() {
         let g = names.adjoint(step.stmt);
         let g_text = format!("d_{}", names.text(step.stmt));
-        // A filled adjoint is a float unless it was materialised at the start of the step.
-        let g_is_array = function.kind(step.stmt).is_array() && (!step.filled || step.materialize);
+        // A symbolic adjoint is not an array unless it was materialised at the start of the step.
+        let g_is_array = function.kind(step.stmt).is_array() && (step.form == Form::Dense || step.materialize);
         if step.materialize {
-            let dim = names.dim(step.stmt);
-            let k = kernels();
-            backward_body.extend(quote!(let #g = #k::reduce::sum_grad(#g, &#dim);));
-            plan_backward.push(format!("{g_text} = sum_grad({g_text}, {}.dim)", names.text(step.stmt)));
+            let (expr, label) = materialized(names, step.form, step.stmt, quote!(#g), &g_text);
+            backward_body.extend(quote!(let #g = #expr;));
+            plan_backward.push(format!("{g_text} = {label}"));
         }
         // A call (or a custom rule) runs the callee's backward, whose gradients are added.
         if let Some(call) = calls::backward_of(function, names, step.stmt, &is_active, &received) {
@@ -805,7 +831,10 @@ fn fuse_elementwise_chains(
     let step_of: BTreeMap<ValueId, usize> = steps.iter().enumerate().map(|(i, s)| (s.stmt, i)).collect();
     let mut absorbed = vec![false; steps.len()];
     for i in 0..steps.len() {
-        if absorbed[i] || (steps[i].filled && !steps[i].materialize) {
+        // A symbolic adjoint the step would materialise starts the chain as it is: the pass
+        // that writes the full adjoint and the chain's pass become one.
+        let symbolic_head = steps[i].form != Form::Dense;
+        if absorbed[i] || (symbolic_head && !steps[i].materialize) {
             continue;
         }
         let Some(first) = Factor::of(function, &steps[i]) else {
@@ -817,7 +846,7 @@ fn fuse_elementwise_chains(
         while factors.len() < MAX_CHAIN && contributions.get(&target) == Some(&1) && function.param_of(target).is_none()
         {
             let Some(&j) = step_of.get(&target) else { break };
-            if steps[j].filled {
+            if steps[j].form != Form::Dense {
                 break;
             }
             let Some(next) = Factor::of(function, &steps[j]) else {
@@ -827,7 +856,7 @@ fn fuse_elementwise_chains(
             factors.push(next);
             chain.push(j);
         }
-        if factors.len() < 2 {
+        if factors.len() < 2 && !symbolic_head {
             continue;
         }
         let g = format_ident!("__g", span = proc_macro2::Span::mixed_site());
@@ -839,18 +868,24 @@ fn fuse_elementwise_chains(
             body = factor.apply(names, body, s);
         }
         let closure = quote!(|#g, #(#saved),*| #body);
-        let mut args = vec![GradArg::G];
+        let (head, kernel) = match steps[i].form {
+            Form::Dense => (GradArg::G, Kernel::chain(factors.len())),
+            Form::Fill => (GradArg::GScalar, Kernel::fill_chain(factors.len())),
+            Form::Outer => (GradArg::GRef, Kernel::outer_chain(factors.len())),
+        };
+        let mut args = vec![head];
         args.extend(factors.iter().map(|f| GradArg::Value(f.saved)));
         args.push(GradArg::Tokens(closure));
-        let Some(kernel) = Kernel::chain(factors.len()) else {
+        let Some(kernel) = kernel else {
             continue;
         };
+        steps[i].materialize = false;
         steps[i].calls = vec![GradCall {
             target,
             kernel: Some(kernel),
             args,
             borrowing: None,
-            yields_fill: false,
+            yields: Form::Dense,
             materialize: false,
         }];
         for j in chain {
@@ -863,6 +898,41 @@ fn fuse_elementwise_chains(
         .filter(|(_, a)| !a)
         .map(|(s, _)| s)
         .collect()
+}
+
+/// The factors a matrix-vector kernel multiplies through in place of `factors`: a product of
+/// two matrices that nothing else in backward reads (`kept`) and the caller does not return is
+/// replaced by its own two factors, up to [`MAX_FACTORS`] matrices in all, so that the cost
+/// stays a few matrix-vector products per kernel (a longer chain keeps some products).
+fn expand_factors(
+    function: &Function,
+    factors: &[ValueId],
+    kept: &BTreeMap<ValueId, usize>,
+    outputs: &[ValueId],
+) -> Vec<ValueId> {
+    const MAX_FACTORS: usize = 4;
+    let matrix = |v: ValueId| function.kind(v) == Kind::Array(Some(2));
+    let mut factors = factors.to_vec();
+    while factors.len() < MAX_FACTORS {
+        let expandable = factors
+            .iter()
+            .enumerate()
+            .find_map(|(k, &v)| match function.stmt(v).op {
+                Op::Dot(p, q)
+                    if matrix(p)
+                        && matrix(q)
+                        && droppable(function, v)
+                        && !kept.contains_key(&v)
+                        && !outputs.contains(&v) =>
+                {
+                    Some((k, p, q))
+                }
+                _ => None,
+            });
+        let Some((k, p, q)) = expandable else { break };
+        factors.splice(k..=k, [p, q]);
+    }
+    factors
 }
 
 /// The slice parameters whose gradient `Vec` the backward declares: the requested ones, and
@@ -1103,6 +1173,14 @@ fn grad_call(names: &Names, call: &GradCall, g: &Ident, g_text: &str, moves: boo
             GradArg::G => (quote!(#g.clone()), g_text.to_string()),
             GradArg::GRef => (quote!(&#g), g_text.to_string()),
             GradArg::GScalar => (quote!(#g), g_text.to_string()),
+            GradArg::Factors(factors) => {
+                let views = factors.iter().map(|&v| {
+                    let arg = receiver(names.arg(v));
+                    quote!(#arg.view())
+                });
+                let labels: Vec<String> = factors.iter().map(|&v| names.text(v)).collect();
+                (quote!(&[#(#views),*]), format!("[{}]", labels.join("·")))
+            }
             GradArg::Value(v) => (
                 names.arg(*v),
                 match &function.stmt(*v).op {
@@ -1142,11 +1220,24 @@ fn grad_call(names: &Names, call: &GradCall, g: &Ident, g_text: &str, moves: boo
         None => (args.remove(0), labels.remove(0)),
     };
     if call.materialize {
-        let k = kernels();
-        let dim = names.dim(call.target);
-        let label = format!("sum_grad({label}, {}.dim)", names.text(call.target));
-        (quote!(#k::reduce::sum_grad(#expr, &#dim)), label)
+        materialized(names, call.yields, call.target, expr, &label)
     } else {
         (expr, label)
     }
+}
+
+/// `value`'s adjoint `expr`, held in `form`, written out as the array it stands for.
+fn materialized(names: &Names, form: Form, value: ValueId, expr: TokenStream, label: &str) -> (TokenStream, String) {
+    let (kernel, args, label) = match form {
+        Form::Dense => return (expr, label.to_string()),
+        Form::Fill => {
+            let dim = names.dim(value);
+            let label = format!("sum_grad({label}, {}.dim)", names.text(value));
+            (Kernel::sum_grad, quote!(#expr, &#dim), label)
+        }
+        Form::Outer => (Kernel::outer_dense, quote!(&#expr), format!("outer_dense({label})")),
+    };
+    let (k, (module, func)) = (kernels(), kernel.path());
+    let (m, f) = (format_ident!("{}", module), format_ident!("{}", func));
+    (quote!(#k::#m::#f(#args)), label)
 }

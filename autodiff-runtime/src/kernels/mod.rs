@@ -19,6 +19,7 @@ pub mod loss;
 pub mod matmul;
 pub mod pairwise;
 pub mod pool;
+pub mod rank1;
 pub mod reduce;
 pub mod softmax;
 pub mod unary;

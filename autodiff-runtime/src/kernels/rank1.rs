@@ -1,0 +1,266 @@
+//! Adjoints held as outer products `u·vᵀ`, the static code's algebra on the seed.
+//!
+//! The adjoint of `sum(A·B)` with respect to the product is `g` everywhere, the rank-1 matrix
+//! `(g·1)·1ᵀ`. Through a matrix product a rank-1 adjoint stays rank-1:
+//! `d(A·B)/dA = (u·vᵀ)·Bᵀ = u·(B·v)ᵀ` and `dB = Aᵀ·(u·vᵀ) = (Aᵀ·u)·vᵀ`, so a chain of products
+//! runs backward in matrix-vector time and never needs the products themselves in full.
+//! Transpose, negation, scaling and broadcast sums keep the form too. The macro carries an
+//! [`Outer`] through those ops and writes the full matrix ([`Outer::dense`]) only where an
+//! elementwise nonlinearity or a returned gradient needs it. The dynamic tape cannot do this:
+//! it sees one op at a time, and a dense adjoint is all its ops exchange.
+//!
+//! The matrix-side arguments are [`Factors`]: a matrix given as the product of the listed
+//! matrices, so that `Aᵀ·u` for `A = P·Q` runs as `Qᵀ·(Pᵀ·u)`. The forward then need not keep
+//! `P·Q` at all, only its factors, which it often keeps anyway.
+
+use ndarray::{Array, Array1, Array2, ArrayView2, Axis, Dimension, Ix2};
+
+use super::matmul::matvec;
+use crate::Float;
+
+/// The matrix `u·vᵀ` (`u.len()` rows, `v.len()` columns), stored as its two vectors.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Outer<F> {
+    /// The column factor: one entry per row.
+    pub u: Array1<F>,
+    /// The row factor: one entry per column.
+    pub v: Array1<F>,
+}
+
+impl<F: Float> Outer<F> {
+    /// `(rows, columns)` of the matrix it stands for.
+    pub fn shape(&self) -> (usize, usize) {
+        (self.u.len(), self.v.len())
+    }
+
+    /// The full matrix `u·vᵀ`.
+    pub fn dense(&self) -> Array2<F> {
+        let (m, n) = self.shape();
+        let mut out = Array2::zeros((m, n));
+        for (mut row, &ui) in out.axis_iter_mut(Axis(0)).zip(&self.u) {
+            row.zip_mut_with(&self.v, |o, &vj| *o = ui * vj);
+        }
+        out
+    }
+}
+
+/// A matrix given as the product of `factors` (at least one), left to right.
+pub type Factors<'a, F> = [ArrayView2<'a, F>];
+
+/// Panics naming the op and the shapes unless the factors chain and the product is `rows × cols`.
+fn check_factors<F>(op: &str, factors: &Factors<'_, F>, rows: Option<usize>, cols: Option<usize>) {
+    let shapes: Vec<&[usize]> = factors.iter().map(|f| f.shape()).collect();
+    assert!(!factors.is_empty(), "{op}: no factors given");
+    let chains = shapes.windows(2).all(|w| w[0][1] == w[1][0]);
+    let (first, last) = (shapes[0][0], shapes[shapes.len() - 1][1]);
+    assert!(
+        chains && rows.is_none_or(|r| r == first) && cols.is_none_or(|c| c == last),
+        "{op}: the factors {shapes:?} do not form a {}×{} matrix",
+        rows.map_or("?".to_string(), |r| r.to_string()),
+        cols.map_or("?".to_string(), |c| c.to_string()),
+    );
+}
+
+/// `M·x` for `M` the product of `factors`: right to left, one matrix-vector product each.
+pub fn factors_times<F: Float>(factors: &Factors<'_, F>, x: &Array1<F>) -> Array1<F> {
+    check_factors("factors_times", factors, None, Some(x.len()));
+    let mut y = matvec(&factors[factors.len() - 1], x);
+    for f in factors[..factors.len() - 1].iter().rev() {
+        y = matvec(f, &y);
+    }
+    y
+}
+
+/// `Mᵀ·x` for `M` the product of `factors`: left to right, one matrix-vector product each.
+pub fn factors_t_times<F: Float>(factors: &Factors<'_, F>, x: &Array1<F>) -> Array1<F> {
+    check_factors("factors_t_times", factors, Some(x.len()), None);
+    let mut y = matvec(&factors[0].t(), x);
+    for f in &factors[1..] {
+        y = matvec(&f.t(), &y);
+    }
+    y
+}
+
+/// Adjoint of `a` in `a · b` when the output's adjoint is `g` everywhere and the output has
+/// `n_rows` rows: `(g·1)·(b·1)ᵀ`, the row sums of `b` times `g` in every row.
+pub fn filled_matmul_grad_lhs<F: Float>(g: F, n_rows: usize, b: &Factors<'_, F>) -> Outer<F> {
+    let cols = b[b.len() - 1].ncols();
+    Outer {
+        u: Array1::from_elem(n_rows, g),
+        v: factors_times(b, &Array1::from_elem(cols, F::one())),
+    }
+}
+
+/// Adjoint of `b` in `a · b` when the output's adjoint is `g` everywhere and the output has
+/// `n_cols` columns: `(aᵀ·1)·(g·1)ᵀ`, the column sums of `a` times `g` in every column.
+pub fn filled_matmul_grad_rhs<F: Float>(a: &Factors<'_, F>, g: F, n_cols: usize) -> Outer<F> {
+    let rows = a[0].nrows();
+    Outer {
+        u: factors_t_times(a, &Array1::from_elem(rows, F::one())),
+        v: Array1::from_elem(n_cols, g),
+    }
+}
+
+/// Adjoint of `a` in `a · b`: `(u·vᵀ)·bᵀ = u·(b·v)ᵀ`.
+pub fn outer_matmul_grad_lhs<F: Float>(g: &Outer<F>, b: &Factors<'_, F>) -> Outer<F> {
+    Outer {
+        u: g.u.clone(),
+        v: factors_times(b, &g.v),
+    }
+}
+
+/// Adjoint of `b` in `a · b`: `aᵀ·(u·vᵀ) = (aᵀ·u)·vᵀ`.
+pub fn outer_matmul_grad_rhs<F: Float>(a: &Factors<'_, F>, g: &Outer<F>) -> Outer<F> {
+    Outer {
+        u: factors_t_times(a, &g.u),
+        v: g.v.clone(),
+    }
+}
+
+/// Adjoint of `a` in `aᵀ`: `(u·vᵀ)ᵀ = v·uᵀ`.
+pub fn outer_transpose_grad<F: Float>(g: &Outer<F>) -> Outer<F> {
+    Outer {
+        u: g.v.clone(),
+        v: g.u.clone(),
+    }
+}
+
+/// Adjoint of `a` in `-a`.
+pub fn outer_neg_grad<F: Float>(g: &Outer<F>) -> Outer<F> {
+    Outer {
+        u: g.u.mapv(|x| -x),
+        v: g.v.clone(),
+    }
+}
+
+/// Adjoint of the array `a` in `a · s` (or `s · a`) for a float `s`.
+pub fn outer_scale_grad<F: Float>(g: &Outer<F>, s: F) -> Outer<F> {
+    Outer {
+        u: g.u.mapv(|x| x * s),
+        v: g.v.clone(),
+    }
+}
+
+/// Adjoint of the float `s` in `a · s`: `Σᵢⱼ uᵢ·aᵢⱼ·vⱼ = uᵀ·a·v`.
+pub fn outer_scale_grad_scalar<F: Float>(g: &Outer<F>, a: &Factors<'_, F>) -> F {
+    check_factors("outer_scale_grad_scalar", a, Some(g.u.len()), Some(g.v.len()));
+    g.u.dot(&factors_times(a, &g.v))
+}
+
+/// `Σᵢⱼ uᵢ·vⱼ = (Σu)·(Σv)`: the adjoint of the float `s` in `a + s`.
+pub fn outer_sum<F: Float>(g: &Outer<F>) -> F {
+    g.u.sum() * g.v.sum()
+}
+
+/// `-Σᵢⱼ uᵢ·vⱼ`: the adjoint of the float `s` in `a - s`.
+pub fn outer_sum_neg<F: Float>(g: &Outer<F>) -> F {
+    -outer_sum(g)
+}
+
+/// Adjoint of a matrix operand of shape `dim` in a broadcast sum: the output's adjoint summed
+/// over the axes along which the operand was broadcast. Summing `u·vᵀ` over rows gives
+/// `(Σu)·vᵀ`, still an outer product.
+pub fn outer_add_grad<F: Float>(g: &Outer<F>, dim: &Ix2) -> Outer<F> {
+    let (rows, cols) = (dim[0], dim[1]);
+    let (m, n) = g.shape();
+    assert!(
+        (rows == m || rows == 1) && (cols == n || cols == 1),
+        "outer_add_grad: operand shape [{rows}, {cols}] does not broadcast to the gradient shape [{m}, {n}]"
+    );
+    let collapse = |x: &Array1<F>, len: usize| {
+        if len == x.len() {
+            x.clone()
+        } else {
+            Array1::from_elem(1, x.sum())
+        }
+    };
+    Outer {
+        u: collapse(&g.u, rows),
+        v: collapse(&g.v, cols),
+    }
+}
+
+/// [`outer_add_grad`] for the subtracted operand.
+pub fn outer_sub_grad_rhs<F: Float>(g: &Outer<F>, dim: &Ix2) -> Outer<F> {
+    outer_neg_grad(&outer_add_grad(g, dim))
+}
+
+/// Adjoint of an operand of rank below 2 (or of unknown rank) in a broadcast sum, as a dense
+/// array of shape `dim`: a vector broadcast along the rows receives `(Σu)·v`.
+pub fn outer_add_grad_dense<F: Float, D: Dimension>(g: &Outer<F>, dim: &D) -> Array<F, D> {
+    super::binary::unbroadcast(g.dense(), dim)
+}
+
+/// [`outer_add_grad_dense`] for the subtracted operand.
+pub fn outer_sub_grad_rhs_dense<F: Float, D: Dimension>(g: &Outer<F>, dim: &D) -> Array<F, D> {
+    outer_add_grad_dense(g, dim).mapv_into(|x| -x)
+}
+
+/// The full matrix an adjoint stands for, where a rule or a returned gradient needs it.
+pub fn outer_dense<F: Float>(g: &Outer<F>) -> Array2<F> {
+    g.dense()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    fn outer() -> Outer<f64> {
+        Outer {
+            u: array![1.0, -2.0, 0.5],
+            v: array![3.0, 0.25],
+        }
+    }
+
+    #[test]
+    fn dense_is_the_outer_product() {
+        assert_eq!(outer().dense(), array![[3.0, 0.25], [-6.0, -0.5], [1.5, 0.125]]);
+    }
+
+    #[test]
+    fn matmul_grads_equal_the_dense_rule() {
+        let g = outer();
+        let a = array![[1.0, 2.0], [0.0, -1.0], [4.0, 0.5]]; // 3×2
+        let p = array![[1.0, 2.0, 0.0], [3.0, -1.0, 1.0]]; // 2×3
+        let q = array![[0.5, 1.0], [2.0, 0.0], [1.0, 1.0]]; // 3×2, so b = p·q is 2×2
+        let b = p.dot(&q);
+        let lhs = outer_matmul_grad_lhs(&g, &[p.view(), q.view()]).dense();
+        assert_eq!(lhs, g.dense().dot(&b.t()));
+        let rhs = outer_matmul_grad_rhs(&[a.view()], &g).dense();
+        assert_eq!(rhs, a.t().dot(&g.dense()));
+    }
+
+    #[test]
+    fn filled_matmul_grads_equal_the_dense_rule() {
+        let a = array![[1.0, 2.0], [0.0, -1.0], [4.0, 0.5]];
+        let b = array![[1.0, 2.0, 0.0], [3.0, -1.0, 1.0]];
+        let g = Array2::from_elem((3, 3), 0.5);
+        assert_eq!(filled_matmul_grad_lhs(0.5, 3, &[b.view()]).dense(), g.dot(&b.t()));
+        assert_eq!(filled_matmul_grad_rhs(&[a.view()], 0.5, 3).dense(), a.t().dot(&g));
+    }
+
+    #[test]
+    fn broadcast_sums_reduce_like_the_dense_adjoint() {
+        let g = outer();
+        let dense = g.dense();
+        assert_eq!(
+            outer_add_grad(&g, &Ix2(1, 2)).dense(),
+            dense.sum_axis(Axis(0)).insert_axis(Axis(0))
+        );
+        assert_eq!(
+            outer_add_grad(&g, &Ix2(3, 1)).dense(),
+            dense.sum_axis(Axis(1)).insert_axis(Axis(1))
+        );
+        assert_eq!(outer_add_grad_dense(&g, &ndarray::Ix1(2)), dense.sum_axis(Axis(0)));
+        assert_eq!(outer_sum(&g), dense.sum());
+        assert_eq!(outer_scale_grad_scalar(&g, &[dense.view()]), (&dense * &dense).sum());
+    }
+
+    #[test]
+    #[should_panic(expected = "do not form a 3×? matrix")]
+    fn factor_shapes_are_checked() {
+        let g = outer();
+        let _ = outer_matmul_grad_rhs(&[Array2::<f64>::zeros((2, 2)).view()], &g);
+    }
+}
