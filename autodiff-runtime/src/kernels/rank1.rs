@@ -36,11 +36,14 @@ impl<F: Float> Outer<F> {
     /// The full matrix `u·vᵀ`.
     pub fn dense(&self) -> Array2<F> {
         let (m, n) = self.shape();
-        let mut out = Array2::zeros((m, n));
-        for (mut row, &ui) in out.axis_iter_mut(Axis(0)).zip(&self.u) {
-            row.zip_mut_with(&self.v, |o, &vj| *o = ui * vj);
+        // Written once, row by row (no zeroing pass first): this is most of the work of a
+        // backward that the outer form otherwise runs in matrix-vector products.
+        let v = self.v.to_vec();
+        let mut data = Vec::with_capacity(m * n);
+        for &ui in &self.u {
+            data.extend(v.iter().map(|&vj| ui * vj));
         }
-        out
+        Array2::from_shape_vec((m, n), data).unwrap_or_else(|_| unreachable!("m·n elements for an m×n matrix"))
     }
 }
 
