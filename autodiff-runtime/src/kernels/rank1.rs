@@ -13,7 +13,7 @@
 //! matrices, so that `Aᵀ·u` for `A = P·Q` runs as `Qᵀ·(Pᵀ·u)`. The forward then need not keep
 //! `P·Q` at all, only its factors, which it often keeps anyway.
 
-use ndarray::{Array, Array1, Array2, ArrayView2, Axis, Dimension, Ix2};
+use ndarray::{Array, Array1, Array2, ArrayView2, Dimension, Ix2};
 
 use super::matmul::matvec;
 use crate::Float;
@@ -207,7 +207,7 @@ pub fn outer_dense<F: Float>(g: &Outer<F>) -> Array2<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::array;
+    use ndarray::{array, Axis};
 
     fn outer() -> Outer<f64> {
         Outer {
