@@ -396,3 +396,52 @@ fn outer_product_adjoints_are_written_out_where_they_must_be() {
     let v = irregular((5, 2), 1.4);
     autodiff::check!(outer_meets_dense, &x, &w, &col, &v);
 }
+
+#[differentiate(wrt(w))]
+fn relu_sum(x: &Array2<f64>, w: &Array2<f64>) -> f64 {
+    relu(&x.dot(w)).sum()
+}
+
+#[differentiate]
+fn relu_in_loop(h0: &Array2<f64>, w: &Array2<f64>, target: &Array2<f64>) -> f64 {
+    let mut h = h0.to_owned();
+    for _ in 0..3 {
+        h = relu(&h.dot(w)).tanh();
+    }
+    mse(&h, target)
+}
+
+#[test]
+fn relu_output_read_only_by_its_own_backward_is_kept_as_bits() {
+    let plan = RELU_SUM_GRAD_PLAN;
+    assert!(plan.saved.iter().any(|s| s.ends_with("(sign bits)")), "{plan}");
+    let x = irregular((8, 5), 1.5);
+    let w = irregular((5, 16), 1.6);
+    let (_, ctx) = relu_sum_forward(&x, &w);
+    assert_eq!(
+        ctx.held_bytes(),
+        8 * 16 / 8,
+        "a bit for each of 128 elements, not 1 KB of floats"
+    );
+    autodiff::check!(relu_sum, &x, &w);
+}
+
+#[test]
+fn relu_output_read_by_a_product_is_kept_whole() {
+    // The MLP's relu output feeds the last layer's product, whose backward reads it: a mask
+    // would only add to it.
+    assert!(
+        !MLP_SUM_GRAD_PLAN.saved.iter().any(|s| s.contains("sign")),
+        "{MLP_SUM_GRAD_PLAN}"
+    );
+}
+
+#[test]
+fn sign_masks_work_in_loop_bodies() {
+    let plan = RELU_IN_LOOP_GRAD_PLAN;
+    assert!(plan.to_string().contains("sign_mask"), "{plan}");
+    let h0 = irregular((4, 6), 1.7);
+    let w = irregular((6, 6), 1.8) * 0.5;
+    let target = irregular((4, 6), 1.9);
+    autodiff::check!(relu_in_loop, &h0, &w, &target);
+}

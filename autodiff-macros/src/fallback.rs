@@ -125,7 +125,7 @@ pub fn expand(item: &ItemFn, name: Option<&Ident>, errors: TokenStream, signatur
             #[doc(hidden)] #allow #vis struct #saved<__F>(::core::marker::PhantomData<__F>);
             impl<__F> #saved<__F> {
                 #[allow(dead_code)]
-                pub fn held_elements(&self) -> usize { 0 }
+                pub fn held_bytes(&self) -> usize { 0 }
             }
             #[doc(hidden)] #allow #vis fn #call_forward #forward_args -> ! #body
             #[doc(hidden)] #allow #vis fn #call_backward #backward_args -> ! #body

@@ -99,7 +99,15 @@ macro_rules! unary_table {
             /// Whether the backward reads the output (`true`) or the input (`false`).
             pub fn saves_output(self) -> bool {
                 match self {
-                    $(UnaryFn::$variant => stringify!($saves) == "Output",)*
+                    $(UnaryFn::$variant => stringify!($saves) != "Input",)*
+                }
+            }
+
+            /// Whether the backward reads only the sign of the output (`y > 0`), so that a
+            /// bit per element can stand for it.
+            pub fn reads_output_sign(self) -> bool {
+                match self {
+                    $(UnaryFn::$variant => stringify!($saves) == "OutputSign",)*
                 }
             }
 

@@ -5,7 +5,7 @@
 /// ```text
 /// /// doc
 /// Variant name (grad, scalar, grad_scalar, SAVES_CONST) forms(..), domain D,
-///     forward |x| f(x), saves Input|Output, derivative |s| f'(in terms of s);
+///     forward |x| f(x), saves Input|Output|OutputSign, derivative |s| f'(in terms of s);
 /// ```
 ///
 /// - `name` is the method and function name users write; the other identifiers name the
@@ -19,7 +19,10 @@
 /// - `domain` is where tests draw inputs: `all` (mixed signs) or `positive`.
 /// - `saves Output` means the derivative is written in terms of the output `y`, which is
 ///   then what both engines keep for backward (cheaper for `exp`, `tanh`, ...); `saves
-///   Input` means it is written in terms of the input `x`.
+///   Input` means it is written in terms of the input `x`. `saves OutputSign` is `saves
+///   Output` for a derivative that reads only whether `y > 0` (relu): both engines then keep
+///   one bit per element (`kernels::mask::SignMask`) instead of the output, unless the output
+///   is kept anyway, and hand the formula 1 or 0 for `y`.
 /// - The formulas are Rust over `F: Float` (`F::one()`, `F::of(0.5)`, ...), compiled by the
 ///   runtime, where `stable_sigmoid` is in scope.
 #[macro_export]
@@ -56,7 +59,7 @@ macro_rules! for_each_unary {
                 forward |x| x * x, saves Input, derivative |x| x + x;
             /// `max(x, 0)`; its derivative at 0 is taken as 0, as in PyTorch.
             Relu relu (relu_grad, relu_scalar, relu_grad_scalar, RELU_SAVES) forms(ext, function), domain all,
-                forward |x| if x > F::zero() { x } else { F::zero() }, saves Output,
+                forward |x| if x > F::zero() { x } else { F::zero() }, saves OutputSign,
                 derivative |y| if y > F::zero() { F::one() } else { F::zero() };
             /// The logistic function `1 / (1 + e⁻ˣ)`, stable at large `|x|`.
             Sigmoid sigmoid (sigmoid_grad, sigmoid_scalar, sigmoid_grad_scalar, SIGMOID_SAVES) forms(ext, function), domain all,

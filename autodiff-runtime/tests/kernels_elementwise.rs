@@ -9,6 +9,7 @@
 use autodiff_runtime::gradcheck::{
     default_step, max_relative_error, numeric_derivative, numeric_gradient, relative_error,
 };
+use autodiff_runtime::kernels::mask::SignMask;
 use autodiff_runtime::kernels::{binary, reduce, unary};
 use ndarray::{arr0, array, Array, Array1, Array2, ArrayD, Axis, Dimension, IxDyn, ShapeBuilder};
 use rand::rngs::StdRng;
@@ -431,6 +432,7 @@ fn unary_gradients_match_finite_differences_with_the_declared_saved_value() {
             let err = check_vjp(70 + index as u64, &x, case.forward, |g, x| match case.saves {
                 unary::Saves::Input => (case.grad)(g, x),
                 unary::Saves::Output => (case.grad)(g, &(case.forward)(x)),
+                unary::Saves::OutputSign => (case.grad)(g, &SignMask::positive(&(case.forward)(x)).decode()),
             });
             assert!(err <= TOLERANCE, "{} on {shape:?}: relative error {err}", case.name);
         }
@@ -445,7 +447,7 @@ fn unary_scalar_forms_agree_with_the_array_forms() {
         let g = uniform(&mut rng(400 + index as u64), (2, 3), -1.0, 1.0);
         let saved = match case.saves {
             unary::Saves::Input => x.clone(),
-            unary::Saves::Output => y.clone(),
+            unary::Saves::Output | unary::Saves::OutputSign => y.clone(),
         };
         let grad = (case.grad)(g.clone(), &saved);
         for i in 0..x.len() {

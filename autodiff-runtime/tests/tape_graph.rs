@@ -226,3 +226,21 @@ fn indexing_a_constant_panics() {
     let g = tape.backward(&(&x * &k).sum());
     let _ = &g[&k];
 }
+
+#[test]
+fn relu_saves_a_bit_per_element() {
+    let a = Array2::from_shape_fn((8, 16), |(i, j)| (i as f64 * 0.7 - j as f64 * 0.3).sin());
+    let tape = Tape::<f64>::new();
+    let x = tape.param(&a);
+    let loss = x.relu().sum();
+    let nodes = tape.nodes();
+    assert_eq!(nodes[0].op, "relu");
+    assert_eq!(
+        nodes[0].saved_bytes,
+        8 * 16 / 8,
+        "128 elements: two 64-bit words, not 1 KB of floats"
+    );
+    let mut grads = tape.backward(&loss);
+    let g: Array2<f64> = grads.take_as(&x);
+    assert_eq!(g, a.mapv(|v| if v > 0.0 { 1.0 } else { 0.0 }));
+}

@@ -16,7 +16,8 @@ impl<'__ctx> ClassifierContext<'__ctx> {
     /// Bytes of the arrays this context owns (saved intermediates; parameters are borrowed).
     #[allow(dead_code)]
     pub fn held_bytes(&self) -> usize {
-        (0 + self.h_7.len() + self.v9.len()) * ::core::mem::size_of::<f64>()
+        0 + self.h_7.len() * ::core::mem::size_of::<f64>()
+            + self.v9.len() * ::core::mem::size_of::<f64>()
     }
 }
 #[doc = concat!(

@@ -12,7 +12,7 @@ impl<'__ctx> QuickStartContext<'__ctx> {
     /// Bytes of the arrays this context owns (saved intermediates; parameters are borrowed).
     #[allow(dead_code)]
     pub fn held_bytes(&self) -> usize {
-        (0 + self.h_5.len()) * ::core::mem::size_of::<f64>()
+        0 + self.h_5.len() * ::core::mem::size_of::<f64>()
     }
 }
 #[doc = concat!(

@@ -19,12 +19,15 @@ impl<'__ctx> RecurrentContext<'__ctx> {
     /// Bytes of the arrays this context owns (saved intermediates; parameters are borrowed).
     #[allow(dead_code)]
     pub fn held_bytes(&self) -> usize {
-        (0
+        0
             + self
                 .l3__contexts
                 .iter()
-                .map(|__t| 0 + __t.0.len() + __t.1.len())
-                .sum::<usize>()) * ::core::mem::size_of::<f64>()
+                .map(|__t| {
+                    0 + __t.0.len() * ::core::mem::size_of::<f64>()
+                        + __t.1.len() * ::core::mem::size_of::<f64>()
+                })
+                .sum::<usize>()
     }
 }
 #[doc = concat!(

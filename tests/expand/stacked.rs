@@ -14,8 +14,8 @@ impl<'__ctx> StackedContext<'__ctx> {
     /// Bytes of the arrays this context owns (saved intermediates; parameters are borrowed).
     #[allow(dead_code)]
     pub fn held_bytes(&self) -> usize {
-        (0 + self.h_3.len() + self.c3__saved.held_elements()
-            + self.c4__saved.held_elements()) * ::core::mem::size_of::<f64>()
+        0 + self.h_3.len() * ::core::mem::size_of::<f64>() + self.c3__saved.held_bytes()
+            + self.c4__saved.held_bytes()
     }
 }
 #[doc = concat!(

@@ -75,7 +75,9 @@ pub fn call_items(
     let field_idents: Vec<&Ident> = code.fields.iter().map(|f| &f.ident).collect();
     let counts = code.fields.iter().filter_map(|f| {
         let ident = &f.ident;
-        f.held.as_ref().map(|held| held.count(quote!(self.#ident)))
+        f.held
+            .as_ref()
+            .map(|held| held.bytes(quote!(self.#ident), &quote!(#generic)))
     });
     let params: Vec<TokenStream> = item.sig.inputs.iter().map(|input| quote!(#input)).collect();
     let grads: Vec<Ident> = (0..callable.params.len())
@@ -104,9 +106,9 @@ pub fn call_items(
         }
 
         impl<#generic> #saved<#generic> {
-            /// Elements of the arrays this context owns.
+            /// Bytes of the arrays this context owns.
             #[allow(dead_code)]
-            pub fn held_elements(&self) -> usize {
+            pub fn held_bytes(&self) -> usize {
                 0 #(+ #counts)*
             }
         }

@@ -165,7 +165,9 @@ pub fn expand(
     let field_idents: Vec<&Ident> = code.fields.iter().map(|f| &f.ident).collect();
     let held_counts = code.fields.iter().filter_map(|f| {
         let ident = &f.ident;
-        f.held.as_ref().map(|held| held.count(quote!(self.#ident)))
+        f.held
+            .as_ref()
+            .map(|held| held.bytes(quote!(self.#ident), &quote!(#float)))
     });
     let saved_labels = &code.plan_saved;
     let context_doc = format!(
@@ -190,7 +192,7 @@ pub fn expand(
             /// Bytes of the arrays this context owns (saved intermediates; parameters are borrowed).
             #[allow(dead_code)]
             pub fn held_bytes(&self) -> usize {
-                (0 #(+ #held_counts)*) * ::core::mem::size_of::<#float>()
+                0 #(+ #held_counts)*
             }
         }
 

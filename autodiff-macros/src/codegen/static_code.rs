@@ -62,11 +62,13 @@ pub struct CtxField {
     pub held: Option<Held>,
 }
 
-/// Arrays a context field owns.
+/// What a context field owns.
 #[derive(Clone)]
 pub enum Held {
     /// One array.
     Array,
+    /// A sign mask (`kernels::mask::SignMask`): a bit per element of a value.
+    Mask,
     /// A loop's per-iteration contexts: a `Vec` of tuples of these fields.
     Contexts(Vec<Option<Held>>),
     /// A called function's saved context (which counts its own).
@@ -74,15 +76,16 @@ pub enum Held {
 }
 
 impl Held {
-    /// The number of elements held by the field at `access` (`self.h_3`).
-    pub fn count(&self, access: TokenStream) -> TokenStream {
+    /// The heap bytes held by the field at `access` (`self.h_3`), whose floats are `float`.
+    pub fn bytes(&self, access: TokenStream, float: &TokenStream) -> TokenStream {
         match self {
-            Held::Array => quote!(#access.len()),
-            Held::Call => quote!(#access.held_elements()),
+            Held::Array => quote!(#access.len() * ::core::mem::size_of::<#float>()),
+            Held::Mask => quote!(#access.bytes()),
+            Held::Call => quote!(#access.held_bytes()),
             Held::Contexts(items) => {
                 let counts = items.iter().enumerate().filter_map(|(k, item)| {
                     let k = syn::Index::from(k);
-                    item.as_ref().map(|held| held.count(quote!(__t.#k)))
+                    item.as_ref().map(|held| held.bytes(quote!(__t.#k), float))
                 });
                 quote!(#access.iter().map(|__t| 0 #(+ #counts)*).sum::<usize>())
             }
@@ -214,6 +217,10 @@ pub fn generate(
         });
     }
 
+    // 2a. Values whose every backward read is a sign-only rule's (relu's output), decided
+    // before fusion hides which rule reads what.
+    let sign_only = sign_only_reads(function, &steps);
+
     // 2b. Fuse chains of elementwise backward steps into one pass each.
     let steps = if names.analyses.fusion {
         fuse_elementwise_chains(function, names, steps, &contributions)
@@ -342,6 +349,29 @@ pub fn generate(
             }
         }
     }
+    // 3c. What backward reads only through its sign is kept as a bit per element: a sign mask
+    // taken in forward where the value is made, decoded into ones and zeros before its first
+    // read in backward (`masked`: value -> first and last step reading it).
+    let mut masked: BTreeMap<ValueId, (usize, usize)> = BTreeMap::new();
+    if names.analyses.liveness {
+        let structural = structural_reads(function, &steps);
+        for &v in &sign_only {
+            let Some(&last) = value_reads.get(&v) else { continue };
+            if !droppable(function, v) || outputs.contains(&v) || structural.contains(&v) {
+                continue;
+            }
+            let first = steps
+                .iter()
+                .position(|s| {
+                    s.calls
+                        .iter()
+                        .any(|c| c.args.iter().any(|a| matches!(a, GradArg::Value(x) if *x == v)))
+                })
+                .unwrap_or(last);
+            value_reads.remove(&v);
+            masked.insert(v, (first, last));
+        }
+    }
     // Differentiated parameters that receive no gradient need their shape for the zeros;
     // a differentiated slice's gradient starts as zeros shaped like it.
     for &index in &grads {
@@ -423,6 +453,14 @@ pub fn generate(
             held: None,
         });
     }
+    for &v in masked.keys() {
+        let dim = names.dim_type(function.kind(v));
+        fields.push(CtxField {
+            ident: sign_mask(names, v),
+            ty: quote!(::autodiff::runtime::kernels::mask::SignMask<#dim>),
+            held: Some(Held::Mask),
+        });
+    }
 
     // 5. The forward half.
     let mut forward_body = TokenStream::new();
@@ -472,6 +510,11 @@ pub fn generate(
         if dim_reads.contains(&stmt.id) {
             let (dim, value) = (names.dim(stmt.id), receiver(names.arg(stmt.id)));
             forward_body.extend(quote!(let #dim = #value.raw_dim();));
+        }
+        if masked.contains_key(&stmt.id) {
+            let (mask, value) = (sign_mask(names, stmt.id), names.arg(stmt.id));
+            forward_body.extend(quote!(let #mask = ::autodiff::runtime::kernels::mask::SignMask::positive(#value);));
+            plan_forward.push(format!("{0}_sign = sign_mask({0})", names.text(stmt.id)));
         }
         for a in liveness.dying_at(stmt) {
             // A loop moves (or copies) its carried variables' initial values.
@@ -570,6 +613,11 @@ pub fn generate(
         }
     }
     for (i, step) in steps.iter().enumerate() {
+        for (&v, _) in masked.iter().filter(|(_, (first, _))| *first == i) {
+            let (value, mask, float) = (names.ident(v), sign_mask(names, v), &names.float);
+            backward_body.extend(quote!(let #value = #mask.decode::<#float>();));
+            plan_backward.push(format!("{0} = decode({0}_sign)", names.text(v)));
+        }
         let g = names.adjoint(step.stmt);
         let g_text = format!("d_{}", names.text(step.stmt));
         // A symbolic adjoint is not an array unless it was materialised at the start of the step.
@@ -703,7 +751,7 @@ pub fn generate(
         if g_is_array && (owners == 0 || !names.analyses.reuse) {
             backward_body.extend(quote!(::core::mem::drop(#g);));
         }
-        for (&v, &last) in &value_reads {
+        for (&v, &last) in value_reads.iter().chain(masked.iter().map(|(v, (_, last))| (v, last))) {
             if last == i && droppable(function, v) && names.analyses.liveness {
                 let ident = names.ident(v);
                 backward_body.extend(quote!(::core::mem::drop(#ident);));
@@ -743,6 +791,7 @@ pub fn generate(
         .keys()
         .filter(|v| function.param_of(**v).is_none())
         .map(|v| names.text(*v))
+        .chain(masked.keys().map(|v| format!("{} (sign bits)", names.text(*v))))
         .collect();
 
     StaticCode {
@@ -933,6 +982,64 @@ fn expand_factors(
         factors.splice(k..=k, [p, q]);
     }
     factors
+}
+
+/// The context field holding the sign mask of `v`.
+fn sign_mask(names: &Names, v: ValueId) -> Ident {
+    format_ident!("{}_sign", names.text(v), span = proc_macro2::Span::mixed_site())
+}
+
+/// The values that every backward kernel reading them reads only through their sign (the
+/// output of relu, whose row saves `OutputSign`), among the steps' calls.
+fn sign_only_reads(function: &Function, steps: &[Step]) -> BTreeSet<ValueId> {
+    let (mut sign, mut other) = (BTreeSet::new(), BTreeSet::new());
+    for call in steps.iter().flat_map(|s| &s.calls) {
+        let sign_rule = matches!(
+            call.kernel,
+            Some(Kernel::UnaryGrad(f) | Kernel::UnaryGradScalar(f)) if f.reads_output_sign()
+        );
+        for arg in &call.args {
+            match arg {
+                GradArg::Value(v) if sign_rule => {
+                    sign.insert(*v);
+                }
+                GradArg::Value(v) => {
+                    other.insert(*v);
+                }
+                GradArg::Factors(factors) => other.extend(factors.iter().copied()),
+                GradArg::MapDerivative(map, _) => {
+                    if let Op::Map { captures, .. } = &function.stmt(*map).op {
+                        other.extend(captures.iter().copied());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    sign.difference(&other).copied().collect()
+}
+
+/// The values backward reads other than through kernel arguments: slices of indexed
+/// elements, what loops and calls read, a custom rule's output.
+fn structural_reads(function: &Function, steps: &[Step]) -> BTreeSet<ValueId> {
+    let mut reads = BTreeSet::new();
+    for step in steps {
+        match &function.stmt(step.stmt).op {
+            Op::Index(slice, _) => {
+                reads.insert(*slice);
+            }
+            Op::Loop(l) => {
+                reads.extend(l.captured.iter().map(|&(_, v)| v));
+                reads.extend(l.flag);
+            }
+            Op::Call(c) | Op::Custom { call: c, .. } => {
+                reads.extend(calls::reads(c).0);
+                reads.insert(step.stmt);
+            }
+            _ => {}
+        }
+    }
+    reads
 }
 
 /// The slice parameters whose gradient `Vec` the backward declares: the requested ones, and

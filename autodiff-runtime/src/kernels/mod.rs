@@ -16,6 +16,7 @@ pub(crate) mod flat;
 pub mod fused;
 pub mod gemm;
 pub mod loss;
+pub mod mask;
 pub mod matmul;
 pub mod pairwise;
 pub mod pool;

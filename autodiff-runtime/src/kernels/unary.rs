@@ -22,6 +22,9 @@ pub enum Saves {
     Input,
     /// The backward reads the op's output `y` (cheaper for `exp`, `tanh`, ...).
     Output,
+    /// The backward reads only whether the output is positive (`y > 0`, relu): a bit per
+    /// element ([`SignMask`](super::mask::SignMask)) stands for `y`, decoded as 1 or 0.
+    OutputSign,
 }
 
 /// The logistic function, computed without overflow for large `|x|`.

@@ -103,19 +103,20 @@ impl<'a, F: Float> Tape<'a, F> {
     pub fn memory(&self) -> TapeMemory {
         let graph = self.graph.borrow();
         let mut buffers: Vec<(*const Value<'a, F>, usize)> = Vec::new();
-        let mut extra = 0;
+        let (mut extra, mut residuals) = (0, 0);
         for node in &graph.nodes {
             for saved in node.op.saved().into_iter().flatten() {
                 buffers.push((std::rc::Rc::as_ptr(saved), saved.owned_bytes()));
             }
             extra += node.op.extra_bytes();
+            residuals += node.op.residual_bytes();
         }
         buffers.sort_unstable_by_key(|(ptr, _)| *ptr);
         buffers.dedup_by_key(|(ptr, _)| *ptr);
         // An `Rc` box is two counts and the value.
         let rc_box = 2 * size_of::<usize>() + size_of::<Value<'a, F>>();
         TapeMemory {
-            saved_bytes: buffers.iter().map(|(_, bytes)| bytes).sum(),
+            saved_bytes: buffers.iter().map(|(_, bytes)| bytes).sum::<usize>() + residuals,
             nodes: graph.nodes.len(),
             node_bytes: graph.nodes.capacity() * size_of::<Node<'a, F>>()
                 + buffers.len() * rc_box
@@ -132,7 +133,14 @@ fn node_info<F: Float>(node: &Node<'_, F>) -> NodeInfo {
         id: node.output,
         op: node.op.name(),
         inputs: node.inputs[..node.n_inputs as usize].to_vec(),
-        saved_bytes: node.op.saved().into_iter().flatten().map(|s| s.owned_bytes()).sum(),
+        saved_bytes: node
+            .op
+            .saved()
+            .into_iter()
+            .flatten()
+            .map(|s| s.owned_bytes())
+            .sum::<usize>()
+            + node.op.residual_bytes(),
         shape: node.shape.slice().to_vec(),
     }
 }

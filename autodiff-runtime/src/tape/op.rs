@@ -9,6 +9,7 @@ use std::rc::Rc;
 use ndarray::{arr0, ArrayBase, ArrayD, ArrayViewD, Data, Dimension, IxDyn};
 
 use super::table::TableOp;
+use crate::kernels::mask::SignMask;
 use crate::kernels::unary::Saves;
 use crate::kernels::{binary, pairwise, unary};
 use crate::Float;
@@ -206,6 +207,12 @@ pub(crate) enum Op<'a, F: Float> {
         kind: Unary,
         saved: Saved<'a, F>,
     },
+    /// A unary row whose derivative reads only the output's sign (relu): a bit per element
+    /// instead of the output.
+    UnarySign {
+        kind: Unary,
+        mask: SignMask<IxDyn>,
+    },
     /// `maximum(a, b)` and the other pairwise rows: both operands are read by both adjoints.
     Pairwise {
         kind: Pairwise,
@@ -270,7 +277,7 @@ impl<'a, F: Float> Op<'a, F> {
             Op::MulScalar(_) => "mul_scalar",
             Op::DivScalar(_) => "div_scalar",
             Op::ScalarDiv { .. } => "scalar_div",
-            Op::Unary { kind, .. } => kind.name(),
+            Op::Unary { kind, .. } | Op::UnarySign { kind, .. } => kind.name(),
             Op::Pairwise { kind, .. } => kind.name(),
             Op::Map { .. } => "map",
             Op::Custom(_) => "custom",
@@ -289,8 +296,18 @@ impl<'a, F: Float> Op<'a, F> {
             | Op::ScalarSub
             | Op::MulScalar(_)
             | Op::DivScalar(_)
+            | Op::UnarySign { .. }
             | Op::Custom(_)
             | Op::Freed { .. } => [None, None],
+        }
+    }
+
+    /// Bytes of what the node keeps for its backward in a form of its own rather than as a
+    /// shared tensor (a sign mask), counted with the saved tensors.
+    pub(crate) fn residual_bytes(&self) -> usize {
+        match self {
+            Op::UnarySign { mask, .. } => mask.bytes(),
+            _ => 0,
         }
     }
 
@@ -316,6 +333,7 @@ impl<'a, F: Float> Op<'a, F> {
             Op::DivScalar(s) => emit(0, binary::div_scalar_grad_array(g, *s)),
             Op::ScalarDiv { s, x } => emit(0, with_array!(&**x, |x| binary::scalar_div_grad_array(g, *s, x))),
             Op::Unary { kind, saved } => emit(0, with_array!(&**saved, |y| kind.grad(g, y))),
+            Op::UnarySign { kind, mask } => emit(0, kind.grad(g, &mask.decode::<F>())),
             Op::Pairwise { kind, a, b } => {
                 send(emit, kind.grads(g, &a.view(), &b.view(), [needs[0], needs[1]]));
             }

@@ -10,6 +10,7 @@ use ndarray::{ArrayD, ArrayViewD, Axis, Ix1, Ix2, Ix4, IxDyn};
 use super::op::{scalar_array, with_array, Op, Pairwise, Unary, Value};
 use super::table::TableOp;
 use super::{Slot, Tape};
+use crate::kernels::mask::SignMask;
 use crate::kernels::unary::Saves;
 use crate::kernels::{batch_norm, binary, conv, flat, loss, matmul, pool, reduce, softmax, unary};
 use crate::Float;
@@ -318,11 +319,18 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
 
     fn unary(&self, kind: Unary) -> Self {
         let y = with_array!(&*self.value, |x| kind.forward(x));
-        self.record(y, &[self], |output| Op::Unary {
-            kind,
-            saved: match kind.saves() {
-                Saves::Input => Rc::clone(&self.value),
-                Saves::Output => Rc::clone(output),
+        self.record(y, &[self], |output| match kind.saves() {
+            Saves::Input => Op::Unary {
+                kind,
+                saved: Rc::clone(&self.value),
+            },
+            Saves::Output => Op::Unary {
+                kind,
+                saved: Rc::clone(output),
+            },
+            Saves::OutputSign => Op::UnarySign {
+                kind,
+                mask: with_array!(&**output, |y| SignMask::positive(y)),
             },
         })
     }
