@@ -50,7 +50,14 @@ fn mlp_loss(
 }
 
 /// The MLP's parameters `(w1, b1, w2, b2, w3, b3)`, shaped as `mlp_loss_grad`'s gradients.
-type Mlp = (Array2<f64>, Array1<f64>, Array2<f64>, Array1<f64>, Array2<f64>, Array1<f64>);
+type Mlp = (
+    Array2<f64>,
+    Array1<f64>,
+    Array2<f64>,
+    Array1<f64>,
+    Array2<f64>,
+    Array1<f64>,
+);
 
 /// The leaves of [`Mlp`] in `Params` order, for messages.
 const LEAF_NAMES: [&str; 6] = ["w1", "b1", "w2", "b2", "w3", "b3"];
@@ -212,12 +219,7 @@ fn train_distributed(
     let n = params.element_count();
     let (mut local, mut summed) = (vec![0.0; n + 1], vec![0.0; n + 1]);
     let mut adam = Adam::new(lr);
-    let mut run = Run {
-        params: Mlp::default(),
-        losses: Vec::with_capacity(steps),
-        step_secs: Vec::with_capacity(steps),
-        reduce_secs: Vec::with_capacity(steps),
-    };
+    let (mut losses, mut step_secs, mut reduce_secs) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..steps {
         let start = Instant::now();
         let (loss, mut grads) = if x.nrows() == 0 {
@@ -235,15 +237,19 @@ fn train_distributed(
 
         let reduce_start = Instant::now();
         world.all_reduce_into(&local[..], &mut summed[..], SystemOperation::sum());
-        run.reduce_secs.push(reduce_start.elapsed().as_secs_f64());
+        reduce_secs.push(reduce_start.elapsed().as_secs_f64());
 
         unflatten_from(&summed[..n], &mut grads);
         adam.step(&mut params, &grads);
-        run.losses.push(summed[n]);
-        run.step_secs.push(start.elapsed().as_secs_f64());
+        losses.push(summed[n]);
+        step_secs.push(start.elapsed().as_secs_f64());
     }
-    run.params = params;
-    run
+    Run {
+        params,
+        losses,
+        step_secs,
+        reduce_secs,
+    }
 }
 
 /// The rows of rank `rank` out of `ranks`: contiguous, sizes differing by at most one
