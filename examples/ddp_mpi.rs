@@ -33,6 +33,8 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 /// Mean squared error of a two-hidden-layer tanh network. `x` and `y` are data.
+// One parameter per weight, so that the function reads as the model's formula.
+#[allow(clippy::too_many_arguments)]
 #[differentiate(wrt(w1, b1, w2, b2, w3, b3))]
 fn mlp_loss(
     x: &Array2<f64>,
