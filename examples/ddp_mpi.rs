@@ -180,7 +180,7 @@ fn main() -> ExitCode {
     // Every rank takes part in the spread's all-reduce; rank 0 alone trains the
     // one-process copy and sends its verdict, so that all ranks exit alike.
     let spread = spread_across_ranks(&world, &run.params);
-    let mut passed = u8::from(rank != 0);
+    let mut passed = 0_u8; // rank 0's verdict, 1 for passed, after the broadcast
     if rank == 0 {
         let mut adam = Adam::new(args.lr);
         let mut reference = init;
