@@ -71,7 +71,6 @@ impl Kernel {
             Kernel::powi_grad => Some(Kernel::powi_grad_scalar),
             Kernel::powf_grad => Some(Kernel::powf_grad_scalar),
             Kernel::map_grad => Some(Kernel::map_grad_scalar),
-            Kernel::square_grad => Some(Kernel::square_grad_scalar),
             _ => None,
         }
     }

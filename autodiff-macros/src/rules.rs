@@ -12,7 +12,7 @@
 
 use proc_macro2::TokenStream;
 
-use crate::ir::{BinOp, Function, Kind, Op, Stmt, ValueId};
+use crate::ir::{BinOp, Function, Kind, Op, Stmt, UnaryFn, ValueId};
 use crate::kernel::{FillForm, Kernel};
 use crate::op_table::TableOp;
 use crate::scalar::Wrt;
@@ -222,9 +222,14 @@ pub fn backward(
     }
     let kind = |v: ValueId| function.kind(v);
     let calls = if let Op::Binary(BinOp::Mul, a, b) = &stmt.op {
-        // `a * a`: one step, `2·g·a`, where the table's rule writes two products and a sum.
+        // `a * a` is `a.square()`: one step, `g·2a`, where the table's rule of `a * b` writes
+        // two products and a sum.
         if a == b && kind(*a).is_array() {
-            vec![GradCall::new(*a, Kernel::square_grad, vec![G, Value(*a)])]
+            vec![GradCall::new(
+                *a,
+                Kernel::UnaryGrad(UnaryFn::Square),
+                vec![G, Value(*a)],
+            )]
         } else {
             dense_rule(function, stmt)
         }

@@ -20,7 +20,6 @@ macro_rules! for_each_kernel {
                 scale_grad, scale_grad_ref, sum_grad_of_scalar, sub_scalar_grad_scalar, sum_product,
                 div_scalar_grad_array, div_scalar_grad_scalar, scalar_div_grad_scalar, scalar_div_grad_array,
                 add_grad_fill, sub_grad_rhs_fill, fill_sum, fill_sum_neg, fill_sum_product,
-                square_grad, square_grad_scalar,
             }
             unary {
                 powi_grad, powi_grad_scalar, powf_grad, powf_grad_scalar,

@@ -71,7 +71,7 @@ fn quick_start_backward<'__ctx>(
         &h_5,
         &h_5,
         (|__g, __s0, __s1| ::autodiff::runtime::kernels::unary::tanh_grad_scalar(
-            ::autodiff::runtime::kernels::binary::square_grad_scalar(__g, __s0),
+            ::autodiff::runtime::kernels::unary::square_grad_scalar(__g, __s0),
             __s1,
         )),
     );

@@ -137,33 +137,6 @@ where
     unbroadcast(g, a_dim)
 }
 
-/// Adjoint of `a` in `a * a`: `2·g·a`, in `g`'s buffer. The static code takes this one step
-/// where the general rule of `a * b` would take two products and a sum into `a`'s adjoint.
-///
-/// # Panics
-/// If `g` and `a` differ in shape; the message names both.
-pub fn square_grad<F, S, D>(mut g: Array<F, D>, a: &ArrayBase<S, D>) -> Array<F, D>
-where
-    F: Float,
-    S: Data<Elem = F>,
-    D: Dimension,
-{
-    assert!(
-        flat::same_shape(g.shape(), a.shape()),
-        "square_grad: gradient shape {:?} differs from operand shape {:?}",
-        g.shape(),
-        a.shape()
-    );
-    flat::zip_in_place(&mut g, a, square_grad_scalar);
-    g
-}
-
-/// [`square_grad`] on one element: `2·g·a`.
-#[inline]
-pub fn square_grad_scalar<F: Float>(g: F, a: F) -> F {
-    (g + g) * a
-}
-
 /// Adjoint of `b` in `a * b`: `g * a`, unbroadcast to `b_dim`.
 pub fn mul_grad_rhs<F, S, E, D1, D>(g: Array<F, E>, a: &ArrayBase<S, D1>, b_dim: &D) -> Array<F, D>
 where
