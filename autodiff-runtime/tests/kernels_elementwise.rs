@@ -91,6 +91,10 @@ fn forward_broadcasts_a_row_vector_over_a_matrix() {
     assert_eq!(binary::add(&a, &b), array![[11.0, 22.0, 33.0], [14.0, 25.0, 36.0]]);
     // The 1-D operand may also come first.
     assert_eq!(binary::sub(&b, &a), array![[9.0, 18.0, 27.0], [6.0, 15.0, 24.0]]);
+    // Dynamic rank on either side (the tape's arrays).
+    let (a_dyn, b_dyn) = (a.clone().into_dyn(), b.clone().into_dyn());
+    assert_eq!(binary::sub(&b, &a_dyn), binary::sub(&b, &a).into_dyn());
+    assert_eq!(binary::div(&a_dyn, &b_dyn), binary::div(&a, &b).into_dyn());
 }
 
 #[test]
