@@ -95,6 +95,11 @@ fn forward_broadcasts_a_row_vector_over_a_matrix() {
     let (a_dyn, b_dyn) = (a.clone().into_dyn(), b.clone().into_dyn());
     assert_eq!(binary::sub(&b, &a_dyn), binary::sub(&b, &a).into_dyn());
     assert_eq!(binary::div(&a_dyn, &b_dyn), binary::div(&a, &b).into_dyn());
+    // A row of rank 2 against a vector: the result takes the row's extra axis.
+    let row = array![[1.0, 2.0, 3.0]];
+    assert_eq!(binary::add(&b, &row), array![[11.0, 22.0, 33.0]]);
+    assert_eq!(binary::add(&b_dyn, &row.clone().into_dyn()).shape(), &[1, 3]);
+    assert_eq!(binary::sub(&row, &b), array![[-9.0, -18.0, -27.0]]);
 }
 
 #[test]

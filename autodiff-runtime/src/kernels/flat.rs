@@ -21,12 +21,17 @@ pub(crate) fn same_shape(a: &[usize], b: &[usize]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a == b)
 }
 
-/// Whether an array of shape `x` broadcasts to shape `g` by plain repetition: `x` without
-/// its leading 1s is a suffix of `g` (equal shapes included). Then, both in row-major
-/// order, `x`'s elements are those of every consecutive block of `x.len()` elements of
-/// `g`: the bias of a dense layer (`[n]` against `[batch, n]`) is the common case.
+/// Whether an array of shape `x` broadcasts to shape `g` by plain repetition: `x` has no
+/// more axes than `g`, and without its leading 1s is a suffix of `g` (equal shapes
+/// included). Then, both in row-major order, `x`'s elements are those of every consecutive
+/// block of `x.len()` elements of `g`: the bias of a dense layer (`[n]` against
+/// `[batch, n]`) is the common case.
 #[inline]
 fn repeats_into(g: &[usize], x: &[usize]) -> bool {
+    if x.len() > g.len() {
+        // Broadcasting would add axes to `g`: the result would not have `g`'s shape.
+        return false;
+    }
     let leading_ones = x.iter().take_while(|&&len| len == 1).count();
     let x = &x[leading_ones..];
     x.len() <= g.len() && same_shape(&g[g.len() - x.len()..], x)
