@@ -10,7 +10,7 @@ use autodiff_runtime::gradcheck::{
     default_step, max_relative_error, numeric_derivative, numeric_gradient, relative_error,
 };
 use autodiff_runtime::kernels::{binary, reduce, unary};
-use ndarray::{arr0, array, Array, Array1, Array2, ArrayD, Axis, Dimension, IxDyn, ShapeBuilder};
+use ndarray::{arr0, array, Array, Array1, Array2, ArrayD, Axis, Dimension, Ix1, IxDyn, ShapeBuilder};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -148,6 +148,23 @@ fn unbroadcast_sums_over_broadcast_axes() {
     assert_eq!(to_column, array![[6.0], [15.0]]);
     let to_scalar = binary::unbroadcast(g, &ndarray::Ix0());
     assert_eq!(to_scalar, arr0(21.0));
+}
+
+#[test]
+fn unbroadcast_ref_equals_unbroadcast_and_leaves_the_adjoint() {
+    let g = Array2::from_shape_fn((3, 4), |(i, j)| (i * 4 + j) as f64 - 5.0);
+    let g_dyn = g.clone().into_dyn();
+    for target in [vec![4], vec![1, 4], vec![3, 1], vec![3, 4], vec![1, 1], vec![]] {
+        let dim = IxDyn(&target);
+        assert_eq!(
+            binary::unbroadcast_ref(&g_dyn, &dim),
+            binary::unbroadcast(g_dyn.clone(), &dim)
+        );
+    }
+    assert_eq!(binary::unbroadcast_ref(&g, &Ix1(4)), g.sum_axis(Axis(0)));
+    // A transposed adjoint takes the general path.
+    let t = g.t().to_owned();
+    assert_eq!(binary::unbroadcast_ref(&t, &Ix1(3)), t.sum_axis(Axis(0)));
 }
 
 #[test]

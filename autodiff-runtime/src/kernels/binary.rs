@@ -61,6 +61,17 @@ pub fn unbroadcast<F: Float, E: Dimension, D: Dimension>(g: Array<F, E>, dim: &D
         .unwrap_or_else(|_| unreachable!("rank was reduced to the operand's rank"))
 }
 
+/// [`unbroadcast`] from a borrowed adjoint: the operand's adjoint in a new array, `g` left
+/// intact. For `a + b` whose two adjoints are both needed, a caller can compute the
+/// broadcast operand's adjoint (a reduction) from `&g` first and then move `g` itself into
+/// the other's, instead of cloning `g` for one of them.
+///
+/// # Panics
+/// If `dim` cannot broadcast to `g`'s shape.
+pub fn unbroadcast_ref<F: Float, E: Dimension, D: Dimension>(g: &Array<F, E>, dim: &D) -> Array<F, D> {
+    flat::sum_to_shape(g, dim).unwrap_or_else(|| unbroadcast(g.clone(), dim))
+}
+
 /// The output shape of broadcasting `a` with `b`, or a panic naming `op` and both shapes.
 pub(crate) fn check_broadcast(op: &str, a: &[usize], b: &[usize]) {
     let n = a.len().max(b.len());
