@@ -23,12 +23,19 @@ use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 use std::time::{Duration, Instant};
 
 /// (m, k, n) for `m×k · k×n`.
-const SHAPES: [(usize, usize, usize); 11] = [
+const SHAPES: [(usize, usize, usize); 17] = [
     (16, 8, 4),
     (8, 16, 4),
     (4, 16, 8),
     (16, 4, 8),
     (8, 8, 8),
+    // The products of a 16×8→16→4 MLP (benches/small_problems.rs) in its three forms.
+    (16, 8, 16),
+    (16, 16, 4),
+    (16, 4, 16),
+    (8, 16, 16),
+    (16, 16, 8),
+    (32, 4, 16),
     (16, 16, 16),
     (24, 24, 24),
     (64, 8, 4),

@@ -156,12 +156,24 @@ fn probe_min() {
                 v.sort_by(|a, b| a.partial_cmp(b).unwrap());
                 (v[0], v[v.len() / 2])
             };
+            // Tape and floor ran back to back in each repetition: the median of their
+            // per-repetition differences is the figure load drift disturbs least.
+            let mut paired_bwd: Vec<f64> = tape_t.iter().zip(&floor_t).map(|(t, f)| t - f).collect();
+            let mut paired_fb: Vec<f64> = tape_fb.iter().zip(&floor_fb).map(|(t, f)| t - f).collect();
+            let (_, paired_bwd) = stat(&mut paired_bwd);
+            let (_, paired_fb) = stat(&mut paired_fb);
             let (tb_min, tb_med) = stat(&mut tape_t);
             let (fb_min, fb_med) = stat(&mut floor_t);
             let (tf_min, tf_med) = stat(&mut tape_fb);
             let (ff_min, ff_med) = stat(&mut floor_fb);
             let (fr_min, fr_med) = stat(&mut freeing_t);
             let d = depth as f64;
+            println!(
+                "{:>10} depth {depth:>5}: paired median overhead per node: bwd {:>6.1} ns, fwd+bwd {:>6.1} ns",
+                chain.name(),
+                paired_bwd / d,
+                paired_fb / d
+            );
             println!(
                 "{:>10} depth {depth:>5}: bwd tape {tb_med:>9.0} ns (min {tb_min:>9.0}) floor {fb_med:>8.0} (min {fb_min:>8.0}) => {:>6.1} ns/node (min-based {:>6.1}); vs the freeing floor {fr_med:>8.0} (min {fr_min:>8.0}) => {:>6.1} ns/node (min-based {:>6.1}); fwd+bwd tape {tf_med:>9.0} floor {ff_med:>9.0} => {:>6.1} ns/node (min-based {:>6.1})",
                 chain.name(),

@@ -11,7 +11,7 @@ use autodiff_runtime::gradcheck::{
 };
 use autodiff_runtime::kernels::mask::SignMask;
 use autodiff_runtime::kernels::{binary, reduce, unary};
-use ndarray::{arr0, array, Array, Array1, Array2, ArrayD, Axis, Dimension, IxDyn, ShapeBuilder};
+use ndarray::{arr0, array, Array, Array1, Array2, ArrayD, Axis, Dimension, Ix1, IxDyn, ShapeBuilder};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -92,6 +92,15 @@ fn forward_broadcasts_a_row_vector_over_a_matrix() {
     assert_eq!(binary::add(&a, &b), array![[11.0, 22.0, 33.0], [14.0, 25.0, 36.0]]);
     // The 1-D operand may also come first.
     assert_eq!(binary::sub(&b, &a), array![[9.0, 18.0, 27.0], [6.0, 15.0, 24.0]]);
+    // Dynamic rank on either side (the tape's arrays).
+    let (a_dyn, b_dyn) = (a.clone().into_dyn(), b.clone().into_dyn());
+    assert_eq!(binary::sub(&b, &a_dyn), binary::sub(&b, &a).into_dyn());
+    assert_eq!(binary::div(&a_dyn, &b_dyn), binary::div(&a, &b).into_dyn());
+    // A row of rank 2 against a vector: the result takes the row's extra axis.
+    let row = array![[1.0, 2.0, 3.0]];
+    assert_eq!(binary::add(&b, &row), array![[11.0, 22.0, 33.0]]);
+    assert_eq!(binary::add(&b_dyn, &row.clone().into_dyn()).shape(), &[1, 3]);
+    assert_eq!(binary::sub(&row, &b), array![[-9.0, -18.0, -27.0]]);
 }
 
 #[test]
@@ -140,6 +149,23 @@ fn unbroadcast_sums_over_broadcast_axes() {
     assert_eq!(to_column, array![[6.0], [15.0]]);
     let to_scalar = binary::unbroadcast(g, &ndarray::Ix0());
     assert_eq!(to_scalar, arr0(21.0));
+}
+
+#[test]
+fn unbroadcast_ref_equals_unbroadcast_and_leaves_the_adjoint() {
+    let g = Array2::from_shape_fn((3, 4), |(i, j)| (i * 4 + j) as f64 - 5.0);
+    let g_dyn = g.clone().into_dyn();
+    for target in [vec![4], vec![1, 4], vec![3, 1], vec![3, 4], vec![1, 1], vec![]] {
+        let dim = IxDyn(&target);
+        assert_eq!(
+            binary::unbroadcast_ref(&g_dyn, &dim),
+            binary::unbroadcast(g_dyn.clone(), &dim)
+        );
+    }
+    assert_eq!(binary::unbroadcast_ref(&g, &Ix1(4)), g.sum_axis(Axis(0)));
+    // A transposed adjoint takes the general path.
+    let t = g.t().to_owned();
+    assert_eq!(binary::unbroadcast_ref(&t, &Ix1(3)), t.sum_axis(Axis(0)));
 }
 
 #[test]

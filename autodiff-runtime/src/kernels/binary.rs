@@ -23,10 +23,15 @@ use crate::Float;
 /// If `dim` cannot broadcast to `g`'s shape.
 pub fn unbroadcast<F: Float, E: Dimension, D: Dimension>(g: Array<F, E>, dim: &D) -> Array<F, D> {
     let target = dim.slice();
-    if g.shape() == target {
+    if flat::same_shape(g.shape(), target) {
         return g
             .into_dimensionality::<D>()
             .unwrap_or_else(|_| unreachable!("equal shapes imply equal rank"));
+    }
+    // Leading and trailing axes summed, on the flat slice: the common cases, without the
+    // dynamic-rank arrays of the general path below.
+    if let Some(summed) = flat::sum_to_shape(&g, dim) {
+        return summed;
     }
     assert!(
         g.ndim() >= target.len(),
@@ -54,6 +59,17 @@ pub fn unbroadcast<F: Float, E: Dimension, D: Dimension>(g: Array<F, E>, dim: &D
     }
     g.into_dimensionality::<D>()
         .unwrap_or_else(|_| unreachable!("rank was reduced to the operand's rank"))
+}
+
+/// [`unbroadcast`] from a borrowed adjoint: the operand's adjoint in a new array, `g` left
+/// intact. For `a + b` whose two adjoints are both needed, a caller can compute the
+/// broadcast operand's adjoint (a reduction) from `&g` first and then move `g` itself into
+/// the other's, instead of cloning `g` for one of them.
+///
+/// # Panics
+/// If `dim` cannot broadcast to `g`'s shape.
+pub fn unbroadcast_ref<F: Float, E: Dimension, D: Dimension>(g: &Array<F, E>, dim: &D) -> Array<F, D> {
+    flat::sum_to_shape(g, dim).unwrap_or_else(|| unbroadcast(g.clone(), dim))
 }
 
 /// The output shape of broadcasting `a` with `b`, or a panic naming `op` and both shapes.
@@ -87,9 +103,36 @@ macro_rules! broadcasting_forward {
             D2: Dimension,
         {
             check_broadcast(stringify!($name), a.shape(), b.shape());
-            a $op b
+            broadcast_map(a, b, |a, b| a $op b).unwrap_or_else(|| a $op b)
         }
     )*};
+}
+
+/// `f(a, b)` elementwise over flat slices when one operand equals the other's shape or
+/// repeats along its leading axes (a bias against a batch) and both are row-major; `None`
+/// otherwise, for ndarray's general broadcasting.
+///
+/// Why not ndarray's `&a + &b` throughout: it goes through `Zip` and the broadcast view's
+/// layout checks, which cost about as much as the arithmetic on a small dense layer.
+fn broadcast_map<F, S1, S2, D1, D2>(
+    a: &ArrayBase<S1, D1>,
+    b: &ArrayBase<S2, D2>,
+    f: impl Fn(F, F) -> F,
+) -> Option<Array<F, <D1 as DimMax<D2>>::Output>>
+where
+    F: Float,
+    S1: Data<Elem = F>,
+    S2: Data<Elem = F>,
+    D1: Dimension + DimMax<D2>,
+    D2: Dimension,
+{
+    // The output has the shape of the operand the other repeats into; its rank type is
+    // that operand's when their ranks differ, so this conversion only moves the array.
+    let output = match flat::zip_map_repeated(a, b, &f) {
+        Some(c) => c.into_dimensionality(),
+        None => flat::zip_map_repeated(b, a, |b, a| f(a, b))?.into_dimensionality(),
+    };
+    Some(output.unwrap_or_else(|_| unreachable!("the output has the broadcast shape, of the broadcast rank")))
 }
 
 broadcasting_forward! {

@@ -4,9 +4,9 @@
 //! Backend choice (measured on the study's shapes, see `benches/gemm.rs`): the
 //! `gemm` crate (pure Rust, runtime AVX2/FMA/AVX-512 dispatch) beats ndarray's
 //! default `dot` (the `matrixmultiply` crate) on every shape we measured, most on
-//! the large im2col product of `conv2d`. Tiny products (at most 2048 multiply-adds) of
-//! some shapes go to `matrixmultiply` instead, which has the lower fixed cost there
-//! (`benches/gemm_small.rs`, measured figures at `takes_small_path`). Both accept arbitrary (even negative)
+//! the large im2col product of `conv2d`. Tiny products (at most 2048 multiply-adds, 4096
+//! in the `a·bᵀ` layout) of some shapes go to `matrixmultiply` instead, which has the
+//! lower fixed cost there (`benches/gemm_small.rs`, measured figures at `takes_small_path`). Both accept arbitrary (even negative)
 //! strides, so transposed views are multiplied without a copy. OpenBLAS is not an
 //! option from crates alone here (`openblas-src` downloads its sources at build time).
 //!
@@ -80,31 +80,47 @@ pub(crate) fn gemm_with_threads<F: Float>(
 /// Products with at most this many multiply-adds (`m·n·k`) may take the small path.
 pub(crate) const SMALL_WORK: usize = 2048;
 
+/// In the `a·bᵀ` layout (`matmul_grad_lhs`), the small path reaches this many
+/// multiply-adds (16³): there `matrixmultiply` still wins 1.5–1.7× (see below).
+const SMALL_WORK_DOT_LAYOUT: usize = 4096;
+
+/// In the `a·bᵀ` layout, outputs of at most this many elements stay with the `gemm`
+/// crate, whose dot-product kernel is the cheaper one there (see below).
+const DOT_KERNEL_MAX_OUTPUT: usize = 64;
+
 /// Whether [`gemm_with_threads`] hands `a·b` to `matrixmultiply` rather than the `gemm` crate.
 ///
 /// Measured with `benches/gemm_small.rs` (both libraries called in turn, batch by batch,
 /// 201 rounds, median ns per call; single-threaded, f32 and f64, C-order operands used
-/// as `a·b`, `aᵀ·b` and `a·bᵀ`; 2-core AMD EPYC with AVX2/FMA, another job running):
-/// - up to 64×8·8×4 (2048 multiply-adds) each call costs a fixed 150–800 ns, and which
-///   library is cheaper depends on the shape, not on the size. `matrixmultiply` wins
-///   when the output is at least as tall as wide, `m ≥ n` (16×8·8×4, 8×16·16×4, 16×4·4×8,
-///   8×8·8×8, 64×8·8×4 as `a·b` and `aᵀ·b`: f32 1.3–2×, 150–350 ns a call; f64 even to
-///   1.8×), i.e. the forward product and `matmul_grad_rhs` of a small dense layer. The
-///   `gemm` crate wins, 1.4–2.3×, when `m < n` (4×16·16×8), and on `a·bᵀ` (both operands
-///   contiguous along `k`: `matmul_grad_lhs`), where it runs a dot-product kernel for
-///   `m·n ≤ 256` (the exception, k = 4 as in 16×4·4×8, is left to the `gemm` crate too);
-/// - at 16³ (4096) the `gemm` crate already wins `a·b` and `aᵀ·b` by 1.2–1.4× (only `a·bᵀ`
-///   still favours `matrixmultiply`); at 24³ and 32³ they are within ±20% with no clear
-///   winner; from 64³ on the `gemm` crate is as fast or up to 20% faster.
+/// as `a·b`, `aᵀ·b` and `a·bᵀ`; 2-core AMD EPYC with AVX2/FMA, other jobs running):
+/// - up to 2048 multiply-adds each call costs a fixed 200–800 ns, and which library is
+///   cheaper depends on the shape, not on the size. For `a·b` and `aᵀ·b`,
+///   `matrixmultiply` wins when the output is at least as tall as wide, `m ≥ n` (16×8·8×4,
+///   16×4·4×16, 32×4·4×16, 64×8·8×4: 1.2–2×), i.e. the forward product and
+///   `matmul_grad_rhs` of a small dense layer; the `gemm` crate wins when `m < n`
+///   (4×16·16×8 1.4–1.5×, 8×16·16×16 1.05–1.2×);
+/// - in the `a·bᵀ` layout (both operands contiguous along `k`: `matmul_grad_lhs`) the
+///   `gemm` crate runs a dot-product kernel, which wins while the output is tiny, at most
+///   64 elements (16×8·8×4, 8×16·16×4, 16×16·16×4, 4×16·16×8: 1.2–2.4×), and loses from
+///   128 elements on (16×4·4×16, 16×8·8×16, 32×4·4×16, 64×8·8×4, 16×16·16×8: `matrixmultiply`
+///   1.1–2.6× faster), up to 16³ (1.5–1.7×; the one exception measured, 16×4·4×8 in f64,
+///   is 1.13× the other way while f32 is 1.8× this way);
+/// - at 16³ the `gemm` crate already wins `a·b` and `aᵀ·b` by 1.0–1.25×; at 24³ and 32³
+///   they are within ±20% with no clear winner; from 64³ on the `gemm` crate is as fast or
+///   up to 30% faster.
 ///
-/// So the small path is `m·n·k ≤ 2048`, `m ≥ n`, and not the `a·bᵀ` layout. A plain
-/// triple loop (and a row-wise axpy loop) measured slower than one of the two libraries
-/// on every shape, even 16×8·8×4, so neither is used.
+/// A plain triple loop (and a row-wise axpy loop) measured slower than one of the two
+/// libraries on every shape, even 16×8·8×4, so neither is used.
 fn takes_small_path<F: Float>(a: &ArrayView2<F>, b: &ArrayView2<F>) -> bool {
     let (m, k) = a.dim();
     let n = b.ncols();
+    let work = m.saturating_mul(n).saturating_mul(k);
     let contiguous_along_k = a.strides()[1] == 1 && b.strides()[0] == 1;
-    m.saturating_mul(n).saturating_mul(k) <= SMALL_WORK && m >= n && !contiguous_along_k
+    if contiguous_along_k {
+        work <= SMALL_WORK_DOT_LAYOUT && m.saturating_mul(n) > DOT_KERNEL_MAX_OUTPUT
+    } else {
+        work <= SMALL_WORK && m >= n
+    }
 }
 
 /// [`gemm()`] on an explicitly chosen backend.
@@ -430,8 +446,11 @@ mod tests {
         // aᵀ·g of a 16×8 → 4 layer's backward (a stored 16×8, g 16×4).
         let g = Array2::<f32>::zeros((16, 4));
         assert!(takes_small_path(&a.t(), &g.view()));
-        // g·wᵀ: both contiguous along k, the gemm crate's dot kernel.
+        // g·wᵀ: both contiguous along k, a 16×8 output: the gemm crate's dot kernel.
         assert!(!takes_small_path(&g.view(), &w.t()));
+        // The same layout with a 16×16 output (a 16 → 4 layer's input adjoint): matrixmultiply.
+        let w_wide = Array2::<f32>::zeros((16, 4));
+        assert!(takes_small_path(&g.view(), &w_wide.t()));
         // m < n, and a big product.
         assert!(!takes_small_path(&b.t(), &a.t()));
         let big = Array2::<f32>::zeros((64, 64));
