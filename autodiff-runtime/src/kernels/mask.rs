@@ -21,31 +21,37 @@ pub struct SignMask<D> {
 impl<D: Dimension> SignMask<D> {
     /// The mask of `a > 0`.
     pub fn positive<F: Float, S: Data<Elem = F>>(a: &ArrayBase<S, D>) -> Self {
-        let mut bits = vec![0u64; a.len().div_ceil(64)];
-        let mut set = |i: usize, x: F| {
-            if x > F::zero() {
-                bits[i / 64] |= 1 << (i % 64);
+        // A word at a time: 64 comparisons folded into one store.
+        fn word<F: Float>(chunk: impl Iterator<Item = F>) -> u64 {
+            chunk
+                .enumerate()
+                .fold(0u64, |w, (k, x)| w | (u64::from(x > F::zero()) << k))
+        }
+        let bits = match a.as_slice() {
+            Some(xs) => xs.chunks(64).map(|c| word(c.iter().copied())).collect(),
+            None => {
+                let mut values = a.iter().copied().peekable();
+                let mut bits = Vec::with_capacity(a.len().div_ceil(64));
+                while values.peek().is_some() {
+                    bits.push(word(values.by_ref().take(64)));
+                }
+                bits
             }
         };
-        match a.as_slice() {
-            Some(xs) => xs.iter().enumerate().for_each(|(i, &x)| set(i, x)),
-            None => a.iter().enumerate().for_each(|(i, &x)| set(i, x)),
-        }
         SignMask { bits, dim: a.raw_dim() }
     }
 
     /// The array of 1 where the element was positive and 0 elsewhere.
     pub fn decode<F: Float>(&self) -> Array<F, D> {
         let n = self.dim.size();
-        let values: Vec<F> = (0..n)
-            .map(|i| {
-                if self.bits[i / 64] >> (i % 64) & 1 == 1 {
-                    F::one()
-                } else {
-                    F::zero()
+        let mut values = vec![F::zero(); n];
+        for (chunk, &word) in values.chunks_mut(64).zip(&self.bits) {
+            for (k, v) in chunk.iter_mut().enumerate() {
+                if word >> k & 1 == 1 {
+                    *v = F::one();
                 }
-            })
-            .collect();
+            }
+        }
         Array::from_shape_vec(self.dim.clone(), values).unwrap_or_else(|_| unreachable!("one value per element"))
     }
 
