@@ -191,7 +191,18 @@ pub fn outer_sub_grad_rhs<F: Float>(g: &Outer<F>, dim: &Ix2) -> Outer<F> {
 /// Adjoint of an operand of rank below 2 (or of unknown rank) in a broadcast sum, as a dense
 /// array of shape `dim`: a vector broadcast along the rows receives `(Σu)·v`.
 pub fn outer_add_grad_dense<F: Float, D: Dimension>(g: &Outer<F>, dim: &D) -> Array<F, D> {
-    super::binary::unbroadcast(g.dense(), dim)
+    // Summed from the two vectors where the operand is a float or a vector, without writing
+    // the m×n matrix that a reduction of the dense adjoint would need.
+    let reduced: Option<ndarray::ArrayD<F>> = match dim.slice() {
+        [] => Some(ndarray::arr0(outer_sum(g)).into_dyn()),
+        [1] => Some(Array1::from_elem(1, outer_sum(g)).into_dyn()),
+        [n] if *n == g.v.len() => Some((&g.v * g.u.sum()).into_dyn()),
+        _ => None,
+    };
+    match reduced.map(|r| r.into_dimensionality::<D>()) {
+        Some(Ok(r)) => r,
+        _ => super::binary::unbroadcast(g.dense(), dim),
+    }
 }
 
 /// [`outer_add_grad_dense`] for the subtracted operand.
@@ -256,6 +267,15 @@ mod tests {
             dense.sum_axis(Axis(1)).insert_axis(Axis(1))
         );
         assert_eq!(outer_add_grad_dense(&g, &ndarray::Ix1(2)), dense.sum_axis(Axis(0)));
+        assert_eq!(
+            outer_add_grad_dense(&g, &ndarray::Ix1(1)),
+            ndarray::arr1(&[dense.sum()])
+        );
+        assert_eq!(outer_add_grad_dense(&g, &ndarray::Ix0()), ndarray::arr0(dense.sum()));
+        assert_eq!(
+            outer_add_grad_dense(&g, &Ix2(1, 2)),
+            dense.sum_axis(Axis(0)).insert_axis(Axis(0))
+        );
         assert_eq!(outer_sum(&g), dense.sum());
         assert_eq!(outer_scale_grad_scalar(&g, &[dense.view()]), (&dense * &dense).sum());
     }
