@@ -30,6 +30,9 @@
 //! whole interval of its input (or, with [`KINKS_IN_CLOSURES`], kinks continuously). So a
 //! failed check is a bug of the macro or the kernels, not of the finite differences.
 //!
+//! Each function is expanded twice, the second time under `save = "min"`, and the check
+//! asserts that both expansions compute the same gradients.
+//!
 //! `AUTODIFF_RANDOM_SEED` (default [`DEFAULT_SEED`]) picks the functions and
 //! `AUTODIFF_RANDOM_COUNT` (default [`DEFAULT_COUNT`]) how many. The PRNG is a small
 //! xorshift written here, so that the build script needs no dependency.
@@ -164,7 +167,25 @@ fn main() {
         )
         .unwrap();
         writeln!(src, "/// Random function {index} of seed {seed}.").unwrap();
-        writeln!(src, "{}\n", function.source).unwrap();
+        // A second expansion under `save = "min"` (backward recomputes the forward), which
+        // the check compares with the first: the same gradients, to the bit.
+        let source = function
+            .source
+            .lines()
+            .map(|line| match line.strip_prefix("#[differentiate") {
+                Some(rest) => {
+                    let args = rest
+                        .trim_start_matches('(')
+                        .trim_end_matches(")]")
+                        .trim_end_matches(']');
+                    let sep = if args.is_empty() { "" } else { ", " };
+                    format!("{line}\n#[differentiate({args}{sep}save = \"min\", name = {name}_min)]")
+                }
+                None => line.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        writeln!(src, "{source}\n").unwrap();
         writeln!(src, "fn check_{name}(input: &mut dyn crate::Uniform) -> CheckReport {{").unwrap();
         let mut args = Vec::new();
         for param in &function.params {
@@ -180,6 +201,12 @@ fn main() {
                 format!("&{}", param.name)
             });
         }
+        writeln!(
+            src,
+            "    assert_eq!({name}_grad({0}), {name}_min_grad({0}), \"save = \\\"min\\\" computes other gradients\");",
+            args.join(", ")
+        )
+        .unwrap();
         writeln!(src, "    {name}_check({})", args.join(", ")).unwrap();
         writeln!(src, "}}\n").unwrap();
         cases.push(name);

@@ -1,6 +1,6 @@
 //! The attribute's arguments: `#[differentiate]`, `#[differentiate(wrt(w, b))]`,
 //! `#[differentiate(wrt(w), name = loss_params)]`, `#[differentiate(vjp = gelu_backward)]`,
-//! `#[differentiate(opt(fusion = false), name = loss_unfused)]`.
+//! `#[differentiate(opt(fusion = false), name = loss_unfused)]`, `#[differentiate(save = "min")]`.
 
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
@@ -37,6 +37,35 @@ pub struct Analyses {
     pub seed: bool,
     /// Adjoints that no requested gradient needs are not computed (dead-gradient elimination).
     pub dead_gradients: bool,
+    /// `save = "auto" | "all" | "min"`: what the forward half keeps for the backward half.
+    pub save: Save,
+}
+
+/// The memory plan's policy: what the forward half keeps for the backward half
+/// (`#[differentiate(save = "min")]`). Every policy computes the same gradients.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Save {
+    /// Each residual in its smallest exact form where that costs backward little: a value
+    /// read only through its sign (relu's output) as a bit per element. The default.
+    #[default]
+    Auto,
+    /// Every value backward reads, as forward computed it (the plan a tape makes without
+    /// per-op savings): the baseline the other policies are measured against.
+    All,
+    /// Nothing but the borrowed parameters: backward computes the forward again from them
+    /// (rematerialisation), trading a forward's time for holding no intermediate.
+    Min,
+}
+
+impl Save {
+    /// The policy's name as the attribute spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Save::Auto => "auto",
+            Save::All => "all",
+            Save::Min => "min",
+        }
+    }
 }
 
 impl Default for Analyses {
@@ -47,16 +76,18 @@ impl Default for Analyses {
             reuse: true,
             seed: true,
             dead_gradients: true,
+            save: Save::Auto,
         }
     }
 }
 
+const SAVE_USAGE: &str = "`save` takes the memory plan's policy: `save = \"auto\"` (the default: residuals in their smallest exact form), `save = \"all\"` (every residual as computed) or `save = \"min\"` (nothing kept: backward recomputes the forward)";
+
 const ANALYSES: &str = "`fusion`, `liveness`, `reuse`, `seed`, `dead_gradients`";
 
 impl Analyses {
-    /// Parses the inside of `opt(..)`: `name = true|false`, comma-separated.
-    fn parse_list(content: ParseStream) -> syn::Result<Self> {
-        let mut analyses = Analyses::default();
+    /// Parses the inside of `opt(..)` into `analyses`: `name = true|false`, comma-separated.
+    fn parse_list(mut analyses: Self, content: ParseStream) -> syn::Result<Self> {
         let mut seen: Vec<String> = Vec::new();
         while !content.is_empty() {
             let name: Ident = content.parse()?;
@@ -97,6 +128,7 @@ impl Analyses {
 impl Parse for Args {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let mut args = Args::default();
+        let (mut seen_opt, mut seen_save) = (false, false);
         while !input.is_empty() {
             let key: Ident = input.parse()?;
             if key == "wrt" {
@@ -159,11 +191,36 @@ impl Parse for Args {
                 }
                 let content;
                 syn::parenthesized!(content in input);
-                args.analyses = Analyses::parse_list(&content)?;
+                if seen_opt {
+                    return Err(syn::Error::new(key.span(), "`opt` is given twice"));
+                }
+                seen_opt = true;
+                args.analyses = Analyses::parse_list(args.analyses, &content)?;
+            } else if key == "save" {
+                if seen_save {
+                    return Err(syn::Error::new(key.span(), "`save` is given twice"));
+                }
+                seen_save = true;
+                if !input.peek(Token![=]) || !input.peek2(syn::LitStr) {
+                    return Err(syn::Error::new(key.span(), SAVE_USAGE));
+                }
+                input.parse::<Token![=]>()?;
+                let policy: syn::LitStr = input.parse()?;
+                args.analyses.save = match policy.value().as_str() {
+                    "auto" => Save::Auto,
+                    "all" => Save::All,
+                    "min" => Save::Min,
+                    other => {
+                        return Err(syn::Error::new(
+                            policy.span(),
+                            format!("unknown policy \"{other}\"; {SAVE_USAGE}"),
+                        ))
+                    }
+                };
             } else {
                 return Err(syn::Error::new(
                     key.span(),
-                    format!("unknown argument `{key}`; supported: `wrt(param, ...)`, `name = prefix`, `vjp = backward_fn` and `opt(analysis = false, ..)`"),
+                    format!("unknown argument `{key}`; supported: `wrt(param, ...)`, `name = prefix`, `vjp = backward_fn`, `save = \"auto\"|\"all\"|\"min\"` and `opt(analysis = false, ..)`"),
                 ));
             }
             if !input.is_empty() {

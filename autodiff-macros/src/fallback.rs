@@ -49,6 +49,7 @@ pub fn expand(item: &ItemFn, name: Option<&Ident>, errors: TokenStream, signatur
         context,
         vjp,
         tape_vjp,
+        residual_bytes,
     } = &items;
 
     let typed_stubs = match typed {
@@ -96,6 +97,7 @@ pub fn expand(item: &ItemFn, name: Option<&Ident>, errors: TokenStream, signatur
                 #allow #vis struct #context;
                 #entry
                 #allow #vis fn #forward #real -> (#out, #context) #where_clause #body
+                #allow #vis fn #residual_bytes #real -> ::core::option::Option<usize> #where_clause #body
                 #allow #vis fn #backward #impl_generics (ctx: #context, seed: #out) -> #grads #where_clause #body
             }
         }
@@ -106,6 +108,7 @@ pub fn expand(item: &ItemFn, name: Option<&Ident>, errors: TokenStream, signatur
                 #allow #vis fn #grad #all -> ! #body
                 #allow #vis fn #tape_grad #all -> ! #body
                 #allow #vis fn #forward #all -> ! #body
+                #allow #vis fn #residual_bytes #all -> ! #body
                 #allow #vis fn #backward #two -> ! #body
                 #allow #vis fn #check #all -> ! #body
             }
@@ -149,6 +152,8 @@ pub fn expand(item: &ItemFn, name: Option<&Ident>, errors: TokenStream, signatur
             backward: &[],
             eliminated: &[],
             saved: &[],
+            save: "auto",
+            residuals: &[],
         };
     }
 }

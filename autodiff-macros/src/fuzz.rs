@@ -352,6 +352,15 @@ const ARGS: &[&str] = &[
     "vjp = back, name = p2",
     "vjp = r#fn",
     "name = self",
+    "save = \"min\"",
+    "save = \"all\"",
+    "wrt(P), save = \"min\"",
+    "save = \"min\", opt(liveness = false)",
+    "save = min",
+    "save = \"none\"",
+    "save",
+    "save = \"min\", save = \"all\"",
+    "vjp = back, save = \"min\"",
 ];
 /// Statements outside the subset (or at its edges) to insert; `P` is a parameter, `S` a
 /// float parameter when there is one.

@@ -22,6 +22,7 @@ mod lower;
 mod op_table;
 mod rules;
 mod scalar;
+mod shapes;
 mod signature;
 mod ungroup;
 

@@ -116,3 +116,30 @@ pub fn measure<R>(f: impl FnOnce() -> R) -> (R, MemoryReport) {
     };
     (result, report)
 }
+
+/// The heap bytes of a `Vec`'s own buffer (its capacity times its element's size), not of
+/// what its elements own: what a loop's list of per-iteration contexts adds to their arrays.
+pub fn buffer_bytes<T>(items: &Vec<T>) -> usize {
+    items.capacity() * std::mem::size_of::<T>()
+}
+
+/// The buffers of reference-counted arrays counted so far, so that a buffer several
+/// arrays share counts once: a loop's state saved by one iteration as its output and by
+/// the next as its input is one allocation.
+#[derive(Default)]
+pub struct SharedBuffers {
+    seen: std::collections::HashSet<usize>,
+}
+
+impl SharedBuffers {
+    /// The heap bytes of `array`'s allocation (its elements and the reference counts
+    /// beside them) the first time its buffer is seen, 0 after.
+    pub fn count<F, D: ndarray::Dimension>(&mut self, array: &ndarray::ArcArray<F, D>) -> usize {
+        if !self.seen.insert(array.as_ptr() as usize) {
+            return 0;
+        }
+        // `Arc`'s two counters and ndarray's owned representation (pointer, length, capacity).
+        let header = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<Vec<F>>();
+        array.len() * std::mem::size_of::<F>() + header
+    }
+}

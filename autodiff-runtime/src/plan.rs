@@ -18,6 +18,12 @@ pub struct Plan {
     pub eliminated: &'static [&'static str],
     /// Intermediates (not parameters) kept from the forward pass for the backward pass.
     pub saved: &'static [&'static str],
+    /// The memory plan's policy (`#[differentiate(save = "..")]`): `"auto"`, `"all"` or `"min"`.
+    pub save: &'static str,
+    /// The residual manifest: one row per thing the context holds, with its bytes as a
+    /// formula of the input shapes, e.g. `"h_3 (relu sign mask): x[0]×w1[1] bits, in 8-byte words"`
+    /// (`x[k]`: the length of `x`'s axis `k`). `<name>_residual_bytes(..)` evaluates it.
+    pub residuals: &'static [&'static str],
 }
 
 impl Plan {
@@ -52,6 +58,14 @@ impl std::fmt::Display for Plan {
             writeln!(f, "  {line}")?;
         }
         writeln!(f, "adjoints eliminated: [{}]", self.eliminated.join(", "))?;
-        write!(f, "intermediates saved: [{}]", self.saved.join(", "))
+        writeln!(f, "intermediates saved: [{}]", self.saved.join(", "))?;
+        write!(f, "memory plan (save = \"{}\"):", self.save)?;
+        if self.residuals.is_empty() {
+            write!(f, " nothing held")?;
+        }
+        for row in self.residuals {
+            write!(f, "\n  {row}")?;
+        }
+        Ok(())
     }
 }

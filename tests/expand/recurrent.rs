@@ -20,14 +20,16 @@ impl<'__ctx> RecurrentContext<'__ctx> {
     #[allow(dead_code)]
     pub fn held_bytes(&self) -> usize {
         0
-            + self
-                .l3__contexts
-                .iter()
-                .map(|__t| {
-                    0 + __t.0.len() * ::core::mem::size_of::<f64>()
-                        + __t.1.len() * ::core::mem::size_of::<f64>()
-                })
-                .sum::<usize>()
+            + {
+                let mut __shared = ::autodiff::runtime::alloc::SharedBuffers::default();
+                let mut __bytes = ::autodiff::runtime::alloc::buffer_bytes(
+                    &self.l3__contexts,
+                );
+                for __t in self.l3__contexts.iter() {
+                    __bytes += 0 + __shared.count(&__t.0) + __shared.count(&__t.1);
+                }
+                __bytes
+            }
     }
 }
 #[doc = concat!(

@@ -160,6 +160,7 @@ impl<'f> BodyCode<'f> {
         for field in &mut code.fields {
             if let Some((_, kind)) = shared.iter().find(|(ident, _)| *ident == field.ident) {
                 field.ty = names.shared_type(*kind);
+                field.held = Some(Held::Shared);
             }
         }
         let contexts = format_ident!("{}contexts", names.prefix(), span = Span::mixed_site());

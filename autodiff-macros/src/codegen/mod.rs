@@ -10,7 +10,9 @@ mod calls;
 mod check_code;
 mod hvp_code;
 mod loops;
+mod manifest;
 mod names;
+mod remat;
 mod static_code;
 mod tape_code;
 
@@ -20,6 +22,7 @@ use syn::visit_mut::VisitMut;
 use syn::{GenericParam, Ident, ItemFn, Lifetime};
 
 use crate::activity::Activity;
+use crate::args::Save;
 use crate::ir::{Function, Kind, ParamRole};
 use crate::liveness::ForwardLiveness;
 use check_code::check_item;
@@ -58,7 +61,11 @@ pub fn expand(
         .collect();
     // Computed once, read by both emitters.
     let liveness = ForwardLiveness::of(function);
-    let code = static_code::generate(
+    let generate = match analyses.save {
+        Save::Min => remat::generate,
+        Save::Auto | Save::All => static_code::generate,
+    };
+    let code = generate(
         function,
         activity,
         &liveness,
@@ -252,7 +259,19 @@ pub fn expand(
     };
     let call_items = call_code::call_items(item, prefix, function, float, analyses);
     let hvp_items = hvp_code::hvp_items(item, prefix, function, &idents, &original_params, float, &grads_ty);
-    let plan_item = plan_item(item, prefix, function, &code, plan);
+    let (residual_rows, residual_total) = manifest::manifest(function, &names, &code.residuals);
+    let plan_item = plan_item(item, prefix, function, &code, plan, analyses.save, &residual_rows);
+    let residual_bytes = &idents.residual_bytes;
+    let residual_doc = format!(
+        "The heap bytes `{forward}`'s context will hold for these arguments (the residual manifest of `{plan}`, evaluated), or `None` where a residual's size is only known at run time (a loop's or a call's context)."
+    );
+    let residual_item = quote! {
+        #[doc = #residual_doc]
+        #[allow(dead_code, unused_variables, clippy::all)]
+        #vis fn #residual_bytes #impl_generics (#(#original_params),*) -> ::core::option::Option<usize> #where_clause {
+            #residual_total
+        }
+    };
 
     // The readable source of the static part, for `<name>_grad_source()`.
     let source_text = syn::parse2::<syn::File>(quote!(#static_items #wrapper_items))
@@ -268,6 +287,7 @@ pub fn expand(
         #check_item
         #hvp_items
         #plan_item
+        #residual_item
         #[doc = #source_doc]
         #[allow(dead_code)]
         #vis fn #source() -> &'static str {
@@ -289,6 +309,7 @@ pub struct Items {
     pub plan: Ident,
     pub source: Ident,
     pub context: Ident,
+    pub residual_bytes: Ident,
 }
 
 impl Items {
@@ -298,6 +319,7 @@ impl Items {
         let span = prefix.span();
         Items {
             forward: format_ident!("{}_forward", p, span = span),
+            residual_bytes: format_ident!("{}_residual_bytes", p, span = span),
             backward: format_ident!("{}_backward", p, span = span),
             grad: format_ident!("{}_grad", p, span = span),
             vjp: format_ident!("{}_vjp", p, span = span),
@@ -466,6 +488,8 @@ fn plan_item(
     function: &Function,
     code: &static_code::StaticCode,
     plan: &Ident,
+    save: Save,
+    residuals: &[String],
 ) -> TokenStream {
     let vis = &item.vis;
     let name = prefix.to_string();
@@ -480,7 +504,8 @@ fn plan_item(
         &code.plan_eliminated,
         &code.plan_saved,
     );
-    let doc = format!("What `#[differentiate]` generated for `{name}`: forward ops, backward kernel calls, eliminated adjoints, saved intermediates.");
+    let save = save.name();
+    let doc = format!("What `#[differentiate]` generated for `{name}`: forward ops, backward kernel calls, eliminated adjoints, saved intermediates, the memory plan.");
     quote! {
         #[doc = #doc]
         #[allow(dead_code)]
@@ -491,6 +516,8 @@ fn plan_item(
             backward: &[#(#backward),*],
             eliminated: &[#(#eliminated),*],
             saved: &[#(#saved),*],
+            save: #save,
+            residuals: &[#(#residuals),*],
         };
     }
 }

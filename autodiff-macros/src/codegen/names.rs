@@ -55,6 +55,31 @@ impl<'f> Names<'f> {
         }
     }
 
+    /// The same names under other analyses (`save = "min"` builds on the `all` plan).
+    pub fn with_analyses(&self, analyses: Analyses) -> Names<'f> {
+        Names {
+            function: self.function,
+            float: self.float.clone(),
+            prefix: self.prefix.clone(),
+            outer: HashMap::new(),
+            shared: self.shared.clone(),
+            analyses,
+        }
+    }
+
+    /// The same names for another version of the function (the same values, differently
+    /// differentiated: `save = "min"`'s primal forward).
+    pub fn with_function<'g>(&self, function: &'g Function) -> Names<'g> {
+        Names {
+            function,
+            float: self.float.clone(),
+            prefix: self.prefix.clone(),
+            outer: HashMap::new(),
+            shared: self.shared.clone(),
+            analyses: self.analyses,
+        }
+    }
+
     /// Marks values as held in `ArcArray`s.
     pub fn set_shared(&mut self, shared: Vec<ValueId>) {
         self.shared = shared;

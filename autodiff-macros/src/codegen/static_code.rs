@@ -16,6 +16,7 @@ use syn::Ident;
 use super::names::{kernels, Names};
 use super::{calls, loops};
 use crate::activity::Activity;
+use crate::args::Save;
 use crate::ir::{BinOp, Function, Init, Kind, Op, Origin, ParamRole, Stmt, ValueId};
 use crate::kernel::Kernel;
 use crate::liveness::ForwardLiveness;
@@ -67,9 +68,12 @@ pub struct CtxField {
 pub enum Held {
     /// One array.
     Array,
+    /// An `ArcArray` whose buffer other fields may share (a loop's state, saved by one
+    /// iteration as its output and by the next as its input): each buffer counts once.
+    Shared,
     /// A sign mask (`kernels::mask::SignMask`): a bit per element of a value.
     Mask,
-    /// A loop's per-iteration contexts: a `Vec` of tuples of these fields.
+    /// A loop's per-iteration contexts: a `Vec` of tuples of these fields (its buffer counts too).
     Contexts(Vec<Option<Held>>),
     /// A called function's saved context (which counts its own).
     Call,
@@ -82,15 +86,40 @@ impl Held {
             Held::Array => quote!(#access.len() * ::core::mem::size_of::<#float>()),
             Held::Mask => quote!(#access.bytes()),
             Held::Call => quote!(#access.held_bytes()),
+            // Counted where the context list is, which knows the buffers seen so far.
+            Held::Shared => quote!(0),
             Held::Contexts(items) => {
                 let counts = items.iter().enumerate().filter_map(|(k, item)| {
                     let k = syn::Index::from(k);
-                    item.as_ref().map(|held| held.bytes(quote!(__t.#k), float))
+                    item.as_ref().map(|held| match held {
+                        Held::Shared => quote!(__shared.count(&__t.#k)),
+                        _ => held.bytes(quote!(__t.#k), float),
+                    })
                 });
-                quote!(#access.iter().map(|__t| 0 #(+ #counts)*).sum::<usize>())
+                quote!({
+                    let mut __shared = ::autodiff::runtime::alloc::SharedBuffers::default();
+                    let mut __bytes = ::autodiff::runtime::alloc::buffer_bytes(&#access);
+                    for __t in #access.iter() {
+                        __bytes += 0 #(+ #counts)*;
+                    }
+                    __bytes
+                })
             }
         }
     }
+}
+
+/// One entry of the memory plan's residual manifest: what a context field holds.
+#[derive(Clone, Copy, Debug)]
+pub enum Residual {
+    /// A value as forward computed it.
+    Array(ValueId),
+    /// A value's sign, a bit per element.
+    Mask(ValueId),
+    /// The per-iteration contexts of the loop statement.
+    Loop(ValueId),
+    /// The context of the call statement.
+    Call(ValueId),
 }
 
 /// What an owned value of `kind` holds.
@@ -114,6 +143,8 @@ pub struct StaticCode {
     pub outer_reads: BTreeSet<usize>,
     /// Constant expressions backward evaluates (they may name outer parameters).
     pub constant_reads: Vec<TokenStream>,
+    /// What the context holds, one entry per owning field (the manifest).
+    pub residuals: Vec<Residual>,
 }
 
 /// Plans and emits the static forward and backward code.
@@ -352,8 +383,9 @@ pub fn generate(
     // 3c. What backward reads only through its sign is kept as a bit per element: a sign mask
     // taken in forward where the value is made, decoded into ones and zeros before its first
     // read in backward (`masked`: value -> first and last step reading it).
+    // `save = "all"` keeps every residual as computed.
     let mut masked: BTreeMap<ValueId, (usize, usize)> = BTreeMap::new();
-    if names.analyses.liveness {
+    if names.analyses.liveness && names.analyses.save != Save::All {
         let structural = structural_reads(function, &steps);
         for &v in &sign_only {
             let Some(&last) = value_reads.get(&v) else { continue };
@@ -428,8 +460,12 @@ pub fn generate(
             }
         }
     }
+    let mut residuals = Vec::new();
     for (&v, _) in value_reads.iter().filter(|(v, _)| function.param_of(**v).is_none()) {
         let kind = function.kind(v);
+        if kind.is_array() {
+            residuals.push(Residual::Array(v));
+        }
         fields.push(CtxField {
             ident: names.ident(v),
             ty: names.value_type(kind),
@@ -438,11 +474,13 @@ pub fn generate(
     }
     for (&id, body) in &bodies {
         if is_active(id) {
+            residuals.push(Residual::Loop(id));
             fields.push(body.context_field());
         }
     }
     for stmt in function.stmts.iter().filter(|s| is_active(s.id)) {
         if let Op::Call(c) = &stmt.op {
+            residuals.push(Residual::Call(stmt.id));
             fields.push(calls::context_field(names, stmt.id, c));
         }
     }
@@ -454,6 +492,7 @@ pub fn generate(
         });
     }
     for &v in masked.keys() {
+        residuals.push(Residual::Mask(v));
         let dim = names.dim_type(function.kind(v));
         fields.push(CtxField {
             ident: sign_mask(names, v),
@@ -805,6 +844,7 @@ pub fn generate(
         grads,
         outer_reads,
         constant_reads: token_reads,
+        residuals,
     }
 }
 

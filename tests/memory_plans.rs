@@ -1,0 +1,247 @@
+//! The memory plan's policies (`#[differentiate(save = "auto" | "all" | "min")]`): every
+//! policy's gradients checked three ways (static against the tape and central finite
+//! differences in f64) and equal to the other policies'; what each context holds, against
+//! the counting allocator.
+
+mod common;
+
+use autodiff::prelude::*;
+use autodiff::runtime::alloc::{self, CountingAllocator};
+use common::{positive, random, rng};
+use std::sync::{Mutex, MutexGuard};
+
+#[global_allocator]
+static ALLOC: CountingAllocator = CountingAllocator;
+
+/// The allocator's counters are process-wide: every test of this file runs alone.
+static COUNTERS: Mutex<()> = Mutex::new(());
+
+fn alone() -> MutexGuard<'static, ()> {
+    COUNTERS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The bytes a forward half leaves allocated when it returns (what its context holds,
+/// its value being a float), measured by the counting allocator (in a test run `alone`).
+macro_rules! held_by_forward {
+    ($forward:ident($($arg:expr),*)) => {{
+        // Once first: the GEMM's thread-local workspace is allocated at its first call.
+        let _ = $forward($($arg),*);
+        let before = alloc::current_bytes();
+        let (value, ctx) = $forward($($arg),*);
+        let held = alloc::current_bytes() - before;
+        assert_eq!(held, ctx.held_bytes(), "{}: the allocator and held_bytes() disagree", stringify!($forward));
+        (value, held)
+    }};
+}
+
+/// A two-layer perceptron with a relu, whose output backward reads only through its sign
+/// (a mask under `auto`) when `w2`'s gradient is not asked for.
+#[differentiate(wrt(w1, b1), name = mlp_auto)]
+#[differentiate(wrt(w1, b1), save = "all", name = mlp_all)]
+#[differentiate(wrt(w1, b1), save = "min", name = mlp_min)]
+fn mlp(x: &Array2<f64>, w1: &Array2<f64>, b1: &Array1<f64>, w2: &Array2<f64>) -> f64 {
+    let h = relu(&(x.dot(w1) + b1));
+    let y = h.dot(w2).tanh();
+    (&y * &y).sum()
+}
+
+#[test]
+fn mlp_policies_agree_and_check_three_ways() {
+    let _alone = alone();
+    let mut r = rng(1);
+    let (x, w1, b1, w2) = (
+        random(&mut r, (6, 5)),
+        random(&mut r, (5, 8)),
+        random(&mut r, 8),
+        random(&mut r, (8, 3)),
+    );
+    autodiff::check!(mlp_auto, &x, &w1, &b1, &w2);
+    autodiff::check!(mlp_all, &x, &w1, &b1, &w2);
+    autodiff::check!(mlp_min, &x, &w1, &b1, &w2);
+    let auto = mlp_auto_grad(&x, &w1, &b1, &w2);
+    assert_eq!(auto, mlp_all_grad(&x, &w1, &b1, &w2));
+    assert_eq!(auto, mlp_min_grad(&x, &w1, &b1, &w2));
+}
+
+#[test]
+fn mlp_policies_hold_what_they_say() {
+    let _alone = alone();
+    let mut r = rng(2);
+    let (x, w1, b1, w2) = (
+        random(&mut r, (6, 5)),
+        random(&mut r, (5, 8)),
+        random(&mut r, 8),
+        random(&mut r, (8, 3)),
+    );
+    let (v_auto, auto) = held_by_forward!(mlp_auto_forward(&x, &w1, &b1, &w2));
+    let (v_all, all) = held_by_forward!(mlp_all_forward(&x, &w1, &b1, &w2));
+    let (v_min, min) = held_by_forward!(mlp_min_forward(&x, &w1, &b1, &w2));
+    assert_eq!((v_auto, v_all), (v_min, v_min));
+    // all: h (6×8) and y (6×3); auto: h's sign, a 64-bit word; min: nothing.
+    assert_eq!(all, (6 * 8 + 6 * 3) * 8);
+    assert_eq!(auto, 8 + 6 * 3 * 8);
+    assert_eq!(min, 0);
+}
+
+/// A layer called from a loss, in a loop over steps: the callee's and the body's contexts
+/// follow the caller's policy.
+#[differentiate]
+fn layer<F: Float>(h: &Array2<F>, w: &Array2<F>) -> Array2<F> {
+    relu(&h.dot(w))
+}
+
+#[differentiate(name = recurrent_auto)]
+#[differentiate(save = "all", name = recurrent_all)]
+#[differentiate(save = "min", name = recurrent_min)]
+fn recurrent(h0: &Array2<f64>, w: &Array2<f64>, u: &Array2<f64>, steps: usize) -> f64 {
+    let mut h = h0.to_owned();
+    for _ in 0..steps {
+        let a: Array2<f64> = layer(&h, w);
+        h = (a + h.dot(u)).tanh();
+    }
+    h.mapv(|v| v * v).sum()
+}
+
+#[test]
+fn loops_and_calls_under_every_policy() {
+    let _alone = alone();
+    let mut r = rng(3);
+    let (h0, w, u) = (random(&mut r, (3, 4)), random(&mut r, (4, 4)), random(&mut r, (4, 4)));
+    autodiff::check!(recurrent_auto, &h0, &w, &u, 3);
+    autodiff::check!(recurrent_all, &h0, &w, &u, 3);
+    autodiff::check!(recurrent_min, &h0, &w, &u, 3);
+    let auto = recurrent_auto_grad(&h0, &w, &u, 3);
+    assert_eq!(auto, recurrent_all_grad(&h0, &w, &u, 3));
+    assert_eq!(auto, recurrent_min_grad(&h0, &w, &u, 3));
+    let (_, min) = held_by_forward!(recurrent_min_forward(&h0, &w, &u, 3));
+    let (_, all) = held_by_forward!(recurrent_all_forward(&h0, &w, &u, 3));
+    assert_eq!(min, 0);
+    assert!(all > 0);
+}
+
+/// A parameter taken by value, a branch, and an array output (a layer's VJP).
+#[differentiate(save = "min", name = owned_min)]
+#[differentiate(save = "all", name = owned_all)]
+fn owned(x: Array1<f64>, w: &Array1<f64>, flip: bool) -> Array1<f64> {
+    let y = if flip { -(&x * w) } else { &x * w };
+    y.mapv(|v| (v * v + 1.0).ln())
+}
+
+#[test]
+fn owned_parameters_and_layers_under_min() {
+    let _alone = alone();
+    let mut r = rng(4);
+    let (x, w) = (positive(&mut r, 5), positive(&mut r, 5));
+    let seed = random(&mut r, 5);
+    for flip in [false, true] {
+        let x = if flip { x.mapv(|v| v * 0.1) } else { x.clone() };
+        let all = owned_all_vjp(x.clone(), &w, flip, seed.clone());
+        let min = owned_min_vjp(x.clone(), &w, flip, seed.clone());
+        assert_eq!(all, min);
+    }
+}
+
+/// The convolutional block of the study, small: batch norm's input kept, relu's output as a
+/// mask under `auto`.
+#[differentiate(wrt(w, bias, gamma, beta), name = conv_auto)]
+#[differentiate(wrt(w, bias, gamma, beta), save = "all", name = conv_all)]
+#[differentiate(wrt(w, bias, gamma, beta), save = "min", name = conv_min)]
+fn conv(x: &Array4<f64>, w: &Array4<f64>, bias: &Array1<f64>, gamma: &Array1<f64>, beta: &Array1<f64>) -> f64 {
+    relu(&batch_norm(&conv2d(x, w, Some(bias), 1, 1), gamma, beta, 1e-5)).sum()
+}
+
+#[test]
+fn conv_block_under_every_policy() {
+    let _alone = alone();
+    let mut r = rng(5);
+    let (x, w) = (random(&mut r, (2, 3, 5, 5)), random(&mut r, (4, 3, 3, 3)));
+    let (bias, gamma, beta) = (random(&mut r, 4), positive(&mut r, 4), random(&mut r, 4));
+    autodiff::check!(conv_auto, &x, &w, &bias, &gamma, &beta);
+    autodiff::check!(conv_all, &x, &w, &bias, &gamma, &beta);
+    autodiff::check!(conv_min, &x, &w, &bias, &gamma, &beta);
+    let auto = conv_auto_grad(&x, &w, &bias, &gamma, &beta);
+    assert_eq!(auto, conv_all_grad(&x, &w, &bias, &gamma, &beta));
+    assert_eq!(auto, conv_min_grad(&x, &w, &bias, &gamma, &beta));
+    let (_, auto) = held_by_forward!(conv_auto_forward(&x, &w, &bias, &gamma, &beta));
+    let (_, all) = held_by_forward!(conv_all_forward(&x, &w, &bias, &gamma, &beta));
+    let (_, min) = held_by_forward!(conv_min_forward(&x, &w, &bias, &gamma, &beta));
+    assert!(auto < all, "auto {auto} B, all {all} B");
+    assert_eq!(min, 0);
+}
+
+#[test]
+fn the_manifest_states_what_each_context_holds() {
+    let _alone = alone();
+    let mut r = rng(6);
+    let (x, w1, b1, w2) = (
+        random(&mut r, (7, 5)),
+        random(&mut r, (5, 9)),
+        random(&mut r, 9),
+        random(&mut r, (9, 2)),
+    );
+    assert_eq!(
+        MLP_AUTO_GRAD_PLAN.residuals,
+        [
+            "y_8 (array): x[0]×w2[1] × 8 B",
+            "h_6 (relu sign mask): x[0]×max(w1[1], b1[0]) bits, in 8-byte words"
+        ]
+    );
+    assert_eq!(MLP_ALL_GRAD_PLAN.residuals.len(), 2);
+    assert!(MLP_MIN_GRAD_PLAN.residuals.is_empty());
+    assert_eq!(
+        (MLP_AUTO_GRAD_PLAN.save, MLP_ALL_GRAD_PLAN.save, MLP_MIN_GRAD_PLAN.save),
+        ("auto", "all", "min")
+    );
+    // The formulas, evaluated before forward runs, against what the allocator sees it keep.
+    for (predicted, (_, held)) in [
+        (
+            mlp_auto_residual_bytes(&x, &w1, &b1, &w2),
+            held_by_forward!(mlp_auto_forward(&x, &w1, &b1, &w2)),
+        ),
+        (
+            mlp_all_residual_bytes(&x, &w1, &b1, &w2),
+            held_by_forward!(mlp_all_forward(&x, &w1, &b1, &w2)),
+        ),
+        (
+            mlp_min_residual_bytes(&x, &w1, &b1, &w2),
+            held_by_forward!(mlp_min_forward(&x, &w1, &b1, &w2)),
+        ),
+    ] {
+        assert_eq!(predicted, Some(held));
+    }
+    // A bias broadcast along rows (1×9 against 7×9): `max` takes the longer axis.
+    let b_row = b1.clone().insert_axis(Axis(0));
+    assert_eq!(rows_residual_bytes(&x, &w1, &b_row), Some(7 * 9 * 8));
+
+    let (x, w) = (random(&mut r, (2, 3, 6, 5)), random(&mut r, (4, 3, 3, 3)));
+    let (bias, gamma, beta) = (random(&mut r, 4), positive(&mut r, 4), random(&mut r, 4));
+    assert_eq!(
+        CONV_AUTO_GRAD_PLAN.residuals[0],
+        "v5 (array): x[0]×w[0]×(x[2] + 2 − w[2] + 1)×(x[3] + 2 − w[3] + 1) × 8 B"
+    );
+    let (_, held) = held_by_forward!(conv_auto_forward(&x, &w, &bias, &gamma, &beta));
+    // The convolution's output (2×4×6×5 floats) and relu's mask (240 bits: 4 words).
+    assert_eq!(held, 2 * 4 * 6 * 5 * 8 + 4 * 8);
+    assert_eq!(conv_auto_residual_bytes(&x, &w, &bias, &gamma, &beta), Some(held));
+    let (_, held) = held_by_forward!(pooled_forward(&x, &w, &bias));
+    assert!(held > 0);
+    assert_eq!(pooled_residual_bytes(&x, &w, &bias), Some(held));
+
+    // A loop's contexts are counted at run time only.
+    assert_eq!(
+        recurrent_auto_residual_bytes(&x.index_axis(Axis(0), 0).index_axis(Axis(0), 0).to_owned(), &w1, &w1, 0),
+        None
+    );
+}
+
+/// `x·w + b` with `b` a 1×n row: kept for the tanh's backward.
+#[differentiate(wrt(w))]
+fn rows(x: &Array2<f64>, w: &Array2<f64>, b: &Array2<f64>) -> f64 {
+    (x.dot(w) + b).tanh().sum()
+}
+
+/// A strided convolution and a max-pool: the window formulas.
+#[differentiate(wrt(w))]
+fn pooled(x: &Array4<f64>, w: &Array4<f64>, b: &Array1<f64>) -> f64 {
+    max_pool2d(&conv2d(x, w, Some(b), 2, 0).tanh(), 2, 1).sum()
+}
