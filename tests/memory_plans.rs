@@ -245,3 +245,84 @@ fn rows(x: &Array2<f64>, w: &Array2<f64>, b: &Array2<f64>) -> f64 {
 fn pooled(x: &Array4<f64>, w: &Array4<f64>, b: &Array1<f64>) -> f64 {
     max_pool2d(&conv2d(x, w, Some(b), 2, 0).tanh(), 2, 1).sum()
 }
+
+/// relu's adjoint an outer product (a `sum` through a matrix product): its masked kernel
+/// forms `uᵢ·vⱼ` where the bit is set.
+#[differentiate(wrt(w1, b1), name = outer_auto)]
+#[differentiate(wrt(w1, b1), save = "all", name = outer_all)]
+fn outer(x: &Array2<f64>, w1: &Array2<f64>, b1: &Array1<f64>, w2: &Array2<f64>) -> f64 {
+    relu(&(x.dot(w1) + b1)).dot(w2).sum()
+}
+
+/// relu's rule fused with tanh's into one pass: the pass reads relu's output as a float,
+/// so `auto` keeps it (decoding a mask first would add a pass).
+#[differentiate(wrt(w), name = fused_auto)]
+#[differentiate(wrt(w), save = "all", name = fused_all)]
+fn fused(x: &Array2<f64>, w: &Array2<f64>, r: &Array2<f64>) -> f64 {
+    (&relu(&x.dot(w)).tanh() * r).sum()
+}
+
+#[test]
+fn relu_reads_its_bits_where_its_kernel_can() {
+    let _alone = alone();
+    let mut r = rng(7);
+    let (x, w1, b1, w2) = (
+        random(&mut r, (6, 5)),
+        random(&mut r, (5, 8)),
+        random(&mut r, 8),
+        random(&mut r, (8, 3)),
+    );
+    autodiff::check!(outer_auto, &x, &w1, &b1, &w2);
+    assert_eq!(outer_auto_grad(&x, &w1, &b1, &w2), outer_all_grad(&x, &w1, &b1, &w2));
+    assert_eq!(OUTER_AUTO_GRAD_PLAN.backward_calls("outer_masked"), 1);
+    assert_eq!(OUTER_ALL_GRAD_PLAN.backward_calls("outer_masked"), 0);
+    let (_, held) = held_by_forward!(outer_auto_forward(&x, &w1, &b1, &w2));
+    assert_eq!(held, 8);
+
+    let (w, target) = (random(&mut r, (5, 4)), random(&mut r, (6, 4)));
+    autodiff::check!(fused_auto, &x, &w, &target);
+    assert_eq!(fused_auto_grad(&x, &w, &target), fused_all_grad(&x, &w, &target));
+    assert_eq!(FUSED_AUTO_GRAD_PLAN.saved, FUSED_ALL_GRAD_PLAN.saved);
+    assert_eq!(FUSED_AUTO_GRAD_PLAN.backward_calls("chain2"), 1);
+}
+
+/// The study's perceptron: a `sum`'s seed reaches `h · w2`, whose rule for `w2` reads `h` only
+/// as its column sums, and relu's rule reads `h`'s sign: `auto` keeps a float per column of
+/// `h` and a bit per element.
+#[differentiate(wrt(w1, b1, w2, b2), name = perceptron_auto)]
+#[differentiate(wrt(w1, b1, w2, b2), save = "all", name = perceptron_all)]
+fn perceptron(x: &Array2<f64>, w1: &Array2<f64>, b1: &Array1<f64>, w2: &Array2<f64>, b2: &Array1<f64>) -> f64 {
+    (relu(&(x.dot(w1) + b1)).dot(w2) + b2).sum()
+}
+
+/// The same with a dense seed (`sum(out * r)`): `h` is read as a matrix, and kept.
+#[differentiate(wrt(w1, b1, w2), name = perceptron_dense)]
+fn perceptron_dense(x: &Array2<f64>, w1: &Array2<f64>, b1: &Array1<f64>, w2: &Array2<f64>, r: &Array2<f64>) -> f64 {
+    (&relu(&(x.dot(w1) + b1)).dot(w2) * r).sum()
+}
+
+#[test]
+fn a_matrix_read_only_through_its_column_sums_keeps_them() {
+    let _alone = alone();
+    let mut r = rng(8);
+    let (x, w1, b1) = (random(&mut r, (6, 5)), random(&mut r, (5, 70)), random(&mut r, 70));
+    let (w2, b2, target) = (random(&mut r, (70, 3)), random(&mut r, 3), random(&mut r, (6, 3)));
+    autodiff::check!(perceptron_auto, &x, &w1, &b1, &w2, &b2);
+    autodiff::check!(perceptron_dense, &x, &w1, &b1, &w2, &target);
+    assert_eq!(
+        perceptron_auto_grad(&x, &w1, &b1, &w2, &b2),
+        perceptron_all_grad(&x, &w1, &b1, &w2, &b2)
+    );
+    assert!(PERCEPTRON_AUTO_GRAD_PLAN
+        .backward
+        .iter()
+        .any(|line| line.contains("summed_matmul_grad_rhs(v7_colsum")));
+    assert_eq!(PERCEPTRON_AUTO_GRAD_PLAN.backward_calls("outer_masked"), 1);
+    let (_, auto) = held_by_forward!(perceptron_auto_forward(&x, &w1, &b1, &w2, &b2));
+    let (_, all) = held_by_forward!(perceptron_all_forward(&x, &w1, &b1, &w2, &b2));
+    // 70 column sums and 6×70 bits (7 words), against the 6×70 floats of h.
+    assert_eq!((auto, all), (70 * 8 + 7 * 8, 6 * 70 * 8));
+    assert_eq!(perceptron_auto_residual_bytes(&x, &w1, &b1, &w2, &b2), Some(auto));
+    let (_, dense) = held_by_forward!(perceptron_dense_forward(&x, &w1, &b1, &w2, &target));
+    assert_eq!(dense, 6 * 70 * 8);
+}

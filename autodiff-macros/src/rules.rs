@@ -28,6 +28,12 @@ pub enum GradArg {
     GScalar,
     /// A forward value: borrowed if an array, copied if a float.
     Value(ValueId),
+    /// The sign mask (`kernels::mask::SignMask`) forward took of this value, borrowed: what
+    /// relu's masked kernels read in place of its output.
+    Mask(ValueId),
+    /// The column sums (`rank1::column_sums`) forward took of this matrix, borrowed: what a
+    /// `sum`'s seed reaching `a · b` reads of `a`.
+    ColumnSums(ValueId),
     /// A matrix given as the product of these forward matrices, left to right, passed as a
     /// slice of views (`rank1::Factors`): a kernel that only multiplies the matrix by vectors
     /// runs through the factors, so the product itself need not be kept.

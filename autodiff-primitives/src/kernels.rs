@@ -38,6 +38,7 @@ macro_rules! for_each_kernel {
             conv { conv2d_grad_input, conv2d_grad_weight, conv2d_grad_bias, }
             batch_norm { batch_norm_grad_input, batch_norm_grad_gamma, batch_norm_grad_beta, }
             pool { max_pool2d_grad, }
+            mask { relu_grad_masked, fill_masked, outer_masked, }
             fused {
                 chain2, chain3, chain4, fill_chain1, fill_chain2, fill_chain3, fill_chain4,
                 outer_chain1, outer_chain2, outer_chain3, outer_chain4,
@@ -46,7 +47,7 @@ macro_rules! for_each_kernel {
                 filled_matmul_grad_lhs, filled_matmul_grad_rhs, outer_matmul_grad_lhs, outer_matmul_grad_rhs,
                 outer_transpose_grad, outer_neg_grad, outer_scale_grad, outer_scale_grad_scalar,
                 outer_sum, outer_sum_neg, outer_add_grad, outer_sub_grad_rhs,
-                outer_add_grad_dense, outer_sub_grad_rhs_dense, outer_dense,
+                outer_add_grad_dense, outer_sub_grad_rhs_dense, outer_dense, summed_matmul_grad_rhs,
             }
         }
     };

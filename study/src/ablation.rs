@@ -1,7 +1,9 @@
 //! The ablation: what each analysis of the static code buys. For each case, with respect to
 //! the parameters and in `f32`, the static code with every analysis on, with each one
 //! switched off alone (`#[differentiate(opt(.. = false))]`, `cases.rs`), with all of them off
-//! (the naive generated code), and the tape: backward time (median of interleaved samples)
+//! (the naive generated code), under the memory plan's other two policies (`save = "all"`:
+//! every residual as computed; `save = "min"`: nothing held, backward recomputes the
+//! forward; "all on" is `save = "auto"`), and the tape: backward time (median of interleaved samples)
 //! and held/peak bytes. Every variant's gradients are compared with the all-on code's, so
 //! that a switch that changed the result would show.
 
@@ -21,7 +23,7 @@ use crate::runs::ablation_modes;
 pub struct AblationRow {
     /// The case.
     pub case: String,
-    /// `"all on"`, `"no fusion"`, ..., `"all off"`, `"tape"`.
+    /// `"all on"`, `"no fusion"`, ..., `"all off"`, `"save = all"`, `"save = min"`, `"tape"`.
     pub variant: String,
     /// Backward alone, µs.
     pub backward: Stats,

@@ -15,7 +15,9 @@
 //!
 //! Six more expansions per case, with respect to the parameters, switch the static code's
 //! analyses off for the ablation (`ablation.rs`): `<case>_no_fusion`, `_no_liveness`,
-//! `_no_reuse`, `_no_seed`, `_no_dge` (dead-gradient elimination) and `_naive` (all off).
+//! `_no_reuse`, `_no_seed`, `_no_dge` (dead-gradient elimination) and `_naive` (all off);
+//! two more change the memory plan's policy (`save = "all"`, `save = "min"`: `_save_all`,
+//! `_save_min`; the others are `save = "auto"`, the default).
 //!
 //! From each expansion the macro emits `p_grad`, `p_forward` + `p_backward`
 //! (the two halves, used to time backward alone), `p_on_tape` (the same source
@@ -40,6 +42,8 @@ use rand::{Rng, SeedableRng};
 #[differentiate(wrt(x), opt(seed = false), name = simple_quadratic_no_seed)]
 #[differentiate(wrt(x), opt(dead_gradients = false), name = simple_quadratic_no_dge)]
 #[differentiate(wrt(x), opt(fusion = false, liveness = false, reuse = false, seed = false, dead_gradients = false), name = simple_quadratic_naive)]
+#[differentiate(wrt(x), save = "all", name = simple_quadratic_save_all)]
+#[differentiate(wrt(x), save = "min", name = simple_quadratic_save_min)]
 pub fn simple_quadratic<F: Float>(x: &Array1<F>) -> F {
     (x * x).sum()
 }
@@ -53,6 +57,8 @@ pub fn simple_quadratic<F: Float>(x: &Array1<F>) -> F {
 #[differentiate(wrt(w1, b1, w2, b2), opt(seed = false), name = small_mlp_no_seed)]
 #[differentiate(wrt(w1, b1, w2, b2), opt(dead_gradients = false), name = small_mlp_no_dge)]
 #[differentiate(wrt(w1, b1, w2, b2), opt(fusion = false, liveness = false, reuse = false, seed = false, dead_gradients = false), name = small_mlp_naive)]
+#[differentiate(wrt(w1, b1, w2, b2), save = "all", name = small_mlp_save_all)]
+#[differentiate(wrt(w1, b1, w2, b2), save = "min", name = small_mlp_save_min)]
 pub fn small_mlp<F: Float>(x: &Array2<F>, w1: &Array2<F>, b1: &Array1<F>, w2: &Array2<F>, b2: &Array1<F>) -> F {
     (relu(&(x.dot(w1) + b1)).dot(w2) + b2).sum()
 }
@@ -66,6 +72,8 @@ pub fn small_mlp<F: Float>(x: &Array2<F>, w1: &Array2<F>, b1: &Array1<F>, w2: &A
 #[differentiate(wrt(b, c, d), opt(seed = false), name = matmul_chain_no_seed)]
 #[differentiate(wrt(b, c, d), opt(dead_gradients = false), name = matmul_chain_no_dge)]
 #[differentiate(wrt(b, c, d), opt(fusion = false, liveness = false, reuse = false, seed = false, dead_gradients = false), name = matmul_chain_naive)]
+#[differentiate(wrt(b, c, d), save = "all", name = matmul_chain_save_all)]
+#[differentiate(wrt(b, c, d), save = "min", name = matmul_chain_save_min)]
 pub fn matmul_chain<F: Float>(a: &Array2<F>, b: &Array2<F>, c: &Array2<F>, d: &Array2<F>) -> F {
     a.dot(b).dot(c).dot(d).sum()
 }
@@ -80,6 +88,8 @@ pub fn matmul_chain<F: Float>(a: &Array2<F>, b: &Array2<F>, c: &Array2<F>, d: &A
 #[differentiate(wrt(w, bias, gamma, beta), opt(seed = false), name = conv2d_block_no_seed)]
 #[differentiate(wrt(w, bias, gamma, beta), opt(dead_gradients = false), name = conv2d_block_no_dge)]
 #[differentiate(wrt(w, bias, gamma, beta), opt(fusion = false, liveness = false, reuse = false, seed = false, dead_gradients = false), name = conv2d_block_naive)]
+#[differentiate(wrt(w, bias, gamma, beta), save = "all", name = conv2d_block_save_all)]
+#[differentiate(wrt(w, bias, gamma, beta), save = "min", name = conv2d_block_save_min)]
 pub fn conv2d_block<F: Float>(
     x: &Array4<F>,
     w: &Array4<F>,
@@ -101,6 +111,8 @@ pub fn conv2d_block<F: Float>(
 #[differentiate(wrt(wq, wk, wv, wo), opt(seed = false), name = attention_no_seed)]
 #[differentiate(wrt(wq, wk, wv, wo), opt(dead_gradients = false), name = attention_no_dge)]
 #[differentiate(wrt(wq, wk, wv, wo), opt(fusion = false, liveness = false, reuse = false, seed = false, dead_gradients = false), name = attention_naive)]
+#[differentiate(wrt(wq, wk, wv, wo), save = "all", name = attention_save_all)]
+#[differentiate(wrt(wq, wk, wv, wo), save = "min", name = attention_save_min)]
 pub fn attention<F: Float>(
     xs: &[Array2<F>],
     wq: &Array2<F>,
@@ -132,6 +144,8 @@ pub fn attention<F: Float>(
 #[differentiate(wrt(w, u), opt(seed = false), name = rnn_no_seed)]
 #[differentiate(wrt(w, u), opt(dead_gradients = false), name = rnn_no_dge)]
 #[differentiate(wrt(w, u), opt(fusion = false, liveness = false, reuse = false, seed = false, dead_gradients = false), name = rnn_naive)]
+#[differentiate(wrt(w, u), save = "all", name = rnn_save_all)]
+#[differentiate(wrt(w, u), save = "min", name = rnn_save_min)]
 pub fn rnn<F: Float>(h0: &Array2<F>, w: &Array2<F>, u: &Array2<F>, xs: &[Array2<F>], target: &Array2<F>) -> F {
     let mut h = h0.to_owned();
     for x in xs {

@@ -53,6 +53,19 @@ pub fn manifest(function: &Function, names: &Names, residuals: &[Residual]) -> (
                     None => (format!("{name} ({what}): shape known at run time"), None),
                 }
             }
+            Residual::ColumnSums(v) => {
+                let name = names.text(v);
+                match shapes[v.0].as_ref().filter(|s| s.len() == 2) {
+                    Some(shape) => {
+                        let (count, n) = shapes::elements(function, &shape[1..].to_vec());
+                        (
+                            format!("{name} (column sums): {count} × {float_bytes}"),
+                            Some(quote!(#n * ::core::mem::size_of::<#float>())),
+                        )
+                    }
+                    None => (format!("{name} (column sums): shape known at run time"), None),
+                }
+            }
             Residual::Loop(v) => (format!("loop {}: one context per iteration", names.text(v)), None),
             Residual::Call(v) => (format!("{} (call): the callee's context", names.text(v)), None),
         };

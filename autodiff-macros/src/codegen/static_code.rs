@@ -116,6 +116,8 @@ pub enum Residual {
     Array(ValueId),
     /// A value's sign, a bit per element.
     Mask(ValueId),
+    /// A matrix's column sums, one float per column.
+    ColumnSums(ValueId),
     /// The per-iteration contexts of the loop statement.
     Loop(ValueId),
     /// The context of the call statement.
@@ -248,6 +250,13 @@ pub fn generate(
         });
     }
 
+    // 2-. A matrix that backward reads only as its column sums `aᵀ·1` (a `sum`'s seed reaching
+    // `a · b`, whose rule for `b` is those sums times the fill) is kept as them, taken in forward:
+    // one float per column instead of the matrix. Not under `save = "all"`.
+    if names.analyses.seed && names.analyses.liveness && names.analyses.save != Save::All {
+        keep_column_sums(function, &mut steps, &outputs);
+    }
+
     // 2a. Values whose every backward read is a sign-only rule's (relu's output), decided
     // before fusion hides which rule reads what.
     let sign_only = sign_only_reads(function, &steps);
@@ -274,6 +283,7 @@ pub fn generate(
 
     // 3. Liveness: what the backward reads, and where it reads it last.
     let mut value_reads: BTreeMap<ValueId, usize> = BTreeMap::new(); // value -> last step index reading it
+    let mut summed: BTreeMap<ValueId, usize> = BTreeMap::new(); // value -> last step reading its column sums
     let mut dim_reads: BTreeSet<ValueId> = BTreeSet::new();
     let mut token_reads: Vec<TokenStream> = Vec::new();
     // An element of a slice is read through the slice, at its index.
@@ -339,6 +349,11 @@ pub fn generate(
                     GradArg::Value(v) => read(*v, i, &mut value_reads, &mut token_reads),
                     // Read below, once what the rest of the backward reads is known.
                     GradArg::Factors(_) => {}
+                    // Masks replace values below (3c), once their reads are known.
+                    GradArg::Mask(_) => {}
+                    GradArg::ColumnSums(v) => {
+                        summed.insert(*v, i);
+                    }
                     GradArg::Dim(v) | GradArg::DimAxis(v, _) => {
                         dim_reads.insert(*v);
                     }
@@ -380,28 +395,41 @@ pub fn generate(
             }
         }
     }
-    // 3c. What backward reads only through its sign is kept as a bit per element: a sign mask
-    // taken in forward where the value is made, decoded into ones and zeros before its first
-    // read in backward (`masked`: value -> first and last step reading it).
+    // 3c. What backward reads only through relu's rule is kept as a bit per element: a sign
+    // mask taken in forward where the value is made, which that rule's kernel reads in place
+    // of the value (`masked`: value -> the step reading it). Only where that kernel reads the
+    // bits directly: a rule fused into a longer chain reads the float (decoding the bits
+    // first would add a pass over memory), so there the value is kept as it is.
     // `save = "all"` keeps every residual as computed.
-    let mut masked: BTreeMap<ValueId, (usize, usize)> = BTreeMap::new();
+    let mut masked: BTreeMap<ValueId, usize> = BTreeMap::new();
     if names.analyses.liveness && names.analyses.save != Save::All {
         let structural = structural_reads(function, &steps);
         for &v in &sign_only {
-            let Some(&last) = value_reads.get(&v) else { continue };
-            if !droppable(function, v) || outputs.contains(&v) || structural.contains(&v) {
+            if !value_reads.contains_key(&v)
+                || !droppable(function, v)
+                || outputs.contains(&v)
+                || structural.contains(&v)
+            {
                 continue;
             }
-            let first = steps
+            let readers: Vec<(usize, usize)> = steps
                 .iter()
-                .position(|s| {
+                .enumerate()
+                .flat_map(|(i, s)| {
                     s.calls
                         .iter()
-                        .any(|c| c.args.iter().any(|a| matches!(a, GradArg::Value(x) if *x == v)))
+                        .enumerate()
+                        .filter(|(_, c)| c.args.iter().any(|a| matches!(a, GradArg::Value(x) if *x == v)))
+                        .map(move |(k, _)| (i, k))
                 })
-                .unwrap_or(last);
+                .collect();
+            let [(i, k)] = readers[..] else { continue };
+            let Some(direct) = masked_call(&steps[i].calls[k], v) else {
+                continue;
+            };
+            steps[i].calls[k] = direct;
             value_reads.remove(&v);
-            masked.insert(v, (first, last));
+            masked.insert(v, i);
         }
     }
     // Differentiated parameters that receive no gradient need their shape for the zeros;
@@ -491,6 +519,14 @@ pub fn generate(
             held: None,
         });
     }
+    for &v in summed.keys() {
+        residuals.push(Residual::ColumnSums(v));
+        fields.push(CtxField {
+            ident: column_sums(names, v),
+            ty: names.value_type(Kind::Array(Some(1))),
+            held: Some(Held::Array),
+        });
+    }
     for &v in masked.keys() {
         residuals.push(Residual::Mask(v));
         let dim = names.dim_type(function.kind(v));
@@ -549,6 +585,11 @@ pub fn generate(
         if dim_reads.contains(&stmt.id) {
             let (dim, value) = (names.dim(stmt.id), receiver(names.arg(stmt.id)));
             forward_body.extend(quote!(let #dim = #value.raw_dim();));
+        }
+        if summed.contains_key(&stmt.id) {
+            let (sums, value, k) = (column_sums(names, stmt.id), names.arg(stmt.id), kernels());
+            forward_body.extend(quote!(let #sums = #k::rank1::column_sums(#value);));
+            plan_forward.push(format!("{0}_colsum = column_sums({0})", names.text(stmt.id)));
         }
         if masked.contains_key(&stmt.id) {
             let (mask, value) = (sign_mask(names, stmt.id), names.arg(stmt.id));
@@ -652,11 +693,6 @@ pub fn generate(
         }
     }
     for (i, step) in steps.iter().enumerate() {
-        for (&v, _) in masked.iter().filter(|(_, (first, _))| *first == i) {
-            let (value, mask, float) = (names.ident(v), sign_mask(names, v), &names.float);
-            backward_body.extend(quote!(let #value = #mask.decode::<#float>();));
-            plan_backward.push(format!("{0} = decode({0}_sign)", names.text(v)));
-        }
         let g = names.adjoint(step.stmt);
         let g_text = format!("d_{}", names.text(step.stmt));
         // A symbolic adjoint is not an array unless it was materialised at the start of the step.
@@ -790,11 +826,19 @@ pub fn generate(
         if g_is_array && (owners == 0 || !names.analyses.reuse) {
             backward_body.extend(quote!(::core::mem::drop(#g);));
         }
-        for (&v, &last) in value_reads.iter().chain(masked.iter().map(|(v, (_, last))| (v, last))) {
+        for (&v, &last) in &value_reads {
             if last == i && droppable(function, v) && names.analyses.liveness {
                 let ident = names.ident(v);
                 backward_body.extend(quote!(::core::mem::drop(#ident);));
             }
+        }
+        for (&v, _) in masked.iter().filter(|(_, &reader)| reader == i) {
+            let mask = sign_mask(names, v);
+            backward_body.extend(quote!(::core::mem::drop(#mask);));
+        }
+        for (&v, _) in summed.iter().filter(|(_, &last)| last == i) {
+            let sums = column_sums(names, v);
+            backward_body.extend(quote!(::core::mem::drop(#sums);));
         }
     }
     let float = &names.float;
@@ -831,6 +875,7 @@ pub fn generate(
         .filter(|v| function.param_of(**v).is_none())
         .map(|v| names.text(*v))
         .chain(masked.keys().map(|v| format!("{} (sign bits)", names.text(*v))))
+        .chain(summed.keys().map(|v| format!("{} (column sums)", names.text(*v))))
         .collect();
 
     StaticCode {
@@ -1024,6 +1069,79 @@ fn expand_factors(
     factors
 }
 
+/// `call` (the one backward call reading `v`, only through relu's rule) with relu's masked
+/// kernel reading `v`'s sign mask instead of `v`, where there is one for the call's form.
+fn masked_call(call: &GradCall, v: ValueId) -> Option<GradCall> {
+    let relu = |f: crate::ir::UnaryFn| f.name() == "relu";
+    let (kernel, head) = match (call.kernel?, call.args.as_slice()) {
+        (Kernel::UnaryGrad(f), [GradArg::G, GradArg::Value(x)]) if relu(f) && *x == v => {
+            (Kernel::relu_grad_masked, GradArg::G)
+        }
+        // A one-step chain is relu's rule alone: `v` is read only through relu's rule.
+        (Kernel::fill_chain1, [GradArg::GScalar, GradArg::Value(x), GradArg::Tokens(_)]) if *x == v => {
+            (Kernel::fill_masked, GradArg::GScalar)
+        }
+        (Kernel::outer_chain1, [GradArg::GRef, GradArg::Value(x), GradArg::Tokens(_)]) if *x == v => {
+            (Kernel::outer_masked, GradArg::GRef)
+        }
+        _ => return None,
+    };
+    Some(GradCall {
+        kernel: Some(kernel),
+        args: vec![head, GradArg::Mask(v)],
+        borrowing: None,
+        ..call.clone()
+    })
+}
+
+/// The context field holding the column sums of `v`.
+fn column_sums(names: &Names, v: ValueId) -> Ident {
+    format_ident!("{}_colsum", names.text(v), span = proc_macro2::Span::mixed_site())
+}
+
+/// Rewrites the rules that read a matrix only as its column sums (the fill rule of `a · b`
+/// for `b`) to read the sums forward keeps, where nothing else in backward reads the matrix
+/// but relu's rule (through its sign, which a mask may keep).
+fn keep_column_sums(function: &Function, steps: &mut [Step], outputs: &[ValueId]) {
+    let structural = structural_reads(function, steps);
+    let summable = |call: &GradCall| match (call.kernel, call.args.first()) {
+        (Some(Kernel::filled_matmul_grad_rhs), Some(GradArg::Factors(factors))) => match factors[..] {
+            [a] => Some(a),
+            _ => None,
+        },
+        _ => None,
+    };
+    let candidates: BTreeSet<ValueId> = steps.iter().flat_map(|s| &s.calls).filter_map(summable).collect();
+    for a in candidates {
+        if !droppable(function, a) || outputs.contains(&a) || structural.contains(&a) {
+            continue;
+        }
+        let other_reads = steps.iter().flat_map(|s| &s.calls).any(|call| {
+            if summable(call) == Some(a) {
+                return false;
+            }
+            let relu = matches!(call.kernel, Some(Kernel::UnaryGrad(f)) if f.name() == "relu");
+            call.args.iter().any(|arg| match arg {
+                GradArg::Value(v) => *v == a && !relu,
+                GradArg::Factors(factors) => factors.contains(&a),
+                GradArg::MapDerivative(map, _) => {
+                    matches!(&function.stmt(*map).op, Op::Map { captures, .. } if captures.contains(&a))
+                }
+                _ => false,
+            })
+        });
+        if other_reads {
+            continue;
+        }
+        for call in steps.iter_mut().flat_map(|s| s.calls.iter_mut()) {
+            if summable(call) == Some(a) {
+                call.kernel = Some(Kernel::summed_matmul_grad_rhs);
+                call.args[0] = GradArg::ColumnSums(a);
+            }
+        }
+    }
+}
+
 /// The context field holding the sign mask of `v`.
 fn sign_mask(names: &Names, v: ValueId) -> Ident {
     format_ident!("{}_sign", names.text(v), span = proc_macro2::Span::mixed_site())
@@ -1034,9 +1152,10 @@ fn sign_mask(names: &Names, v: ValueId) -> Ident {
 fn sign_only_reads(function: &Function, steps: &[Step]) -> BTreeSet<ValueId> {
     let (mut sign, mut other) = (BTreeSet::new(), BTreeSet::new());
     for call in steps.iter().flat_map(|s| &s.calls) {
+        // relu's alone: its masked kernels are relu's rule.
         let sign_rule = matches!(
             call.kernel,
-            Some(Kernel::UnaryGrad(f) | Kernel::UnaryGradScalar(f)) if f.reads_output_sign()
+            Some(Kernel::UnaryGrad(f) | Kernel::UnaryGradScalar(f)) if f.reads_output_sign() && f.name() == "relu"
         );
         for arg in &call.args {
             match arg {
@@ -1327,6 +1446,14 @@ fn grad_call(names: &Names, call: &GradCall, g: &Ident, g_text: &str, moves: boo
                 });
                 let labels: Vec<String> = factors.iter().map(|&v| names.text(v)).collect();
                 (quote!(&[#(#views),*]), format!("[{}]", labels.join("·")))
+            }
+            GradArg::Mask(v) => {
+                let mask = sign_mask(names, *v);
+                (quote!(&#mask), format!("{}_sign", names.text(*v)))
+            }
+            GradArg::ColumnSums(v) => {
+                let sums = column_sums(names, *v);
+                (quote!(&#sums), format!("{}_colsum", names.text(*v)))
             }
             GradArg::Value(v) => (
                 names.arg(*v),

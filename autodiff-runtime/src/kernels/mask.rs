@@ -3,11 +3,15 @@
 //! relu's derivative is 1 where its output is positive and 0 elsewhere, so keeping the
 //! output (4 or 8 bytes an element) from forward to backward keeps 31 or 63 bits too many.
 //! Both engines keep a [`SignMask`] instead (the tape always, the static code when nothing
-//! else in backward reads the output), and backward decodes it into the 1 and 0 that the
-//! row's derivative formula reads in place of the output.
+//! else in backward reads the output). The tape decodes it into the 1 and 0 that the row's
+//! derivative formula reads in place of the output; the static code calls relu's backward
+//! on the bits themselves ([`relu_grad_masked`], and [`fill_masked`] / [`outer_masked`]
+//! where the adjoint is still a `sum`'s fill or an outer product), one pass that reads
+//! a bit per element where the float path reads a float.
 
-use ndarray::{Array, ArrayBase, Data, Dimension};
+use ndarray::{Array, Array2, ArrayBase, Data, Dimension, Ix2};
 
+use super::rank1::Outer;
 use crate::Float;
 
 /// Whether each element of an array was positive, one bit each, in logical (row-major)
@@ -66,10 +70,86 @@ impl<D: Dimension> SignMask<D> {
     }
 }
 
+/// Panics unless the mask was taken from an array of `shape`.
+fn check_shape<D: Dimension>(op: &str, shape: &[usize], mask: &SignMask<D>) {
+    assert_eq!(
+        shape,
+        mask.dim.slice(),
+        "{op}: gradient shape {shape:?} differs from the relu output's shape {:?}",
+        mask.dim.slice()
+    );
+}
+
+/// The bits of `mask` a 64-bit word at a time beside chunks of 64 elements of `values`
+/// (logical order), `f(element, bit)` on each.
+fn zip_bits<F>(values: &mut [F], mask: &[u64], f: impl Fn(&mut F, bool)) {
+    for (chunk, &word) in values.chunks_mut(64).zip(mask) {
+        for (k, v) in chunk.iter_mut().enumerate() {
+            f(v, word >> k & 1 == 1);
+        }
+    }
+}
+
+/// relu's backward from its output's sign bits: `g` where the output was positive, 0
+/// elsewhere, in `g`'s buffer.
+///
+/// # Panics
+/// If `g`'s shape is not the mask's; the message names both.
+pub fn relu_grad_masked<F: Float, D: Dimension>(g: Array<F, D>, mask: &SignMask<D>) -> Array<F, D> {
+    check_shape("relu_grad_masked", g.shape(), mask);
+    let mut g = if g.is_standard_layout() {
+        g
+    } else {
+        g.as_standard_layout().into_owned()
+    };
+    let values = g.as_slice_mut().unwrap_or_else(|| unreachable!("standard layout"));
+    zip_bits(values, &mask.bits, |v, bit| {
+        if !bit {
+            *v = F::zero();
+        }
+    });
+    g
+}
+
+/// relu's backward when its adjoint is the fill `g` (a `sum`'s seed): `g` where the output
+/// was positive, 0 elsewhere, written in one pass.
+pub fn fill_masked<F: Float, D: Dimension>(g: F, mask: &SignMask<D>) -> Array<F, D> {
+    let mut values = vec![F::zero(); mask.dim.size()];
+    zip_bits(&mut values, &mask.bits, |v, bit| {
+        if bit {
+            *v = g;
+        }
+    });
+    Array::from_shape_vec(mask.dim.clone(), values).unwrap_or_else(|_| unreachable!("one value per element"))
+}
+
+/// relu's backward when its adjoint is the outer product `u·vᵀ`: `uᵢ·vⱼ` where the output
+/// was positive, 0 elsewhere, written in one pass.
+///
+/// # Panics
+/// If the outer product's shape is not the mask's; the message names both.
+pub fn outer_masked<F: Float>(g: &Outer<F>, mask: &SignMask<Ix2>) -> Array2<F> {
+    let (rows, cols) = g.shape();
+    check_shape("outer_masked", &[rows, cols], mask);
+    let mut values = vec![F::zero(); rows * cols];
+    if cols > 0 {
+        for (i, row) in values.chunks_mut(cols).enumerate() {
+            let ui = g.u[i];
+            for ((j, value), vj) in row.iter_mut().enumerate().zip(g.v.iter()) {
+                let k = i * cols + j;
+                if mask.bits[k / 64] >> (k % 64) & 1 == 1 {
+                    *value = ui * *vj;
+                }
+            }
+        }
+    }
+    Array2::from_shape_vec((rows, cols), values).unwrap_or_else(|_| unreachable!("one value per element"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{array, Array2};
+    use ndarray::{array, Array1, Array2};
 
     #[test]
     fn decodes_to_ones_where_positive() {
@@ -87,5 +167,30 @@ mod tests {
         let mask = SignMask::positive(&a);
         assert_eq!(mask.bytes(), 32 * 128 / 8);
         assert_eq!(mask.decode::<f64>(), a.mapv(|x| if x > 0.0 { 1.0 } else { 0.0 }));
+    }
+
+    #[test]
+    fn relu_backward_from_the_bits_is_relu_backward_from_the_output() {
+        use crate::kernels::unary::relu_grad;
+        let y = Array2::from_shape_fn((7, 19), |(i, j)| ((i * 19 + j) as f64 * 0.37).sin().max(0.0));
+        let g = Array2::from_shape_fn((7, 19), |(i, j)| (i as f64) - 0.1 * j as f64);
+        let mask = SignMask::positive(&y);
+        assert_eq!(relu_grad_masked(g.clone(), &mask), relu_grad(g.clone(), &y));
+        // A transposed adjoint is read in its logical order.
+        let gt = g.t().to_owned().reversed_axes();
+        assert_eq!(relu_grad_masked(gt, &mask), relu_grad(g.clone(), &y));
+        assert_eq!(fill_masked(2.5, &mask), relu_grad(Array2::from_elem((7, 19), 2.5), &y));
+        let outer = Outer {
+            u: Array1::from_shape_fn(7, |i| i as f64 + 1.0),
+            v: Array1::from_shape_fn(19, |j| 0.5 - j as f64),
+        };
+        assert_eq!(outer_masked(&outer, &mask), relu_grad(outer.dense(), &y));
+    }
+
+    #[test]
+    #[should_panic(expected = "relu_grad_masked: gradient shape [2, 3] differs from the relu output's shape [3, 2]")]
+    fn a_mask_of_another_shape_is_refused() {
+        let mask = SignMask::positive(&Array2::<f64>::ones((3, 2)));
+        relu_grad_masked(Array2::<f64>::ones((2, 3)), &mask);
     }
 }

@@ -104,6 +104,21 @@ pub fn filled_matmul_grad_rhs<F: Float>(a: &Factors<'_, F>, g: F, n_cols: usize)
     }
 }
 
+/// The column sums `aᵀ·1` of a matrix, as [`filled_matmul_grad_rhs`] computes them: what
+/// the static code keeps of `a` when backward reads it only through them (a `sum`'s seed
+/// reaching `a · b`), taken in forward where `a` is made.
+pub fn column_sums<F: Float, S: ndarray::Data<Elem = F>>(a: &ndarray::ArrayBase<S, Ix2>) -> Array1<F> {
+    factors_t_times(&[a.view()], &Array1::from_elem(a.nrows(), F::one()))
+}
+
+/// [`filled_matmul_grad_rhs`] from `a`'s [`column_sums`], kept from forward instead of `a`.
+pub fn summed_matmul_grad_rhs<F: Float>(column_sums: &Array1<F>, g: F, n_cols: usize) -> Outer<F> {
+    Outer {
+        u: column_sums.clone(),
+        v: Array1::from_elem(n_cols, g),
+    }
+}
+
 /// Adjoint of `a` in `a · b`: `(u·vᵀ)·bᵀ = u·(b·v)ᵀ`.
 pub fn outer_matmul_grad_lhs<F: Float>(g: &Outer<F>, b: &Factors<'_, F>) -> Outer<F> {
     Outer {

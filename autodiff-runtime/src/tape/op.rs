@@ -11,7 +11,7 @@ use ndarray::{arr0, ArrayBase, ArrayD, ArrayViewD, Data, Dimension, IxDyn};
 use super::table::TableOp;
 use crate::kernels::mask::SignMask;
 use crate::kernels::unary::Saves;
-use crate::kernels::{binary, pairwise, unary};
+use crate::kernels::{binary, mask, pairwise, unary};
 use crate::Float;
 
 /// A value on the tape: a leaf borrowed from the caller (never copied) or an
@@ -333,6 +333,9 @@ impl<'a, F: Float> Op<'a, F> {
             Op::DivScalar(s) => emit(0, binary::div_scalar_grad_array(g, *s)),
             Op::ScalarDiv { s, x } => emit(0, with_array!(&**x, |x| binary::scalar_div_grad_array(g, *s, x))),
             Op::Unary { kind, saved } => emit(0, with_array!(&**saved, |y| kind.grad(g, y))),
+            // relu's rule on the bits themselves (one pass, as the static code); another
+            // sign-only row's formula would read the decoded 1 and 0.
+            Op::UnarySign { kind, mask } if kind.name() == "relu" => emit(0, mask::relu_grad_masked(g, mask)),
             Op::UnarySign { kind, mask } => emit(0, kind.grad(g, &mask.decode::<F>())),
             Op::Pairwise { kind, a, b } => {
                 send(emit, kind.grads(g, &a.view(), &b.view(), [needs[0], needs[1]]));
