@@ -117,8 +117,9 @@ fn unary_rules_read_what_the_kernels_declare() {
     use autodiff::runtime::kernels::unary::{self, Saves};
     macro_rules! case {
         ($($op:ident => $saves:expr),* $(,)?) => {$({
-            // Without the seed algebra, which would fuse the step into the seed's pass.
-            #[differentiate(opt(seed = false))]
+            // Without the seed algebra, which would fuse the step into the seed's pass, and
+            // with every residual as computed (relu's would otherwise be its sign bits).
+            #[differentiate(opt(seed = false), save = "all")]
             fn $op(x: &Array1<f64>) -> f64 {
                 x.$op().sum()
             }
@@ -223,15 +224,16 @@ fn fills_through_everything(x: &Array2<f64>, s: f64) -> f64 {
 #[test]
 fn the_sum_seed_stays_symbolic_through_broadcasting_adds() {
     // `+ b2` passes the constant adjoint on (b2 receives it times the batch size), so the
-    // last layer's products use row/column sums instead of GEMMs, and relu's backward reads
-    // the outer product they make element by element.
+    // last layer's products use row/column sums instead of GEMMs (relu's output's column
+    // sums, taken in forward), and relu's backward reads the outer product they make
+    // element by element, beside its sign bits.
     let plan = MLP_SUM_GRAD_PLAN;
     assert_eq!(plan.backward_calls("filled_matmul_grad_lhs"), 1, "{plan}");
-    assert_eq!(plan.backward_calls("outer_chain1"), 1, "{plan}");
+    assert_eq!(plan.backward_calls("outer_masked"), 1, "{plan}");
     assert!(
         plan.backward
             .iter()
-            .any(|l| l.starts_with("d_w2 = outer_dense(filled_matmul_grad_rhs(")),
+            .any(|l| l.starts_with("d_w2 = outer_dense(summed_matmul_grad_rhs(v7_colsum")),
         "{plan}"
     );
     assert!(
@@ -309,14 +311,15 @@ fn irregular(shape: (usize, usize), seed: f64) -> Array2<f64> {
 #[test]
 fn the_sum_seed_runs_a_matmul_chain_in_matrix_vector_products() {
     // Through every product the adjoint stays an outer product u·vᵀ: no GEMM in backward,
-    // and the vectors pass through the factors of A·B and A·B·C, so forward keeps nothing.
+    // and the vectors pass through the factors of A·B, so forward keeps only the column sums
+    // of A·B·C, which D's gradient reads (the fill's rule), taken where A·B·C is made.
     let plan = MATMUL_CHAIN_GRAD_PLAN;
     assert_eq!(plan.backward_calls("matmul_grad"), 0, "{plan}");
     assert_eq!(plan.backward_calls("outer_dense"), 4, "{plan}");
-    assert!(plan.saved.is_empty(), "{plan}");
+    assert_eq!(plan.saved, ["v5 (column sums)"], "{plan}");
     assert!(
-        plan.backward.iter().any(|l| l.contains("[a·b·c]")),
-        "the last product's vector runs through a, b and c: {plan}"
+        plan.backward.iter().any(|l| l.contains("[a·b]")),
+        "C's vector runs through a and b: {plan}"
     );
     let (a, b, c, d) = (
         irregular((3, 4), 0.1),
@@ -325,7 +328,7 @@ fn the_sum_seed_runs_a_matmul_chain_in_matrix_vector_products() {
         irregular((2, 3), 0.4),
     );
     let (_, ctx) = matmul_chain_forward(&a, &b, &c, &d);
-    assert_eq!(ctx.held_bytes(), 0);
+    assert_eq!(ctx.held_bytes(), 2 * std::mem::size_of::<f64>());
     autodiff::check!(matmul_chain, &a, &b, &c, &d);
 }
 
@@ -402,11 +405,11 @@ fn relu_sum(x: &Array2<f64>, w: &Array2<f64>) -> f64 {
     relu(&x.dot(w)).sum()
 }
 
-#[differentiate]
-fn relu_in_loop(h0: &Array2<f64>, w: &Array2<f64>, target: &Array2<f64>) -> f64 {
+#[differentiate(wrt(h0, w, target))]
+fn relu_in_loop(h0: &Array2<f64>, w: &Array2<f64>, v: &Array2<f64>, target: &Array2<f64>) -> f64 {
     let mut h = h0.to_owned();
     for _ in 0..3 {
-        h = relu(&h.dot(w)).tanh();
+        h = relu(&h.dot(w)).dot(v);
     }
     mse(&h, target)
 }
@@ -426,22 +429,33 @@ fn relu_output_read_only_by_its_own_backward_is_kept_as_bits() {
     autodiff::check!(relu_sum, &x, &w);
 }
 
+/// The MLP of `mlp_sum` with a dense seed: the last product's rule for `w2` reads the
+/// relu output as a matrix.
+#[differentiate]
+fn mlp_mse(x: &Array2<f64>, w1: &Array2<f64>, w2: &Array2<f64>, target: &Array2<f64>) -> f64 {
+    mse(&relu(&x.dot(w1)).dot(w2), target)
+}
+
 #[test]
 fn relu_output_read_by_a_product_is_kept_whole() {
-    // The MLP's relu output feeds the last layer's product, whose backward reads it: a mask
-    // would only add to it.
+    // The relu output feeds the last layer's product, whose backward reads it: a mask would
+    // only add to it.
     assert!(
-        !MLP_SUM_GRAD_PLAN.saved.iter().any(|s| s.contains("sign")),
-        "{MLP_SUM_GRAD_PLAN}"
+        !MLP_MSE_GRAD_PLAN.saved.iter().any(|s| s.contains("sign")),
+        "{MLP_MSE_GRAD_PLAN}"
     );
+    assert!(MLP_MSE_GRAD_PLAN.saved.contains(&"v5"), "{MLP_MSE_GRAD_PLAN}");
 }
 
 #[test]
 fn sign_masks_work_in_loop_bodies() {
+    // `v` is not differentiated: the relu output's only reader is relu's own rule.
     let plan = RELU_IN_LOOP_GRAD_PLAN;
     assert!(plan.to_string().contains("sign_mask"), "{plan}");
+    assert!(plan.to_string().contains("relu_grad_masked"), "{plan}");
     let h0 = irregular((4, 6), 1.7);
     let w = irregular((6, 6), 1.8) * 0.5;
+    let v = irregular((6, 6), 2.0) * 0.5;
     let target = irregular((4, 6), 1.9);
-    autodiff::check!(relu_in_loop, &h0, &w, &target);
+    autodiff::check!(relu_in_loop, &h0, &w, &v, &target);
 }
