@@ -326,3 +326,23 @@ fn a_matrix_read_only_through_its_column_sums_keeps_them() {
     let (_, dense) = held_by_forward!(perceptron_dense_forward(&x, &w1, &b1, &w2, &target));
     assert_eq!(dense, 6 * 70 * 8);
 }
+
+/// A custom rule under `min`: the user's function runs again in backward, then the user's VJP.
+#[differentiate(vjp = softplus_sum_backward, save = "min")]
+fn softplus_sum(x: &Array1<f64>) -> f64 {
+    x.mapv(|v| (1.0 + v.exp()).ln()).sum()
+}
+
+/// The VJP of `softplus_sum`: the argument, the output, the output's adjoint → the input's.
+fn softplus_sum_backward(x: &Array1<f64>, _y: f64, seed: f64) -> Array1<f64> {
+    x.mapv(|v| seed / (1.0 + (-v).exp()))
+}
+
+#[test]
+fn custom_rules_under_min() {
+    let _alone = alone();
+    let x = random(&mut rng(9), 6);
+    autodiff::check!(softplus_sum, &x);
+    assert_eq!(softplus_sum_residual_bytes(&x), Some(0));
+    assert_eq!(SOFTPLUS_SUM_GRAD_PLAN.save, "min");
+}
