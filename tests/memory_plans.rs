@@ -93,6 +93,7 @@ fn layer<F: Float>(h: &Array2<F>, w: &Array2<F>) -> Array2<F> {
 #[differentiate(name = recurrent_auto)]
 #[differentiate(save = "all", name = recurrent_all)]
 #[differentiate(save = "min", name = recurrent_min)]
+#[differentiate(residuals = "bf16", name = recurrent_bf16)]
 fn recurrent(h0: &Array2<f64>, w: &Array2<f64>, u: &Array2<f64>, steps: usize) -> f64 {
     let mut h = h0.to_owned();
     for _ in 0..steps {
@@ -113,6 +114,16 @@ fn loops_and_calls_under_every_policy() {
     let auto = recurrent_auto_grad(&h0, &w, &u, 3);
     assert_eq!(auto, recurrent_all_grad(&h0, &w, &u, 3));
     assert_eq!(auto, recurrent_min_grad(&h0, &w, &u, 3));
+    // In 16 bits, the loop's per-iteration residuals too (its states stay shared f64).
+    let (_, bf16) = recurrent_bf16_grad(&h0, &w, &u, 3);
+    for (g, e) in [(&bf16.0, &auto.1 .0), (&bf16.1, &auto.1 .1), (&bf16.2, &auto.1 .2)] {
+        let scale = e.iter().fold(0f64, |m, v| m.max(v.abs()));
+        assert!(g.iter().zip(e.iter()).all(|(a, b)| (a - b).abs() < 2e-2 * scale));
+    }
+    assert!(
+        RECURRENT_BF16_GRAD_PLAN.to_string().contains("unpack"),
+        "{RECURRENT_BF16_GRAD_PLAN}"
+    );
     let (_, min) = held_by_forward!(recurrent_min_forward(&h0, &w, &u, 3));
     let (_, all) = held_by_forward!(recurrent_all_forward(&h0, &w, &u, 3));
     assert_eq!(min, 0);
@@ -345,4 +356,53 @@ fn custom_rules_under_min() {
     autodiff::check!(softplus_sum, &x);
     assert_eq!(softplus_sum_residual_bytes(&x), Some(0));
     assert_eq!(SOFTPLUS_SUM_GRAD_PLAN.save, "min");
+}
+
+/// Residuals rounded to 16 bits: a tanh layer whose output backward reads, in `f32`.
+#[differentiate(name = layer_full)]
+#[differentiate(residuals = "bf16", name = layer_bf16)]
+#[differentiate(residuals = "f16", name = layer_f16)]
+fn tanh_layers(x: &Array2<f32>, w1: &Array2<f32>, w2: &Array2<f32>) -> f32 {
+    let h = x.dot(w1).tanh();
+    h.dot(w2).tanh().sum()
+}
+
+#[test]
+fn residuals_in_sixteen_bits_hold_half_and_round_the_gradients() {
+    let _alone = alone();
+    let mut r = rng(10);
+    let f32s = |a: Array2<f64>| a.mapv(|v| v as f32);
+    let (x, w1, w2) = (
+        f32s(random(&mut r, (9, 6))),
+        f32s(random(&mut r, (6, 20))),
+        f32s(random(&mut r, (20, 4))),
+    );
+    let (_, full) = held_by_forward!(layer_full_forward(&x, &w1, &w2));
+    let (_, bf16) = held_by_forward!(layer_bf16_forward(&x, &w1, &w2));
+    let (_, f16) = held_by_forward!(layer_f16_forward(&x, &w1, &w2));
+    // h (9×20) and the output (9×4), 4 bytes each in f32, 2 in 16 bits.
+    assert_eq!(full, (9 * 20 + 9 * 4) * 4);
+    assert_eq!((bf16, f16), (full / 2, full / 2));
+    assert_eq!(layer_bf16_residual_bytes(&x, &w1, &w2), Some(bf16));
+    assert_eq!(LAYER_BF16_GRAD_PLAN.residuals[0], "h_4 (bf16): x[0]×w1[1] × 2 B");
+    // Each gradient within the formats' rounding of the residuals it reads (bf16 keeps 8
+    // significant bits, f16 11), relative to its largest entry; and not equal to full
+    // precision (the rounding is real).
+    let (value, exact) = layer_full_grad(&x, &w1, &w2);
+    for (name, (v, grads), bound) in [
+        ("bf16", layer_bf16_grad(&x, &w1, &w2), 2e-2),
+        ("f16", layer_f16_grad(&x, &w1, &w2), 3e-3),
+    ] {
+        assert_eq!(v, value, "{name}: forward is computed in full precision");
+        let pairs = [(&grads.0, &exact.0), (&grads.1, &exact.1), (&grads.2, &exact.2)];
+        for (k, (g, e)) in pairs.into_iter().enumerate() {
+            let scale = e.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let error = g.iter().zip(e.iter()).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
+            assert!(
+                error < bound,
+                "{name}: gradient {k} off by {error:.1e} of its largest entry"
+            );
+            assert!(error > 0.0, "{name}: gradient {k} is exactly full precision's");
+        }
+    }
 }

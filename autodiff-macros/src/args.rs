@@ -39,6 +39,32 @@ pub struct Analyses {
     pub dead_gradients: bool,
     /// `save = "auto" | "all" | "min"`: what the forward half keeps for the backward half.
     pub save: Save,
+    /// `residuals = "bf16" | "f16" | "full"`: the precision array residuals are kept in.
+    pub residuals: Residuals,
+}
+
+/// The precision of the array residuals the context keeps (`#[differentiate(residuals =
+/// "bf16")]`): backward computes and accumulates in the function's float type either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Residuals {
+    /// As forward computed them. The default.
+    #[default]
+    Full,
+    /// Rounded to bfloat16 (`kernels::packed`): two bytes each.
+    Bf16,
+    /// Rounded to IEEE half precision: two bytes each.
+    F16,
+}
+
+impl Residuals {
+    /// The runtime's `kernels::packed::Half` variant, when packed.
+    pub fn format(self) -> Option<&'static str> {
+        match self {
+            Residuals::Full => None,
+            Residuals::Bf16 => Some("Bf16"),
+            Residuals::F16 => Some("F16"),
+        }
+    }
 }
 
 /// The memory plan's policy: what the forward half keeps for the backward half
@@ -77,11 +103,14 @@ impl Default for Analyses {
             seed: true,
             dead_gradients: true,
             save: Save::Auto,
+            residuals: Residuals::Full,
         }
     }
 }
 
 const SAVE_USAGE: &str = "`save` takes the memory plan's policy: `save = \"auto\"` (the default: residuals in their smallest exact form), `save = \"all\"` (every residual as computed) or `save = \"min\"` (nothing kept: backward recomputes the forward)";
+
+const RESIDUALS_USAGE: &str = "`residuals` takes the precision the context keeps array residuals in: `residuals = \"bf16\"` or `residuals = \"f16\"` (two bytes each; backward computes in the function's float type), or `residuals = \"full\"` (the default)";
 
 const ANALYSES: &str = "`fusion`, `liveness`, `reuse`, `seed`, `dead_gradients`";
 
@@ -128,7 +157,7 @@ impl Analyses {
 impl Parse for Args {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let mut args = Args::default();
-        let (mut seen_opt, mut seen_save) = (false, false);
+        let (mut seen_opt, mut seen_save, mut seen_residuals) = (false, false, false);
         while !input.is_empty() {
             let key: Ident = input.parse()?;
             if key == "wrt" {
@@ -196,6 +225,27 @@ impl Parse for Args {
                 }
                 seen_opt = true;
                 args.analyses = Analyses::parse_list(args.analyses, &content)?;
+            } else if key == "residuals" {
+                if seen_residuals {
+                    return Err(syn::Error::new(key.span(), "`residuals` is given twice"));
+                }
+                seen_residuals = true;
+                if !input.peek(Token![=]) || !input.peek2(syn::LitStr) {
+                    return Err(syn::Error::new(key.span(), RESIDUALS_USAGE));
+                }
+                input.parse::<Token![=]>()?;
+                let precision: syn::LitStr = input.parse()?;
+                args.analyses.residuals = match precision.value().as_str() {
+                    "full" => Residuals::Full,
+                    "bf16" => Residuals::Bf16,
+                    "f16" => Residuals::F16,
+                    other => {
+                        return Err(syn::Error::new(
+                            precision.span(),
+                            format!("unknown precision \"{other}\"; {RESIDUALS_USAGE}"),
+                        ))
+                    }
+                };
             } else if key == "save" {
                 if seen_save {
                     return Err(syn::Error::new(key.span(), "`save` is given twice"));
@@ -220,7 +270,7 @@ impl Parse for Args {
             } else {
                 return Err(syn::Error::new(
                     key.span(),
-                    format!("unknown argument `{key}`; supported: `wrt(param, ...)`, `name = prefix`, `vjp = backward_fn`, `save = \"auto\"|\"all\"|\"min\"` and `opt(analysis = false, ..)`"),
+                    format!("unknown argument `{key}`; supported: `wrt(param, ...)`, `name = prefix`, `vjp = backward_fn`, `save = \"auto\"|\"all\"|\"min\"`, `residuals = \"bf16\"|\"f16\"` and `opt(analysis = false, ..)`"),
                 ));
             }
             if !input.is_empty() {

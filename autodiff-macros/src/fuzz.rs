@@ -361,6 +361,10 @@ const ARGS: &[&str] = &[
     "save",
     "save = \"min\", save = \"all\"",
     "vjp = back, save = \"min\"",
+    "residuals = \"bf16\"",
+    "residuals = \"f16\", save = \"min\"",
+    "residuals = bf16",
+    "residuals = \"f8\"",
 ];
 /// Statements outside the subset (or at its edges) to insert; `P` is a parameter, `S` a
 /// float parameter when there is one.

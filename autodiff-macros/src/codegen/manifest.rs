@@ -66,6 +66,17 @@ pub fn manifest(function: &Function, names: &Names, residuals: &[Residual]) -> (
                     None => (format!("{name} (column sums): shape known at run time"), None),
                 }
             }
+            Residual::Packed(v) => {
+                let name = names.text(v);
+                let format = names.analyses.residuals.format().unwrap_or("16 bits").to_lowercase();
+                match &shapes[v.0] {
+                    Some(shape) => {
+                        let (count, n) = shapes::elements(function, shape);
+                        (format!("{name} ({format}): {count} × 2 B"), Some(quote!(#n * 2)))
+                    }
+                    None => (format!("{name} ({format}): shape known at run time"), None),
+                }
+            }
             Residual::Loop(v) => (format!("loop {}: one context per iteration", names.text(v)), None),
             Residual::Call(v) => (format!("{} (call): the callee's context", names.text(v)), None),
         };

@@ -17,7 +17,7 @@ use proc_macro2::TokenStream;
 use super::names::Names;
 use super::static_code::{self, Boundary, CtxField, StaticCode};
 use crate::activity;
-use crate::args::Save;
+use crate::args::{Residuals, Save};
 use crate::ir::{Function, ParamRole};
 use crate::liveness::ForwardLiveness;
 
@@ -53,6 +53,8 @@ pub fn generate(
 
     let mut all_analyses = names.analyses;
     all_analyses.save = Save::All;
+    // Recomputed in backward, the residuals are never held: no reason to round them.
+    all_analyses.residuals = Residuals::Full;
     let all_names = names.with_analyses(all_analyses);
     let all = static_code::generate(function, activity, liveness, &all_names, param_types, boundary);
 

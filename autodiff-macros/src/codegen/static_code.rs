@@ -71,7 +71,8 @@ pub enum Held {
     /// An `ArcArray` whose buffer other fields may share (a loop's state, saved by one
     /// iteration as its output and by the next as its input): each buffer counts once.
     Shared,
-    /// A sign mask (`kernels::mask::SignMask`): a bit per element of a value.
+    /// A sign mask (`kernels::mask::SignMask`) or a packed residual (`kernels::packed::Packed`),
+    /// which count their own bytes (`.bytes()`).
     Mask,
     /// A loop's per-iteration contexts: a `Vec` of tuples of these fields (its buffer counts too).
     Contexts(Vec<Option<Held>>),
@@ -118,6 +119,8 @@ pub enum Residual {
     Mask(ValueId),
     /// A matrix's column sums, one float per column.
     ColumnSums(ValueId),
+    /// A value rounded to 16 bits (`residuals = "bf16"` or `"f16"`).
+    Packed(ValueId),
     /// The per-iteration contexts of the loop statement.
     Loop(ValueId),
     /// The context of the call statement.
@@ -432,6 +435,39 @@ pub fn generate(
             masked.insert(v, i);
         }
     }
+    // 3d. `residuals = "bf16"` (or "f16"): the array residuals still kept as computed are kept
+    // rounded to 16 bits, packed where forward makes them and unpacked before backward's
+    // first read (`packed`: value -> first and last step reading it). Loop states, which
+    // consecutive iterations share, and what loops and calls read by name stay as they are.
+    let mut packed: BTreeMap<ValueId, (usize, usize)> = BTreeMap::new();
+    if names.analyses.residuals.format().is_some() {
+        let structural = structural_reads(function, &steps);
+        let kept: Vec<(ValueId, usize)> = value_reads.iter().map(|(&v, &last)| (v, last)).collect();
+        for (v, last) in kept {
+            if !function.kind(v).is_array()
+                || !droppable(function, v)
+                || outputs.contains(&v)
+                || structural.contains(&v)
+                || names.is_shared(v)
+            {
+                continue;
+            }
+            let first = steps
+                .iter()
+                .position(|s| {
+                    s.calls.iter().any(|c| {
+                        c.args.iter().any(|a| match a {
+                            GradArg::Value(x) => *x == v,
+                            GradArg::Factors(factors) => factors.contains(&v),
+                            _ => false,
+                        })
+                    })
+                })
+                .unwrap_or(last);
+            value_reads.remove(&v);
+            packed.insert(v, (first, last));
+        }
+    }
     // Differentiated parameters that receive no gradient need their shape for the zeros;
     // a differentiated slice's gradient starts as zeros shaped like it.
     for &index in &grads {
@@ -527,6 +563,15 @@ pub fn generate(
             held: Some(Held::Array),
         });
     }
+    for &v in packed.keys() {
+        residuals.push(Residual::Packed(v));
+        let dim = names.dim_type(function.kind(v));
+        fields.push(CtxField {
+            ident: packed_residual(names, v),
+            ty: quote!(::autodiff::runtime::kernels::packed::Packed<#dim>),
+            held: Some(Held::Mask),
+        });
+    }
     for &v in masked.keys() {
         residuals.push(Residual::Mask(v));
         let dim = names.dim_type(function.kind(v));
@@ -590,6 +635,16 @@ pub fn generate(
             let (sums, value, k) = (column_sums(names, stmt.id), names.arg(stmt.id), kernels());
             forward_body.extend(quote!(let #sums = #k::rank1::column_sums(#value);));
             plan_forward.push(format!("{0}_colsum = column_sums({0})", names.text(stmt.id)));
+        }
+        if let (true, Some(format)) = (packed.contains_key(&stmt.id), names.analyses.residuals.format()) {
+            let (packed, value) = (packed_residual(names, stmt.id), names.arg(stmt.id));
+            let format_ident = format_ident!("{}", format);
+            forward_body.extend(quote!(let #packed = ::autodiff::runtime::kernels::packed::Packed::pack(#value, ::autodiff::runtime::kernels::packed::Half::#format_ident);));
+            plan_forward.push(format!(
+                "{0}_packed = {1}({0})",
+                names.text(stmt.id),
+                format.to_lowercase()
+            ));
         }
         if masked.contains_key(&stmt.id) {
             let (mask, value) = (sign_mask(names, stmt.id), names.arg(stmt.id));
@@ -693,6 +748,11 @@ pub fn generate(
         }
     }
     for (i, step) in steps.iter().enumerate() {
+        for (&v, _) in packed.iter().filter(|(_, (first, _))| *first == i) {
+            let (value, packed, float) = (names.ident(v), packed_residual(names, v), &names.float);
+            backward_body.extend(quote!(let #value = #packed.unpack::<#float>(); ::core::mem::drop(#packed);));
+            plan_backward.push(format!("{0} = unpack({0}_packed)", names.text(v)));
+        }
         let g = names.adjoint(step.stmt);
         let g_text = format!("d_{}", names.text(step.stmt));
         // A symbolic adjoint is not an array unless it was materialised at the start of the step.
@@ -826,7 +886,8 @@ pub fn generate(
         if g_is_array && (owners == 0 || !names.analyses.reuse) {
             backward_body.extend(quote!(::core::mem::drop(#g);));
         }
-        for (&v, &last) in &value_reads {
+        let unpacked = packed.iter().map(|(v, (_, last))| (v, last));
+        for (&v, &last) in value_reads.iter().chain(unpacked) {
             if last == i && droppable(function, v) && names.analyses.liveness {
                 let ident = names.ident(v);
                 backward_body.extend(quote!(::core::mem::drop(#ident);));
@@ -876,6 +937,7 @@ pub fn generate(
         .map(|v| names.text(*v))
         .chain(masked.keys().map(|v| format!("{} (sign bits)", names.text(*v))))
         .chain(summed.keys().map(|v| format!("{} (column sums)", names.text(*v))))
+        .chain(packed.keys().map(|v| format!("{} (16 bits)", names.text(*v))))
         .collect();
 
     StaticCode {
@@ -1092,6 +1154,11 @@ fn masked_call(call: &GradCall, v: ValueId) -> Option<GradCall> {
         borrowing: None,
         ..call.clone()
     })
+}
+
+/// The context field holding `v` rounded to 16 bits.
+fn packed_residual(names: &Names, v: ValueId) -> Ident {
+    format_ident!("{}_packed", names.text(v), span = proc_macro2::Span::mixed_site())
 }
 
 /// The context field holding the column sums of `v`.

@@ -80,18 +80,23 @@ fn check_shape<D: Dimension>(op: &str, shape: &[usize], mask: &SignMask<D>) {
     );
 }
 
-/// The bits of `mask` a 64-bit word at a time beside chunks of 64 elements of `values`
-/// (logical order), `f(element, bit)` on each.
-fn zip_bits<F>(values: &mut [F], mask: &[u64], f: impl Fn(&mut F, bool)) {
-    for (chunk, &word) in values.chunks_mut(64).zip(mask) {
-        for (k, v) in chunk.iter_mut().enumerate() {
-            f(v, word >> k & 1 == 1);
-        }
+/// `f(bit)` for each of the first `n` bits of `words`, collected: the values of an array
+/// written once, in logical order (no zeroing pass first).
+fn from_bits<F: Copy>(words: &[u64], n: usize, f: impl Fn(bool) -> F) -> Vec<F> {
+    let mut values = Vec::with_capacity(n);
+    for (w, &word) in words.iter().enumerate() {
+        let count = (n - w * 64).min(64);
+        values.extend((0..count).map(|k| f(word >> k & 1 == 1)));
     }
+    values
 }
 
 /// relu's backward from its output's sign bits: `g` where the output was positive, 0
 /// elsewhere, in `g`'s buffer.
+///
+/// Written as a select on every element (`if bit { g } else { 0 }`, stored either way),
+/// which compiles to blends, not branches: the signs of a relu's output are close to random,
+/// and a branch per element would be mispredicted about half the time.
 ///
 /// # Panics
 /// If `g`'s shape is not the mask's; the message names both.
@@ -103,23 +108,18 @@ pub fn relu_grad_masked<F: Float, D: Dimension>(g: Array<F, D>, mask: &SignMask<
         g.as_standard_layout().into_owned()
     };
     let values = g.as_slice_mut().unwrap_or_else(|| unreachable!("standard layout"));
-    zip_bits(values, &mask.bits, |v, bit| {
-        if !bit {
-            *v = F::zero();
+    for (chunk, &word) in values.chunks_mut(64).zip(&mask.bits) {
+        for (k, v) in chunk.iter_mut().enumerate() {
+            *v = if word >> k & 1 == 1 { *v } else { F::zero() };
         }
-    });
+    }
     g
 }
 
 /// relu's backward when its adjoint is the fill `g` (a `sum`'s seed): `g` where the output
 /// was positive, 0 elsewhere, written in one pass.
 pub fn fill_masked<F: Float, D: Dimension>(g: F, mask: &SignMask<D>) -> Array<F, D> {
-    let mut values = vec![F::zero(); mask.dim.size()];
-    zip_bits(&mut values, &mask.bits, |v, bit| {
-        if bit {
-            *v = g;
-        }
-    });
+    let values = from_bits(&mask.bits, mask.dim.size(), |bit| if bit { g } else { F::zero() });
     Array::from_shape_vec(mask.dim.clone(), values).unwrap_or_else(|_| unreachable!("one value per element"))
 }
 
@@ -131,17 +131,16 @@ pub fn fill_masked<F: Float, D: Dimension>(g: F, mask: &SignMask<D>) -> Array<F,
 pub fn outer_masked<F: Float>(g: &Outer<F>, mask: &SignMask<Ix2>) -> Array2<F> {
     let (rows, cols) = g.shape();
     check_shape("outer_masked", &[rows, cols], mask);
-    let mut values = vec![F::zero(); rows * cols];
-    if cols > 0 {
-        for (i, row) in values.chunks_mut(cols).enumerate() {
-            let ui = g.u[i];
-            for ((j, value), vj) in row.iter_mut().enumerate().zip(g.v.iter()) {
-                let k = i * cols + j;
-                if mask.bits[k / 64] >> (k % 64) & 1 == 1 {
-                    *value = ui * *vj;
-                }
-            }
-        }
+    // Row by row: the bits of row i start at bit i·cols, in the middle of a word.
+    let bit = |k: usize| mask.bits[k / 64] >> (k % 64) & 1 == 1;
+    let mut values = Vec::with_capacity(rows * cols);
+    for (i, &ui) in g.u.iter().enumerate() {
+        let start = i * cols;
+        values.extend(
+            g.v.iter()
+                .enumerate()
+                .map(|(j, &vj)| if bit(start + j) { ui * vj } else { F::zero() }),
+        );
     }
     Array2::from_shape_vec((rows, cols), values).unwrap_or_else(|_| unreachable!("one value per element"))
 }

@@ -18,6 +18,7 @@ pub mod gemm;
 pub mod loss;
 pub mod mask;
 pub mod matmul;
+pub mod packed;
 pub mod pairwise;
 pub mod pool;
 pub mod rank1;
