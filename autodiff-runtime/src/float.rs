@@ -21,6 +21,27 @@ pub trait Float: NdFloat + FromPrimitive + std::iter::Sum + Default {
     /// Converts a count (an element count, a batch size) to this type.
     fn of_usize(value: usize) -> Self;
 
+    /// Rounded to bfloat16 (to nearest, ties to even): a residual kept in 16 bits
+    /// ([`kernels::packed`](crate::kernels::packed)).
+    fn to_bf16(self) -> half::bf16 {
+        half::bf16::from_f64(self.to_f64().unwrap_or(f64::NAN))
+    }
+
+    /// Rounded to IEEE half precision (to nearest, ties to even).
+    fn to_f16(self) -> half::f16 {
+        half::f16::from_f64(self.to_f64().unwrap_or(f64::NAN))
+    }
+
+    /// A bfloat16 value in this type (exact: every bfloat16 is an `f32`).
+    fn of_bf16(value: half::bf16) -> Self {
+        Self::of(value.to_f64())
+    }
+
+    /// A half-precision value in this type (exact).
+    fn of_f16(value: half::f16) -> Self {
+        Self::of(value.to_f64())
+    }
+
     /// `c ← alpha·a·b + beta·c`: how this type multiplies matrices, called by
     /// [`kernels::gemm::gemm`](crate::kernels::gemm::gemm) and so by every matrix product
     /// of the kernels. `backend` forces a backend (`None`: the fastest for the shape);
@@ -51,6 +72,23 @@ impl Float for f32 {
 
     fn of_usize(value: usize) -> Self {
         value as f32
+    }
+
+    // From and to `f32` directly: a few bit operations, which vectorise.
+    fn to_bf16(self) -> half::bf16 {
+        half::bf16::from_f32(self)
+    }
+
+    fn to_f16(self) -> half::f16 {
+        half::f16::from_f32(self)
+    }
+
+    fn of_bf16(value: half::bf16) -> Self {
+        value.to_f32()
+    }
+
+    fn of_f16(value: half::f16) -> Self {
+        value.to_f32()
     }
 }
 

@@ -17,7 +17,8 @@
 //! analyses off for the ablation (`ablation.rs`): `<case>_no_fusion`, `_no_liveness`,
 //! `_no_reuse`, `_no_seed`, `_no_dge` (dead-gradient elimination) and `_naive` (all off);
 //! two more change the memory plan's policy (`save = "all"`, `save = "min"`: `_save_all`,
-//! `_save_min`; the others are `save = "auto"`, the default).
+//! `_save_min`; the others are `save = "auto"`, the default), and one keeps its array
+//! residuals in bfloat16 (`residuals = "bf16"`: `_bf16`).
 //!
 //! From each expansion the macro emits `p_grad`, `p_forward` + `p_backward`
 //! (the two halves, used to time backward alone), `p_on_tape` (the same source
@@ -44,6 +45,7 @@ use rand::{Rng, SeedableRng};
 #[differentiate(wrt(x), opt(fusion = false, liveness = false, reuse = false, seed = false, dead_gradients = false), name = simple_quadratic_naive)]
 #[differentiate(wrt(x), save = "all", name = simple_quadratic_save_all)]
 #[differentiate(wrt(x), save = "min", name = simple_quadratic_save_min)]
+#[differentiate(wrt(x), residuals = "bf16", name = simple_quadratic_bf16)]
 pub fn simple_quadratic<F: Float>(x: &Array1<F>) -> F {
     (x * x).sum()
 }
@@ -59,6 +61,7 @@ pub fn simple_quadratic<F: Float>(x: &Array1<F>) -> F {
 #[differentiate(wrt(w1, b1, w2, b2), opt(fusion = false, liveness = false, reuse = false, seed = false, dead_gradients = false), name = small_mlp_naive)]
 #[differentiate(wrt(w1, b1, w2, b2), save = "all", name = small_mlp_save_all)]
 #[differentiate(wrt(w1, b1, w2, b2), save = "min", name = small_mlp_save_min)]
+#[differentiate(wrt(w1, b1, w2, b2), residuals = "bf16", name = small_mlp_bf16)]
 pub fn small_mlp<F: Float>(x: &Array2<F>, w1: &Array2<F>, b1: &Array1<F>, w2: &Array2<F>, b2: &Array1<F>) -> F {
     (relu(&(x.dot(w1) + b1)).dot(w2) + b2).sum()
 }
@@ -74,6 +77,7 @@ pub fn small_mlp<F: Float>(x: &Array2<F>, w1: &Array2<F>, b1: &Array1<F>, w2: &A
 #[differentiate(wrt(b, c, d), opt(fusion = false, liveness = false, reuse = false, seed = false, dead_gradients = false), name = matmul_chain_naive)]
 #[differentiate(wrt(b, c, d), save = "all", name = matmul_chain_save_all)]
 #[differentiate(wrt(b, c, d), save = "min", name = matmul_chain_save_min)]
+#[differentiate(wrt(b, c, d), residuals = "bf16", name = matmul_chain_bf16)]
 pub fn matmul_chain<F: Float>(a: &Array2<F>, b: &Array2<F>, c: &Array2<F>, d: &Array2<F>) -> F {
     a.dot(b).dot(c).dot(d).sum()
 }
@@ -90,6 +94,7 @@ pub fn matmul_chain<F: Float>(a: &Array2<F>, b: &Array2<F>, c: &Array2<F>, d: &A
 #[differentiate(wrt(w, bias, gamma, beta), opt(fusion = false, liveness = false, reuse = false, seed = false, dead_gradients = false), name = conv2d_block_naive)]
 #[differentiate(wrt(w, bias, gamma, beta), save = "all", name = conv2d_block_save_all)]
 #[differentiate(wrt(w, bias, gamma, beta), save = "min", name = conv2d_block_save_min)]
+#[differentiate(wrt(w, bias, gamma, beta), residuals = "bf16", name = conv2d_block_bf16)]
 pub fn conv2d_block<F: Float>(
     x: &Array4<F>,
     w: &Array4<F>,
@@ -113,6 +118,7 @@ pub fn conv2d_block<F: Float>(
 #[differentiate(wrt(wq, wk, wv, wo), opt(fusion = false, liveness = false, reuse = false, seed = false, dead_gradients = false), name = attention_naive)]
 #[differentiate(wrt(wq, wk, wv, wo), save = "all", name = attention_save_all)]
 #[differentiate(wrt(wq, wk, wv, wo), save = "min", name = attention_save_min)]
+#[differentiate(wrt(wq, wk, wv, wo), residuals = "bf16", name = attention_bf16)]
 pub fn attention<F: Float>(
     xs: &[Array2<F>],
     wq: &Array2<F>,
@@ -146,6 +152,7 @@ pub fn attention<F: Float>(
 #[differentiate(wrt(w, u), opt(fusion = false, liveness = false, reuse = false, seed = false, dead_gradients = false), name = rnn_naive)]
 #[differentiate(wrt(w, u), save = "all", name = rnn_save_all)]
 #[differentiate(wrt(w, u), save = "min", name = rnn_save_min)]
+#[differentiate(wrt(w, u), residuals = "bf16", name = rnn_bf16)]
 pub fn rnn<F: Float>(h0: &Array2<F>, w: &Array2<F>, u: &Array2<F>, xs: &[Array2<F>], target: &Array2<F>) -> F {
     let mut h = h0.to_owned();
     for x in xs {

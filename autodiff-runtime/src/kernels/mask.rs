@@ -80,23 +80,45 @@ fn check_shape<D: Dimension>(op: &str, shape: &[usize], mask: &SignMask<D>) {
     );
 }
 
-/// `f(bit)` for each of the first `n` bits of `words`, collected: the values of an array
-/// written once, in logical order (no zeroing pass first).
-fn from_bits<F: Copy>(words: &[u64], n: usize, f: impl Fn(bool) -> F) -> Vec<F> {
-    let mut values = Vec::with_capacity(n);
-    for (w, &word) in words.iter().enumerate() {
-        let count = (n - w * 64).min(64);
-        values.extend((0..count).map(|k| f(word >> k & 1 == 1)));
+/// Each byte value's 8 bits spread into the 8 bytes of a `u64` (bit k → byte k, 0 or 1).
+const SPREAD: [u64; 256] = {
+    let mut table = [0u64; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let mut k = 0;
+        while k < 8 {
+            table[byte] |= ((byte as u64 >> k) & 1) << (8 * k);
+            k += 1;
+        }
+        byte += 1;
     }
-    values
+    table
+};
+
+/// One flag byte (0 or 1) per bit of `word`, in bit order: a select over 64 elements then
+/// reads bytes, which compiles to vector compares and blends (a variable shift per element
+/// does not vectorise, and a branch per element, on a relu's near-random signs, would be
+/// mispredicted about half the time).
+fn flags(word: u64) -> [u8; 64] {
+    let mut out = [0u8; 64];
+    for (k, chunk) in out.chunks_exact_mut(8).enumerate() {
+        chunk.copy_from_slice(&SPREAD[(word >> (8 * k)) as usize & 0xff].to_le_bytes());
+    }
+    out
+}
+
+/// `values[k] = values[k]` where bit `k` of `bits` is set, 0 elsewhere.
+fn keep_where_set<F: Float>(values: &mut [F], bits: &[u64]) {
+    for (chunk, &word) in values.chunks_mut(64).zip(bits) {
+        let flags = flags(word);
+        for (v, &f) in chunk.iter_mut().zip(&flags) {
+            *v = if f != 0 { *v } else { F::zero() };
+        }
+    }
 }
 
 /// relu's backward from its output's sign bits: `g` where the output was positive, 0
 /// elsewhere, in `g`'s buffer.
-///
-/// Written as a select on every element (`if bit { g } else { 0 }`, stored either way),
-/// which compiles to blends, not branches: the signs of a relu's output are close to random,
-/// and a branch per element would be mispredicted about half the time.
 ///
 /// # Panics
 /// If `g`'s shape is not the mask's; the message names both.
@@ -107,42 +129,41 @@ pub fn relu_grad_masked<F: Float, D: Dimension>(g: Array<F, D>, mask: &SignMask<
     } else {
         g.as_standard_layout().into_owned()
     };
-    let values = g.as_slice_mut().unwrap_or_else(|| unreachable!("standard layout"));
-    for (chunk, &word) in values.chunks_mut(64).zip(&mask.bits) {
-        for (k, v) in chunk.iter_mut().enumerate() {
-            *v = if word >> k & 1 == 1 { *v } else { F::zero() };
-        }
-    }
+    keep_where_set(
+        g.as_slice_mut().unwrap_or_else(|| unreachable!("standard layout")),
+        &mask.bits,
+    );
     g
 }
 
 /// relu's backward when its adjoint is the fill `g` (a `sum`'s seed): `g` where the output
 /// was positive, 0 elsewhere, written in one pass.
 pub fn fill_masked<F: Float, D: Dimension>(g: F, mask: &SignMask<D>) -> Array<F, D> {
-    let values = from_bits(&mask.bits, mask.dim.size(), |bit| if bit { g } else { F::zero() });
+    let mut values = vec![F::zero(); mask.dim.size()];
+    for (chunk, &word) in values.chunks_mut(64).zip(&mask.bits) {
+        let flags = flags(word);
+        for (v, &f) in chunk.iter_mut().zip(&flags) {
+            *v = if f != 0 { g } else { F::zero() };
+        }
+    }
     Array::from_shape_vec(mask.dim.clone(), values).unwrap_or_else(|_| unreachable!("one value per element"))
 }
 
 /// relu's backward when its adjoint is the outer product `u·vᵀ`: `uᵢ·vⱼ` where the output
-/// was positive, 0 elsewhere, written in one pass.
+/// was positive, 0 elsewhere: the product written out row by row, then the bits applied
+/// over the whole buffer (whose words a row does not align with), while it is in cache.
 ///
 /// # Panics
 /// If the outer product's shape is not the mask's; the message names both.
 pub fn outer_masked<F: Float>(g: &Outer<F>, mask: &SignMask<Ix2>) -> Array2<F> {
     let (rows, cols) = g.shape();
     check_shape("outer_masked", &[rows, cols], mask);
-    // Row by row: the bits of row i start at bit i·cols, in the middle of a word.
-    let bit = |k: usize| mask.bits[k / 64] >> (k % 64) & 1 == 1;
-    let mut values = Vec::with_capacity(rows * cols);
-    for (i, &ui) in g.u.iter().enumerate() {
-        let start = i * cols;
-        values.extend(
-            g.v.iter()
-                .enumerate()
-                .map(|(j, &vj)| if bit(start + j) { ui * vj } else { F::zero() }),
-        );
-    }
-    Array2::from_shape_vec((rows, cols), values).unwrap_or_else(|_| unreachable!("one value per element"))
+    let mut out = g.dense();
+    keep_where_set(
+        out.as_slice_mut().unwrap_or_else(|| unreachable!("standard layout")),
+        &mask.bits,
+    );
+    out
 }
 
 #[cfg(test)]

@@ -37,10 +37,11 @@ pub struct Packed<D> {
 impl<D: Dimension> Packed<D> {
     /// `a` rounded to `format` (to nearest, ties to even).
     pub fn pack<F: Float, S: Data<Elem = F>>(a: &ArrayBase<S, D>, format: Half) -> Self {
-        let wide = |x: &F| x.to_f64().unwrap_or(f64::NAN);
-        let values = match format {
-            Half::Bf16 => Values::Bf16(a.iter().map(|x| bf16::from_f64(wide(x))).collect()),
-            Half::F16 => Values::F16(a.iter().map(|x| f16::from_f64(wide(x))).collect()),
+        let values = match (format, a.as_slice()) {
+            (Half::Bf16, Some(xs)) => Values::Bf16(xs.iter().map(|x| x.to_bf16()).collect()),
+            (Half::Bf16, None) => Values::Bf16(a.iter().map(|x| x.to_bf16()).collect()),
+            (Half::F16, Some(xs)) => Values::F16(xs.iter().map(|x| x.to_f16()).collect()),
+            (Half::F16, None) => Values::F16(a.iter().map(|x| x.to_f16()).collect()),
         };
         Packed {
             values,
@@ -61,8 +62,8 @@ impl<D: Dimension> Packed<D> {
     /// The values in `F` (exactly the 16-bit ones: widening loses nothing).
     pub fn unpack<F: Float>(&self) -> Array<F, D> {
         let values: Vec<F> = match &self.values {
-            Values::Bf16(v) => v.iter().map(|x| F::of(x.to_f64())).collect(),
-            Values::F16(v) => v.iter().map(|x| F::of(x.to_f64())).collect(),
+            Values::Bf16(v) => v.iter().map(|&x| F::of_bf16(x)).collect(),
+            Values::F16(v) => v.iter().map(|&x| F::of_f16(x)).collect(),
         };
         Array::from_shape_vec(self.dim.clone(), values).unwrap_or_else(|_| unreachable!("one value per element"))
     }
