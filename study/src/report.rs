@@ -262,11 +262,16 @@ pub fn tables(results: &Results, dtype: &str, wrt: &str, torch: &TorchRows) -> S
     // Peak Memory Usage.
     let _ = writeln!(
         out,
-        "\nPeak Memory Usage (heap over forward+backward above the inputs; held = live between forward and backward)"
+        "\nPeak Memory Usage (heap over forward+backward above the inputs; held = live between forward and backward{})",
+        if with_torch {
+            "; *PyTorch: resident memory above the run's start, in a fresh process"
+        } else {
+            ""
+        }
     );
     let mut header = format!("{:<17} {:>22} {:>22}", "case", "static peak / held", "tape peak / held");
     if with_torch {
-        let _ = write!(header, " {:>13}", "PyTorch saved");
+        let _ = write!(header, " {:>24}", "PyTorch peak* / saved");
     }
     let _ = write!(
         header,
@@ -281,11 +286,13 @@ pub fn tables(results: &Results, dtype: &str, wrt: &str, torch: &TorchRows) -> S
         let pair = |m: &ModeResult| format!("{} / {}", fmt_bytes(m.peak_bytes), fmt_bytes(m.held_bytes));
         let mut line = format!("{:<17} {:>22} {:>22}", row.name, pair(&s), pair(&t));
         if with_torch {
-            let _ = write!(
-                line,
-                " {:>13}",
-                torch_of(row).map(|p| fmt_bytes(p.held_bytes)).unwrap_or("–".into())
-            );
+            // PyTorch's peak is resident memory in a fresh process (bench_torch.py), not a
+            // count of its allocations: 0 where it was not measured.
+            let torch = torch_of(row).map(|p| match p.peak_bytes {
+                0 => format!("– / {}", fmt_bytes(p.held_bytes)),
+                peak => format!("{} / {}", fmt_bytes(peak), fmt_bytes(p.held_bytes)),
+            });
+            let _ = write!(line, " {:>24}", torch.unwrap_or("–".into()));
         }
         let _ = write!(
             line,
