@@ -16,15 +16,14 @@ a freshly recorded graph (forward in setup, untimed; grads reset to None so no
 accumulation is timed), and forward alone and forward+backward are timed too.
 Memory: `held_bytes` is the bytes of the tensors autograd saves for backward
 (counted once per storage, inputs excluded, as the Rust side excludes them),
-from torch.autograd.graph.saved_tensors_hooks. `peak_bytes` is the peak resident
-memory of one forward+backward above the resident memory before it, measured in a
-fresh process per case and mode (`--peak-of`): the inputs made, one warm-up run
-(oneDNN's primitives, thread pools), Linux's peak counter reset (`/proc/self/clear_refs`),
-then VmHWM − VmRSS around the measured run, with glibc's mmap threshold fixed at
-64 KB (`MALLOC_MMAP_THRESHOLD_`) so that freed tensors go back to the system and the
-measured run's allocations show. It counts pages, not bytes, and includes whatever
-libtorch allocates besides tensors: a measure of the same thing as the Rust side's
-counting allocator, by other means, to be read as such.
+from torch.autograd.graph.saved_tensors_hooks. `peak_bytes` is the most bytes
+PyTorch's CPU allocator had allocated at once during one forward+backward, above what
+was allocated when it started (after a warm-up run): torch.profiler with
+profile_memory=True records each op's own allocations and frees, and their running sum
+in op order peaks there. That is the quantity the Rust side's counting allocator measures
+(tensor buffers; the Rust count also sees the small allocations of shapes and nodes),
+at op granularity: a peak inside one op's own scratch space is seen only as the op's
+net allocation.
 
 Usage: python benches/pytorch/bench_torch.py [--quick] [--threads N] [--scale S]
        [--reps N] [--cases a,b] [--out results]
@@ -32,13 +31,10 @@ Usage: python benches/pytorch/bench_torch.py [--quick] [--threads N] [--scale S]
 
 import argparse
 import datetime
-import gc
 import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import time
 
 import torch
@@ -287,7 +283,7 @@ def run_case(case, wrt, s, args):
             if rep - args.warmup >= 2 and time.perf_counter() > deadline:
                 break
     held = saved_bytes(case, leaves(case, arrays, wrt))
-    peak = measure_peak(case, wrt, args)
+    peak = measure_peak(case, leaves(case, arrays, wrt))
     g32 = grads(case, arrays, wrt)
     g64 = grads(case, arrays64, wrt)
     err = max(max_relative_error(a, b) for a, b in zip(g32, g64))
@@ -312,44 +308,35 @@ def run_case(case, wrt, s, args):
     }
 
 
-def proc_status_kb(field):
-    """A `kB` field of /proc/self/status (VmRSS, VmHWM), in bytes."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no {field} in /proc/self/status")
+def measure_peak(case, tensors):
+    """The peak of PyTorch's CPU allocations during one forward+backward, above the start
+    (see the module doc), after a warm-up run."""
+    from torch.profiler import ProfilerActivity, profile
 
-
-def peak_of(case, wrt, args):
-    """In this (fresh) process: one forward+backward's peak resident bytes above the
-    resident bytes before it (see the module doc)."""
-    s = shapes(case, args.scale)
-    gen = torch.Generator().manual_seed(2024)
-    arrays = [(n, convert(a, lambda t: t.float())) for n, a in make_inputs(case, s, torch.float64, gen)]
-    tensors = leaves(case, arrays, wrt)
-    loss_fn(case, tensors).backward()
-    for t in flat(tensors):
+    leaf_list = flat(tensors)
+    for t in leaf_list:
         t.grad = None
-    gc.collect()
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    before = proc_status_kb("VmRSS")
     loss_fn(case, tensors).backward()
-    return max(0, proc_status_kb("VmHWM") - before)
-
-
-def measure_peak(case, wrt, args):
-    """`peak_of` run in a fresh Python process; 0 where it cannot be measured (no /proc)."""
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536")
-    command = [sys.executable, os.path.abspath(__file__), "--peak-of", case, "--peak-wrt", wrt,
-               "--scale", str(args.scale), "--threads", str(args.threads)]
+    for t in leaf_list:
+        t.grad = None
+    # The profiler's C++ side logs its start and stop on stderr: silenced meanwhile.
+    stderr = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
     try:
-        out = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
-        return int(out.strip().splitlines()[-1])
-    except (subprocess.CalledProcessError, ValueError, IndexError, OSError) as e:
-        print(f"peak memory of {case} ({wrt}) not measured: {e}", file=sys.stderr)
-        return 0
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            loss_fn(case, tensors).backward()
+    finally:
+        os.dup2(stderr, 2)
+        os.close(devnull)
+        os.close(stderr)
+    current = peak = 0
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        current += event.self_cpu_memory_usage
+        peak = max(peak, current)
+    for t in leaf_list:
+        t.grad = None
+    return peak
 
 
 def machine():
@@ -373,8 +360,6 @@ def main():
     p.add_argument("--reps", type=int, default=None)
     p.add_argument("--cases", default="simple_quadratic,small_mlp,matmul_chain,conv2d,attention,rnn")
     p.add_argument("--out", default="results")
-    p.add_argument("--peak-of", help=argparse.SUPPRESS)
-    p.add_argument("--peak-wrt", help=argparse.SUPPRESS)
     args = p.parse_args()
     args.scale = args.scale if args.scale is not None else (0.125 if args.quick else 1.0)
     args.reps = args.reps if args.reps is not None else (3 if args.quick else 20)
@@ -385,9 +370,6 @@ def main():
         torch.set_num_interop_threads(1)
     except RuntimeError:
         pass
-    if args.peak_of:
-        print(peak_of(args.peak_of, args.peak_wrt, args))
-        return
 
     cases = []
     for case in [c.strip() for c in args.cases.split(",") if c.strip()]:

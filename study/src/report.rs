@@ -264,7 +264,7 @@ pub fn tables(results: &Results, dtype: &str, wrt: &str, torch: &TorchRows) -> S
         out,
         "\nPeak Memory Usage (heap over forward+backward above the inputs; held = live between forward and backward{})",
         if with_torch {
-            "; *PyTorch: resident memory above the run's start, in a fresh process"
+            "; *PyTorch: its allocator's, op by op, from torch.profiler"
         } else {
             ""
         }
@@ -286,8 +286,8 @@ pub fn tables(results: &Results, dtype: &str, wrt: &str, torch: &TorchRows) -> S
         let pair = |m: &ModeResult| format!("{} / {}", fmt_bytes(m.peak_bytes), fmt_bytes(m.held_bytes));
         let mut line = format!("{:<17} {:>22} {:>22}", row.name, pair(&s), pair(&t));
         if with_torch {
-            // PyTorch's peak is resident memory in a fresh process (bench_torch.py), not a
-            // count of its allocations: 0 where it was not measured.
+            // PyTorch's peak is its CPU allocator's, from its profiler, op by op
+            // (bench_torch.py): 0 where it was not measured.
             let torch = torch_of(row).map(|p| match p.peak_bytes {
                 0 => format!("– / {}", fmt_bytes(p.held_bytes)),
                 peak => format!("{} / {}", fmt_bytes(peak), fmt_bytes(p.held_bytes)),
