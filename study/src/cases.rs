@@ -18,7 +18,10 @@
 //! `_no_reuse`, `_no_seed`, `_no_dge` (dead-gradient elimination) and `_naive` (all off);
 //! two more change the memory plan's policy (`save = "all"`, `save = "min"`: `_save_all`,
 //! `_save_min`; the others are `save = "auto"`, the default), and one keeps its array
-//! residuals in bfloat16 (`residuals = "bf16"`: `_bf16`).
+//! residuals in bfloat16 (`residuals = "bf16"`: `_bf16`). The four cases whose loss is a
+//! plain `sum` have a dense-seed twin (`<case>_dense`, `sum(out²)` or `x²·x`, where the seed
+//! algebra has nothing to carry), with and without the seed algebra, so that the ablation
+//! shows what it buys on an ordinary loss beside what it buys on the published ones.
 //!
 //! From each expansion the macro emits `p_grad`, `p_forward` + `p_backward`
 //! (the two halves, used to time backward alone), `p_on_tape` (the same source
@@ -50,6 +53,14 @@ pub fn simple_quadratic<F: Float>(x: &Array1<F>) -> F {
     (x * x).sum()
 }
 
+/// simple_quadratic's dense-seed twin, `x²·x`: the product's adjoint reaches `x²` as an array
+/// (`g·x`), so no fill starts a fused pass. With the seed algebra and without, for the ablation.
+#[differentiate(wrt(x), name = simple_quadratic_dense)]
+#[differentiate(wrt(x), opt(seed = false), name = simple_quadratic_dense_no_seed)]
+pub fn simple_quadratic_dense<F: Float>(x: &Array1<F>) -> F {
+    (x * x).dot(x)
+}
+
 /// `sum(relu(x·w1 + b1)·w2 + b2)`: a two-layer perceptron on a batch.
 #[differentiate]
 #[differentiate(wrt(w1, b1, w2, b2), name = small_mlp_params)]
@@ -66,6 +77,15 @@ pub fn small_mlp<F: Float>(x: &Array2<F>, w1: &Array2<F>, b1: &Array1<F>, w2: &A
     (relu(&(x.dot(w1) + b1)).dot(w2) + b2).sum()
 }
 
+/// small_mlp's dense-seed twin, `sum(out²)`: the output's adjoint is `2·out`, an array, so the
+/// seed algebra has nothing to carry. With it and without, for the ablation.
+#[differentiate(wrt(w1, b1, w2, b2), name = small_mlp_dense)]
+#[differentiate(wrt(w1, b1, w2, b2), opt(seed = false), name = small_mlp_dense_no_seed)]
+pub fn small_mlp_dense<F: Float>(x: &Array2<F>, w1: &Array2<F>, b1: &Array1<F>, w2: &Array2<F>, b2: &Array1<F>) -> F {
+    let out = relu(&(x.dot(w1) + b1)).dot(w2) + b2;
+    (&out * &out).sum()
+}
+
 /// `sum(A·B·C·D)`: three matrix products, where the kernels dominate.
 #[differentiate]
 #[differentiate(wrt(b, c, d), name = matmul_chain_params)]
@@ -80,6 +100,14 @@ pub fn small_mlp<F: Float>(x: &Array2<F>, w1: &Array2<F>, b1: &Array1<F>, w2: &A
 #[differentiate(wrt(b, c, d), residuals = "bf16", name = matmul_chain_bf16)]
 pub fn matmul_chain<F: Float>(a: &Array2<F>, b: &Array2<F>, c: &Array2<F>, d: &Array2<F>) -> F {
     a.dot(b).dot(c).dot(d).sum()
+}
+
+/// matmul_chain's dense-seed twin, `sum(out²)` (see [`small_mlp_dense`]).
+#[differentiate(wrt(b, c, d), name = matmul_chain_dense)]
+#[differentiate(wrt(b, c, d), opt(seed = false), name = matmul_chain_dense_no_seed)]
+pub fn matmul_chain_dense<F: Float>(a: &Array2<F>, b: &Array2<F>, c: &Array2<F>, d: &Array2<F>) -> F {
+    let out = a.dot(b).dot(c).dot(d);
+    (&out * &out).sum()
 }
 
 /// `sum(relu(batch_norm(conv2d(x, w, bias))))`: a convolutional block, stride 1,
@@ -103,6 +131,20 @@ pub fn conv2d_block<F: Float>(
     beta: &Array1<F>,
 ) -> F {
     relu(&batch_norm(&conv2d(x, w, Some(bias), 1, 1), gamma, beta, F::of(1e-5))).sum()
+}
+
+/// conv2d_block's dense-seed twin, `sum(out²)` (see [`small_mlp_dense`]).
+#[differentiate(wrt(w, bias, gamma, beta), name = conv2d_block_dense)]
+#[differentiate(wrt(w, bias, gamma, beta), opt(seed = false), name = conv2d_block_dense_no_seed)]
+pub fn conv2d_block_dense<F: Float>(
+    x: &Array4<F>,
+    w: &Array4<F>,
+    bias: &Array1<F>,
+    gamma: &Array1<F>,
+    beta: &Array1<F>,
+) -> F {
+    let out = relu(&batch_norm(&conv2d(x, w, Some(bias), 1, 1), gamma, beta, F::of(1e-5)));
+    (&out * &out).sum()
 }
 
 /// Single-head self-attention over a batch of sequences, each `x` seq×width:

@@ -362,8 +362,10 @@ pub enum Phase {
 }
 
 /// The analyses of the ablation, in table order: each variant's label and the expansion
-/// (`cases.rs`) whose static code it times.
-pub const ABLATION_VARIANTS: [&str; 10] = [
+/// (`cases.rs`) whose static code it times. The last two are another function: the case's
+/// dense-seed twin (`<case>_dense`; attention and the RNN, already mse losses, are their own
+/// twins), with and without the seed algebra.
+pub const ABLATION_VARIANTS: [&str; 12] = [
     "all on",
     "no fusion",
     "no liveness",
@@ -374,13 +376,15 @@ pub const ABLATION_VARIANTS: [&str; 10] = [
     "save = all",
     "save = min",
     "bf16 residuals",
+    "dense seed",
+    "dense seed, no seed algebra",
 ];
 
 /// The static code of one case with each analysis switched off (`#[differentiate(opt(..))]`)
 /// in [`ABLATION_VARIANTS`] order, then the tape, all with respect to the parameters (the
 /// data constant, as a model is trained: where dead-gradient elimination has work to do).
 pub fn ablation_modes<F: Float>(inputs: &Inputs<F>) -> Vec<(&'static str, ModeRun<'_>)> {
-    // The ten static variants of a case (`grad, forward, backward` of each expansion).
+    // The twelve static variants of a case (`grad, forward, backward` of each expansion).
     macro_rules! variants {
         ($args:tt; $grads:tt; $($grad:ident, $forward:ident, $backward:ident;)*) => {
             vec![$(variants!(@one $grad, $forward, $backward; $args; $grads)),*]
@@ -402,6 +406,8 @@ pub fn ablation_modes<F: Float>(inputs: &Inputs<F>) -> Vec<(&'static str, ModeRu
                 simple_quadratic_save_all_grad, simple_quadratic_save_all_forward, simple_quadratic_save_all_backward;
                 simple_quadratic_save_min_grad, simple_quadratic_save_min_forward, simple_quadratic_save_min_backward;
                 simple_quadratic_bf16_grad, simple_quadratic_bf16_forward, simple_quadratic_bf16_backward;
+                simple_quadratic_dense_grad, simple_quadratic_dense_forward, simple_quadratic_dense_backward;
+                simple_quadratic_dense_no_seed_grad, simple_quadratic_dense_no_seed_forward, simple_quadratic_dense_no_seed_backward;
             ),
             tape_mode!(F; simple_quadratic_params_on_tape; (x: param); (x: Ix1)),
         ),
@@ -417,6 +423,8 @@ pub fn ablation_modes<F: Float>(inputs: &Inputs<F>) -> Vec<(&'static str, ModeRu
                 small_mlp_save_all_grad, small_mlp_save_all_forward, small_mlp_save_all_backward;
                 small_mlp_save_min_grad, small_mlp_save_min_forward, small_mlp_save_min_backward;
                 small_mlp_bf16_grad, small_mlp_bf16_forward, small_mlp_bf16_backward;
+                small_mlp_dense_grad, small_mlp_dense_forward, small_mlp_dense_backward;
+                small_mlp_dense_no_seed_grad, small_mlp_dense_no_seed_forward, small_mlp_dense_no_seed_backward;
             ),
             tape_mode!(F; small_mlp_params_on_tape; (x: constant, w1: param, b1: param, w2: param, b2: param); (w1: Ix2, b1: Ix1, w2: Ix2, b2: Ix1)),
         ),
@@ -432,6 +440,8 @@ pub fn ablation_modes<F: Float>(inputs: &Inputs<F>) -> Vec<(&'static str, ModeRu
                 matmul_chain_save_all_grad, matmul_chain_save_all_forward, matmul_chain_save_all_backward;
                 matmul_chain_save_min_grad, matmul_chain_save_min_forward, matmul_chain_save_min_backward;
                 matmul_chain_bf16_grad, matmul_chain_bf16_forward, matmul_chain_bf16_backward;
+                matmul_chain_dense_grad, matmul_chain_dense_forward, matmul_chain_dense_backward;
+                matmul_chain_dense_no_seed_grad, matmul_chain_dense_no_seed_forward, matmul_chain_dense_no_seed_backward;
             ),
             tape_mode!(F; matmul_chain_params_on_tape; (a: constant, b: param, c: param, d: param); (b: Ix2, c: Ix2, d: Ix2)),
         ),
@@ -453,6 +463,8 @@ pub fn ablation_modes<F: Float>(inputs: &Inputs<F>) -> Vec<(&'static str, ModeRu
                 conv2d_block_save_all_grad, conv2d_block_save_all_forward, conv2d_block_save_all_backward;
                 conv2d_block_save_min_grad, conv2d_block_save_min_forward, conv2d_block_save_min_backward;
                 conv2d_block_bf16_grad, conv2d_block_bf16_forward, conv2d_block_bf16_backward;
+                conv2d_block_dense_grad, conv2d_block_dense_forward, conv2d_block_dense_backward;
+                conv2d_block_dense_no_seed_grad, conv2d_block_dense_no_seed_forward, conv2d_block_dense_no_seed_backward;
             ),
             tape_mode!(F; conv2d_block_params_on_tape; (x: constant, w: param, bias: param, gamma: param, beta: param); (w: Ix4, bias: Ix1, gamma: Ix1, beta: Ix1)),
         ),
@@ -475,6 +487,8 @@ pub fn ablation_modes<F: Float>(inputs: &Inputs<F>) -> Vec<(&'static str, ModeRu
                 attention_save_all_grad, attention_save_all_forward, attention_save_all_backward;
                 attention_save_min_grad, attention_save_min_forward, attention_save_min_backward;
                 attention_bf16_grad, attention_bf16_forward, attention_bf16_backward;
+                attention_params_grad, attention_params_forward, attention_params_backward;
+                attention_no_seed_grad, attention_no_seed_forward, attention_no_seed_backward;
             ),
             tape_mode!(F; attention_params_on_tape; (xs: constants, wq: param, wk: param, wv: param, wo: param, targets: constants); (wq: Ix2, wk: Ix2, wv: Ix2, wo: Ix2)),
         ),
@@ -490,6 +504,8 @@ pub fn ablation_modes<F: Float>(inputs: &Inputs<F>) -> Vec<(&'static str, ModeRu
                 rnn_save_all_grad, rnn_save_all_forward, rnn_save_all_backward;
                 rnn_save_min_grad, rnn_save_min_forward, rnn_save_min_backward;
                 rnn_bf16_grad, rnn_bf16_forward, rnn_bf16_backward;
+                rnn_params_grad, rnn_params_forward, rnn_params_backward;
+                rnn_no_seed_grad, rnn_no_seed_forward, rnn_no_seed_backward;
             ),
             tape_mode!(F; rnn_params_on_tape; (h0: constant, w: param, u: param, xs: constants, target: constant); (w: Ix2, u: Ix2)),
         ),
