@@ -8,9 +8,10 @@
 //! `cargo bench -p autodiff-runtime --bench gemm -- serve` is the Rust half of the GFLOP/s
 //! table against MKL and OpenBLAS (`benches/pytorch/kernels_vs_pytorch.py gemm`, whose
 //! module doc has the command and the table): it reads requests `TYPE M K N FORM CALLS
-//! BATCH` from stdin, one a line (TYPE `f32` or `f64`; FORM `nn` for `a·b`, `tn` for `aᵀ·b`
+//! BATCH [BACKEND]` from stdin, one a line (TYPE `f32` or `f64`; FORM `nn` for `a·b`, `tn` for `aᵀ·b`
 //! with `a` stored k×m, `nt` for `a·bᵀ` with `b` stored n×k, as the backward of a dense
-//! layer uses them), times `CALLS` batches of `BATCH` products through [`gemm()`] on one
+//! layer uses them; BACKEND `auto` (the default: [`gemm()`]'s own choice), `gemm` or
+//! `matrixmultiply`), times `CALLS` batches of `BATCH` products through [`gemm()`] on one
 //! thread (whatever [`set_num_threads`] last said; the script asks for 1) and answers each
 //! request with one JSON line `{"seconds": [..]}` of seconds per product.
 
@@ -91,7 +92,15 @@ fn benches(c: &mut Criterion) {
 
 /// Seconds per product of `batch` back-to-back calls of `gemm()`, `calls` times, for one
 /// request of the `serve` mode.
-fn serve_one<F: Float>(m: usize, k: usize, n: usize, form: &str, calls: usize, batch: usize) -> Vec<f64> {
+fn serve_one<F: Float>(
+    m: usize,
+    k: usize,
+    n: usize,
+    form: &str,
+    calls: usize,
+    batch: usize,
+    backend: Option<Backend>,
+) -> Vec<f64> {
     let fill =
         |r: usize, c: usize| Array2::from_shape_fn((r, c), |(i, j)| F::of(((i * 7 + j * 3) % 11) as f64 * 0.1 - 0.5));
     let (a, b) = match form {
@@ -110,7 +119,10 @@ fn serve_one<F: Float>(m: usize, k: usize, n: usize, form: &str, calls: usize, b
         .map(|_| {
             let start = std::time::Instant::now();
             for _ in 0..batch {
-                gemm(F::one(), a, b, F::zero(), out.view_mut());
+                match backend {
+                    None => gemm(F::one(), a, b, F::zero(), out.view_mut()),
+                    Some(backend) => gemm_with_backend(backend, F::one(), a, b, F::zero(), out.view_mut()),
+                }
             }
             start.elapsed().as_secs_f64() / batch.max(1) as f64
         })
@@ -125,14 +137,22 @@ fn serve() {
     for line in std::io::stdin().lock().lines() {
         let line = line.unwrap_or_else(|e| panic!("serve: reading stdin: {e}"));
         let words: Vec<&str> = line.split_whitespace().collect();
-        let [ty, m, k, n, form, calls, batch] = words[..] else {
-            panic!("serve: expected `TYPE M K N FORM CALLS BATCH`, got {line:?}");
+        let (ty, m, k, n, form, calls, batch, backend) = match words[..] {
+            [ty, m, k, n, form, calls, batch] => (ty, m, k, n, form, calls, batch, "auto"),
+            [ty, m, k, n, form, calls, batch, backend] => (ty, m, k, n, form, calls, batch, backend),
+            _ => panic!("serve: expected `TYPE M K N FORM CALLS BATCH [BACKEND]`, got {line:?}"),
+        };
+        let backend = match backend {
+            "auto" => None,
+            "gemm" => Some(Backend::Gemm),
+            "matrixmultiply" => Some(Backend::MatrixMultiply),
+            other => panic!("serve: unknown backend {other:?} (auto, gemm or matrixmultiply)"),
         };
         let parse = |s: &str| s.parse::<usize>().unwrap_or_else(|e| panic!("serve: {s:?}: {e}"));
         let (m, k, n, calls, batch) = (parse(m), parse(k), parse(n), parse(calls), parse(batch));
         let seconds = match ty {
-            "f32" => serve_one::<f32>(m, k, n, form, calls, batch),
-            "f64" => serve_one::<f64>(m, k, n, form, calls, batch),
+            "f32" => serve_one::<f32>(m, k, n, form, calls, batch, backend),
+            "f64" => serve_one::<f64>(m, k, n, form, calls, batch, backend),
             other => panic!("serve: unknown type {other:?}"),
         };
         let seconds: Vec<String> = seconds.iter().map(|s| format!("{s:e}")).collect();

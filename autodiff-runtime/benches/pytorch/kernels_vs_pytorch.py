@@ -20,9 +20,15 @@ crate, or ``matrixmultiply`` for tiny products) against MKL (``torch.mm``) and O
 How: the Rust bench binary runs as a server (``cargo bench -p autodiff-runtime --bench
 conv -- serve``, resp. ``--bench gemm -- serve``) that times calls on request and answers in
 JSON; this script sends it one request, then times PyTorch's (and numpy's) calls itself,
-and so on in rounds, swapping who goes first every round, with a 0.1 s pause between the
-two sides so that neither side's idle threads (OpenMP's spin-wait, rayon's) run into the
-other's measurement. Each round gives one ratio per product (median of that round's calls,
+and so on in rounds, swapping who goes first every round. The machine is shared, so a
+round counts only if the other jobs on it stayed under ``--idle-threshold`` of the cores
+while it ran (from /proc/stat, less this script's and the server's own CPU time);
+otherwise it is run again, after waiting up to ``--max-wait`` seconds for an idle moment.
+The table says how many rounds were thrown away. Between the two sides it pauses 0.1 s so that neither side's idle threads
+(OpenMP's spin-wait, rayon's) run into the other's measurement. After such a pause the first calls of either side run slower (by up
+to 1.5× at 2 threads, whatever the library: caches and idle cores warming up), so in each
+round each side first runs ``--warmup`` calls that are not counted. Each round gives one
+ratio per product (median of that round's counted calls,
 theirs over ours: > 1 means ours is faster); the table reports the medians over rounds of
 the times and of the per-round ratios, and the range of the ratios.
 
@@ -80,6 +86,70 @@ class Server:
         self.proc.wait()
 
 
+def stat_jiffies():
+    """(all CPU jiffies, idle jiffies) of the machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    return sum(fields), fields[3] + fields[4]
+
+
+def own_jiffies(pids):
+    """CPU jiffies used so far by this process and the given ones (utime + stime)."""
+    total = 0
+    for pid in ["self", *pids]:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total
+
+
+class Quiet:
+    """Keeps only rounds measured while the other jobs on the machine left it idle.
+
+    Before a round it waits (up to `max_wait` seconds) for a moment when the machine is
+    idle but for this script; after the round it computes the CPU time the *other*
+    processes used during it (all busy time less this process's and the server's) and, if
+    that exceeds `threshold` of the cores, the round is thrown away and run again (at most
+    `retries` times, after which it is kept and counted as loaded)."""
+
+    def __init__(self, threshold, max_wait, pids, retries=20):
+        self.threshold, self.max_wait, self.pids, self.retries = threshold, max_wait, pids, retries
+        self.kept, self.discarded, self.loaded = [], 0, 0
+
+    def other_load(self, interval):
+        t0, i0, o0 = *stat_jiffies(), own_jiffies(self.pids)
+        time.sleep(interval)
+        t1, i1, o1 = *stat_jiffies(), own_jiffies(self.pids)
+        return max(0.0, (t1 - t0) - (i1 - i0) - (o1 - o0)) / max(1, t1 - t0)
+
+    def run(self, round_fn):
+        """Runs round_fn() until it ran on a quiet machine; returns its result."""
+        for attempt in range(self.retries + 1):
+            deadline = time.time() + self.max_wait
+            while self.other_load(0.3) > self.threshold and time.time() < deadline:
+                pass
+            t0, i0, o0 = *stat_jiffies(), own_jiffies(self.pids)
+            result = round_fn()
+            t1, i1, o1 = *stat_jiffies(), own_jiffies(self.pids)
+            other = max(0.0, (t1 - t0) - (i1 - i0) - (o1 - o0)) / max(1, t1 - t0)
+            if other <= self.threshold:
+                self.kept.append(other)
+                return result
+            if attempt == self.retries:
+                self.loaded += 1
+                self.kept.append(other)
+                return result
+            self.discarded += 1
+
+    def summary(self):
+        worst = max(self.kept, default=0.0)
+        return (
+            f"{len(self.kept)} rounds kept, {self.discarded} thrown away because other jobs used more than "
+            f"{100 * self.threshold:.0f} % of the cores during them, {self.loaded} kept loaded after "
+            f"{self.retries} retries; worst other load in a kept round {100 * worst:.0f} %"
+        )
+
+
 def timed(f, calls, batch=1):
     """Seconds per call of `calls` batches of `batch` calls of f."""
     out = []
@@ -130,6 +200,7 @@ def conv(args):
         "grad_weight": backward([False, True, False]),
     }
     server = Server(bench_binary("conv", args.cargo_arg))
+    quiet = Quiet(args.idle_threshold, args.max_wait, [server.proc.pid])
     info = machine()
     info["torch"] = torch.__version__
     info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
@@ -143,14 +214,20 @@ def conv(args):
                 timed(f, 2)
                 ours_t, theirs_t, ratios = [], [], []
                 for r in range(args.rounds):
-                    sides = ["ours", "theirs"] if r % 2 == 0 else ["theirs", "ours"]
-                    got = {}
-                    for side in sides:
-                        time.sleep(PAUSE)
-                        if side == "ours":
-                            got[side] = server.ask(f"{product} {threads} {args.calls}")
-                        else:
-                            got[side] = timed(f, args.calls)
+
+                    def one_round(r=r, product=product, threads=threads, f=f):
+                        got = {}
+                        for side in ["ours", "theirs"] if r % 2 == 0 else ["theirs", "ours"]:
+                            time.sleep(PAUSE)
+                            # The first `warmup` calls of each side in a round are dropped.
+                            if side == "ours":
+                                got[side] = server.ask(f"{product} {threads} {args.calls + args.warmup}")
+                            else:
+                                got[side] = timed(f, args.calls + args.warmup)
+                            got[side] = got[side][args.warmup :]
+                        return got
+
+                    got = quiet.run(one_round)
                     a, b = statistics.median(got["ours"]), statistics.median(got["theirs"])
                     ours_t.append(a)
                     theirs_t.append(b)
@@ -175,9 +252,14 @@ def conv(args):
     server.close()
     info["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
     print()
-    print(f"conv2d x 8×64×56×56, w 64×64×3×3, stride 1, padding 1, f32; {args.rounds} rounds × {args.calls} calls")
+    print(
+        f"conv2d x 8×64×56×56, w 64×64×3×3, stride 1, padding 1, f32; {args.rounds} rounds × "
+        f"({args.warmup} uncounted + {args.calls}) calls per side"
+    )
     print(f"{info['date']}, {info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['torch_cpu_capability']}),")
     print(f"load average at start {info['loadavg_at_start']}, at end {info['loadavg_at_end']}")
+    print(quiet.summary())
+    info["quiet"] = quiet.summary()
     print()
     print("| threads | product | ours (ms) | PyTorch (ms) | PyTorch time / ours (median of rounds) | range |")
     print("|---|---|---|---|---|---|")
@@ -221,6 +303,7 @@ def gemm(args):
         if i.get("user_api") == "blas"
     ]
     server = Server(bench_binary("gemm", args.cargo_arg))
+    quiet = Quiet(args.idle_threshold, args.max_wait, [server.proc.pid])
     info = machine()
     info["torch"] = torch.__version__
     info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
@@ -255,10 +338,15 @@ def gemm(args):
             pct_mkl = []
             order = list(sides)
             for r in range(args.rounds):
-                got = {}
-                for side in order[r % 3 :] + order[: r % 3]:
-                    time.sleep(PAUSE / 4)
-                    got[side] = statistics.median(sides[side]())
+
+                def one_round(r=r, sides=sides):
+                    got = {}
+                    for side in order[r % 3 :] + order[: r % 3]:
+                        time.sleep(PAUSE / 4)
+                        got[side] = statistics.median(sides[side]())
+                    return got
+
+                got = quiet.run(one_round)
                 for s in sides:
                     times[s].append(got[s])
                 pct_mkl.append(100 * got["mkl"] / got["ours"])
@@ -288,6 +376,8 @@ def gemm(args):
     print(f"GEMM, one thread, {args.rounds} rounds × {args.calls} batches; {info['date']}, {info['cpu']}")
     print(f"torch {info['torch']} ({info['torch_cpu_capability']}), numpy {info['numpy']} BLAS {blas}")
     print(f"load average at start {info['loadavg_at_start']}, at end {info['loadavg_at_end']}")
+    print(quiet.summary())
+    info["quiet"] = quiet.summary()
     print()
     print("| type | product | m×k·k×n | ours | MKL | OpenBLAS | ours % of MKL |")
     print("|---|---|---|---|---|---|---|")
@@ -305,11 +395,18 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("table", choices=["conv", "gemm"])
     p.add_argument("--rounds", type=int, default=None, help="alternating rounds (conv 15, gemm 7)")
-    p.add_argument("--calls", type=int, default=3, help="calls (conv) or batches (gemm) per side per round")
+    p.add_argument("--calls", type=int, default=5, help="calls (conv) or batches (gemm) per side per round")
+    p.add_argument(
+        "--warmup", type=int, default=2, help="conv: calls per side per round run first and not counted"
+    )
     p.add_argument("--threads", type=lambda s: [int(t) for t in s.split(",")], default=[1, 2], help="conv: e.g. 1,2")
     p.add_argument("--types", type=lambda s: s.split(","), default=["f32", "f64"], help="gemm: e.g. f32,f64")
     p.add_argument("--cargo-arg", action="append", default=[], help="extra flag for cargo bench (repeatable)")
     p.add_argument("--json", help="also write the figures to this file")
+    p.add_argument(
+        "--idle-threshold", type=float, default=0.05, help="other jobs' share of the cores above which a round is redone"
+    )
+    p.add_argument("--max-wait", type=float, default=30.0, help="seconds to wait for an idle moment before a round")
     args = p.parse_args()
     if args.rounds is None:
         args.rounds = 15 if args.table == "conv" else 7
