@@ -16,10 +16,20 @@
 //!   with `dM = A g Aᵀ` ([`grad_weight_partial`]), then `dw = Gᵀ dU G` ([`weight_from_transformed`]).
 //!
 //! Memory and speed: tiles are processed in blocks of whole tile rows (about
-//! [`TARGET_TILES`] tiles), so the transformed patches `V` and products `M` of one block
-//! (16·C·tiles and 16·O·tiles values, ~0.5 MB each in f32 at 64 channels) stay in cache
-//! between the transform, the 16 GEMMs and the inverse transform; the transforms run over
-//! whole rows of tiles, so they vectorise across tiles. Accuracy: the transforms only add
+//! [`TARGET_TILES`] tiles, [`GRAD_WEIGHT_TARGET_TILES`] for grad_weight), so the
+//! transformed patches `V` and products `M` of one block (16·C·tiles and 16·O·tiles
+//! values, ~0.5 MB each in f32 at 64 channels) stay in cache between the transform, the
+//! 16 GEMMs and the inverse transform. The transforms run over whole rows of tiles, so
+//! they vectorise across tiles: the input's rows are combined first, straight from the
+//! image (whole rows, no padded copy), then across each row; `g`'s tiles are read straight
+//! from `g`. [`forward`] and [`grad_weight_partial`] are compiled three times, for
+//! AVX-512F, for AVX2 + FMA and for the baseline, and pick the best the CPU has at run time
+//! (the GEMMs dispatch by themselves, in the `gemm` crate): this, with the row-first input
+//! transform, made all three products 1.31× faster at the study's shape (one thread). What
+//! is left at that shape (one thread, `perf`): the GEMMs take about 45 % of forward's time
+//! with the `gemm` crate's AVX-512 kernels and 65 % with its AVX2 ones, and grad_weight's
+//! `dM·Vᵀ`, whose operands are both contiguous along the sum, spends another ~14 % in
+//! the crate's packing. Accuracy: the transforms only add
 //! and halve, so in f32 the results differ from im2col's by a few ulps of the sums
 //! (see `tests/kernels_conv.rs`, which measures it against f64).
 
@@ -28,9 +38,15 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 use crate::kernels::gemm::gemm_with_threads;
 use crate::Float;
 
-/// Tiles per block (rounded to whole tile rows, at least one row); measured with
-/// `benches/conv.rs` at the study's shape.
+/// Tiles per block of [`forward`] (rounded down to whole tile rows, at least one row);
+/// measured with `benches/conv.rs` at the study's shape (28 tiles a row: 4 rows, 112 tiles,
+/// beat 2, 3, 6, 8 and 12 rows by 2-20 % on forward and grad_input).
 pub const TARGET_TILES: usize = 128;
+
+/// Tiles per block of [`grad_weight_partial`], which also holds the output adjoint's
+/// transform in cache: 3 rows (84 tiles) at the study's shape, 1.09-1.11× faster than
+/// 4 rows there (AVX2 and AVX-512 GEMMs alike; 2 rows 1.04×, 6 rows 0.98×).
+pub const GRAD_WEIGHT_TARGET_TILES: usize = 96;
 
 /// The sizes of one Winograd pass over `n` samples of a `c × h × w` input with
 /// padding `p`, producing `oh × ow` outputs in `th × tw` tiles of 2×2.
@@ -70,15 +86,15 @@ impl Dims {
         Dims { n, ..self }
     }
 
-    /// Tile rows per block and the blocks `r0..r1` over the `n·th` tile rows.
-    fn blocks(&self) -> impl Iterator<Item = (usize, usize)> {
-        let rows = (TARGET_TILES / self.tw).max(1);
+    /// Tile rows per block (about `target` tiles) and the blocks `r0..r1` over the `n·th` tile rows.
+    fn blocks(&self, target: usize) -> impl Iterator<Item = (usize, usize)> {
+        let rows = (target / self.tw).max(1);
         let total = self.n * self.th;
         (0..total).step_by(rows).map(move |r0| (r0, (r0 + rows).min(total)))
     }
 
-    fn max_block_tiles(&self) -> usize {
-        (TARGET_TILES / self.tw).max(1).min(self.n * self.th) * self.tw
+    fn max_block_tiles(&self, target: usize) -> usize {
+        (target / self.tw).max(1).min(self.n * self.th) * self.tw
     }
 }
 
@@ -124,8 +140,8 @@ struct Scratch<F> {
 }
 
 impl<F: Float> Scratch<F> {
-    fn new(d: &Dims, o: usize) -> Self {
-        let t = d.max_block_tiles();
+    fn new(d: &Dims, o: usize, target: usize) -> Self {
+        let t = d.max_block_tiles(target);
         Scratch {
             v: vec![F::zero(); 16 * d.c * t],
             m: vec![F::zero(); 16 * o * t],
@@ -244,10 +260,10 @@ unsafe fn forward_avx2<F: Float>(d: &Dims, x: &[F], u: &[F], o: usize, out: &mut
 /// [`forward`] for whichever instruction set it is inlined into.
 #[inline(always)]
 fn forward_body<F: Float>(d: &Dims, x: &[F], u: &[F], o: usize, out: &mut [F], threads: usize) {
-    let mut s = Scratch::new(d, o);
+    let mut s = Scratch::new(d, o, TARGET_TILES);
     let (tw, c) = (d.tw, d.c);
     let out_plane = d.oh * d.ow;
-    for (r0, r1) in d.blocks() {
+    for (r0, r1) in d.blocks(TARGET_TILES) {
         let tiles = (r1 - r0) * tw;
         input_transform(d, x, r0, r1, &mut s);
         for xi in 0..16 {
@@ -336,11 +352,11 @@ unsafe fn grad_weight_partial_avx2<F: Float>(d: &Dims, x: &[F], g: &[F], o: usiz
 /// [`grad_weight_partial`] for whichever instruction set it is inlined into.
 #[inline(always)]
 fn grad_weight_partial_body<F: Float>(d: &Dims, x: &[F], g: &[F], o: usize, threads: usize) -> Vec<F> {
-    let mut s = Scratch::new(d, o);
+    let mut s = Scratch::new(d, o, GRAD_WEIGHT_TARGET_TILES);
     let (tw, c) = (d.tw, d.c);
     let mut du = vec![F::zero(); 16 * o * c];
     let zeros = vec![F::zero(); d.ow];
-    for (r0, r1) in d.blocks() {
+    for (r0, r1) in d.blocks(GRAD_WEIGHT_TARGET_TILES) {
         let tiles = (r1 - r0) * tw;
         input_transform(d, x, r0, r1, &mut s);
         output_adjoint_transform(d, g, o, r0, r1, &mut s.m, &zeros);
