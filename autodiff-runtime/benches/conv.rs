@@ -11,6 +11,15 @@
 //! alternately call by call (the machine is shared and noisy, so only ratios taken in the
 //! same moment are trusted), prints medians and the median per-round ratio, and the f32
 //! error of both paths against im2col in f64 at this shape.
+//!
+//! `cargo bench -p autodiff-runtime --bench conv -- serve` is the Rust half of the
+//! comparison with PyTorch (`benches/pytorch/kernels_vs_pytorch.py conv`, whose module doc
+//! has the command and the table): it reads requests `PRODUCT THREADS CALLS` (PRODUCT one of
+//! `forward`, `grad_input`, `grad_weight`) from stdin, one a line, times that many calls of
+//! the product on `THREADS` threads at the study's shape (the default algorithm, as the
+//! engines call it) and answers each with one JSON line `{"seconds": [..]}`. The script
+//! alternates these requests with PyTorch's own calls, so both are measured in the same
+//! moments of a shared machine.
 
 use autodiff_runtime::kernels::conv::{
     conv2d_grad_input_with, conv2d_grad_weight_with, conv2d_with, tile_columns, ConvAlgorithm,
@@ -194,7 +203,45 @@ fn accuracy(x: &Array4<f32>, w: &Array4<f32>, g: &Array4<f32>) {
 
 criterion_group!(conv_benches, bench_profile);
 
+/// The `serve` mode (see the module doc): timed calls on request, JSON answers.
+fn serve() {
+    use autodiff_runtime::kernels::conv::{conv2d, conv2d_grad_input, conv2d_grad_weight};
+    use std::io::{BufRead, Write};
+    let (x, w, g) = inputs();
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout();
+    for line in stdin.lock().lines() {
+        let line = line.unwrap_or_else(|e| panic!("serve: reading stdin: {e}"));
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let [product, threads, calls] = words[..] else {
+            panic!("serve: expected `PRODUCT THREADS CALLS`, got {line:?}");
+        };
+        let parse = |s: &str| s.parse::<usize>().unwrap_or_else(|e| panic!("serve: {s:?}: {e}"));
+        set_num_threads(parse(threads));
+        let run: Box<dyn Fn()> = match product {
+            "forward" => Box::new(|| drop(conv2d(&x, &w, None::<&Array1<f32>>, 1, 1))),
+            "grad_input" => Box::new(|| drop(conv2d_grad_input(&g, &w, &x.raw_dim(), 1, 1))),
+            "grad_weight" => Box::new(|| drop(conv2d_grad_weight(&g, &x, &w.raw_dim(), 1, 1))),
+            other => panic!("serve: unknown product {other:?}"),
+        };
+        let seconds: Vec<String> = (0..parse(calls))
+            .map(|_| {
+                let start = Instant::now();
+                run();
+                format!("{:e}", start.elapsed().as_secs_f64())
+            })
+            .collect();
+        writeln!(stdout, "{{\"seconds\": [{}]}}", seconds.join(", "))
+            .and_then(|()| stdout.flush())
+            .unwrap_or_else(|e| panic!("serve: writing stdout: {e}"));
+    }
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "serve") {
+        serve();
+        return;
+    }
     if std::env::args().any(|a| a == "alternate") {
         alternate();
         return;

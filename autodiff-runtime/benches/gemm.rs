@@ -4,10 +4,20 @@
 //! Throughput is reported as elements/s with one "element" per floating-point
 //! operation (`2·m·n·k` per product), so criterion's `Gelem/s` reads as GFLOP/s.
 //! Run: `cargo bench -p autodiff-runtime --bench gemm`.
+//!
+//! `cargo bench -p autodiff-runtime --bench gemm -- serve` is the Rust half of the GFLOP/s
+//! table against MKL and OpenBLAS (`benches/pytorch/kernels_vs_pytorch.py gemm`, whose
+//! module doc has the command and the table): it reads requests `TYPE M K N FORM CALLS
+//! BATCH [BACKEND]` from stdin, one a line (TYPE `f32` or `f64`; FORM `nn` for `a·b`, `tn` for `aᵀ·b`
+//! with `a` stored k×m, `nt` for `a·bᵀ` with `b` stored n×k, as the backward of a dense
+//! layer uses them; BACKEND `auto` (the default: [`gemm()`]'s own choice), `gemm` or
+//! `matrixmultiply`), times `CALLS` batches of `BATCH` products through [`gemm()`] on one
+//! thread (whatever [`set_num_threads`] last said; the script asks for 1) and answers each
+//! request with one JSON line `{"seconds": [..]}` of seconds per product.
 
-use autodiff_runtime::kernels::gemm::{gemm_with_backend, set_num_threads, Backend};
+use autodiff_runtime::kernels::gemm::{gemm, gemm_with_backend, set_num_threads, Backend};
 use autodiff_runtime::Float;
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
 use ndarray::Array2;
 use std::time::Duration;
 
@@ -80,5 +90,85 @@ fn benches(c: &mut Criterion) {
     bench_conv(c);
 }
 
+/// Seconds per product of `batch` back-to-back calls of `gemm()`, `calls` times, for one
+/// request of the `serve` mode.
+fn serve_one<F: Float>(
+    m: usize,
+    k: usize,
+    n: usize,
+    form: &str,
+    calls: usize,
+    batch: usize,
+    backend: Option<Backend>,
+) -> Vec<f64> {
+    let fill =
+        |r: usize, c: usize| Array2::from_shape_fn((r, c), |(i, j)| F::of(((i * 7 + j * 3) % 11) as f64 * 0.1 - 0.5));
+    let (a, b) = match form {
+        "nn" => (fill(m, k), fill(k, n)),
+        "tn" => (fill(k, m), fill(k, n)),
+        "nt" => (fill(m, k), fill(n, k)),
+        other => panic!("serve: unknown form {other:?} (nn, tn or nt)"),
+    };
+    let (a, b) = match form {
+        "tn" => (a.t(), b.view()),
+        "nt" => (a.view(), b.t()),
+        _ => (a.view(), b.view()),
+    };
+    let mut out = Array2::<F>::zeros((m, n));
+    (0..calls)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            for _ in 0..batch {
+                match backend {
+                    None => gemm(F::one(), a, b, F::zero(), out.view_mut()),
+                    Some(backend) => gemm_with_backend(backend, F::one(), a, b, F::zero(), out.view_mut()),
+                }
+            }
+            start.elapsed().as_secs_f64() / batch.max(1) as f64
+        })
+        .collect()
+}
+
+/// The `serve` mode (see the module doc): timed products on request, JSON answers.
+fn serve() {
+    use std::io::{BufRead, Write};
+    set_num_threads(1);
+    let mut stdout = std::io::stdout();
+    for line in std::io::stdin().lock().lines() {
+        let line = line.unwrap_or_else(|e| panic!("serve: reading stdin: {e}"));
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let (ty, m, k, n, form, calls, batch, backend) = match words[..] {
+            [ty, m, k, n, form, calls, batch] => (ty, m, k, n, form, calls, batch, "auto"),
+            [ty, m, k, n, form, calls, batch, backend] => (ty, m, k, n, form, calls, batch, backend),
+            _ => panic!("serve: expected `TYPE M K N FORM CALLS BATCH [BACKEND]`, got {line:?}"),
+        };
+        let backend = match backend {
+            "auto" => None,
+            "gemm" => Some(Backend::Gemm),
+            "matrixmultiply" => Some(Backend::MatrixMultiply),
+            other => panic!("serve: unknown backend {other:?} (auto, gemm or matrixmultiply)"),
+        };
+        let parse = |s: &str| s.parse::<usize>().unwrap_or_else(|e| panic!("serve: {s:?}: {e}"));
+        let (m, k, n, calls, batch) = (parse(m), parse(k), parse(n), parse(calls), parse(batch));
+        let seconds = match ty {
+            "f32" => serve_one::<f32>(m, k, n, form, calls, batch, backend),
+            "f64" => serve_one::<f64>(m, k, n, form, calls, batch, backend),
+            other => panic!("serve: unknown type {other:?}"),
+        };
+        let seconds: Vec<String> = seconds.iter().map(|s| format!("{s:e}")).collect();
+        writeln!(stdout, "{{\"seconds\": [{}]}}", seconds.join(", "))
+            .and_then(|()| stdout.flush())
+            .unwrap_or_else(|e| panic!("serve: writing stdout: {e}"));
+    }
+}
+
 criterion_group!(gemm_benches, benches);
-criterion_main!(gemm_benches);
+
+fn main() {
+    if std::env::args().any(|a| a == "serve") {
+        serve();
+        return;
+    }
+    gemm_benches();
+    Criterion::default().configure_from_args().final_summary();
+}
