@@ -7,8 +7,8 @@
 //! picks its kernels at run time (`feature_detected!` in `gemm-common`): AVX2 + FMA
 //! where the CPU has them, and AVX-512 only if it was built with its `x86-v4` feature
 //! (`gemm-common/src/gemm.rs`: the `avx512f` branch is behind `cfg(feature = "x86-v4")`),
-//! which needs no nightly and no `target-cpu` flag: `--features gemm/x86-v4` on the
-//! command line, or `features = [.., "x86-v4"]` on the dependency. On an AVX-512 machine
+//! which needs no nightly and no `target-cpu` flag; this crate's dependency enables it
+//! (`autodiff-runtime/Cargo.toml`). On an AVX-512 machine
 //! (Intel Xeon, 2 cores, one thread) that doubles f32 rates: 105-115 to 185-220 GFLOP/s
 //! on the small_mlp and matmul_chain products, 47-56 % of MKL's rate to 84-110 %
 //! (`benches/pytorch/kernels_vs_pytorch.py gemm`, whose doc has both tables); on a
