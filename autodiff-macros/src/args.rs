@@ -226,47 +226,16 @@ impl Parse for Args {
                 seen_opt = true;
                 args.analyses = Analyses::parse_list(args.analyses, &content)?;
             } else if key == "residuals" {
-                if seen_residuals {
-                    return Err(syn::Error::new(key.span(), "`residuals` is given twice"));
-                }
-                seen_residuals = true;
-                if !input.peek(Token![=]) || !input.peek2(syn::LitStr) {
-                    return Err(syn::Error::new(key.span(), RESIDUALS_USAGE));
-                }
-                input.parse::<Token![=]>()?;
-                let precision: syn::LitStr = input.parse()?;
-                args.analyses.residuals = match precision.value().as_str() {
-                    "full" => Residuals::Full,
-                    "bf16" => Residuals::Bf16,
-                    "f16" => Residuals::F16,
-                    other => {
-                        return Err(syn::Error::new(
-                            precision.span(),
-                            format!("unknown precision \"{other}\"; {RESIDUALS_USAGE}"),
-                        ))
-                    }
-                };
+                let choices = [
+                    ("full", Residuals::Full),
+                    ("bf16", Residuals::Bf16),
+                    ("f16", Residuals::F16),
+                ];
+                args.analyses.residuals =
+                    parse_choice(input, &key, &mut seen_residuals, "precision", &choices, RESIDUALS_USAGE)?;
             } else if key == "save" {
-                if seen_save {
-                    return Err(syn::Error::new(key.span(), "`save` is given twice"));
-                }
-                seen_save = true;
-                if !input.peek(Token![=]) || !input.peek2(syn::LitStr) {
-                    return Err(syn::Error::new(key.span(), SAVE_USAGE));
-                }
-                input.parse::<Token![=]>()?;
-                let policy: syn::LitStr = input.parse()?;
-                args.analyses.save = match policy.value().as_str() {
-                    "auto" => Save::Auto,
-                    "all" => Save::All,
-                    "min" => Save::Min,
-                    other => {
-                        return Err(syn::Error::new(
-                            policy.span(),
-                            format!("unknown policy \"{other}\"; {SAVE_USAGE}"),
-                        ))
-                    }
-                };
+                let choices = [("auto", Save::Auto), ("all", Save::All), ("min", Save::Min)];
+                args.analyses.save = parse_choice(input, &key, &mut seen_save, "policy", &choices, SAVE_USAGE)?;
             } else {
                 return Err(syn::Error::new(
                     key.span(),
@@ -279,6 +248,33 @@ impl Parse for Args {
         }
         Ok(args)
     }
+}
+
+/// `key = "name"`, one of `choices` (`what` names the kind of choice in the error), given
+/// at most once (`seen`); `usage` says what `key` takes.
+fn parse_choice<T: Copy>(
+    input: ParseStream,
+    key: &Ident,
+    seen: &mut bool,
+    what: &str,
+    choices: &[(&str, T)],
+    usage: &str,
+) -> syn::Result<T> {
+    if *seen {
+        return Err(syn::Error::new(key.span(), format!("`{key}` is given twice")));
+    }
+    *seen = true;
+    if !input.peek(Token![=]) || !input.peek2(syn::LitStr) {
+        return Err(syn::Error::new(key.span(), usage));
+    }
+    input.parse::<Token![=]>()?;
+    let value: syn::LitStr = input.parse()?;
+    let name = value.value();
+    choices
+        .iter()
+        .find(|(choice, _)| *choice == name)
+        .map(|&(_, choice)| choice)
+        .ok_or_else(|| syn::Error::new(value.span(), format!("unknown {what} \"{name}\"; {usage}")))
 }
 
 impl Args {
