@@ -44,6 +44,15 @@ fn loss_value(
 
 /// Checks the tape gradient of every input of `f` against finite differences; returns the worst error.
 fn check(inputs: Vec<ArrayD<f64>>, f: impl for<'t, 'a> Fn(&[Var<'t, 'a, f64>]) -> Var<'t, 'a, f64>) -> f64 {
+    check_within(TOLERANCE, inputs, f)
+}
+
+/// [`check`] with another tolerance, for a loss whose finite differences are noisier.
+fn check_within(
+    tolerance: f64,
+    inputs: Vec<ArrayD<f64>>,
+    f: impl for<'t, 'a> Fn(&[Var<'t, 'a, f64>]) -> Var<'t, 'a, f64>,
+) -> f64 {
     let mut rng = StdRng::seed_from_u64(7);
     let tape = Tape::new();
     let vars: Vec<_> = inputs.iter().map(|x| tape.param(x)).collect();
@@ -80,7 +89,7 @@ fn check(inputs: Vec<ArrayD<f64>>, f: impl for<'t, 'a> Fn(&[Var<'t, 'a, f64>]) -
         }
         let err = max_relative_error(&analytic, &numeric);
         assert!(
-            err <= TOLERANCE,
+            err <= tolerance,
             "input {i}: relative error {err:e}\nanalytic {analytic}\nnumeric {numeric}"
         );
         worst = worst.max(err);
@@ -267,7 +276,10 @@ fn conv_batch_norm_relu_sum() {
     let b = random(&mut rng, &[3], -1.0, 1.0);
     let gamma = random(&mut rng, &[3], 0.5, 1.5);
     let beta = random(&mut rng, &[3], -0.5, 0.5);
-    check(vec![x, w, b, gamma, beta], |v| {
+    // Central differences of this loss carry about 1e-8 of absolute noise (ε·|loss|/h, with
+    // batch norm's 1/σ on top), which is 2e-6 of its smallest weight-gradient entries (5e-3):
+    // 1e-5 leaves that margin, and a wrong rule is off by orders of magnitude more.
+    check_within(1e-5, vec![x, w, b, gamma, beta], |v| {
         v[0].conv2d(&v[1], Some(&v[2]), 1, 1)
             .batch_norm(&v[3], &v[4], 1e-5)
             .relu()

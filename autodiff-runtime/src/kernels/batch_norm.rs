@@ -5,7 +5,7 @@
 //! them: two passes over one channel are cheap next to the convolution that
 //! precedes a batch norm, and the signatures stay free of saved intermediates.
 
-use ndarray::{Array1, Array4, ArrayBase, Axis, Data, Ix1, Ix4, Zip};
+use ndarray::{s, Array1, Array4, ArrayBase, Axis, Data, Ix1, Ix4};
 
 use crate::Float;
 
@@ -18,8 +18,8 @@ pub fn batch_norm<F: Float, S1: Data<Elem = F>, S2: Data<Elem = F>, S3: Data<Ele
     eps: F,
 ) -> Array4<F> {
     check_params("batch_norm", x.shape(), gamma.shape(), Some(beta.shape()));
-    let stats = ChannelStats::of(x, eps);
     let mut y = x.as_standard_layout().into_owned();
+    let stats = ChannelStats::of(&y, eps);
     for (c, mut channel) in y.axis_iter_mut(Axis(1)).enumerate() {
         let (mean, scale, shift) = (stats.mean[c], gamma[c] * stats.invstd[c], beta[c]);
         channel.mapv_inplace(|v| (v - mean) * scale + shift);
@@ -36,26 +36,31 @@ pub fn batch_norm_grad_input<F: Float, S1: Data<Elem = F>, S2: Data<Elem = F>>(
 ) -> Array4<F> {
     check_params("batch_norm_grad_input", x.shape(), gamma.shape(), None);
     check_grad("batch_norm_grad_input", g.shape(), x.shape());
-    let stats = ChannelStats::of(x, eps);
+    let (x, g) = (x.as_standard_layout(), g.as_standard_layout());
+    let stats = ChannelStats::of(&x, eps);
     let m = F::of_usize(stats.count);
     let mut dx = Array4::zeros(x.raw_dim());
     for c in 0..stats.mean.len() {
         let (mean, invstd) = (stats.mean[c], stats.invstd[c]);
-        let (g_c, x_c) = (g.index_axis(Axis(1), c), x.index_axis(Axis(1), c));
         let (mut sum_g, mut sum_g_xhat) = (F::zero(), F::zero());
-        Zip::from(&g_c).and(&x_c).for_each(|&g, &x| {
-            sum_g += g;
-            sum_g_xhat += g * (x - mean) * invstd;
-        });
+        for (g, x) in slabs(&g, c).zip(slabs(&x, c)) {
+            sum_g += sum_lanes(g, |g| g);
+            sum_g_xhat += sum_lanes_zip(g, x, |g, x| g * (x - mean));
+        }
+        sum_g_xhat *= invstd;
         // dx = gamma·invstd/M · (M·g - Σg - x̂·Σ(g·x̂)).
         let k = gamma[c] * invstd / m;
-        Zip::from(dx.index_axis_mut(Axis(1), c))
-            .and(&g_c)
-            .and(&x_c)
-            .for_each(|dx, &g, &x| {
+        for n in 0..x.dim().0 {
+            let mut out = dx.slice_mut(s![n, c, .., ..]);
+            let out = out
+                .as_slice_mut()
+                .unwrap_or_else(|| unreachable!("a new array is in standard layout"));
+            let (g, x) = (slab(&g, n, c), slab(&x, n, c));
+            for ((dx, &g), &x) in out.iter_mut().zip(g).zip(x) {
                 let xhat = (x - mean) * invstd;
                 *dx = k * (m * g - sum_g - xhat * sum_g_xhat);
-            });
+            }
+        }
     }
     dx
 }
@@ -63,20 +68,22 @@ pub fn batch_norm_grad_input<F: Float, S1: Data<Elem = F>, S2: Data<Elem = F>>(
 /// Adjoint of `gamma` in [`batch_norm`]: `Σ g · x̂` per channel.
 pub fn batch_norm_grad_gamma<F: Float, S: Data<Elem = F>>(g: &Array4<F>, x: &ArrayBase<S, Ix4>, eps: F) -> Array1<F> {
     check_grad("batch_norm_grad_gamma", g.shape(), x.shape());
-    let stats = ChannelStats::of(x, eps);
+    let (x, g) = (x.as_standard_layout(), g.as_standard_layout());
+    let stats = ChannelStats::of(&x, eps);
     Array1::from_shape_fn(stats.mean.len(), |c| {
-        let (mean, invstd) = (stats.mean[c], stats.invstd[c]);
-        let mut acc = F::zero();
-        Zip::from(g.index_axis(Axis(1), c))
-            .and(x.index_axis(Axis(1), c))
-            .for_each(|&g, &x| acc += g * (x - mean) * invstd);
-        acc
+        let mean = stats.mean[c];
+        let sum: F = slabs(&g, c)
+            .zip(slabs(&x, c))
+            .map(|(g, x)| sum_lanes_zip(g, x, |g, x| g * (x - mean)))
+            .sum();
+        sum * stats.invstd[c]
     })
 }
 
 /// Adjoint of `beta` in [`batch_norm`]: `Σ g` per channel.
 pub fn batch_norm_grad_beta<F: Float>(g: &Array4<F>) -> Array1<F> {
-    Array1::from_shape_fn(g.dim().1, |c| g.index_axis(Axis(1), c).sum())
+    let g = g.as_standard_layout();
+    Array1::from_shape_fn(g.dim().1, |c| slabs(&g, c).map(|g| sum_lanes(g, |g| g)).sum())
 }
 
 /// Per-channel batch mean and `1/sqrt(var + eps)` over N, H, W.
@@ -89,22 +96,69 @@ struct ChannelStats<F> {
 
 impl<F: Float> ChannelStats<F> {
     /// Two passes per channel (mean, then squared deviations) so that the variance
-    /// does not suffer the cancellation of `E[x²] - E[x]²`.
+    /// does not suffer the cancellation of `E[x²] - E[x]²`; `x` in standard layout.
     fn of<S: Data<Elem = F>>(x: &ArrayBase<S, Ix4>, eps: F) -> Self {
         let (n, c, h, w) = x.dim();
         let count = n * h * w;
         let inv_count = F::one() / F::of_usize(count);
         let mut mean = Vec::with_capacity(c);
         let mut invstd = Vec::with_capacity(c);
-        for channel in x.axis_iter(Axis(1)) {
-            let mu = channel.sum() * inv_count;
-            let mut sq = F::zero();
-            channel.for_each(|&v| sq += (v - mu) * (v - mu));
+        for channel in 0..c {
+            let mu = slabs(x, channel).map(|s| sum_lanes(s, |v| v)).sum::<F>() * inv_count;
+            let sq: F = slabs(x, channel).map(|s| sum_lanes(s, |v| (v - mu) * (v - mu))).sum();
             mean.push(mu);
             invstd.push(F::one() / (sq * inv_count + eps).sqrt());
         }
         ChannelStats { mean, invstd, count }
     }
+}
+
+/// The `H×W` block of sample `n`, channel `c`, of an array in standard layout: contiguous.
+fn slab<'a, F: 'a, S: Data<Elem = F>>(x: &'a ArrayBase<S, Ix4>, n: usize, c: usize) -> &'a [F] {
+    let (_, channels, h, w) = x.dim();
+    let start = (n * channels + c) * h * w;
+    let all = x.as_slice().unwrap_or_else(|| unreachable!("standard layout"));
+    &all[start..start + h * w]
+}
+
+/// The `H×W` blocks of channel `c`, one per sample.
+fn slabs<'a, F: 'a, S: Data<Elem = F>>(x: &'a ArrayBase<S, Ix4>, c: usize) -> impl Iterator<Item = &'a [F]> + 'a {
+    (0..x.dim().0).map(move |n| slab(x, n, c))
+}
+
+/// Independent partial sums: a reduction over a channel with one accumulator waits on the
+/// floating-point adder's latency at every element (the order of a float sum is fixed, so
+/// the compiler may not split it); eight run in parallel and vectorise.
+const LANES: usize = 8;
+
+/// `Σ f(x)` over `xs`, in [`LANES`] partial sums.
+fn sum_lanes<F: Float>(xs: &[F], f: impl Fn(F) -> F) -> F {
+    let mut acc = [F::zero(); LANES];
+    let chunks = xs.chunks_exact(LANES);
+    let rest = chunks.remainder().iter().fold(F::zero(), |a, &x| a + f(x));
+    for chunk in chunks {
+        for (a, &x) in acc.iter_mut().zip(chunk) {
+            *a += f(x);
+        }
+    }
+    acc.iter().fold(rest, |s, &a| s + a)
+}
+
+/// `Σ f(a, b)` over `a` and `b` element by element (equal lengths), in [`LANES`] partial sums.
+fn sum_lanes_zip<F: Float>(a: &[F], b: &[F], f: impl Fn(F, F) -> F) -> F {
+    let mut acc = [F::zero(); LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let rest = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .fold(F::zero(), |s, (&x, &y)| s + f(x, y));
+    for (xa, xb) in ca.zip(cb) {
+        for ((acc, &x), &y) in acc.iter_mut().zip(xa).zip(xb) {
+            *acc += f(x, y);
+        }
+    }
+    acc.iter().fold(rest, |s, &a| s + a)
 }
 
 /// Panics naming the shapes unless gamma (and beta) have one entry per channel of `x`.
