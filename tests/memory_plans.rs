@@ -34,6 +34,15 @@ macro_rules! held_by_forward {
     }};
 }
 
+/// The largest difference between `got` and `exact`, relative to `exact`'s largest entry.
+fn error_of_largest<F: Float>(got: &Array2<F>, exact: &Array2<F>) -> F {
+    let scale = exact.iter().fold(F::zero(), |m, v| m.max(v.abs()));
+    got.iter()
+        .zip(exact.iter())
+        .fold(F::zero(), |m, (a, b)| m.max((*a - *b).abs()))
+        / scale
+}
+
 /// A two-layer perceptron with a relu, whose output backward reads only through its sign
 /// (a mask under `auto`) when `w2`'s gradient is not asked for.
 #[differentiate(wrt(w1, b1), name = mlp_auto)]
@@ -117,8 +126,7 @@ fn loops_and_calls_under_every_policy() {
     // In 16 bits, the loop's per-iteration residuals too (its states stay shared f64).
     let (_, bf16) = recurrent_bf16_grad(&h0, &w, &u, 3);
     for (g, e) in [(&bf16.0, &auto.1 .0), (&bf16.1, &auto.1 .1), (&bf16.2, &auto.1 .2)] {
-        let scale = e.iter().fold(0f64, |m, v| m.max(v.abs()));
-        assert!(g.iter().zip(e.iter()).all(|(a, b)| (a - b).abs() < 2e-2 * scale));
+        assert!(error_of_largest(g, e) < 2e-2);
     }
     assert!(
         RECURRENT_BF16_GRAD_PLAN.to_string().contains("unpack"),
@@ -396,8 +404,7 @@ fn residuals_in_sixteen_bits_hold_half_and_round_the_gradients() {
         assert_eq!(v, value, "{name}: forward is computed in full precision");
         let pairs = [(&grads.0, &exact.0), (&grads.1, &exact.1), (&grads.2, &exact.2)];
         for (k, (g, e)) in pairs.into_iter().enumerate() {
-            let scale = e.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let error = g.iter().zip(e.iter()).fold(0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
+            let error = error_of_largest(g, e);
             assert!(
                 error < bound,
                 "{name}: gradient {k} off by {error:.1e} of its largest entry"

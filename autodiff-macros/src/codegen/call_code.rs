@@ -16,9 +16,8 @@ use quote::{format_ident, quote};
 use syn::{GenericParam, Ident, ItemFn};
 
 use super::names::{camel_case, unraw, Names};
-use super::static_code::{self, Boundary};
+use super::static_code::Boundary;
 use crate::activity;
-use crate::args::Save;
 use crate::ir::{Function, ParamRole};
 use crate::liveness::ForwardLiveness;
 
@@ -57,11 +56,7 @@ pub fn call_items(
     let activity = activity::analyse(&callable, analyses.dead_gradients);
     let liveness = ForwardLiveness::of(&callable);
     let names = Names::new(&callable, float, analyses);
-    let generate = match analyses.save {
-        Save::Min => super::remat::generate,
-        Save::Auto | Save::All => static_code::generate,
-    };
-    let code = generate(&callable, &activity, &liveness, &names, &[], &Boundary::Call);
+    let code = super::remat::generate_under_policy(&callable, &activity, &liveness, &names, &[], &Boundary::Call);
 
     let vis = &item.vis;
     let name = unraw(&item.sig.ident);

@@ -29,62 +29,47 @@ pub fn manifest(function: &Function, names: &Names, residuals: &[Residual]) -> (
     let mut terms = Vec::new();
     let mut known = true;
     for residual in residuals {
-        let (row, term) = match *residual {
-            Residual::Array(v) | Residual::Mask(v) => {
-                let what = match residual {
-                    Residual::Mask(_) => "relu sign mask",
-                    _ => "array",
-                };
-                let name = names.text(v);
-                match &shapes[v.0] {
-                    Some(shape) => {
-                        let (count, n) = shapes::elements(function, shape);
-                        match residual {
-                            Residual::Mask(_) => (
-                                format!("{name} ({what}): {count} bits, in 8-byte words"),
-                                Some(quote!(#n.div_ceil(64) * 8)),
-                            ),
-                            _ => (
-                                format!("{name} ({what}): {count} × {float_bytes}"),
-                                Some(quote!(#n * ::core::mem::size_of::<#float>())),
-                            ),
-                        }
-                    }
-                    None => (format!("{name} ({what}): shape known at run time"), None),
-                }
-            }
+        // What is kept of which value, the shape whose elements it stores, and how many bytes
+        // those elements take.
+        let (v, what, shape, size) = match *residual {
+            Residual::Array(v) => (v, "array".to_string(), shapes[v.0].clone(), Size::Floats),
+            Residual::Mask(v) => (v, "relu sign mask".to_string(), shapes[v.0].clone(), Size::Bits),
             Residual::ColumnSums(v) => {
-                let name = names.text(v);
-                match shapes[v.0].as_ref().filter(|s| s.len() == 2) {
-                    Some(shape) => {
-                        let (count, n) = shapes::elements(function, &shape[1..].to_vec());
-                        (
-                            format!("{name} (column sums): {count} × {float_bytes}"),
-                            Some(quote!(#n * ::core::mem::size_of::<#float>())),
-                        )
-                    }
-                    None => (format!("{name} (column sums): shape known at run time"), None),
-                }
+                let columns = shapes[v.0].as_ref().filter(|s| s.len() == 2).map(|s| s[1..].to_vec());
+                (v, "column sums".to_string(), columns, Size::Floats)
             }
             Residual::Packed(v) => {
-                let name = names.text(v);
                 let format = names.analyses.residuals.format().unwrap_or("16 bits").to_lowercase();
-                match &shapes[v.0] {
-                    Some(shape) => {
-                        let (count, n) = shapes::elements(function, shape);
-                        (format!("{name} ({format}): {count} × 2 B"), Some(quote!(#n * 2)))
-                    }
-                    None => (format!("{name} ({format}): shape known at run time"), None),
-                }
+                (v, format, shapes[v.0].clone(), Size::Halves)
             }
-            Residual::Loop(v) => (format!("loop {}: one context per iteration", names.text(v)), None),
-            Residual::Call(v) => (format!("{} (call): the callee's context", names.text(v)), None),
+            Residual::Loop(v) => {
+                rows.push(format!("loop {}: one context per iteration", names.text(v)));
+                known = false;
+                continue;
+            }
+            Residual::Call(v) => {
+                rows.push(format!("{} (call): the callee's context", names.text(v)));
+                known = false;
+                continue;
+            }
         };
-        rows.push(row);
-        match term {
-            Some(term) => terms.push(term),
-            None => known = false,
-        }
+        let name = names.text(v);
+        let Some(shape) = shape else {
+            rows.push(format!("{name} ({what}): shape known at run time"));
+            known = false;
+            continue;
+        };
+        let (count, n) = shapes::elements(function, &shape);
+        let (bytes, term) = match size {
+            Size::Floats => (
+                format!("{count} × {float_bytes}"),
+                quote!(#n * ::core::mem::size_of::<#float>()),
+            ),
+            Size::Bits => (format!("{count} bits, in 8-byte words"), quote!(#n.div_ceil(64) * 8)),
+            Size::Halves => (format!("{count} × 2 B"), quote!(#n * 2)),
+        };
+        rows.push(format!("{name} ({what}): {bytes}"));
+        terms.push(term);
     }
     let total = if known {
         quote!(::core::option::Option::Some(0usize #(+ #terms)*))
@@ -92,4 +77,14 @@ pub fn manifest(function: &Function, names: &Names, residuals: &[Residual]) -> (
         quote!(::core::option::Option::None)
     };
     (rows, total)
+}
+
+/// How a residual stores each element of its shape.
+enum Size {
+    /// One float of the function's type.
+    Floats,
+    /// One bit, in 64-bit words.
+    Bits,
+    /// Two bytes (bf16 or f16).
+    Halves,
 }

@@ -61,11 +61,7 @@ pub fn expand(
         .collect();
     // Computed once, read by both emitters.
     let liveness = ForwardLiveness::of(function);
-    let generate = match analyses.save {
-        Save::Min => remat::generate,
-        Save::Auto | Save::All => static_code::generate,
-    };
-    let code = generate(
+    let code = remat::generate_under_policy(
         function,
         activity,
         &liveness,

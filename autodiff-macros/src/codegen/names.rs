@@ -58,17 +58,14 @@ impl<'f> Names<'f> {
     /// The same names under other analyses (`save = "min"` builds on the `all` plan).
     pub fn with_analyses(&self, analyses: Analyses) -> Names<'f> {
         Names {
-            function: self.function,
-            float: self.float.clone(),
-            prefix: self.prefix.clone(),
-            outer: HashMap::new(),
-            shared: self.shared.clone(),
             analyses,
+            ..self.with_function(self.function)
         }
     }
 
     /// The same names for another version of the function (the same values, differently
-    /// differentiated: `save = "min"`'s primal forward).
+    /// differentiated: `save = "min"`'s primal forward). For a function's top level, which
+    /// names no outer values (a loop body's own names come from [`Names::body`]).
     pub fn with_function<'g>(&self, function: &'g Function) -> Names<'g> {
         Names {
             function,

@@ -21,6 +21,23 @@ use crate::args::{Residuals, Save};
 use crate::ir::{Function, ParamRole};
 use crate::liveness::ForwardLiveness;
 
+/// The static code of `function` under its policy (`names.analyses.save`): `min`'s here,
+/// the others' in [`static_code::generate`].
+pub fn generate_under_policy(
+    function: &Function,
+    activity: &activity::Activity,
+    liveness: &ForwardLiveness,
+    names: &Names,
+    param_types: &[TokenStream],
+    boundary: &Boundary,
+) -> StaticCode {
+    let generate = match names.analyses.save {
+        Save::Min => generate,
+        Save::Auto | Save::All => static_code::generate,
+    };
+    generate(function, activity, liveness, names, param_types, boundary)
+}
+
 /// The static code of `function` under `save = "min"`, from the same pieces as the other
 /// policies: the primal forward (nothing differentiated) and the `all` plan's two halves.
 /// At the top (`param_types` given) the context borrows every parameter; for a call the

@@ -17,7 +17,7 @@ use super::names::{kernels, Names};
 use super::{calls, loops};
 use crate::activity::Activity;
 use crate::args::Save;
-use crate::ir::{BinOp, Function, Init, Kind, Op, Origin, ParamRole, Stmt, ValueId};
+use crate::ir::{BinOp, Function, Init, Kind, Op, Origin, ParamRole, Stmt, UnaryFn, ValueId};
 use crate::kernel::Kernel;
 use crate::liveness::ForwardLiveness;
 use crate::op_table::ForwardArg;
@@ -71,9 +71,9 @@ pub enum Held {
     /// An `ArcArray` whose buffer other fields may share (a loop's state, saved by one
     /// iteration as its output and by the next as its input): each buffer counts once.
     Shared,
-    /// A sign mask (`kernels::mask::SignMask`) or a packed residual (`kernels::packed::Packed`),
-    /// which count their own bytes (`.bytes()`).
-    Mask,
+    /// A residual in a compact form, a sign mask (`kernels::mask::SignMask`) or a 16-bit
+    /// packing (`kernels::packed::Packed`), which counts its own bytes (`.bytes()`).
+    Compact,
     /// A loop's per-iteration contexts: a `Vec` of tuples of these fields (its buffer counts too).
     Contexts(Vec<Option<Held>>),
     /// A called function's saved context (which counts its own).
@@ -85,7 +85,7 @@ impl Held {
     pub fn bytes(&self, access: TokenStream, float: &TokenStream) -> TokenStream {
         match self {
             Held::Array => quote!(#access.len() * ::core::mem::size_of::<#float>()),
-            Held::Mask => quote!(#access.bytes()),
+            Held::Compact => quote!(#access.bytes()),
             Held::Call => quote!(#access.held_bytes()),
             // Counted where the context list is, which knows the buffers seen so far.
             Held::Shared => quote!(0),
@@ -404,9 +404,10 @@ pub fn generate(
     // bits directly: a rule fused into a longer chain reads the float (decoding the bits
     // first would add a pass over memory), so there the value is kept as it is.
     // `save = "all"` keeps every residual as computed.
+    // What loops and calls read by name: kept as it is whatever the form (3c, 3d).
+    let structural = structural_reads(function, &steps);
     let mut masked: BTreeMap<ValueId, usize> = BTreeMap::new();
     if names.analyses.liveness && names.analyses.save != Save::All {
-        let structural = structural_reads(function, &steps);
         for &v in &sign_only {
             if !value_reads.contains_key(&v)
                 || !droppable(function, v)
@@ -441,7 +442,6 @@ pub fn generate(
     // consecutive iterations share, and what loops and calls read by name stay as they are.
     let mut packed: BTreeMap<ValueId, (usize, usize)> = BTreeMap::new();
     if names.analyses.residuals.format().is_some() {
-        let structural = structural_reads(function, &steps);
         let kept: Vec<(ValueId, usize)> = value_reads.iter().map(|(&v, &last)| (v, last)).collect();
         for (v, last) in kept {
             if !function.kind(v).is_array()
@@ -569,7 +569,7 @@ pub fn generate(
         fields.push(CtxField {
             ident: packed_residual(names, v),
             ty: quote!(::autodiff::runtime::kernels::packed::Packed<#dim>),
-            held: Some(Held::Mask),
+            held: Some(Held::Compact),
         });
     }
     for &v in masked.keys() {
@@ -578,7 +578,7 @@ pub fn generate(
         fields.push(CtxField {
             ident: sign_mask(names, v),
             ty: quote!(::autodiff::runtime::kernels::mask::SignMask<#dim>),
-            held: Some(Held::Mask),
+            held: Some(Held::Compact),
         });
     }
 
@@ -1134,9 +1134,8 @@ fn expand_factors(
 /// `call` (the one backward call reading `v`, only through relu's rule) with relu's masked
 /// kernel reading `v`'s sign mask instead of `v`, where there is one for the call's form.
 fn masked_call(call: &GradCall, v: ValueId) -> Option<GradCall> {
-    let relu = |f: crate::ir::UnaryFn| f.name() == "relu";
     let (kernel, head) = match (call.kernel?, call.args.as_slice()) {
-        (Kernel::UnaryGrad(f), [GradArg::G, GradArg::Value(x)]) if relu(f) && *x == v => {
+        (Kernel::UnaryGrad(UnaryFn::Relu), [GradArg::G, GradArg::Value(x)]) if *x == v => {
             (Kernel::relu_grad_masked, GradArg::G)
         }
         // A one-step chain is relu's rule alone: `v` is read only through relu's rule.
@@ -1187,9 +1186,9 @@ fn keep_column_sums(function: &Function, steps: &mut [Step], outputs: &[ValueId]
             if summable(call) == Some(a) {
                 return false;
             }
-            let relu = matches!(call.kernel, Some(Kernel::UnaryGrad(f)) if f.name() == "relu");
+            let sign_rule = matches!(call.kernel, Some(Kernel::UnaryGrad(f)) if f.reads_output_sign());
             call.args.iter().any(|arg| match arg {
-                GradArg::Value(v) => *v == a && !relu,
+                GradArg::Value(v) => *v == a && !sign_rule,
                 GradArg::Factors(factors) => factors.contains(&a),
                 GradArg::MapDerivative(map, _) => {
                     matches!(&function.stmt(*map).op, Op::Map { captures, .. } if captures.contains(&a))
@@ -1219,10 +1218,11 @@ fn sign_mask(names: &Names, v: ValueId) -> Ident {
 fn sign_only_reads(function: &Function, steps: &[Step]) -> BTreeSet<ValueId> {
     let (mut sign, mut other) = (BTreeSet::new(), BTreeSet::new());
     for call in steps.iter().flat_map(|s| &s.calls) {
-        // relu's alone: its masked kernels are relu's rule.
+        // relu's alone: the masked kernels are relu's rule, and a fused one-step chain reading
+        // a value of this set is recognised as relu's by the set being relu's (`masked_call`).
         let sign_rule = matches!(
             call.kernel,
-            Some(Kernel::UnaryGrad(f) | Kernel::UnaryGradScalar(f)) if f.reads_output_sign() && f.name() == "relu"
+            Some(Kernel::UnaryGrad(UnaryFn::Relu) | Kernel::UnaryGradScalar(UnaryFn::Relu))
         );
         for arg in &call.args {
             match arg {

@@ -335,7 +335,10 @@ impl<'a, F: Float> Op<'a, F> {
             Op::Unary { kind, saved } => emit(0, with_array!(&**saved, |y| kind.grad(g, y))),
             // relu's rule on the bits themselves (one pass, as the static code); another
             // sign-only row's formula would read the decoded 1 and 0.
-            Op::UnarySign { kind, mask } if kind.name() == "relu" => emit(0, mask::relu_grad_masked(g, mask)),
+            Op::UnarySign {
+                kind: Unary::Relu,
+                mask,
+            } => emit(0, mask::relu_grad_masked(g, mask)),
             Op::UnarySign { kind, mask } => emit(0, kind.grad(g, &mask.decode::<F>())),
             Op::Pairwise { kind, a, b } => {
                 send(emit, kind.grads(g, &a.view(), &b.view(), [needs[0], needs[1]]));
