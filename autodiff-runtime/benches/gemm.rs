@@ -164,9 +164,84 @@ fn serve() {
 
 criterion_group!(gemm_benches, benches);
 
+/// `cargo bench -p autodiff-runtime --bench gemm -- threads`: every product the study's
+/// backward passes run (f32, C-order operands, in the layouts they use), timed on one and on
+/// two threads in alternating rounds of 200 calls, each call after 20 µs of other work (as
+/// between a backward pass's products), median µs per call over 15 rounds and the ratio.
+/// What `PARALLEL_WORK` in `kernels/gemm.rs` was chosen from.
+fn threads() {
+    // (label, m, k, n, form): `nn` a·b, `tn` aᵀ·b with a stored k×m, `nt` a·bᵀ with b stored n×k.
+    const PRODUCTS: [(&str, usize, usize, usize, &str); 12] = [
+        ("rnn h·w", 32, 256, 256, "nn"),
+        ("rnn hᵀ·g", 256, 32, 256, "tn"),
+        ("rnn g·wᵀ", 32, 256, 256, "nt"),
+        ("attention A·V", 128, 128, 256, "nn"),
+        ("attention Q·Kᵀ", 128, 256, 128, "nt"),
+        ("attention x·Wq", 128, 256, 256, "nn"),
+        ("attention xᵀ·g", 256, 128, 256, "tn"),
+        ("matmul_chain A·B", 64, 128, 256, "nn"),
+        ("matmul_chain ·D", 64, 512, 128, "nn"),
+        ("small_mlp x·w1", 32, 784, 128, "nn"),
+        ("small_mlp xᵀ·dh", 784, 32, 128, "tn"),
+        ("small_mlp dh·w1ᵀ", 32, 128, 784, "nt"),
+    ];
+    println!("| product | m×k·k×n | form | 1 thread (µs) | 2 threads (µs) | 1T / 2T |");
+    println!("|---|---|---|---|---|---|");
+    for &(label, m, k, n, form) in &PRODUCTS {
+        let fill = |(i, j): (usize, usize)| ((i * 7 + j * 3) % 11) as f32 * 0.1 - 0.5;
+        let a_stored = if form == "tn" {
+            Array2::from_shape_fn((k, m), fill)
+        } else {
+            Array2::from_shape_fn((m, k), fill)
+        };
+        let b_stored = if form == "nt" {
+            Array2::from_shape_fn((n, k), fill)
+        } else {
+            Array2::from_shape_fn((k, n), fill)
+        };
+        let a = if form == "tn" { a_stored.t() } else { a_stored.view() };
+        let b = if form == "nt" { b_stored.t() } else { b_stored.view() };
+        let mut out = Array2::<f32>::zeros((m, n));
+        let mut rounds = [Vec::new(), Vec::new()];
+        for round in 0..16 {
+            for threads in [1, 2] {
+                set_num_threads(threads);
+                let mut times = Vec::with_capacity(200);
+                for _ in 0..200 {
+                    let pause = std::time::Instant::now();
+                    while pause.elapsed() < Duration::from_micros(20) {
+                        std::hint::spin_loop();
+                    }
+                    let start = std::time::Instant::now();
+                    gemm(1.0, a, b, 0.0, out.view_mut());
+                    times.push(start.elapsed().as_secs_f64() * 1e6);
+                }
+                if round > 0 {
+                    rounds[threads - 1].push(median(&mut times));
+                }
+            }
+        }
+        let (one, two) = (median(&mut rounds[0]), median(&mut rounds[1]));
+        println!(
+            "| {label} | {m}×{k}·{k}×{n} | {form} | {one:.1} | {two:.1} | {:.2}× |",
+            one / two
+        );
+    }
+    set_num_threads(1);
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
 fn main() {
     if std::env::args().any(|a| a == "serve") {
         serve();
+        return;
+    }
+    if std::env::args().any(|a| a == "threads") {
+        threads();
         return;
     }
     gemm_benches();

@@ -39,7 +39,7 @@
 //! finer split (batch × output-channel tiles) is needed there.
 
 use ndarray::{Array1, Array2, Array4, ArrayBase, ArrayView2, ArrayViewMut2, Data, Ix1, Ix4};
-use rayon::prelude::*;
+use std::sync::Mutex;
 
 use super::gemm::gemm_with_threads;
 use crate::Float;
@@ -252,7 +252,7 @@ pub fn conv2d_grad_weight_with<F: Float, S: Data<Elem = F>>(
 /// `(samples per chunk, chunks, GEMM threads inside each chunk)`.
 ///
 /// Why at the convolution level: the tile GEMMs are small (64×576·576×256 takes
-/// ~0.3 ms), and the `gemm` crate splitting each of them over rayon costs more in
+/// ~0.3 ms), and splitting each of them over threads costs more in
 /// synchronisation than it gains; measured at the study's shape, 2 threads made conv2d
 /// slower than 1 (see `benches/conv.rs`). Whole samples per thread, each thread with its
 /// own buffers and single-threaded GEMMs, need no synchronisation until the end, and the
@@ -267,7 +267,8 @@ fn sample_chunks(n: usize) -> (usize, usize, usize) {
 }
 
 /// Runs `f(samples, input chunk, output chunk, gemm threads)` over contiguous chunks of
-/// whole samples (`a_len` and `out_len` elements per sample), on rayon when there are several.
+/// whole samples (`a_len` and `out_len` elements per sample), on the kernel team's threads
+/// when there are several.
 fn for_sample_chunks<F: Float>(
     n: usize,
     a: &[F],
@@ -281,9 +282,12 @@ fn for_sample_chunks<F: Float>(
         f(n, a, out, threads);
         return;
     }
-    out.par_chunks_mut(per_chunk * out_len)
-        .zip(a.par_chunks(per_chunk * a_len))
-        .for_each(|(out, a)| f(out.len() / out_len, a, out, threads));
+    let outs: Vec<Mutex<&mut [F]>> = out.chunks_mut(per_chunk * out_len).map(Mutex::new).collect();
+    let ins: Vec<&[F]> = a.chunks(per_chunk * a_len).collect();
+    super::team::for_parts(outs.len(), &|i| {
+        let mut out = outs[i].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(out.len() / out_len, ins[i], &mut out, threads);
+    });
 }
 
 /// Sums `f(samples, x chunk, g chunk, gemm threads)` (equal-length vectors) over
@@ -300,12 +304,16 @@ fn sum_sample_chunks<F: Float>(
     if chunks <= 1 || x_len == 0 || g_len == 0 {
         return f(n, x, g, threads);
     }
-    let parts: Vec<Vec<F>> = x
-        .par_chunks(per_chunk * x_len)
-        .zip(g.par_chunks(per_chunk * g_len))
-        .map(|(x, g)| f(x.len() / x_len, x, g, threads))
-        .collect();
-    let mut parts = parts.into_iter();
+    let pairs: Vec<(&[F], &[F])> = x.chunks(per_chunk * x_len).zip(g.chunks(per_chunk * g_len)).collect();
+    let parts: Vec<Mutex<Vec<F>>> = pairs.iter().map(|_| Mutex::new(Vec::new())).collect();
+    super::team::for_parts(pairs.len(), &|i| {
+        let (x, g) = pairs[i];
+        let part = f(x.len() / x_len, x, g, threads);
+        *parts[i].lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = part;
+    });
+    let mut parts = parts
+        .into_iter()
+        .map(|part| part.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()));
     let mut total = parts.next().unwrap_or_default();
     for part in parts {
         total.iter_mut().zip(&part).for_each(|(t, &p)| *t += p);

@@ -28,6 +28,7 @@
 
 use std::any::TypeId;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2};
 
@@ -39,8 +40,12 @@ static NUM_THREADS: AtomicUsize = AtomicUsize::new(1);
 
 /// Sets how many threads every later GEMM call may use (process-wide; `0` is taken as 1).
 ///
-/// Threads come from rayon's global pool; the `gemm` crate itself stays single-threaded
-/// below a work threshold, so small products do not pay for synchronisation.
+/// With `n > 1`, a product of at least `PARALLEL_WORK` (2²⁰) multiply-adds is split into
+/// `n` blocks of output rows or columns, one on the calling thread and the others on the
+/// worker threads of `kernels::team` (started on first use; they spin for a couple of
+/// milliseconds between calls, then sleep), and conv2d splits its batch the same way.
+/// Smaller products stay on the calling thread: they would gain less than the
+/// synchronisation costs.
 pub fn set_num_threads(n: usize) {
     NUM_THREADS.store(n.max(1), Ordering::Relaxed);
 }
@@ -201,19 +206,63 @@ pub(crate) fn gemm_real<F: Float>(
         ndarray::linalg::general_mat_mul(alpha, &a, &b, beta, &mut c);
         return;
     }
-    let parallelism = if threads <= 1 {
-        gemm::Parallelism::None
-    } else {
-        gemm::Parallelism::Rayon(threads)
-    };
+    let parts = parts_for(threads, m, k, n);
+    if parts <= 1 {
+        gemm_crate(alpha, a, b, beta, c);
+        return;
+    }
+    // Split the output into `parts` blocks of whole rows or columns (along its longer
+    // side, in multiples of a SIMD register's 16 f32 lanes) and multiply each block on
+    // its own thread; each block reads all of the other operand, which is cheap next to
+    // the product (packing it costs O(k·n), the block O(m·k·n / parts)).
+    let by_columns = n >= m;
+    let long = if by_columns { n } else { m };
+    let block = long.div_ceil(parts).next_multiple_of(16);
+    let axis = ndarray::Axis(if by_columns { 1 } else { 0 });
+    let outputs: Vec<Mutex<ArrayViewMut2<F>>> = c.axis_chunks_iter_mut(axis, block).map(Mutex::new).collect();
+    super::team::for_parts(outputs.len(), &|i| {
+        let mut out = outputs[i].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let range = i * block..(i * block + block).min(long);
+        if by_columns {
+            gemm_crate(alpha, a, b.slice(ndarray::s![.., range]), beta, out.view_mut());
+        } else {
+            gemm_crate(alpha, a.slice(ndarray::s![range, ..]), b, beta, out.view_mut());
+        }
+    });
+}
+
+/// Products with fewer multiply-adds (`m·k·n`) than this run on one thread whatever
+/// [`set_num_threads`] says: below it, splitting gains little or loses. Measured with
+/// `benches/gemm.rs threads` (one thread against two in alternating rounds, f32, Intel Xeon
+/// with AVX-512, 2 vCPUs, 2026-12-02): 32×64·64×64 (2¹⁷) ran 0.51× as fast on two
+/// threads, 32×128·128×128 (2¹⁹) 1.16×, 64×128·128×128 (2²⁰) 1.45×, and every product of
+/// the study's backward passes (2²¹ and up) 1.6–1.9×, except the small-`k` layout
+/// `aᵀ·b` with k = 32 or 64 (1.02–1.05×: the block products then cost little next to
+/// packing the shared operand).
+const PARALLEL_WORK: usize = 1 << 20;
+
+/// How many threads `gemm_real` splits an `m×k·k×n` product over: 1 below
+/// [`PARALLEL_WORK`], else up to `threads`, with blocks of at least 16 rows or columns.
+fn parts_for(threads: usize, m: usize, k: usize, n: usize) -> usize {
+    if threads <= 1 || m.saturating_mul(k).saturating_mul(n) < PARALLEL_WORK {
+        return 1;
+    }
+    threads.min(m.max(n).div_ceil(16))
+}
+
+/// `c ← alpha·a·b + beta·c` by the `gemm` crate, on the calling thread. `F` must be f32 or
+/// f64 and the shapes checked (`gemm_real` does both).
+fn gemm_crate<F: Float>(alpha: F, a: ArrayView2<F>, b: ArrayView2<F>, beta: F, mut c: ArrayViewMut2<F>) {
+    let (m, k) = a.dim();
+    let n = b.ncols();
     let (a_rs, a_cs) = (a.strides()[0], a.strides()[1]);
     let (b_rs, b_cs) = (b.strides()[0], b.strides()[1]);
     let (c_rs, c_cs) = (c.strides()[0], c.strides()[1]);
     // SAFETY: the three pointers and strides come from live ndarray views whose shapes
-    // were checked above to be m×k, k×n and m×n, so every offset the backend forms
-    // stays inside its view. `c` is borrowed mutably, so it overlaps neither input.
-    // `F` is f32 or f64 (checked by `is_native`), the types `gemm::gemm` supports.
-    // The crate computes `dst ← alpha·dst + beta·lhs·rhs`: its alpha is our beta.
+    // were checked (by `gemm_real`) to be m×k, k×n and m×n, so every offset the backend
+    // forms stays inside its view. `c` is borrowed mutably, so it overlaps neither input.
+    // `F` is f32 or f64 (checked by `gemm_real`'s `is_native`), the types `gemm::gemm`
+    // supports. The crate computes `dst ← alpha·dst + beta·lhs·rhs`: its alpha is our beta.
     unsafe {
         gemm::gemm::<F>(
             m,
@@ -234,7 +283,7 @@ pub(crate) fn gemm_real<F: Float>(
             false,
             false,
             false,
-            parallelism,
+            gemm::Parallelism::None,
         );
     }
 }
@@ -467,18 +516,24 @@ mod tests {
 
     #[test]
     fn threaded_product_matches_single_threaded() {
-        // Above the `gemm` crate's threading threshold, so two threads really split the work.
-        let a = Array2::from_shape_fn((96, 200), |(i, j)| ((i * 7 + j * 3) % 11) as f64 - 5.0);
-        let b = Array2::from_shape_fn((200, 130), |(i, j)| ((i + 5 * j) % 13) as f64 - 6.0);
-        let mut single = Array2::zeros((96, 130));
-        gemm(1.0, a.view(), b.view(), 0.0, single.view_mut());
-        set_num_threads(2);
-        let mut threaded = Array2::zeros((96, 130));
-        gemm(1.0, a.view(), b.view(), 0.0, threaded.view_mut());
-        set_num_threads(1);
-        // Integer-valued inputs: every partial sum is exact, whatever the split.
-        assert_eq!(single, threaded);
-        assert_eq!(single, naive(&a.view(), &b.view()));
+        // Above PARALLEL_WORK, so two threads really split the work: by columns (n ≥ m),
+        // by rows (m > n, through transposed views), and accumulating into `c` (beta ≠ 0).
+        for (m, k, n) in [(96, 200, 130), (130, 200, 96)] {
+            assert!(m * k * n >= PARALLEL_WORK && parts_for(2, m, k, n) == 2);
+            let a_stored = Array2::from_shape_fn((k, m), |(i, j)| ((i * 7 + j * 3) % 11) as f64 - 5.0);
+            let b = Array2::from_shape_fn((k, n), |(i, j)| ((i + 5 * j) % 13) as f64 - 6.0);
+            let a = a_stored.t();
+            let c0 = Array2::from_shape_fn((m, n), |(i, j)| ((i * j) % 7) as f64);
+            let mut single = c0.clone();
+            gemm(2.0, a, b.view(), 0.5, single.view_mut());
+            set_num_threads(2);
+            let mut threaded = c0.clone();
+            gemm(2.0, a, b.view(), 0.5, threaded.view_mut());
+            set_num_threads(1);
+            // Integer-valued inputs: every partial sum is exact, whatever the split.
+            assert_eq!(single, threaded);
+            assert_eq!(single, naive(&a, &b.view()) * 2.0 + c0 * 0.5);
+        }
     }
 
     /// `alpha·a·b + beta·c0` by the scalar definition: dual arithmetic in a triple loop.

@@ -24,6 +24,7 @@ pub mod pool;
 pub mod rank1;
 pub mod reduce;
 pub mod softmax;
+pub(crate) mod team;
 pub mod unary;
 
 /// Every kernel of the catalog the macro emits calls to (`autodiff_primitives::for_each_kernel!`)
