@@ -323,6 +323,8 @@ GEMM_SHAPES = [
     ("matmul_chain aᵀ·g", 128, 64, 256, "tn"),
     ("matmul_chain g·bᵀ", 64, 256, 128, "nt"),
     ("", 256, 512, 128, "nn"),
+    ("rnn g·wᵀ", 32, 256, 256, "nt"),
+    ("attention Q·Kᵀ", 128, 256, 128, "nt"),
     ("conv im2col, one sample", 64, 576, 3136, "nn"),
     ("conv im2col, whole batch", 64, 576, 25088, "nn"),
 ]
