@@ -330,6 +330,8 @@ fn two_threads_match_one_on_both_paths() {
             conv2d_grad_weight_with(algorithm, &r, &x, &w.raw_dim(), 1, 1),
         )
     };
+    // Large enough (over two of the kernels' 32768-element grains) for the bias's sums to split.
+    let big_g = random(&mut rng, (4, 6, 64, 48));
     for algorithm in [ConvAlgorithm::Im2col, ConvAlgorithm::Winograd] {
         set_num_threads(1);
         let (y1, dx1, dw1) = run(algorithm);
@@ -337,6 +339,11 @@ fn two_threads_match_one_on_both_paths() {
         let (y2, dx2, dw2) = run(algorithm);
         set_num_threads(1);
         assert_eq!(y1, y2, "{algorithm:?}");
+        // The bias's sums split by channel: each channel still adds its samples in order.
+        set_num_threads(2);
+        let db2 = conv2d_grad_bias(&big_g);
+        set_num_threads(1);
+        assert_eq!(conv2d_grad_bias(&big_g), db2);
         assert_eq!(dx1, dx2, "{algorithm:?}");
         assert!(scaled_error(&dw2, &dw1) < 1e-14, "{algorithm:?}");
     }

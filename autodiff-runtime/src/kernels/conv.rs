@@ -323,13 +323,16 @@ fn sum_sample_chunks<F: Float>(
 
 /// Adjoint of the bias in [`conv2d`]: `g` summed over N, OH, OW.
 pub fn conv2d_grad_bias<F: Float>(g: &Array4<F>) -> Array1<F> {
-    let mut db = Array1::zeros(g.dim().1);
-    for sample in g.outer_iter() {
-        for (db, plane) in db.iter_mut().zip(sample.outer_iter()) {
-            *db += plane.sum();
+    let mut db = vec![F::zero(); g.dim().1];
+    // Channels split across threads; each channel's planes are added in sample order.
+    super::team::for_chunks_mut(g.len(), &mut db, 1, |first, db| {
+        for (c, db) in db.iter_mut().enumerate() {
+            for sample in g.outer_iter() {
+                *db += sample.index_axis(ndarray::Axis(0), first + c).sum();
+            }
         }
-    }
-    db
+    });
+    Array1::from_vec(db)
 }
 
 /// The weight as an owned, row-major `O × (C·KH·KW)` matrix.

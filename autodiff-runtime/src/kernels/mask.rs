@@ -32,6 +32,17 @@ impl<D: Dimension> SignMask<D> {
                 .fold(0u64, |w, (k, x)| w | (u64::from(x > F::zero()) << k))
         }
         let bits = match a.as_slice() {
+            Some(xs) if super::gemm::num_threads() > 1 && xs.len() >= 2 * super::team::GRAIN => {
+                let mut bits = vec![0u64; xs.len().div_ceil(64)];
+                // 64 comparisons per word: compute-bound, 1.0 → 0.5 ms on two threads at
+                // conv2d's 8×64×56×56, and the output is small. Word `w` covers elements 64·w.. of `xs`.
+                super::team::for_chunks_mut(xs.len(), &mut bits, 1, |offset, bits| {
+                    for (w, c) in bits.iter_mut().zip(xs[offset * 64..].chunks(64)) {
+                        *w = word(c.iter().copied());
+                    }
+                });
+                bits
+            }
             Some(xs) => xs.chunks(64).map(|c| word(c.iter().copied())).collect(),
             None => {
                 let mut values = a.iter().copied().peekable();
@@ -109,6 +120,7 @@ fn flags(word: u64) -> [u8; 64] {
 
 /// `values[k] = values[k]` where bit `k` of `bits` is set, 0 elsewhere.
 fn keep_where_set<F: Float>(values: &mut [F], bits: &[u64]) {
+    // One thread: memory-bound, it measured no faster on two.
     for (chunk, &word) in values.chunks_mut(64).zip(bits) {
         let flags = flags(word);
         for (v, &f) in chunk.iter_mut().zip(&flags) {
@@ -139,6 +151,10 @@ pub fn relu_grad_masked<F: Float, D: Dimension>(g: Array<F, D>, mask: &SignMask<
 /// relu's backward when its adjoint is the fill `g` (a `sum`'s seed): `g` where the output
 /// was positive, 0 elsewhere, written in one pass.
 pub fn fill_masked<F: Float, D: Dimension>(g: F, mask: &SignMask<D>) -> Array<F, D> {
+    // One thread, even when several are set: splitting this write (measured, into
+    // uninitialised memory) made the kernel 1.5× faster but conv2d's backward, whose
+    // single-threaded batch-norm kernels read the result next, 2 ms slower (pages
+    // first written by the other vCPU; see `team::for_chunks_mut`).
     let mut values = vec![F::zero(); mask.dim.size()];
     for (chunk, &word) in values.chunks_mut(64).zip(&mask.bits) {
         let flags = flags(word);
@@ -169,6 +185,19 @@ pub fn outer_masked<F: Float>(g: &Outer<F>, mask: &SignMask<Ix2>) -> Array2<F> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mask_split_over_two_threads_equals_one_thread() {
+        // Above two grains, with a length that leaves a partial last word.
+        let x =
+            ndarray::Array1::from_shape_fn(3 * crate::kernels::team::GRAIN + 37, |i| ((i * 7919) % 13) as f64 - 6.0);
+        let one = SignMask::positive(&x);
+        crate::kernels::gemm::set_num_threads(2);
+        let two = SignMask::positive(&x);
+        crate::kernels::gemm::set_num_threads(1);
+        assert_eq!(one.bits, two.bits);
+        assert_eq!(fill_masked(1.0, &two), x.mapv(|v| if v > 0.0 { 1.0 } else { 0.0 }));
+    }
     use ndarray::{array, Array1, Array2};
 
     #[test]
