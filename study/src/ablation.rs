@@ -1,30 +1,35 @@
-//! The ablation: what each analysis of the static code buys. For each case, with respect to
-//! the parameters and in `f32`, the static code with every analysis on, with each one
-//! switched off alone (`#[differentiate(opt(.. = false))]`, `cases.rs`), with all of them off
-//! (the naive generated code), under the memory plan's other two policies (`save = "all"`:
-//! every residual as computed; `save = "min"`: nothing held, backward recomputes the
-//! forward; "all on" is `save = "auto"`), with its array residuals in bfloat16, and the tape:
-//! backward time (median of interleaved samples)
-//! and held/peak bytes. Every variant's gradients are compared with the all-on code's, so
+//! The ablation: what each analysis buys. For each case, with respect to the parameters and
+//! in `f32`, the static code with every analysis on, with each one switched off alone
+//! (`#[differentiate(opt(.. = false))]`, `cases.rs`), with all of them off (the naive
+//! generated code), under the memory plan's other two policies (`save = "all"`: every
+//! residual as computed; `save = "min"`: nothing held, backward recomputes the forward;
+//! "all on" is `save = "auto"`), with its array residuals in bfloat16, and the tape; then,
+//! with respect to every input (the published gradients), the policies alone: all on
+//! (`save = "auto"`), `save = "all"`, `save = "min"`, bf16 residuals and the tape. Backward
+//! time (median of interleaved samples, each wrt mode interleaved on its own) and held/peak
+//! bytes. Every variant's gradients are compared with the all-on code's of its wrt mode, so
 //! that a switch that changed the result would show.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use autodiff::ndarray::ArrayD;
-use autodiff::Float;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::cases::{Case, Inputs};
+use crate::accuracy::error_of_largest;
+use crate::cases::{Case, Inputs, Wrt};
 use crate::measure::{interleaved, Budget, Memory, Sampler, Stats};
-use crate::runs::ablation_modes;
+use crate::runs::{ablation_modes, policy_modes, ModeRun};
 
 /// One variant of one case.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AblationRow {
     /// The case.
     pub case: String,
+    /// `"params"` (the analyses and the policies) or `"all"` (every input: the policies).
+    #[serde(default = "params")]
+    pub wrt: String,
     /// `"all on"`, `"no fusion"`, ..., `"all off"`, `"save = all"`, `"save = min"`,
     /// `"bf16 residuals"`, `"tape"`.
     pub variant: String,
@@ -37,14 +42,27 @@ pub struct AblationRow {
     pub max_rel_diff: f64,
 }
 
-/// Measures every variant of `case`.
-pub fn run(case: Case, inputs: &Inputs<f32>, budget: Budget, tick: impl FnMut()) -> Vec<AblationRow> {
-    measure(case, inputs, budget, tick)
+fn params() -> String {
+    Wrt::Params.name().to_string()
 }
 
-fn measure<F: Float>(case: Case, inputs: &Inputs<F>, budget: Budget, tick: impl FnMut()) -> Vec<AblationRow> {
-    let mut runs = ablation_modes(inputs);
-    let largest = |g: &ArrayD<f64>| g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+/// Measures every variant of `case`: the parameters' (the analyses and the policies), then
+/// every input's (the policies).
+pub fn run(case: Case, inputs: &Inputs<f32>, budget: Budget, mut tick: impl FnMut()) -> Vec<AblationRow> {
+    let mut rows = measure(case, Wrt::Params, ablation_modes(inputs), budget, &mut tick);
+    rows.extend(measure(case, Wrt::All, policy_modes(inputs), budget, &mut tick));
+    rows
+}
+
+/// Measures `runs`, the variants of one case in one wrt mode (the first the reference),
+/// interleaved.
+fn measure(
+    case: Case,
+    wrt: Wrt,
+    mut runs: Vec<(&'static str, ModeRun<'_>)>,
+    budget: Budget,
+    tick: impl FnMut(),
+) -> Vec<AblationRow> {
     let all_gradients: Vec<Vec<ArrayD<f64>>> = runs.iter_mut().map(|(_, run)| (run.gradients)().1).collect();
     // The dense-seed twin is another function: its variants compare with its first.
     let twin = runs.iter().position(|(variant, _)| variant.starts_with("dense seed"));
@@ -56,20 +74,7 @@ fn measure<F: Float>(case: Case, inputs: &Inputs<F>, budget: Budget, tick: impl 
                 Some(t) if k >= t && runs[k].0.starts_with("dense seed") => &all_gradients[t],
                 _ => &all_gradients[0],
             };
-            let overall = reference.iter().map(largest).fold(0.0f64, f64::max);
-            // Per gradient, the largest difference relative to the largest entry (f32
-            // summation order alone moves small entries by more than their own size), or
-            // to a thousandth of the largest entry of all the gradients when a gradient is
-            // zero up to rounding (conv2d's bias, which batch norm cancels), whose
-            // rounding noise relative to itself says nothing.
-            grads
-                .iter()
-                .zip(reference)
-                .map(|(a, b)| {
-                    let scale = largest(b).max(1e-3 * overall).max(f64::MIN_POSITIVE);
-                    a.iter().zip(b.iter()).fold(0.0f64, |m, (x, y)| m.max((x - y).abs())) / scale
-                })
-                .fold(0.0, f64::max)
+            error_of_largest(grads, reference)
         })
         .collect();
     let memory: Vec<Memory> = runs.iter_mut().map(|(_, run)| (run.memory)()).collect();
@@ -86,6 +91,7 @@ fn measure<F: Float>(case: Case, inputs: &Inputs<F>, budget: Budget, tick: impl 
         .zip(diffs)
         .map(|((((variant, _), backward), memory), max_rel_diff)| AblationRow {
             case: case.name().to_string(),
+            wrt: wrt.name().to_string(),
             variant: variant.to_string(),
             backward,
             memory,
@@ -94,8 +100,17 @@ fn measure<F: Float>(case: Case, inputs: &Inputs<F>, budget: Budget, tick: impl 
         .collect()
 }
 
-fn mb(bytes: usize) -> String {
-    format!("{:.2} MB", bytes as f64 / 1e6)
+/// Bytes in decimal units, as the README's ablation tables give them: `"512 B"`,
+/// `"16.4 KB"`, `"6.62 MB"`.
+fn bytes(bytes: usize) -> String {
+    let b = bytes as f64;
+    if b >= 1e6 {
+        format!("{:.2} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1} KB", b / 1e3)
+    } else {
+        format!("{bytes} B")
+    }
 }
 
 fn micros(us: f64) -> String {
@@ -106,49 +121,162 @@ fn micros(us: f64) -> String {
     }
 }
 
-/// The ablation table: per case, each variant's backward time (and its ratio to all on),
-/// held and peak bytes, and its gradients' largest difference from all on.
-pub fn table(rows: &[AblationRow]) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "\nAblation (f32, gradients w.r.t. the parameters): backward time of the static code with each analysis off"
-    );
-    let _ = writeln!(
-        out,
-        "| case | variant | backward (median) | ÷ all on | held | peak | max rel. diff from all on (dense seed: from its first row) |"
-    );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+/// The rows of one wrt mode.
+fn of_wrt(rows: &[AblationRow], wrt: Wrt) -> Vec<&AblationRow> {
+    rows.iter().filter(|r| r.wrt == wrt.name()).collect()
+}
+
+/// The cases of `rows`, in order.
+fn cases_of<'r>(rows: &[&'r AblationRow]) -> Vec<&'r str> {
     let mut cases: Vec<&str> = rows.iter().map(|r| r.case.as_str()).collect();
     cases.dedup();
-    for case in cases {
-        let of_case: Vec<&AblationRow> = rows.iter().filter(|r| r.case == case).collect();
-        let base = of_case.first().map_or(1.0, |r| r.backward.median.max(1e-9));
-        for row in of_case {
-            let _ = writeln!(
-                out,
-                "| {case} | {} | {} | {:.2}× | {} | {} | {:.1e} |",
-                row.variant,
-                micros(row.backward.median),
-                row.backward.median / base,
-                mb(row.memory.held_bytes),
-                mb(row.memory.peak_bytes),
-                row.max_rel_diff
-            );
+    cases
+}
+
+/// The ablation tables: per case, each variant's backward time (and its ratio to all on),
+/// held and peak bytes, and its gradients' largest difference from all on; first with
+/// respect to the parameters (every analysis and policy), then with respect to every input
+/// (the policies); then the policies of both side by side ([`policy_table`]).
+pub fn table(rows: &[AblationRow]) -> String {
+    let mut out = String::new();
+    let titles = [
+        (
+            Wrt::Params,
+            "Ablation (f32, gradients w.r.t. the parameters): backward time of the static code with each analysis off",
+            "max rel. diff from all on (dense seed: from its first row)",
+        ),
+        (
+            Wrt::All,
+            "Ablation (f32, gradients w.r.t. every input, as published): the memory plan's policies",
+            "max rel. diff from all on",
+        ),
+    ];
+    for (wrt, title, diff) in titles {
+        let rows = of_wrt(rows, wrt);
+        if rows.is_empty() {
+            continue;
         }
+        let _ = writeln!(out, "\n{title}");
+        let _ = writeln!(
+            out,
+            "| case | variant | backward (median) | ÷ all on | held | peak | {diff} |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+        for case in cases_of(&rows) {
+            let of_case: Vec<&AblationRow> = rows.iter().copied().filter(|r| r.case == case).collect();
+            let base = of_case.first().map_or(1.0, |r| r.backward.median.max(1e-9));
+            for row in of_case {
+                let _ = writeln!(
+                    out,
+                    "| {case} | {} | {} | {:.2}× | {} | {} | {:.1e} |",
+                    row.variant,
+                    micros(row.backward.median),
+                    row.backward.median / base,
+                    bytes(row.memory.held_bytes),
+                    bytes(row.memory.peak_bytes),
+                    row.max_rel_diff
+                );
+            }
+        }
+    }
+    out.push_str(&policy_table(rows));
+    out
+}
+
+/// The memory plan's policies side by side, one line per case and wrt mode (the layout of
+/// the README's "Memory plans, measured"): held bytes under `save = "auto"` (all on),
+/// `"all"`, `"min"`, bf16 residuals and on the tape; backward time ÷ `save = "all"`'s; and
+/// the bf16 residuals' gradient difference from all on, relative to each gradient's
+/// largest entry.
+pub fn policy_table(rows: &[AblationRow]) -> String {
+    let mut out = String::new();
+    let find = |case: &str, wrt: &str, variant: &str| {
+        rows.iter()
+            .find(|r| r.case == case && r.wrt == wrt && r.variant == variant)
+    };
+    let mut lines = Vec::new();
+    for case in cases_of(&rows.iter().collect::<Vec<_>>()) {
+        for wrt in [Wrt::Params, Wrt::All] {
+            let wrt = wrt.name();
+            let row = |variant| find(case, wrt, variant);
+            let (Some(auto), Some(all), Some(min), Some(bf16), Some(tape)) = (
+                row("all on"),
+                row("save = all"),
+                row("save = min"),
+                row("bf16 residuals"),
+                row("tape"),
+            ) else {
+                continue;
+            };
+            let ratio = |r: &AblationRow| {
+                if all.backward.median > 0.0 {
+                    format!("{:.2}×", r.backward.median / all.backward.median)
+                } else {
+                    "–".to_string()
+                }
+            };
+            lines.push(format!(
+                "| {case} | {wrt} | {} | {} | {} | {} | {} | {} | {} | {} ({:.1e}) |",
+                bytes(auto.memory.held_bytes),
+                bytes(all.memory.held_bytes),
+                bytes(min.memory.held_bytes),
+                bytes(bf16.memory.held_bytes),
+                bytes(tape.memory.held_bytes),
+                ratio(auto),
+                ratio(min),
+                ratio(bf16),
+                bf16.max_rel_diff
+            ));
+        }
+    }
+    if lines.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "\nMemory plans per policy (f32; held = live between forward and backward; params = gradients w.r.t. the parameters, all = w.r.t. every input)"
+    );
+    let _ = writeln!(
+        out,
+        "| case | wrt | held: auto | all | min | bf16 residuals | tape | backward ÷ save = all: auto | min | bf16 (gradient error) |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
+    for line in lines {
+        let _ = writeln!(out, "{line}");
     }
     out
 }
 
-/// Writes `ablation.json` and `ablation_backward.svg` (backward time relative to all on,
-/// one group of bars per case) into `dir`.
+/// Writes `ablation.json`, `ablation_backward.svg` (the parameters' variants: backward time
+/// relative to all on, one group of bars per case) and `ablation_backward_all.svg` (every
+/// input's) into `dir`.
 pub fn write(rows: &[AblationRow], dir: &Path) -> Result<Vec<String>, String> {
     let json = dir.join("ablation.json");
     let text = serde_json::to_string_pretty(rows).map_err(|e| e.to_string())?;
     std::fs::write(&json, text).map_err(|e| format!("{}: {e}", json.display()))?;
-    let svg = dir.join("ablation_backward.svg");
-    plot(rows, &svg)?;
-    Ok(vec![json.display().to_string(), svg.display().to_string()])
+    let mut written = vec![json.display().to_string()];
+    let plots = [
+        (
+            Wrt::Params,
+            "ablation_backward.svg",
+            "Backward time with each analysis off, ÷ all on (f32, params)",
+        ),
+        (
+            Wrt::All,
+            "ablation_backward_all.svg",
+            "Backward time per memory-plan policy, ÷ all on (f32, every input)",
+        ),
+    ];
+    for (wrt, file, caption) in plots {
+        let rows = of_wrt(rows, wrt);
+        if rows.is_empty() {
+            continue;
+        }
+        let svg = dir.join(file);
+        plot(&rows, &svg, caption)?;
+        written.push(svg.display().to_string());
+    }
+    Ok(written)
 }
 
 const PALETTE: [RGBColor; 8] = [
@@ -162,9 +290,8 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(23, 190, 207),
 ];
 
-fn plot(rows: &[AblationRow], path: &Path) -> Result<(), String> {
-    let mut cases: Vec<&str> = rows.iter().map(|r| r.case.as_str()).collect();
-    cases.dedup();
+fn plot(rows: &[&AblationRow], path: &Path, caption: &str) -> Result<(), String> {
+    let cases = cases_of(rows);
     // The dense-seed twin is another function, whose time is in the table, not in the bars.
     let mut variants: Vec<&str> = Vec::new();
     for row in rows.iter().filter(|r| !r.variant.starts_with("dense seed")) {
@@ -187,10 +314,7 @@ fn plot(rows: &[AblationRow], path: &Path) -> Result<(), String> {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let names: Vec<String> = cases.iter().map(|c| c.to_string()).collect();
     let mut chart = ChartBuilder::on(&root)
-        .caption(
-            "Backward time with each analysis off, ÷ all on (f32, params)",
-            ("sans-serif", 20),
-        )
+        .caption(caption, ("sans-serif", 20))
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(60)
@@ -236,4 +360,129 @@ fn plot(rows: &[AblationRow], path: &Path) -> Result<(), String> {
         .draw()
         .map_err(|e| e.to_string())?;
     root.present().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cases::Shapes;
+    use crate::runs::POLICY_VARIANTS;
+
+    /// With respect to every input, `save = "all"` and `save = "min"` compute the default's
+    /// gradients (to f64 rounding: the summation order may change), bf16 residuals within
+    /// bf16's rounding (8 significant bits) and not exactly, and the tape the default's;
+    /// every variant returns a gradient for every input. `min` holds nothing, and bf16 holds
+    /// at most what the default holds.
+    #[test]
+    fn every_input_policies_compute_the_default_gradients() {
+        for case in Case::ALL {
+            let inputs = Inputs::random(Shapes::tiny(case), 5);
+            let mut runs = policy_modes(&inputs);
+            let labels: Vec<&str> = runs.iter().map(|(label, _)| *label).collect();
+            assert_eq!(labels[..POLICY_VARIANTS.len()], POLICY_VARIANTS);
+            assert_eq!(labels.last(), Some(&"tape"));
+            let gradients: Vec<Vec<ArrayD<f64>>> = runs.iter_mut().map(|(_, run)| (run.gradients)().1).collect();
+            // The context's own account (`held_bytes_reported`): the allocator's counts every
+            // test thread.
+            let held_all: Vec<usize> = runs
+                .iter_mut()
+                .map(|(_, run)| (run.memory)().held_bytes_reported)
+                .collect();
+            let reference = &gradients[0];
+            assert_eq!(reference.len(), inputs.wrt_names(Wrt::All).len(), "{}", case.name());
+            for ((label, grads), &held) in labels.iter().zip(&gradients).zip(&held_all) {
+                let error = error_of_largest(grads, reference);
+                let what = format!("{} {label}: {error:.1e}", case.name());
+                match *label {
+                    "bf16 residuals" => {
+                        assert!(error < 2e-2, "{what}");
+                        assert!(held <= held_all[0], "{what}");
+                    }
+                    "save = min" => {
+                        assert!(error < 1e-12, "{what}");
+                        assert_eq!(held, 0, "{what}");
+                    }
+                    _ => assert!(error < 1e-12, "{what}"),
+                }
+            }
+            // bf16 rounds where the case keeps an array (conv2d's convolution output,
+            // attention's and the RNN's matrices).
+            if matches!(case, Case::Conv2d | Case::Attention | Case::Rnn) {
+                assert!(error_of_largest(&gradients[3], reference) > 0.0, "{}", case.name());
+            }
+        }
+    }
+
+    /// The parameters' variants are the published analyses and policies, then the tape.
+    #[test]
+    fn variant_lists() {
+        let inputs = Inputs::random(Shapes::tiny(Case::SmallMlp), 5);
+        let labels: Vec<&str> = ablation_modes(&inputs).into_iter().map(|(l, _)| l).collect();
+        assert_eq!(labels.len(), crate::runs::ABLATION_VARIANTS.len() + 1);
+        assert!(labels.contains(&"save = min") && labels.contains(&"bf16 residuals"));
+    }
+
+    fn row(case: &str, wrt: Wrt, variant: &str, median: f64, held: usize) -> AblationRow {
+        AblationRow {
+            case: case.to_string(),
+            wrt: wrt.name().to_string(),
+            variant: variant.to_string(),
+            backward: Stats {
+                median,
+                min: median,
+                max: median,
+                samples: 3,
+            },
+            memory: Memory {
+                peak_bytes: 2 * held,
+                held_bytes: held,
+                held_bytes_reported: held,
+            },
+            max_rel_diff: if variant == "bf16 residuals" { 2.5e-3 } else { 0.0 },
+        }
+    }
+
+    /// Each wrt mode gets its own table, whose ratios are to its own all-on row, and the
+    /// policy table one line per case and wrt mode, backward ÷ `save = "all"`.
+    #[test]
+    fn tables_per_wrt_mode() {
+        let mut rows = Vec::new();
+        for (wrt, scale) in [(Wrt::Params, 1.0), (Wrt::All, 2.0)] {
+            for (variant, time, held) in [
+                ("all on", 10.0, 1000),
+                ("save = all", 10.0, 2000),
+                ("save = min", 20.0, 0),
+                ("bf16 residuals", 11.0, 500),
+                ("tape", 12.0, 2100),
+            ] {
+                rows.push(row("conv2d", wrt, variant, time * scale, held));
+            }
+        }
+        let text = table(&rows);
+        assert!(text.contains("w.r.t. the parameters"), "{text}");
+        assert!(text.contains("w.r.t. every input"), "{text}");
+        // The every-input all-on row is 20 µs, and its own base.
+        assert!(text.contains("| conv2d | all on | 20.0 µs | 1.00× |"), "{text}");
+        assert!(
+            text.contains("| conv2d | save = min | 40.0 µs | 2.00× | 0 B |"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "| conv2d | params | 1.0 KB | 2.0 KB | 0 B | 500 B | 2.1 KB | 1.00× | 2.00× | 1.10× (2.5e-3) |"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("| conv2d | all | 1.0 KB |"), "{text}");
+    }
+
+    /// An ablation.json written before the every-input rows reads as the parameters'.
+    #[test]
+    fn old_json_is_params() {
+        let text = r#"[{"case": "rnn", "variant": "all on",
+            "backward": {"median": 1.0, "min": 1.0, "max": 1.0, "samples": 3},
+            "memory": {"peak_bytes": 1, "held_bytes": 1, "held_bytes_reported": 1}, "max_rel_diff": 0.0}]"#;
+        let rows: Vec<AblationRow> = serde_json::from_str(text).expect("parses");
+        assert_eq!(rows[0].wrt, "params");
+    }
 }

@@ -25,6 +25,36 @@ pub fn worst_error(analytic: &[ArrayD<f64>], reference: &[ArrayD<f64>]) -> f64 {
     max_relative_error(&flat(analytic), &flat(reference))
 }
 
+/// Worst difference over a list of gradients, each gradient's largest difference divided
+/// by its own largest entry (f32 summation order alone moves small entries by more than
+/// their own size, so a per-element relative error would measure those), or by a
+/// thousandth of the largest entry of all the gradients when a gradient is zero up to
+/// rounding (conv2d's bias, which batch norm cancels), whose rounding noise relative to
+/// itself says nothing. The ablation's measure, and the residual-precision rows'.
+/// `f64::INFINITY` if anything is non-finite or the shapes differ.
+pub fn error_of_largest(analytic: &[ArrayD<f64>], reference: &[ArrayD<f64>]) -> f64 {
+    if analytic.len() != reference.len() || analytic.iter().zip(reference).any(|(a, r)| a.shape() != r.shape()) {
+        return f64::INFINITY;
+    }
+    if analytic
+        .iter()
+        .chain(reference)
+        .any(|a| a.iter().any(|v| !v.is_finite()))
+    {
+        return f64::INFINITY;
+    }
+    let largest = |g: &ArrayD<f64>| g.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let overall = reference.iter().map(largest).fold(0.0f64, f64::max);
+    analytic
+        .iter()
+        .zip(reference)
+        .map(|(a, b)| {
+            let scale = largest(b).max(1e-3 * overall).max(f64::MIN_POSITIVE);
+            a.iter().zip(b.iter()).fold(0.0f64, |m, (x, y)| m.max((x - y).abs())) / scale
+        })
+        .fold(0.0, f64::max)
+}
+
 /// The finite-difference gradients of a case's loss at `inputs`, for the
 /// inputs named by `wrt`, in `Inputs::wrt_names` order.
 pub fn numeric_gradients(inputs: &Inputs<f64>, wrt: Wrt) -> Vec<ArrayD<f64>> {

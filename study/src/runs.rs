@@ -361,6 +361,17 @@ pub enum Phase {
     ForwardBackward,
 }
 
+/// Static modes of several expansions of one function, taking the same arguments and
+/// returning the same gradients: `variants!(F; (args); (gradients); grad, forward, backward; ...)`.
+macro_rules! variants {
+    ($F:ty; $args:tt; $grads:tt; $($grad:ident, $forward:ident, $backward:ident;)*) => {
+        vec![$(variants!(@one $F; $grad, $forward, $backward; $args; $grads)),*]
+    };
+    (@one $F:ty; $grad:ident, $forward:ident, $backward:ident; ($($arg:ident),*); ($($g:ident),*)) => {
+        static_mode!($F; $grad, $forward, $backward; ($($arg),*); ($($g),*))
+    };
+}
+
 /// The analyses of the ablation, in table order: each variant's label and the expansion
 /// (`cases.rs`) whose static code it times. The last two are another function: the case's
 /// dense-seed twin (`<case>_dense`; attention and the RNN, already mse losses, are their own
@@ -385,17 +396,9 @@ pub const ABLATION_VARIANTS: [&str; 12] = [
 /// data constant, as a model is trained: where dead-gradient elimination has work to do).
 pub fn ablation_modes<F: Float>(inputs: &Inputs<F>) -> Vec<(&'static str, ModeRun<'_>)> {
     // The twelve static variants of a case (`grad, forward, backward` of each expansion).
-    macro_rules! variants {
-        ($args:tt; $grads:tt; $($grad:ident, $forward:ident, $backward:ident;)*) => {
-            vec![$(variants!(@one $grad, $forward, $backward; $args; $grads)),*]
-        };
-        (@one $grad:ident, $forward:ident, $backward:ident; ($($arg:ident),*); ($($g:ident),*)) => {
-            static_mode!(F; $grad, $forward, $backward; ($($arg),*); ($($g),*))
-        };
-    }
     let (mut statics, tape) = match inputs {
         Inputs::SimpleQuadratic { x } => (
-            variants!((x); (dx);
+            variants!(F; (x); (dx);
                 simple_quadratic_params_grad, simple_quadratic_params_forward, simple_quadratic_params_backward;
                 simple_quadratic_no_fusion_grad, simple_quadratic_no_fusion_forward, simple_quadratic_no_fusion_backward;
                 simple_quadratic_no_liveness_grad, simple_quadratic_no_liveness_forward, simple_quadratic_no_liveness_backward;
@@ -412,7 +415,7 @@ pub fn ablation_modes<F: Float>(inputs: &Inputs<F>) -> Vec<(&'static str, ModeRu
             tape_mode!(F; simple_quadratic_params_on_tape; (x: param); (x: Ix1)),
         ),
         Inputs::SmallMlp { x, w1, b1, w2, b2 } => (
-            variants!((x, w1, b1, w2, b2); (dw1, db1, dw2, db2);
+            variants!(F; (x, w1, b1, w2, b2); (dw1, db1, dw2, db2);
                 small_mlp_params_grad, small_mlp_params_forward, small_mlp_params_backward;
                 small_mlp_no_fusion_grad, small_mlp_no_fusion_forward, small_mlp_no_fusion_backward;
                 small_mlp_no_liveness_grad, small_mlp_no_liveness_forward, small_mlp_no_liveness_backward;
@@ -429,7 +432,7 @@ pub fn ablation_modes<F: Float>(inputs: &Inputs<F>) -> Vec<(&'static str, ModeRu
             tape_mode!(F; small_mlp_params_on_tape; (x: constant, w1: param, b1: param, w2: param, b2: param); (w1: Ix2, b1: Ix1, w2: Ix2, b2: Ix1)),
         ),
         Inputs::MatmulChain { a, b, c, d } => (
-            variants!((a, b, c, d); (db, dc, dd);
+            variants!(F; (a, b, c, d); (db, dc, dd);
                 matmul_chain_params_grad, matmul_chain_params_forward, matmul_chain_params_backward;
                 matmul_chain_no_fusion_grad, matmul_chain_no_fusion_forward, matmul_chain_no_fusion_backward;
                 matmul_chain_no_liveness_grad, matmul_chain_no_liveness_forward, matmul_chain_no_liveness_backward;
@@ -452,7 +455,7 @@ pub fn ablation_modes<F: Float>(inputs: &Inputs<F>) -> Vec<(&'static str, ModeRu
             gamma,
             beta,
         } => (
-            variants!((x, w, bias, gamma, beta); (dw, dbias, dgamma, dbeta);
+            variants!(F; (x, w, bias, gamma, beta); (dw, dbias, dgamma, dbeta);
                 conv2d_block_params_grad, conv2d_block_params_forward, conv2d_block_params_backward;
                 conv2d_block_no_fusion_grad, conv2d_block_no_fusion_forward, conv2d_block_no_fusion_backward;
                 conv2d_block_no_liveness_grad, conv2d_block_no_liveness_forward, conv2d_block_no_liveness_backward;
@@ -476,7 +479,7 @@ pub fn ablation_modes<F: Float>(inputs: &Inputs<F>) -> Vec<(&'static str, ModeRu
             wo,
             targets,
         } => (
-            variants!((xs, wq, wk, wv, wo, targets); (dwq, dwk, dwv, dwo);
+            variants!(F; (xs, wq, wk, wv, wo, targets); (dwq, dwk, dwv, dwo);
                 attention_params_grad, attention_params_forward, attention_params_backward;
                 attention_no_fusion_grad, attention_no_fusion_forward, attention_no_fusion_backward;
                 attention_no_liveness_grad, attention_no_liveness_forward, attention_no_liveness_backward;
@@ -493,7 +496,7 @@ pub fn ablation_modes<F: Float>(inputs: &Inputs<F>) -> Vec<(&'static str, ModeRu
             tape_mode!(F; attention_params_on_tape; (xs: constants, wq: param, wk: param, wv: param, wo: param, targets: constants); (wq: Ix2, wk: Ix2, wv: Ix2, wo: Ix2)),
         ),
         Inputs::Rnn { h0, w, u, xs, target } => (
-            variants!((h0, w, u, xs, target); (dw, du);
+            variants!(F; (h0, w, u, xs, target); (dw, du);
                 rnn_params_grad, rnn_params_forward, rnn_params_backward;
                 rnn_no_fusion_grad, rnn_no_fusion_forward, rnn_no_fusion_backward;
                 rnn_no_liveness_grad, rnn_no_liveness_forward, rnn_no_liveness_backward;
@@ -512,4 +515,91 @@ pub fn ablation_modes<F: Float>(inputs: &Inputs<F>) -> Vec<(&'static str, ModeRu
     };
     statics.push(tape);
     ABLATION_VARIANTS.iter().copied().chain(["tape"]).zip(statics).collect()
+}
+
+/// The memory plan's policies with respect to every input, in table order: each variant's
+/// label (as in [`ABLATION_VARIANTS`]) and the expansion whose static code it times.
+pub const POLICY_VARIANTS: [&str; 4] = ["all on", "save = all", "save = min", "bf16 residuals"];
+
+/// The static code of one case under each memory-plan policy (`save = "auto"`, the default
+/// and "all on"; `save = "all"`; `save = "min"`; `residuals = "bf16"`) in
+/// [`POLICY_VARIANTS`] order, then the tape, all with respect to every input, data included
+/// (the published script's gradients). simple_quadratic's only input is its parameter, so
+/// its parameter expansions serve.
+pub fn policy_modes<F: Float>(inputs: &Inputs<F>) -> Vec<(&'static str, ModeRun<'_>)> {
+    let (mut statics, tape) = match inputs {
+        Inputs::SimpleQuadratic { x } => (
+            variants!(F; (x); (dx);
+                simple_quadratic_grad, simple_quadratic_forward, simple_quadratic_backward;
+                simple_quadratic_save_all_grad, simple_quadratic_save_all_forward, simple_quadratic_save_all_backward;
+                simple_quadratic_save_min_grad, simple_quadratic_save_min_forward, simple_quadratic_save_min_backward;
+                simple_quadratic_bf16_grad, simple_quadratic_bf16_forward, simple_quadratic_bf16_backward;
+            ),
+            tape_mode!(F; simple_quadratic_on_tape; (x: param); (x: Ix1)),
+        ),
+        Inputs::SmallMlp { x, w1, b1, w2, b2 } => (
+            variants!(F; (x, w1, b1, w2, b2); (dx, dw1, db1, dw2, db2);
+                small_mlp_grad, small_mlp_forward, small_mlp_backward;
+                small_mlp_all_inputs_save_all_grad, small_mlp_all_inputs_save_all_forward, small_mlp_all_inputs_save_all_backward;
+                small_mlp_all_inputs_save_min_grad, small_mlp_all_inputs_save_min_forward, small_mlp_all_inputs_save_min_backward;
+                small_mlp_all_inputs_bf16_grad, small_mlp_all_inputs_bf16_forward, small_mlp_all_inputs_bf16_backward;
+            ),
+            tape_mode!(F; small_mlp_on_tape; (x: param, w1: param, b1: param, w2: param, b2: param);
+                (x: Ix2, w1: Ix2, b1: Ix1, w2: Ix2, b2: Ix1)),
+        ),
+        Inputs::MatmulChain { a, b, c, d } => (
+            variants!(F; (a, b, c, d); (da, db, dc, dd);
+                matmul_chain_grad, matmul_chain_forward, matmul_chain_backward;
+                matmul_chain_all_inputs_save_all_grad, matmul_chain_all_inputs_save_all_forward, matmul_chain_all_inputs_save_all_backward;
+                matmul_chain_all_inputs_save_min_grad, matmul_chain_all_inputs_save_min_forward, matmul_chain_all_inputs_save_min_backward;
+                matmul_chain_all_inputs_bf16_grad, matmul_chain_all_inputs_bf16_forward, matmul_chain_all_inputs_bf16_backward;
+            ),
+            tape_mode!(F; matmul_chain_on_tape; (a: param, b: param, c: param, d: param); (a: Ix2, b: Ix2, c: Ix2, d: Ix2)),
+        ),
+        Inputs::Conv2d {
+            x,
+            w,
+            bias,
+            gamma,
+            beta,
+        } => (
+            variants!(F; (x, w, bias, gamma, beta); (dx, dw, dbias, dgamma, dbeta);
+                conv2d_block_grad, conv2d_block_forward, conv2d_block_backward;
+                conv2d_block_all_inputs_save_all_grad, conv2d_block_all_inputs_save_all_forward, conv2d_block_all_inputs_save_all_backward;
+                conv2d_block_all_inputs_save_min_grad, conv2d_block_all_inputs_save_min_forward, conv2d_block_all_inputs_save_min_backward;
+                conv2d_block_all_inputs_bf16_grad, conv2d_block_all_inputs_bf16_forward, conv2d_block_all_inputs_bf16_backward;
+            ),
+            tape_mode!(F; conv2d_block_on_tape; (x: param, w: param, bias: param, gamma: param, beta: param);
+                (x: Ix4, w: Ix4, bias: Ix1, gamma: Ix1, beta: Ix1)),
+        ),
+        Inputs::Attention {
+            xs,
+            wq,
+            wk,
+            wv,
+            wo,
+            targets,
+        } => (
+            variants!(F; (xs, wq, wk, wv, wo, targets); (dxs, dwq, dwk, dwv, dwo);
+                attention_grad, attention_forward, attention_backward;
+                attention_all_inputs_save_all_grad, attention_all_inputs_save_all_forward, attention_all_inputs_save_all_backward;
+                attention_all_inputs_save_min_grad, attention_all_inputs_save_min_forward, attention_all_inputs_save_min_backward;
+                attention_all_inputs_bf16_grad, attention_all_inputs_bf16_forward, attention_all_inputs_bf16_backward;
+            ),
+            tape_mode!(F; attention_on_tape; (xs: params, wq: param, wk: param, wv: param, wo: param, targets: constants);
+                (xs: Ix2, wq: Ix2, wk: Ix2, wv: Ix2, wo: Ix2)),
+        ),
+        Inputs::Rnn { h0, w, u, xs, target } => (
+            variants!(F; (h0, w, u, xs, target); (dh0, dw, du, dxs);
+                rnn_grad, rnn_forward, rnn_backward;
+                rnn_all_inputs_save_all_grad, rnn_all_inputs_save_all_forward, rnn_all_inputs_save_all_backward;
+                rnn_all_inputs_save_min_grad, rnn_all_inputs_save_min_forward, rnn_all_inputs_save_min_backward;
+                rnn_all_inputs_bf16_grad, rnn_all_inputs_bf16_forward, rnn_all_inputs_bf16_backward;
+            ),
+            tape_mode!(F; rnn_on_tape; (h0: param, w: param, u: param, xs: params, target: constant);
+                (h0: Ix2, w: Ix2, u: Ix2, xs: Ix2)),
+        ),
+    };
+    statics.push(tape);
+    POLICY_VARIANTS.iter().copied().chain(["tape"]).zip(statics).collect()
 }
