@@ -366,7 +366,7 @@ fn plot(rows: &[&AblationRow], path: &Path, caption: &str) -> Result<(), String>
 mod tests {
     use super::*;
     use crate::cases::Shapes;
-    use crate::runs::POLICY_VARIANTS;
+    use crate::runs::{POLICY_VARIANTS, RESIDUAL_PRECISIONS};
 
     /// With respect to every input, `save = "all"` and `save = "min"` compute the default's
     /// gradients (to f64 rounding: the summation order may change), bf16 residuals within
@@ -413,13 +413,15 @@ mod tests {
         }
     }
 
-    /// The parameters' variants are the published analyses and policies, then the tape.
+    /// The parameters' variants are the published analyses and policies, then the tape; the
+    /// residual precisions are full, bf16, f16.
     #[test]
     fn variant_lists() {
         let inputs = Inputs::random(Shapes::tiny(Case::SmallMlp), 5);
         let labels: Vec<&str> = ablation_modes(&inputs).into_iter().map(|(l, _)| l).collect();
         assert_eq!(labels.len(), crate::runs::ABLATION_VARIANTS.len() + 1);
         assert!(labels.contains(&"save = min") && labels.contains(&"bf16 residuals"));
+        assert_eq!(RESIDUAL_PRECISIONS, ["full", "bf16", "f16"]);
     }
 
     fn row(case: &str, wrt: Wrt, variant: &str, median: f64, held: usize) -> AblationRow {

@@ -17,11 +17,13 @@
 //! analyses off for the ablation (`ablation.rs`): `<case>_no_fusion`, `_no_liveness`,
 //! `_no_reuse`, `_no_seed`, `_no_dge` (dead-gradient elimination) and `_naive` (all off);
 //! two more change the memory plan's policy (`save = "all"`, `save = "min"`: `_save_all`,
-//! `_save_min`; the others are `save = "auto"`, the default), and one keeps its array
-//! residuals in bfloat16 (`residuals = "bf16"`: `_bf16`). The same three are expanded again
-//! with respect to every input (`<case>_all_inputs_save_all`, `_all_inputs_save_min`,
-//! `_all_inputs_bf16`), so that the ablation covers both wrt modes; simple_quadratic, whose
-//! only input is its parameter, uses its parameter expansions for both. The four cases whose loss is a
+//! `_save_min`; the others are `save = "auto"`, the default), and two keep its array
+//! residuals in 16 bits (`residuals = "bf16"`: `_bf16`; `residuals = "f16"`: `_f16`, for the
+//! residual-precision rows of the stability study, `stability.rs`). The same four policies
+//! are expanded again with respect to every input (`<case>_all_inputs_save_all`,
+//! `_all_inputs_save_min`, `_all_inputs_bf16`, `_all_inputs_f16`), so that the ablation and
+//! the residual-precision rows cover both wrt modes; simple_quadratic, whose only input is
+//! its parameter, uses its parameter expansions for both. The four cases whose loss is a
 //! plain `sum` have a dense-seed twin (`<case>_dense`, `sum(out²)` or `x²·x`, where the seed
 //! algebra has nothing to carry), with and without the seed algebra, so that the ablation
 //! shows what it buys on an ordinary loss beside what it buys on the published ones.
@@ -52,6 +54,7 @@ use rand::{Rng, SeedableRng};
 #[differentiate(wrt(x), save = "all", name = simple_quadratic_save_all)]
 #[differentiate(wrt(x), save = "min", name = simple_quadratic_save_min)]
 #[differentiate(wrt(x), residuals = "bf16", name = simple_quadratic_bf16)]
+#[differentiate(wrt(x), residuals = "f16", name = simple_quadratic_f16)]
 pub fn simple_quadratic<F: Float>(x: &Array1<F>) -> F {
     (x * x).sum()
 }
@@ -76,9 +79,11 @@ pub fn simple_quadratic_dense<F: Float>(x: &Array1<F>) -> F {
 #[differentiate(wrt(w1, b1, w2, b2), save = "all", name = small_mlp_save_all)]
 #[differentiate(wrt(w1, b1, w2, b2), save = "min", name = small_mlp_save_min)]
 #[differentiate(wrt(w1, b1, w2, b2), residuals = "bf16", name = small_mlp_bf16)]
+#[differentiate(wrt(w1, b1, w2, b2), residuals = "f16", name = small_mlp_f16)]
 #[differentiate(save = "all", name = small_mlp_all_inputs_save_all)]
 #[differentiate(save = "min", name = small_mlp_all_inputs_save_min)]
 #[differentiate(residuals = "bf16", name = small_mlp_all_inputs_bf16)]
+#[differentiate(residuals = "f16", name = small_mlp_all_inputs_f16)]
 pub fn small_mlp<F: Float>(x: &Array2<F>, w1: &Array2<F>, b1: &Array1<F>, w2: &Array2<F>, b2: &Array1<F>) -> F {
     (relu(&(x.dot(w1) + b1)).dot(w2) + b2).sum()
 }
@@ -104,9 +109,11 @@ pub fn small_mlp_dense<F: Float>(x: &Array2<F>, w1: &Array2<F>, b1: &Array1<F>, 
 #[differentiate(wrt(b, c, d), save = "all", name = matmul_chain_save_all)]
 #[differentiate(wrt(b, c, d), save = "min", name = matmul_chain_save_min)]
 #[differentiate(wrt(b, c, d), residuals = "bf16", name = matmul_chain_bf16)]
+#[differentiate(wrt(b, c, d), residuals = "f16", name = matmul_chain_f16)]
 #[differentiate(save = "all", name = matmul_chain_all_inputs_save_all)]
 #[differentiate(save = "min", name = matmul_chain_all_inputs_save_min)]
 #[differentiate(residuals = "bf16", name = matmul_chain_all_inputs_bf16)]
+#[differentiate(residuals = "f16", name = matmul_chain_all_inputs_f16)]
 pub fn matmul_chain<F: Float>(a: &Array2<F>, b: &Array2<F>, c: &Array2<F>, d: &Array2<F>) -> F {
     a.dot(b).dot(c).dot(d).sum()
 }
@@ -132,9 +139,11 @@ pub fn matmul_chain_dense<F: Float>(a: &Array2<F>, b: &Array2<F>, c: &Array2<F>,
 #[differentiate(wrt(w, bias, gamma, beta), save = "all", name = conv2d_block_save_all)]
 #[differentiate(wrt(w, bias, gamma, beta), save = "min", name = conv2d_block_save_min)]
 #[differentiate(wrt(w, bias, gamma, beta), residuals = "bf16", name = conv2d_block_bf16)]
+#[differentiate(wrt(w, bias, gamma, beta), residuals = "f16", name = conv2d_block_f16)]
 #[differentiate(save = "all", name = conv2d_block_all_inputs_save_all)]
 #[differentiate(save = "min", name = conv2d_block_all_inputs_save_min)]
 #[differentiate(residuals = "bf16", name = conv2d_block_all_inputs_bf16)]
+#[differentiate(residuals = "f16", name = conv2d_block_all_inputs_f16)]
 pub fn conv2d_block<F: Float>(
     x: &Array4<F>,
     w: &Array4<F>,
@@ -173,9 +182,11 @@ pub fn conv2d_block_dense<F: Float>(
 #[differentiate(wrt(wq, wk, wv, wo), save = "all", name = attention_save_all)]
 #[differentiate(wrt(wq, wk, wv, wo), save = "min", name = attention_save_min)]
 #[differentiate(wrt(wq, wk, wv, wo), residuals = "bf16", name = attention_bf16)]
+#[differentiate(wrt(wq, wk, wv, wo), residuals = "f16", name = attention_f16)]
 #[differentiate(wrt(xs, wq, wk, wv, wo), save = "all", name = attention_all_inputs_save_all)]
 #[differentiate(wrt(xs, wq, wk, wv, wo), save = "min", name = attention_all_inputs_save_min)]
 #[differentiate(wrt(xs, wq, wk, wv, wo), residuals = "bf16", name = attention_all_inputs_bf16)]
+#[differentiate(wrt(xs, wq, wk, wv, wo), residuals = "f16", name = attention_all_inputs_f16)]
 pub fn attention<F: Float>(
     xs: &[Array2<F>],
     wq: &Array2<F>,
@@ -210,9 +221,11 @@ pub fn attention<F: Float>(
 #[differentiate(wrt(w, u), save = "all", name = rnn_save_all)]
 #[differentiate(wrt(w, u), save = "min", name = rnn_save_min)]
 #[differentiate(wrt(w, u), residuals = "bf16", name = rnn_bf16)]
+#[differentiate(wrt(w, u), residuals = "f16", name = rnn_f16)]
 #[differentiate(wrt(h0, w, u, xs), save = "all", name = rnn_all_inputs_save_all)]
 #[differentiate(wrt(h0, w, u, xs), save = "min", name = rnn_all_inputs_save_min)]
 #[differentiate(wrt(h0, w, u, xs), residuals = "bf16", name = rnn_all_inputs_bf16)]
+#[differentiate(wrt(h0, w, u, xs), residuals = "f16", name = rnn_all_inputs_f16)]
 pub fn rnn<F: Float>(h0: &Array2<F>, w: &Array2<F>, u: &Array2<F>, xs: &[Array2<F>], target: &Array2<F>) -> F {
     let mut h = h0.to_owned();
     for x in xs {

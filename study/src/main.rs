@@ -229,6 +229,7 @@ fn main() {
     if !skip("stability") {
         progress.set_message("stability");
         results.stability = stability::run();
+        results.residual_precision = stability::residual_precision(&selected, scale, SEED);
         progress.inc(1);
     }
     progress.finish_and_clear();
@@ -255,6 +256,7 @@ fn main() {
     }
     print!("{}", report::depth_table(&results.depth));
     print!("{}", report::stability_table(&results.stability));
+    print!("{}", report::residual_table(&results.residual_precision));
     if !skip("hvp") {
         print!("{}", hvp::run(reps, scale));
     }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::depth::DepthResult;
 use crate::measure::Stats;
-use crate::stability::StabilityResult;
+use crate::stability::{ResidualPrecisionResult, StabilityResult};
 
 /// Everything one run measured: `results/autograd_results.json`. The PyTorch
 /// script writes the same shape with the single mode `"pytorch"`.
@@ -35,6 +35,10 @@ pub struct Results {
     /// The stability experiment.
     #[serde(default)]
     pub stability: Vec<StabilityResult>,
+    /// The stability experiment's residual-precision rows: each case's `f32` gradient with
+    /// full, bf16 and f16 residuals against the `f64` one.
+    #[serde(default)]
+    pub residual_precision: Vec<ResidualPrecisionResult>,
 }
 
 fn one() -> f64 {
@@ -416,6 +420,63 @@ pub fn stability_table(rows: &[StabilityResult]) -> String {
     out
 }
 
+/// The residual-precision table: per case and wrt mode, the `f32` static gradient with its
+/// array residuals as computed, in bf16 and in f16, against the `f64` gradient, beside the
+/// bytes held between forward and backward. A 16-bit row holding what the full row holds
+/// packed nothing (the case keeps only relu's bits, column sums or loop states, which stay
+/// as they are) and is the same code.
+pub fn residual_table(rows: &[ResidualPrecisionResult]) -> String {
+    let mut out = String::new();
+    if rows.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "\nResidual precision (#[differentiate(residuals = ..)]): f32 static gradients vs the f64 ones, at the timed shapes"
+    );
+    let _ = writeln!(
+        out,
+        "  of largest  = each gradient's largest difference ÷ its largest entry, worst over the gradients (the ablation's measure)"
+    );
+    let _ = writeln!(
+        out,
+        "  per element = worst |a − b| / max(|a|, |b|, 1e-3·max |b|), the gradients as one vector (the accuracy table's f32 vs f64);"
+    );
+    let _ = writeln!(
+        out,
+        "                entries near 1e-3 of the largest, made by cancellation (batch norm's backward), dominate it in 16 bits"
+    );
+    let _ = writeln!(
+        out,
+        "{:<17} {:<6} {:<9} {:>10} {:>5} {:>10} {:>11} {:>12}  note",
+        "case", "wrt", "residuals", "held", "g ok", "max |g|", "of largest", "per element"
+    );
+    for r in rows {
+        let full = rows
+            .iter()
+            .find(|f| f.case == r.case && f.wrt == r.wrt && f.residuals == "full");
+        let note = match full {
+            Some(f) if r.residuals != "full" && f.held_bytes == r.held_bytes => {
+                "nothing to pack: holds what full holds"
+            }
+            _ => "",
+        };
+        let _ = writeln!(
+            out,
+            "{:<17} {:<6} {:<9} {:>10} {:>5} {:>10.3e} {:>11} {:>12}  {note}",
+            r.case,
+            r.wrt,
+            r.residuals,
+            fmt_bytes(r.held_bytes),
+            if r.grad_finite { "yes" } else { "NO" },
+            r.max_abs_grad,
+            fmt_err(Some(r.err_of_largest_vs_f64)),
+            fmt_err(Some(r.rel_err_vs_f64))
+        );
+    }
+    out
+}
+
 const MODE_COLORS: [(&str, RGBColor); 4] = [
     ("static", RGBColor(31, 119, 180)),
     ("tape", RGBColor(255, 127, 14)),
@@ -676,6 +737,35 @@ mod tests {
         let table = depth_table(&rows);
         assert!(table.contains("chain (straight)"), "{table}");
         assert!(table.contains("chain (loop)"), "{table}");
+    }
+
+    /// A 16-bit row that overflowed says so (non-finite gradient, non-finite error); one that
+    /// holds what full precision holds is marked as having had nothing to pack.
+    #[test]
+    fn residual_table_reports_non_finite_and_nothing_packed() {
+        let row = |residuals: &str, held: usize, err: f64| ResidualPrecisionResult {
+            case: "conv2d".into(),
+            wrt: "params".into(),
+            residuals: residuals.into(),
+            dtype: "f32".into(),
+            held_bytes: held,
+            held_bytes_reported: held,
+            grad_finite: err.is_finite(),
+            max_abs_grad: 1.0,
+            rel_err_vs_f64: err,
+            err_of_largest_vs_f64: err,
+        };
+        let table = residual_table(&[
+            row("full", 4096, 1e-7),
+            row("bf16", 2048, 2e-3),
+            row("f16", 2048, f64::INFINITY),
+        ]);
+        let f16 = table.lines().find(|l| l.contains(" f16 ")).expect("an f16 line");
+        assert!(f16.contains("NO") && f16.contains("non-finite"), "{table}");
+        assert!(!table.contains("nothing to pack"), "{table}");
+        let table = residual_table(&[row("full", 576, 1e-7), row("bf16", 576, 1e-7)]);
+        let bf16 = table.lines().find(|l| l.contains(" bf16 ")).expect("a bf16 line");
+        assert!(bf16.contains("nothing to pack"), "{table}");
     }
 
     #[test]

@@ -603,3 +603,112 @@ pub fn policy_modes<F: Float>(inputs: &Inputs<F>) -> Vec<(&'static str, ModeRun<
     statics.push(tape);
     POLICY_VARIANTS.iter().copied().chain(["tape"]).zip(statics).collect()
 }
+
+/// The precisions the residual-precision rows compare, as `residuals = ..` spells them.
+pub const RESIDUAL_PRECISIONS: [&str; 3] = ["full", "bf16", "f16"];
+
+/// The static code of one case with its array residuals kept as computed, in bfloat16 and
+/// in IEEE half (`#[differentiate(residuals = ..)]`), in [`RESIDUAL_PRECISIONS`] order, for
+/// the gradients named by `wrt`.
+pub fn residual_modes<F: Float>(inputs: &Inputs<F>, wrt: Wrt) -> Vec<(&'static str, ModeRun<'_>)> {
+    let statics = match (inputs, wrt) {
+        (Inputs::SimpleQuadratic { x }, _) => variants!(F; (x); (dx);
+            simple_quadratic_params_grad, simple_quadratic_params_forward, simple_quadratic_params_backward;
+            simple_quadratic_bf16_grad, simple_quadratic_bf16_forward, simple_quadratic_bf16_backward;
+            simple_quadratic_f16_grad, simple_quadratic_f16_forward, simple_quadratic_f16_backward;
+        ),
+        (Inputs::SmallMlp { x, w1, b1, w2, b2 }, Wrt::All) => {
+            variants!(F; (x, w1, b1, w2, b2); (dx, dw1, db1, dw2, db2);
+                small_mlp_grad, small_mlp_forward, small_mlp_backward;
+                small_mlp_all_inputs_bf16_grad, small_mlp_all_inputs_bf16_forward, small_mlp_all_inputs_bf16_backward;
+                small_mlp_all_inputs_f16_grad, small_mlp_all_inputs_f16_forward, small_mlp_all_inputs_f16_backward;
+            )
+        }
+        (Inputs::SmallMlp { x, w1, b1, w2, b2 }, Wrt::Params) => {
+            variants!(F; (x, w1, b1, w2, b2); (dw1, db1, dw2, db2);
+                small_mlp_params_grad, small_mlp_params_forward, small_mlp_params_backward;
+                small_mlp_bf16_grad, small_mlp_bf16_forward, small_mlp_bf16_backward;
+                small_mlp_f16_grad, small_mlp_f16_forward, small_mlp_f16_backward;
+            )
+        }
+        (Inputs::MatmulChain { a, b, c, d }, Wrt::All) => variants!(F; (a, b, c, d); (da, db, dc, dd);
+            matmul_chain_grad, matmul_chain_forward, matmul_chain_backward;
+            matmul_chain_all_inputs_bf16_grad, matmul_chain_all_inputs_bf16_forward, matmul_chain_all_inputs_bf16_backward;
+            matmul_chain_all_inputs_f16_grad, matmul_chain_all_inputs_f16_forward, matmul_chain_all_inputs_f16_backward;
+        ),
+        (Inputs::MatmulChain { a, b, c, d }, Wrt::Params) => variants!(F; (a, b, c, d); (db, dc, dd);
+            matmul_chain_params_grad, matmul_chain_params_forward, matmul_chain_params_backward;
+            matmul_chain_bf16_grad, matmul_chain_bf16_forward, matmul_chain_bf16_backward;
+            matmul_chain_f16_grad, matmul_chain_f16_forward, matmul_chain_f16_backward;
+        ),
+        (
+            Inputs::Conv2d {
+                x,
+                w,
+                bias,
+                gamma,
+                beta,
+            },
+            Wrt::All,
+        ) => variants!(F; (x, w, bias, gamma, beta); (dx, dw, dbias, dgamma, dbeta);
+            conv2d_block_grad, conv2d_block_forward, conv2d_block_backward;
+            conv2d_block_all_inputs_bf16_grad, conv2d_block_all_inputs_bf16_forward, conv2d_block_all_inputs_bf16_backward;
+            conv2d_block_all_inputs_f16_grad, conv2d_block_all_inputs_f16_forward, conv2d_block_all_inputs_f16_backward;
+        ),
+        (
+            Inputs::Conv2d {
+                x,
+                w,
+                bias,
+                gamma,
+                beta,
+            },
+            Wrt::Params,
+        ) => variants!(F; (x, w, bias, gamma, beta); (dw, dbias, dgamma, dbeta);
+            conv2d_block_params_grad, conv2d_block_params_forward, conv2d_block_params_backward;
+            conv2d_block_bf16_grad, conv2d_block_bf16_forward, conv2d_block_bf16_backward;
+            conv2d_block_f16_grad, conv2d_block_f16_forward, conv2d_block_f16_backward;
+        ),
+        (
+            Inputs::Attention {
+                xs,
+                wq,
+                wk,
+                wv,
+                wo,
+                targets,
+            },
+            Wrt::All,
+        ) => variants!(F; (xs, wq, wk, wv, wo, targets); (dxs, dwq, dwk, dwv, dwo);
+            attention_grad, attention_forward, attention_backward;
+            attention_all_inputs_bf16_grad, attention_all_inputs_bf16_forward, attention_all_inputs_bf16_backward;
+            attention_all_inputs_f16_grad, attention_all_inputs_f16_forward, attention_all_inputs_f16_backward;
+        ),
+        (
+            Inputs::Attention {
+                xs,
+                wq,
+                wk,
+                wv,
+                wo,
+                targets,
+            },
+            Wrt::Params,
+        ) => variants!(F; (xs, wq, wk, wv, wo, targets); (dwq, dwk, dwv, dwo);
+            attention_params_grad, attention_params_forward, attention_params_backward;
+            attention_bf16_grad, attention_bf16_forward, attention_bf16_backward;
+            attention_f16_grad, attention_f16_forward, attention_f16_backward;
+        ),
+        (Inputs::Rnn { h0, w, u, xs, target }, Wrt::All) => variants!(F; (h0, w, u, xs, target); (dh0, dw, du, dxs);
+            rnn_grad, rnn_forward, rnn_backward;
+            rnn_all_inputs_bf16_grad, rnn_all_inputs_bf16_forward, rnn_all_inputs_bf16_backward;
+            rnn_all_inputs_f16_grad, rnn_all_inputs_f16_forward, rnn_all_inputs_f16_backward;
+        ),
+        (Inputs::Rnn { h0, w, u, xs, target }, Wrt::Params) => variants!(F; (h0, w, u, xs, target); (dw, du);
+            rnn_params_grad, rnn_params_forward, rnn_params_backward;
+            rnn_bf16_grad, rnn_bf16_forward, rnn_bf16_backward;
+            rnn_f16_grad, rnn_f16_forward, rnn_f16_backward;
+        ),
+    };
+    RESIDUAL_PRECISIONS.into_iter().zip(statics).collect()
+}

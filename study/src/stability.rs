@@ -4,6 +4,12 @@
 //! (from the depth experiment's generated functions) where gradients vanish,
 //! and a product that overflows in `f32`. Each row says whether the value and
 //! the gradient are finite, and how far the gradient is from the `f64` one.
+//!
+//! Beside it, the residual-precision rows ([`residual_precision`]): for every case of
+//! the study, at the timed shapes and in both wrt modes, the `f32` static gradient with
+//! its array residuals kept as computed, in bfloat16 and in IEEE half
+//! (`#[differentiate(residuals = ..)]`), each against the `f64` gradient, with the bytes
+//! the context holds, so that the cost in accuracy stands beside the saving.
 
 use autodiff::ndarray::{Array1, Array2, ArrayD, Ix1, Ix2};
 use autodiff::prelude::*;
@@ -11,8 +17,10 @@ use autodiff::runtime::gradcheck::max_relative_error;
 use num_traits::ToPrimitive;
 use serde::{Deserialize, Serialize};
 
-use crate::cases::{attention_grad, attention_tape_grad, Inputs, Shapes};
+use crate::accuracy::{error_of_largest, worst_error};
+use crate::cases::{attention_grad, attention_tape_grad, Case, Inputs, Shapes, Wrt};
 use crate::depth;
+use crate::runs::residual_modes;
 
 /// Softmax cross-entropy, averaged over the batch.
 #[differentiate]
@@ -217,4 +225,153 @@ pub fn run() -> Vec<StabilityResult> {
         both_modes!(f32, Ix1; product4_grad, product4_on_tape; x.mapv(|v| v as f32)),
     ));
     out
+}
+
+/// One residual-precision row: a case's `f32` static gradient with its array residuals in
+/// one precision, against the `f64` static gradient (residuals as computed) on the same
+/// inputs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ResidualPrecisionResult {
+    /// The case.
+    pub case: String,
+    /// `"all"` or `"params"`.
+    pub wrt: String,
+    /// The precision of the array residuals: `"full"` (as computed, the default), `"bf16"`
+    /// or `"f16"` (`#[differentiate(residuals = ..)]`).
+    pub residuals: String,
+    /// The float type the gradient is computed in: `"f32"`.
+    pub dtype: String,
+    /// Heap bytes live between forward and backward (the context), from the allocator.
+    pub held_bytes: usize,
+    /// What the context itself says it holds (`Context::held_bytes`).
+    #[serde(default)]
+    pub held_bytes_reported: usize,
+    /// Whether every gradient component is finite.
+    pub grad_finite: bool,
+    /// The largest gradient component in magnitude.
+    pub max_abs_grad: f64,
+    /// Worst relative error against the `f64` gradient, the gradients judged as one vector
+    /// (`accuracy::worst_error`, the accuracy table's "f32 vs f64"; infinite when anything
+    /// is non-finite).
+    pub rel_err_vs_f64: f64,
+    /// Each gradient's largest difference from the `f64` one relative to its largest entry,
+    /// worst over the gradients (`accuracy::error_of_largest`, the ablation's measure;
+    /// infinite when anything is non-finite).
+    pub err_of_largest_vs_f64: f64,
+}
+
+/// The residual-precision rows of `cases` at the timed shapes (`Shapes::published` at
+/// `scale`, inputs from `seed`): per case and wrt mode, the `f32` static gradient with
+/// full, bf16 and f16 residuals against the `f64` one.
+pub fn residual_precision(cases: &[Case], scale: f64, seed: u64) -> Vec<ResidualPrecisionResult> {
+    let mut out = Vec::new();
+    for &case in cases {
+        let wide = Inputs::random(Shapes::published(case, scale), seed);
+        let narrow: Inputs<f32> = wide.cast();
+        for wrt in Wrt::BOTH {
+            out.extend(residual_rows(&wide, &narrow, wrt));
+        }
+    }
+    out
+}
+
+/// The rows of one case and wrt mode.
+pub fn residual_rows(wide: &Inputs<f64>, narrow: &Inputs<f32>, wrt: Wrt) -> Vec<ResidualPrecisionResult> {
+    let reference = {
+        let mut runs = residual_modes(wide, wrt);
+        (runs[0].1.gradients)().1
+    };
+    residual_modes(narrow, wrt)
+        .into_iter()
+        .map(|(residuals, mut run)| {
+            let (_, grads) = (run.gradients)();
+            let memory = (run.memory)();
+            ResidualPrecisionResult {
+                case: wide.case().name().to_string(),
+                wrt: wrt.name().to_string(),
+                residuals: residuals.to_string(),
+                dtype: "f32".to_string(),
+                held_bytes: memory.held_bytes,
+                held_bytes_reported: memory.held_bytes_reported,
+                grad_finite: grads.iter().all(|g| g.iter().all(|v| v.is_finite())),
+                max_abs_grad: grads
+                    .iter()
+                    .flat_map(|g| g.iter())
+                    .fold(0.0, |m: f64, v| m.max(v.abs())),
+                rel_err_vs_f64: worst_error(&grads, &reference),
+                err_of_largest_vs_f64: error_of_largest(&grads, &reference),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rows of one case at its finite-difference shapes, by precision.
+    fn rows_of(case: Case, wrt: Wrt) -> Vec<ResidualPrecisionResult> {
+        let wide = Inputs::random(Shapes::tiny(case), 11);
+        let rows = residual_rows(&wide, &wide.cast(), wrt);
+        let names: Vec<&str> = rows.iter().map(|r| r.residuals.as_str()).collect();
+        assert_eq!(names, ["full", "bf16", "f16"]);
+        rows
+    }
+
+    /// Where the context keeps arrays (conv2d, attention, the RNN), 16-bit residuals hold
+    /// less and cost accuracy: finite gradients, further from f64 than full precision's,
+    /// bf16 (8 significant bits) further than f16 (11), within the formats' rounding.
+    #[test]
+    fn sixteen_bit_residuals_hold_less_and_cost_accuracy() {
+        for case in [Case::Conv2d, Case::Attention, Case::Rnn] {
+            for wrt in Wrt::BOTH {
+                let rows = rows_of(case, wrt);
+                let (full, bf16, f16) = (&rows[0], &rows[1], &rows[2]);
+                let what = format!("{} wrt {}", case.name(), wrt.name());
+                assert!(rows.iter().all(|r| r.grad_finite), "{what}: {rows:?}");
+                assert!(full.err_of_largest_vs_f64 < 1e-4, "{what}: {full:?}");
+                assert!(
+                    bf16.err_of_largest_vs_f64 > full.err_of_largest_vs_f64,
+                    "{what}: bf16 {bf16:?} full {full:?}"
+                );
+                assert!(
+                    f16.err_of_largest_vs_f64 > full.err_of_largest_vs_f64,
+                    "{what}: f16 {f16:?} full {full:?}"
+                );
+                assert!(
+                    bf16.err_of_largest_vs_f64 > f16.err_of_largest_vs_f64,
+                    "{what}: bf16 {bf16:?} f16 {f16:?}"
+                );
+                assert!(bf16.err_of_largest_vs_f64 < 5e-2, "{what}: {bf16:?}");
+                // The context's own account: the allocator's counts every test thread.
+                assert!(bf16.held_bytes_reported < full.held_bytes_reported, "{what}: {rows:?}");
+                assert_eq!(bf16.held_bytes_reported, f16.held_bytes_reported, "{what}");
+            }
+        }
+    }
+
+    /// Where the context keeps no array (nothing, relu's bits, column sums), the 16-bit rows
+    /// are full precision's: same bytes, same gradients.
+    #[test]
+    fn nothing_to_pack_changes_nothing() {
+        for case in [Case::SimpleQuadratic, Case::SmallMlp, Case::MatmulChain] {
+            for wrt in Wrt::BOTH {
+                let rows = rows_of(case, wrt);
+                for row in &rows[1..] {
+                    assert_eq!(row.held_bytes_reported, rows[0].held_bytes_reported, "{row:?}");
+                    assert_eq!(row.err_of_largest_vs_f64, rows[0].err_of_largest_vs_f64, "{row:?}");
+                }
+            }
+        }
+    }
+
+    /// `residual_precision` gives both wrt modes of each case, every input first, the three
+    /// precisions each.
+    #[test]
+    fn both_wrt_modes_have_rows() {
+        let rows = residual_precision(&[Case::Rnn], 0.05, 3);
+        let wrts: Vec<&str> = rows.iter().map(|r| r.wrt.as_str()).collect();
+        assert_eq!(wrts, ["all", "all", "all", "params", "params", "params"]);
+        assert!(rows.iter().all(|r| r.case == "rnn" && r.dtype == "f32"));
+    }
 }
