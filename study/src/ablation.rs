@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::accuracy::error_of_largest;
 use crate::cases::{Case, Inputs, Wrt};
 use crate::measure::{interleaved, Budget, Memory, Sampler, Stats};
+use crate::report::fmt_bytes_decimal;
 use crate::runs::{ablation_modes, policy_modes, ModeRun};
 
 /// One variant of one case.
@@ -100,19 +101,6 @@ fn measure(
         .collect()
 }
 
-/// Bytes in decimal units, as the README's ablation tables give them: `"512 B"`,
-/// `"16.4 KB"`, `"6.62 MB"`.
-fn bytes(bytes: usize) -> String {
-    let b = bytes as f64;
-    if b >= 1e6 {
-        format!("{:.2} MB", b / 1e6)
-    } else if b >= 1e3 {
-        format!("{:.1} KB", b / 1e3)
-    } else {
-        format!("{bytes} B")
-    }
-}
-
 fn micros(us: f64) -> String {
     if us >= 1000.0 {
         format!("{:.2} ms", us / 1000.0)
@@ -172,8 +160,8 @@ pub fn table(rows: &[AblationRow]) -> String {
                     row.variant,
                     micros(row.backward.median),
                     row.backward.median / base,
-                    bytes(row.memory.held_bytes),
-                    bytes(row.memory.peak_bytes),
+                    fmt_bytes_decimal(row.memory.held_bytes),
+                    fmt_bytes_decimal(row.memory.peak_bytes),
                     row.max_rel_diff
                 );
             }
@@ -217,11 +205,11 @@ pub fn policy_table(rows: &[AblationRow]) -> String {
             };
             lines.push(format!(
                 "| {case} | {wrt} | {} | {} | {} | {} | {} | {} | {} | {} ({:.1e}) |",
-                bytes(auto.memory.held_bytes),
-                bytes(all.memory.held_bytes),
-                bytes(min.memory.held_bytes),
-                bytes(bf16.memory.held_bytes),
-                bytes(tape.memory.held_bytes),
+                fmt_bytes_decimal(auto.memory.held_bytes),
+                fmt_bytes_decimal(all.memory.held_bytes),
+                fmt_bytes_decimal(min.memory.held_bytes),
+                fmt_bytes_decimal(bf16.memory.held_bytes),
+                fmt_bytes_decimal(tape.memory.held_bytes),
                 ratio(auto),
                 ratio(min),
                 ratio(bf16),

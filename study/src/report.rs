@@ -133,6 +133,19 @@ pub fn fmt_bytes(bytes: usize) -> String {
     }
 }
 
+/// Bytes in decimal units, as the ablation's tables and the README's memory-plan tables give
+/// them: `"512 B"`, `"16.4 KB"`, `"6.62 MB"`.
+pub fn fmt_bytes_decimal(bytes: usize) -> String {
+    let b = bytes as f64;
+    if b >= 1e6 {
+        format!("{:.2} MB", b / 1e6)
+    } else if b >= 1e3 {
+        format!("{:.1} KB", b / 1e3)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
 fn fmt_ratio(numerator: f64, denominator: f64) -> String {
     if denominator > 0.0 && numerator > 0.0 {
         format!("{:.2}×", numerator / denominator)
@@ -432,7 +445,7 @@ pub fn residual_table(rows: &[ResidualPrecisionResult]) -> String {
     }
     let _ = writeln!(
         out,
-        "\nResidual precision (#[differentiate(residuals = ..)]): f32 static gradients vs the f64 ones, at the timed shapes"
+        "\nResidual precision (#[differentiate(residuals = ..)]): f32 static gradients vs the f64 ones, at the timed shapes (held: KB = 1000 B)"
     );
     let _ = writeln!(
         out,
@@ -467,7 +480,7 @@ pub fn residual_table(rows: &[ResidualPrecisionResult]) -> String {
             r.case,
             r.wrt,
             r.residuals,
-            fmt_bytes(r.held_bytes),
+            fmt_bytes_decimal(r.held_bytes),
             if r.grad_finite { "yes" } else { "NO" },
             r.max_abs_grad,
             fmt_err(Some(r.err_of_largest_vs_f64)),
@@ -713,6 +726,9 @@ mod tests {
         assert_eq!(fmt_bytes(3 * 1024 * 1024), "3.0 MB");
         assert_eq!(fmt_us(15.0), "15.0 µs");
         assert_eq!(fmt_us(1500.0), "1.50 ms");
+        assert_eq!(fmt_bytes_decimal(16_384), "16.4 KB");
+        assert_eq!(fmt_bytes_decimal(6_620_000), "6.62 MB");
+        assert_eq!(fmt_bytes_decimal(512), "512 B");
         assert_eq!(fmt_ratio(30.0, 15.0), "2.00×");
         assert_eq!(fmt_ratio(0.0, 15.0), "–");
     }
