@@ -160,8 +160,8 @@ fn owned_parameters_and_layers_under_min() {
     }
 }
 
-/// The convolutional block of the study, small: batch norm's input kept, relu's output as a
-/// mask under `auto`.
+/// The convolutional block of the study, small: batch norm's input and statistics kept,
+/// relu's output as a mask under `auto`.
 #[differentiate(wrt(w, bias, gamma, beta), name = conv_auto)]
 #[differentiate(wrt(w, bias, gamma, beta), save = "all", name = conv_all)]
 #[differentiate(wrt(w, bias, gamma, beta), save = "min", name = conv_min)]
@@ -238,9 +238,11 @@ fn the_manifest_states_what_each_context_holds() {
         CONV_AUTO_GRAD_PLAN.residuals[0],
         "v5 (array): x[0]×w[0]×(x[2] + 2 − w[2] + 1)×(x[3] + 2 − w[3] + 1) × 8 B"
     );
+    assert_eq!(CONV_AUTO_GRAD_PLAN.residuals[1], "v6 (batch_norm stats): 2×w[0] × 8 B");
     let (_, held) = held_by_forward!(conv_auto_forward(&x, &w, &bias, &gamma, &beta));
-    // The convolution's output (2×4×6×5 floats) and relu's mask (240 bits: 4 words).
-    assert_eq!(held, 2 * 4 * 6 * 5 * 8 + 4 * 8);
+    // The convolution's output (2×4×6×5 floats), batch norm's statistics (2×4 floats) and
+    // relu's mask (240 bits: 4 words).
+    assert_eq!(held, 2 * 4 * 6 * 5 * 8 + 2 * 4 * 8 + 4 * 8);
     assert_eq!(conv_auto_residual_bytes(&x, &w, &bias, &gamma, &beta), Some(held));
     let (_, held) = held_by_forward!(pooled_forward(&x, &w, &bias));
     assert!(held > 0);
@@ -413,3 +415,4 @@ fn residuals_in_sixteen_bits_hold_half_and_round_the_gradients() {
         }
     }
 }
+

@@ -23,7 +23,7 @@ macro_rules! op_tests {
     ($(
         $(#[$doc:meta])*
         $variant:ident $name:ident $written:literal $inputs:tt -> $adjoint:ident
-            forward $fmodule:ident :: $fkernel:ident ($([$($farg:tt)*]),*);
+            forward $fmodule:ident :: $fkernel:ident ($([$($farg:tt)*]),*) $(keeping $kmodule:ident :: $kkernel:ident)?;
             keeps $keeps:tt
             vjp $vjp:tt
             example ($($param:ident : $ty:ident $shape:tt $domain:ident),*) => $example:block;

@@ -14,7 +14,7 @@ use proc_macro2::TokenStream;
 
 use crate::ir::{BinOp, Function, Kind, Op, Stmt, UnaryFn, ValueId};
 use crate::kernel::{FillForm, Kernel};
-use crate::op_table::TableOp;
+use crate::op_table::{Aux, TableOp};
 use crate::scalar::Wrt;
 
 /// An argument of a backward kernel call.
@@ -34,6 +34,12 @@ pub enum GradArg {
     /// The column sums (`rank1::column_sums`) forward took of this matrix, borrowed: what a
     /// `sum`'s seed reaching `a · b` reads of `a`.
     ColumnSums(ValueId),
+    /// The aux residual the forward of this statement (an op of the table whose row keeps one)
+    /// returned besides its value, borrowed: batch norm's statistics, max-pooling's indices.
+    Aux(ValueId),
+    /// The result of a shared step of a row's backward program, borrowed: computed once,
+    /// before the calls of the statement's backward that read it.
+    Step(Box<SharedStep>),
     /// A matrix given as the product of these forward matrices, left to right, passed as a
     /// slice of views (`rank1::Factors`): a kernel that only multiplies the matrix by vectors
     /// runs through the factors, so the product itself need not be kept.
@@ -66,6 +72,30 @@ pub struct GradCall {
     /// Set by codegen: the symbolic result cannot stay symbolic, so it is expanded
     /// (`reduce::sum_grad` for a fill, `rank1::outer_dense` for an outer product).
     pub materialize: bool,
+    /// What runs instead when the shared steps this call reads are not run by another call of
+    /// the same backward (a row's `else`); resolved by [`backward`], so that codegen never
+    /// sees one.
+    pub fallback: Option<Box<GradCall>>,
+}
+
+/// A shared step of a row's backward program (`let sums = ..;`): one kernel call whose
+/// result several of the statement's backward calls read ([`GradArg::Step`]).
+#[derive(Clone, Debug)]
+pub struct SharedStep {
+    /// The statement whose backward it belongs to.
+    pub stmt: ValueId,
+    /// The step's name in the row (`sums`).
+    pub name: &'static str,
+    pub kernel: Kernel,
+    /// Its arguments: those of a call, borrowing the adjoint (never `G`, nor another step).
+    pub args: Vec<GradArg>,
+}
+
+impl PartialEq for SharedStep {
+    /// The same step of the same statement.
+    fn eq(&self, other: &Self) -> bool {
+        (self.stmt, self.name) == (other.stmt, other.name)
+    }
 }
 
 /// How an adjoint is held in the static code.
@@ -90,6 +120,7 @@ impl GradCall {
             borrowing: None,
             yields: Form::Dense,
             materialize: false,
+            fallback: None,
         }
     }
 
@@ -109,6 +140,7 @@ impl GradCall {
             borrowing: None,
             yields: Form::Fill,
             materialize: false,
+            fallback: None,
         }
     }
 
@@ -120,6 +152,7 @@ impl GradCall {
             borrowing: None,
             yields: Form::Outer,
             materialize: false,
+            fallback: None,
         }
     }
 
@@ -131,7 +164,25 @@ impl GradCall {
             borrowing: None,
             yields: Form::Dense,
             materialize: false,
+            fallback: None,
         }
+    }
+
+    /// Every argument the call reads: its own, and those of the shared steps it reads (in
+    /// their place). What backward reads of forward values is found through this.
+    pub fn reads(&self) -> impl Iterator<Item = &GradArg> {
+        self.args.iter().flat_map(|arg| match arg {
+            GradArg::Step(step) => step.args.iter().collect::<Vec<_>>(),
+            _ => vec![arg],
+        })
+    }
+
+    /// The shared steps the call reads.
+    pub fn steps(&self) -> impl Iterator<Item = &SharedStep> {
+        self.args.iter().filter_map(|arg| match arg {
+            GradArg::Step(step) => Some(&**step),
+            _ => None,
+        })
     }
 
     /// The call as its kernel's fill form, if it has one: the backward of a full reduction
@@ -209,6 +260,12 @@ pub fn table_op(function: &Function, stmt: &Stmt) -> Option<(TableOp, Vec<Option
     Some((op, inputs.into_iter().map(Some).collect(), consts))
 }
 
+/// The aux residual the row of the op table that statement `v` is keeps, if it keeps one.
+pub fn aux_of(function: &Function, v: ValueId) -> Option<Aux> {
+    let (op, inputs, consts) = table_op(function, function.stmt(v))?;
+    op.aux(&inputs, v, &consts)
+}
+
 /// The backward calls of `stmt`, for each active operand (`is_active`), when the output's
 /// adjoint is held in `form`.
 ///
@@ -242,7 +299,30 @@ pub fn backward(
     } else {
         dense_rule(function, stmt)
     };
-    Some(calls.into_iter().filter(|c| is_active(c.target)).collect())
+    Some(resolve_fallbacks(
+        calls.into_iter().filter(|c| is_active(c.target)).collect(),
+    ))
+}
+
+/// Each call with a fallback (a row's `else`) as itself if the shared steps it reads run
+/// anyway (another of `calls`, without a fallback, reads them), else as its fallback: a step
+/// runs only where some call needs it.
+fn resolve_fallbacks(calls: Vec<GradCall>) -> Vec<GradCall> {
+    let running: Vec<SharedStep> = calls
+        .iter()
+        .filter(|c| c.fallback.is_none())
+        .flat_map(|c| c.steps().cloned())
+        .collect();
+    calls
+        .into_iter()
+        .map(|call| {
+            let runs = call.steps().all(|step| running.contains(step));
+            match call.fallback {
+                Some(fallback) if !runs => *fallback,
+                _ => GradCall { fallback: None, ..call },
+            }
+        })
+        .collect()
 }
 
 /// The backward calls of `stmt` for a dense adjoint, for every operand.

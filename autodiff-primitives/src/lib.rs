@@ -61,3 +61,23 @@ macro_rules! has_form {
         $crate::has_form!($form in ($($rest),*) ? $yes, $no)
     };
 }
+
+/// For readers of the op table (`for_each_op!`): a row's `vjp { .. }` block with its shared
+/// steps (`let s = module::kernel(..);`) split from its lines, which a single pattern cannot
+/// tell apart (`let` is an identifier to `macro_rules!`, like a line's input).
+/// `vjp_parts!(callback!(args..) { vjp })` calls
+/// `callback!(args.. [(s = module::kernel(..)) ..] { lines } { vjp })`: the steps, the lines,
+/// and the whole block again.
+#[macro_export]
+macro_rules! vjp_parts {
+    ($callback:ident ! ($($args:tt)*) { $($vjp:tt)* }) => {
+        $crate::vjp_parts!(@steps $callback ($($args)*) [] { $($vjp)* } $($vjp)*)
+    };
+    (@steps $callback:ident ($($args:tt)*) [$($steps:tt)*] $whole:tt
+        let $step:ident = $module:ident :: $kernel:ident $stepargs:tt; $($rest:tt)*) => {
+        $crate::vjp_parts!(@steps $callback ($($args)*) [$($steps)* ($step = $module::$kernel $stepargs)] $whole $($rest)*)
+    };
+    (@steps $callback:ident ($($args:tt)*) [$($steps:tt)*] $whole:tt $($lines:tt)*) => {
+        $callback!($($args)* [$($steps)*] { $($lines)* } $whole)
+    };
+}

@@ -1,18 +1,23 @@
 //! The ops that are not elementwise functions of one value: arithmetic with broadcasting,
 //! products, reductions, softmax, losses, convolution, batch norm and pooling. Each row
 //! holds its vector-Jacobian product as a small typed backward program: one kernel call per
-//! input, with arguments drawn from a fixed vocabulary, so that both engines expand the same
-//! program (the macro into `GradCall`s of its typed `Kernel`s, the tape into its derivative
-//! rule) and neither writes the rule a second time.
+//! input (and steps that several inputs share), with arguments drawn from a fixed
+//! vocabulary, so that both engines expand the same program (the macro into `GradCall`s of
+//! its typed `Kernel`s, the tape into its derivative rule) and neither writes the rule a
+//! second time. A row may also keep a residual its forward kernel computed on the way
+//! (`aux`): batch norm's statistics, max-pooling's window indices.
 
 /// Calls `$callback! { rows }` with one row per op form:
 ///
 /// ```text
 /// /// doc
 /// Variant name "written as" (inputs) -> adjoint
-///     forward module::kernel([in x] | [opt x] | [const k], ..);
+///     forward module::kernel([in x] | [opt x] | [const k], ..) [keeping module::twin];
 ///     keeps { field: kind(source), .. }
-///     vjp { input = module::kernel([arg], ..) [or module::borrowing_twin]; .. }
+///     vjp {
+///         [let step = module::kernel([arg], ..);] ..
+///         input = module::kernel([arg], ..) [or module::borrowing_twin] [else module::kernel([arg], ..)]; ..
+///     }
 ///     example (input: ArrayN (shape) domain, ..) => { a float function using the op };
 /// ```
 ///
@@ -23,17 +28,36 @@
 ///   one float), or the ndarray dimension its kernels take (`Ix1`, `Ix2`, `Ix4`, `IxDyn`).
 /// - `forward` is the kernel computing the op, with its inputs (`[in x]`; `[opt x]` for an
 ///   optional one, passed as an `Option`) and constants (`[const k]`, named in `keeps`).
+///   `keeping module::twin` names its twin that also returns what forward computed on the
+///   way and backward reads (the row's `aux` entry): the same arguments, `(output, aux)`
+///   returned. Both engines call the twin only where backward reads the aux, the plain
+///   kernel elsewhere.
 /// - `keeps` is what backward reads, and so what a tape node holds: `saved(x)` (the value
 ///   of input `x`, or `out`, the op's own output; the tape keeps it only when an input whose
-///   line reads it needs a gradient), `dim(x)` / `dim4(x)` (a shape), and the op's constant
-///   arguments in the order users write them: `axis`, `usize`, `float`, `int`, `labels`.
+///   line reads it needs a gradient), `aux(module::Type; size)` (the residual the `keeping`
+///   twin returns, at most one per row, kept under the same rule; `Type<F>` when it is
+///   generic over the float type `F`; it has a `bytes()` method, and `size` states those
+///   bytes as a product, `*`, of integer literals, `x[k]` (the length of input `x`'s axis
+///   `k`), `out` (the output's element count), `float` (the bytes of one float) and
+///   `module::function(k)` (bytes per element, a function of the kept constant `k`), which
+///   the residual manifest prints and evaluates), `dim(x)` / `dim4(x)` (a shape), and the
+///   op's constant arguments in the order users write them: `axis`, `usize`, `float`,
+///   `int`, `labels`.
 /// - `vjp` has one line per input: the kernel of `kernels::module` that computes its
 ///   adjoint contribution, and its arguments: `[g]` (the adjoint by value: its buffer is
 ///   reused), `[&g]` (borrowed), `[val k]` / `[val k: Ix2]` (a kept value, viewed at that
-///   rank), `[dim k]` (a kept shape), `[const k]` and `[ref k]` (a kept constant, by value
-///   or by reference). `or module::twin` names the kernel's out-of-place form, which takes
+///   rank), `[aux k]` (the kept aux, borrowed), `[dim k]` (a kept shape), `[const k]` and
+///   `[ref k]` (a kept constant, by value or by reference), `[step s]` (a shared step's
+///   result, borrowed). `or module::twin` names the kernel's out-of-place form, which takes
 ///   `&g` instead of `g`: it runs when another input's line still needs `g` afterwards, so
 ///   that no copy of `g` is made.
+/// - A `let s = module::kernel(..);` before the lines is a *shared step*: a kernel whose
+///   result several lines read (`[step s]`), run once, before them, when an input needing a
+///   gradient has a line reading it; its arguments borrow (`[&g]`, not `[g]`). A line that
+///   reads a step may give `else module::kernel(..)`: what it runs instead when no other
+///   line needed runs the step (batch norm's beta: `Σg` from the sums that gamma's and the
+///   input's lines share, or from `g` alone, keeping neither `x` nor the statistics, when
+///   beta's is the only adjoint asked for). A line without `else` runs the steps it reads.
 ///
 /// - `example` is a small function of the subset built around the op, with the shape and
 ///   the domain (`all` or `positive`) of each input: the tests differentiate it with the
@@ -227,22 +251,27 @@ macro_rules! for_each_op {
                     b = conv::conv2d_grad_bias([&g]);
                 }
                 example (x: Array4 (2, 3, 5, 5) all, w: Array4 (4, 3, 3, 3) all, b: Array1 (4,) all) => { conv2d(x, w, Some(b), 1, 1).mapv(|v| v * v).sum() };
-            /// `batch_norm(&x, &gamma, &beta, eps)`: training-mode batch norm over channels (NCHW).
+            /// `batch_norm(&x, &gamma, &beta, eps)`: training-mode batch norm over channels
+            /// (NCHW). Forward keeps the per-channel statistics (2·C floats); backward's one
+            /// pass for the per-channel sums serves all three adjoints.
             BatchNorm batch_norm "batch_norm(&x, &gamma, &beta, eps)" (x, gamma, beta) -> Ix4
-                forward batch_norm::batch_norm([in x], [in gamma], [in beta], [const eps]);
-                keeps { x_value: saved(x), gamma_value: saved(gamma), eps: float() }
+                forward batch_norm::batch_norm([in x], [in gamma], [in beta], [const eps]) keeping batch_norm::batch_norm_keeping;
+                keeps { x_value: saved(x), gamma_value: saved(gamma), stats: aux(batch_norm::BatchStats<F>; 2 * x[1] * float), eps: float() }
                 vjp {
-                    x = batch_norm::batch_norm_grad_input([&g], [val x_value: Ix4], [val gamma_value: Ix1], [const eps]);
-                    gamma = batch_norm::batch_norm_grad_gamma([&g], [val x_value: Ix4], [const eps]);
-                    beta = batch_norm::batch_norm_grad_beta([&g]);
+                    let sums = batch_norm::batch_norm_sums([&g], [val x_value: Ix4], [aux stats]);
+                    x = batch_norm::batch_norm_grad_input([g], [val x_value: Ix4], [val gamma_value: Ix1], [aux stats], [step sums]);
+                    gamma = batch_norm::batch_norm_grad_gamma([step sums]);
+                    beta = batch_norm::batch_norm_grad_beta([step sums]) else batch_norm::batch_norm_grad_beta_direct([&g]);
                 }
                 example (x: Array4 (3, 2, 3, 3) all, gamma: Array1 (2,) all, beta: Array1 (2,) all) => { batch_norm(x, gamma, beta, 1e-5).mapv(|v| v * v * v).sum() };
-            /// `max_pool2d(&x, kernel, stride)` (NCHW).
+            /// `max_pool2d(&x, kernel, stride)` (NCHW). Forward keeps where each window's
+            /// maximum is (an index within the window, a byte for windows of up to 256
+            /// elements), not the input.
             MaxPool2d max_pool2d "max_pool2d(&x, kernel, stride)" (x) -> Ix4
-                forward pool::max_pool2d([in x], [const kernel], [const stride]);
-                keeps { x_value: saved(x), kernel: usize(), stride: usize() }
+                forward pool::max_pool2d([in x], [const kernel], [const stride]) keeping pool::max_pool2d_keeping;
+                keeps { argmax: aux(pool::WindowArgmax; out * pool::index_bytes(kernel)), kernel: usize(), stride: usize() }
                 vjp {
-                    x = pool::max_pool2d_grad([&g], [val x_value: Ix4], [const kernel], [const stride]);
+                    x = pool::max_pool2d_grad([&g], [aux argmax]);
                 }
                 example (x: Array4 (2, 2, 4, 4) all) => { max_pool2d(x, 2, 2).mapv(|v| v * v).sum() };
         }

@@ -403,25 +403,29 @@ fn batch_norm_matches_definition_and_finite_differences() {
     let x = random(&mut rng, (3, 4, 5, 2)).mapv(|v| 2.0 * v + 0.5);
     let gamma = random(&mut rng, 4);
     let beta = random(&mut rng, 4);
-    let y = batch_norm(&x, &gamma, &beta, eps);
+    let (y, stats) = batch_norm_keeping(&x, &gamma, &beta, eps);
     assert!(max_abs_diff(&y, &naive_batch_norm(&x, &gamma, &beta, eps)) < 1e-12);
+    assert_eq!(y, batch_norm(&x, &gamma, &beta, eps));
+    assert_eq!(stats.bytes(), 2 * 4 * 8);
 
     let r = random(&mut rng, y.raw_dim());
-    let dx = batch_norm_grad_input(&r, &x, &gamma, eps);
+    let sums = batch_norm_sums(&r, &x, &stats);
+    let dx = batch_norm_grad_input(r.clone(), &x, &gamma, &stats, &sums);
     let err = check_gradient(
         |x: &Array4<f64>| (batch_norm(x, &gamma, &beta, eps) * &r).sum(),
         &x,
         &dx,
     );
     assert!(err <= TOL, "grad_input: {err}");
-    let dgamma = batch_norm_grad_gamma(&r, &x, eps);
+    let dgamma = batch_norm_grad_gamma(&sums);
     let err = check_gradient(
         |gm: &Array1<f64>| (batch_norm(&x, gm, &beta, eps) * &r).sum(),
         &gamma,
         &dgamma,
     );
     assert!(err <= TOL, "grad_gamma: {err}");
-    let dbeta = batch_norm_grad_beta(&r);
+    let dbeta = batch_norm_grad_beta(&sums);
+    assert_eq!(dbeta, batch_norm_grad_beta_direct(&r));
     let err = check_gradient(
         |bt: &Array1<f64>| (batch_norm(&x, &gamma, bt, eps) * &r).sum(),
         &beta,
@@ -459,16 +463,26 @@ fn batch_norm_shape_errors_name_the_shapes() {
         message.contains("batch_norm") && message.contains("[2]") && message.contains("[2, 3, 4, 4]"),
         "{message}"
     );
+    let (x, stats) = batch_norm_keeping(
+        &Array4::<f64>::zeros((2, 3, 4, 4)),
+        &Array1::<f64>::ones(3),
+        &Array1::<f64>::zeros(3),
+        1e-5,
+    );
     let message = panic_message(|| {
-        batch_norm_grad_input(
-            &Array4::<f64>::zeros((2, 3, 4, 5)),
-            &Array4::<f64>::zeros((2, 3, 4, 4)),
-            &Array1::<f64>::ones(3),
-            1e-5,
-        );
+        batch_norm_sums(&Array4::<f64>::zeros((2, 3, 4, 5)), &x, &stats);
     });
     assert!(
         message.contains("[2, 3, 4, 5]") && message.contains("[2, 3, 4, 4]"),
+        "{message}"
+    );
+    // Statistics of another input.
+    let message = panic_message(|| {
+        let other = Array4::<f64>::zeros((2, 3, 4, 5));
+        batch_norm_sums(&other, &other, &stats);
+    });
+    assert!(
+        message.contains("batch_norm_sums") && message.contains("[2, 3, 4, 5]"),
         "{message}"
     );
 }
@@ -495,8 +509,10 @@ fn max_pool_matches_direct_loops_and_finite_differences() {
         let x = random(&mut rng, (2, 3, 7, 6));
         let y = max_pool2d(&x, kernel, stride);
         assert_eq!(y, naive_max_pool(&x, kernel, stride), "kernel {kernel} stride {stride}");
+        let (kept, argmax) = max_pool2d_keeping(&x, kernel, stride);
+        assert_eq!(kept, y);
         let r = random(&mut rng, y.raw_dim());
-        let dx = max_pool2d_grad(&r, &x, kernel, stride);
+        let dx = max_pool2d_grad(&r, &argmax);
         let err = check_gradient(|x: &Array4<f64>| (max_pool2d(x, kernel, stride) * &r).sum(), &x, &dx);
         assert!(err <= TOL, "kernel {kernel} stride {stride}: {err}");
     }
@@ -506,7 +522,7 @@ fn max_pool_matches_direct_loops_and_finite_differences() {
 fn max_pool_grad_goes_to_the_first_maximum_on_ties() {
     let x = Array4::from_shape_vec((1, 1, 2, 2), vec![1.0, 3.0, 3.0, 3.0]).unwrap_or_else(|e| panic!("{e}"));
     let g = Array4::from_elem((1, 1, 1, 1), 2.0);
-    let dx = max_pool2d_grad(&g, &x, 2, 2);
+    let dx = max_pool2d_grad(&g, &max_pool2d_keeping(&x, 2, 2).1);
     assert_eq!(dx.iter().copied().collect::<Vec<_>>(), vec![0.0, 2.0, 0.0, 0.0]);
 }
 
@@ -519,13 +535,9 @@ fn max_pool_shape_errors_name_the_shape() {
         message.contains("max_pool2d") && message.contains("[1, 2, 3, 5]"),
         "{message}"
     );
+    let (_, argmax) = max_pool2d_keeping(&Array4::<f64>::zeros((1, 2, 4, 4)), 2, 1);
     let message = panic_message(|| {
-        max_pool2d_grad(
-            &Array4::<f64>::zeros((1, 2, 2, 2)),
-            &Array4::<f64>::zeros((1, 2, 4, 4)),
-            2,
-            1,
-        );
+        max_pool2d_grad(&Array4::<f64>::zeros((1, 2, 2, 2)), &argmax);
     });
     assert!(
         message.contains("[1, 2, 2, 2]") && message.contains("[1, 2, 3, 3]"),

@@ -179,20 +179,21 @@ pub fn matmul_chain_backward<F: Float>(saved: ChainSaved<'_, F>, seed: F, wrt: W
     grads
 }
 
-/// What the floor keeps for the conv2d block: the convolution output (batch
-/// norm's backward recomputes its statistics from it) and the ReLU output.
+/// What the floor keeps for the conv2d block: the convolution output and batch
+/// norm's per-channel statistics (its backward reads both), and the ReLU output.
 pub struct ConvSaved<'a, F> {
     x: &'a Array4<F>,
     w: &'a Array4<F>,
     gamma: &'a Array1<F>,
     y: Array4<F>,
+    stats: batch_norm::BatchStats<F>,
     r: Array4<F>,
 }
 
 impl<F> ConvSaved<'_, F> {
     /// Bytes owned by the saved set.
     pub fn held_bytes(&self) -> usize {
-        bytes::<F>(self.y.len() + self.r.len())
+        bytes::<F>(self.y.len() + self.r.len()) + self.stats.bytes()
     }
 }
 
@@ -205,24 +206,42 @@ pub fn conv2d_block_forward<'a, F: Float>(
     beta: &'a Array1<F>,
 ) -> (F, ConvSaved<'a, F>) {
     let y = conv::conv2d(x, w, Some(bias), 1, 1);
-    let z = batch_norm::batch_norm(&y, gamma, beta, F::of(BN_EPS));
+    let (z, stats) = batch_norm::batch_norm_keeping(&y, gamma, beta, F::of(BN_EPS));
     let r = unary::relu(&z);
     drop(z);
     let loss = reduce::sum(&r);
-    (loss, ConvSaved { x, w, gamma, y, r })
+    (
+        loss,
+        ConvSaved {
+            x,
+            w,
+            gamma,
+            y,
+            stats,
+            r,
+        },
+    )
 }
 
 /// Floor backward of the conv2d block; gradients in `Inputs::wrt_names` order.
 pub fn conv2d_block_backward<F: Float>(saved: ConvSaved<'_, F>, seed: F, wrt: Wrt) -> Vec<ArrayD<F>> {
-    let ConvSaved { x, w, gamma, y, r } = saved;
-    let eps = F::of(BN_EPS);
+    let ConvSaved {
+        x,
+        w,
+        gamma,
+        y,
+        stats,
+        r,
+    } = saved;
     let dr = reduce::sum_grad(seed, &r.raw_dim());
     let dz = unary::relu_grad(dr, &r);
     drop(r);
-    let dgamma = batch_norm::batch_norm_grad_gamma(&dz, &y, eps);
-    let dbeta = batch_norm::batch_norm_grad_beta(&dz);
-    let dy = batch_norm::batch_norm_grad_input(&dz, &y, gamma, eps);
-    drop((dz, y));
+    // One pass for the per-channel sums all three adjoints read, one for the input's.
+    let sums = batch_norm::batch_norm_sums(&dz, &y, &stats);
+    let dgamma = batch_norm::batch_norm_grad_gamma(&sums);
+    let dbeta = batch_norm::batch_norm_grad_beta(&sums);
+    let dy = batch_norm::batch_norm_grad_input(dz, &y, gamma, &stats, &sums);
+    drop((y, stats));
     let dw = conv::conv2d_grad_weight(&dy, x, &w.raw_dim(), 1, 1);
     let dbias = conv::conv2d_grad_bias(&dy);
     let mut grads = Vec::with_capacity(5);

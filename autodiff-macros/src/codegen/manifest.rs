@@ -2,16 +2,18 @@
 //! bytes as a formula of the input shapes (`shapes.rs`), and the same formulas as code for
 //! `<name>_residual_bytes(..)`, which says what the context will hold before forward runs.
 //!
-//! Rows read `h_3 (relu sign mask): x[0]×w1[1] bits, in 8-byte words` or
-//! `v5 (array): x[0]×w[1] × 4 B`; `x[k]` is the length of `x`'s axis `k`.
+//! Rows read `h_3 (relu sign mask): x[0]×w1[1] bits, in 8-byte words`,
+//! `v5 (array): x[0]×w[1] × 4 B` or `v6 (batch_norm stats): 2×w[0] × 4 B` (an aux residual,
+//! its bytes as its row of the op table states them); `x[k]` is the length of `x`'s axis `k`.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{format_ident, quote};
 
 use super::names::Names;
 use super::static_code::Residual;
-use crate::ir::Function;
-use crate::shapes;
+use crate::ir::{Function, ValueId};
+use crate::op_table::SizeFactor;
+use crate::{rules, shapes};
 
 /// The manifest's rows, and code evaluating to the total bytes (`Option<usize>`: `None`
 /// when a residual's size is only known at run time: a loop's or a call's context, or a
@@ -52,6 +54,19 @@ pub fn manifest(function: &Function, names: &Names, residuals: &[Residual]) -> (
                 known = false;
                 continue;
             }
+            Residual::Aux(v) => {
+                match aux_size(function, names, &shapes, v, &float_bytes) {
+                    Some((row, term)) => {
+                        rows.push(row);
+                        terms.push(term);
+                    }
+                    None => {
+                        rows.push(format!("{} (aux): size known at run time", names.text(v)));
+                        known = false;
+                    }
+                }
+                continue;
+            }
         };
         let name = names.text(v);
         let Some(shape) = shape else {
@@ -77,6 +92,70 @@ pub fn manifest(function: &Function, names: &Names, residuals: &[Residual]) -> (
         quote!(::core::option::Option::None)
     };
     (rows, total)
+}
+
+/// The row and the code of the aux residual statement `v`'s forward returned, from the size
+/// its row of the op table states (`2 * x[1] * float`); `None` where a factor's length is
+/// only known at run time.
+fn aux_size(
+    function: &Function,
+    names: &Names,
+    shapes: &[Option<shapes::Shape>],
+    v: ValueId,
+    float_bytes: &str,
+) -> Option<(String, TokenStream)> {
+    let (op, ..) = rules::table_op(function, function.stmt(v))?;
+    let aux = rules::aux_of(function, v)?;
+    let float = &names.float;
+    // Element counts (`2×w[0]`) and bytes per element (`8 B`), as text; all of it as code.
+    let (mut counts, mut units, mut code) = (Vec::new(), Vec::new(), Vec::new());
+    for factor in &aux.size {
+        match factor {
+            SizeFactor::Int(n) => {
+                counts.push(n.to_string());
+                code.push(quote!(#n));
+            }
+            SizeFactor::Axis(x, k) => {
+                let dim = shapes.get(x.0)?.as_ref()?.get(*k)?;
+                counts.push(dim.text(function));
+                code.push(dim.tokens(function));
+            }
+            SizeFactor::Out => {
+                let (text, n) = shapes::elements(function, shapes.get(v.0)?.as_ref()?);
+                counts.push(text);
+                code.push(n);
+            }
+            SizeFactor::Float => {
+                units.push(float_bytes.to_string());
+                code.push(quote!(::core::mem::size_of::<#float>()));
+            }
+            SizeFactor::Function {
+                module,
+                function: name,
+                arg,
+            } => {
+                units.push(format!("{name}({arg}) B"));
+                let (m, f) = (format_ident!("{}", module), format_ident!("{}", name));
+                code.push(quote!(::autodiff::runtime::kernels::#m::#f((#arg) as usize)));
+            }
+        }
+    }
+    if units.is_empty() {
+        units.push("B".to_string());
+    }
+    let count = if counts.is_empty() {
+        "1".to_string()
+    } else {
+        counts.join("×")
+    };
+    let row = format!(
+        "{} ({} {}): {count} × {}",
+        names.text(v),
+        op.name(),
+        aux.field,
+        units.join(" × ")
+    );
+    Some((row, quote!((1usize #(* #code)*))))
 }
 
 /// How a residual stores each element of its shape.

@@ -20,8 +20,8 @@ use crate::args::Save;
 use crate::ir::{BinOp, Function, Init, Kind, Op, Origin, ParamRole, Stmt, UnaryFn, ValueId};
 use crate::kernel::Kernel;
 use crate::liveness::ForwardLiveness;
-use crate::op_table::ForwardArg;
-use crate::rules::{self, Form, GradArg, GradCall};
+use crate::op_table::{Aux, ForwardArg};
+use crate::rules::{self, Form, GradArg, GradCall, SharedStep};
 use crate::scalar::{Closure, Wrt};
 
 /// One step of the reverse sweep: the backward of one active statement.
@@ -121,6 +121,8 @@ pub enum Residual {
     ColumnSums(ValueId),
     /// A value rounded to 16 bits (`residuals = "bf16"` or `"f16"`).
     Packed(ValueId),
+    /// The aux residual the forward of this statement (a row of the op table) returned.
+    Aux(ValueId),
     /// The per-iteration contexts of the loop statement.
     Loop(ValueId),
     /// The context of the call statement.
@@ -287,6 +289,7 @@ pub fn generate(
     // 3. Liveness: what the backward reads, and where it reads it last.
     let mut value_reads: BTreeMap<ValueId, usize> = BTreeMap::new(); // value -> last step index reading it
     let mut summed: BTreeMap<ValueId, usize> = BTreeMap::new(); // value -> last step reading its column sums
+    let mut aux_reads: BTreeMap<ValueId, usize> = BTreeMap::new(); // statement -> last step reading its aux
     let mut dim_reads: BTreeSet<ValueId> = BTreeSet::new();
     let mut token_reads: Vec<TokenStream> = Vec::new();
     // An element of a slice is read through the slice, at its index.
@@ -347,7 +350,7 @@ pub fn generate(
             if call.materialize && call.yields == Form::Fill {
                 dim_reads.insert(call.target);
             }
-            for arg in &call.args {
+            for arg in call.reads() {
                 match arg {
                     GradArg::Value(v) => read(*v, i, &mut value_reads, &mut token_reads),
                     // Read below, once what the rest of the backward reads is known.
@@ -357,6 +360,11 @@ pub fn generate(
                     GradArg::ColumnSums(v) => {
                         summed.insert(*v, i);
                     }
+                    GradArg::Aux(v) => {
+                        aux_reads.insert(*v, i);
+                    }
+                    // `reads` lists a step's arguments in its place.
+                    GradArg::Step(_) => {}
                     GradArg::Dim(v) | GradArg::DimAxis(v, _) => {
                         dim_reads.insert(*v);
                     }
@@ -423,7 +431,7 @@ pub fn generate(
                     s.calls
                         .iter()
                         .enumerate()
-                        .filter(|(_, c)| c.args.iter().any(|a| matches!(a, GradArg::Value(x) if *x == v)))
+                        .filter(|(_, c)| c.reads().any(|a| matches!(a, GradArg::Value(x) if *x == v)))
                         .map(move |(k, _)| (i, k))
                 })
                 .collect();
@@ -456,7 +464,7 @@ pub fn generate(
                 .iter()
                 .position(|s| {
                     s.calls.iter().any(|c| {
-                        c.args.iter().any(|a| match a {
+                        c.reads().any(|a| match a {
                             GradArg::Value(x) => *x == v,
                             GradArg::Factors(factors) => factors.contains(&v),
                             _ => false,
@@ -572,6 +580,16 @@ pub fn generate(
             held: Some(Held::Compact),
         });
     }
+    for &v in aux_reads.keys() {
+        if let Some(aux) = rules::aux_of(function, v) {
+            residuals.push(Residual::Aux(v));
+            fields.push(CtxField {
+                ident: aux_residual(names, v, aux.field),
+                ty: aux_type(names, &aux),
+                held: Some(Held::Compact),
+            });
+        }
+    }
     for &v in masked.keys() {
         residuals.push(Residual::Mask(v));
         let dim = names.dim_type(function.kind(v));
@@ -622,9 +640,21 @@ pub fn generate(
                 plan_forward.push(label);
             }
             _ => {
-                let (call, label) = forward_call(function, names, stmt);
-                plan_forward.push(format!("{} = {}", names.text(stmt.id), label));
-                forward_body.extend(quote!(let #ident = #call;));
+                // A row whose aux residual backward reads runs its `keeping` twin, which
+                // returns the aux too.
+                let aux = rules::aux_of(function, stmt.id).filter(|_| aux_reads.contains_key(&stmt.id));
+                let (call, label) = forward_call(function, names, stmt, aux.is_some());
+                match aux {
+                    Some(aux) => {
+                        let kept = aux_residual(names, stmt.id, aux.field);
+                        plan_forward.push(format!("{0}, {0}_{1} = {label}", names.text(stmt.id), aux.field));
+                        forward_body.extend(quote!(let (#ident, #kept) = #call;));
+                    }
+                    None => {
+                        plan_forward.push(format!("{} = {}", names.text(stmt.id), label));
+                        forward_body.extend(quote!(let #ident = #call;));
+                    }
+                }
             }
         }
         if dim_reads.contains(&stmt.id) {
@@ -820,6 +850,19 @@ pub fn generate(
             .filter(|c| c.args.iter().any(|a| matches!(a, GradArg::G)))
             .count();
         let mut owners_seen = 0;
+        // The shared steps the calls read, once each, before them.
+        let mut shared: Vec<&SharedStep> = Vec::new();
+        for step in calls.iter().flat_map(|c| c.steps()) {
+            if !shared.contains(&step) {
+                shared.push(step);
+            }
+        }
+        for step in &shared {
+            let local = shared_step(names, step);
+            let (expr, label) = kernel_call(names, step.kernel, &step.args, &g, &g_text, false);
+            backward_body.extend(quote!(let #local = #expr;));
+            plan_backward.push(format!("{} = {label}", local));
+        }
         for call in calls {
             let takes_g = call.args.iter().any(|a| matches!(a, GradArg::G));
             if takes_g {
@@ -901,6 +944,16 @@ pub fn generate(
             let sums = column_sums(names, v);
             backward_body.extend(quote!(::core::mem::drop(#sums);));
         }
+        for (&v, _) in aux_reads.iter().filter(|(_, &last)| last == i) {
+            if let Some(aux) = rules::aux_of(function, v) {
+                let kept = aux_residual(names, v, aux.field);
+                backward_body.extend(quote!(::core::mem::drop(#kept);));
+            }
+        }
+        for step in shared {
+            let local = shared_step(names, step);
+            backward_body.extend(quote!(::core::mem::drop(#local);));
+        }
     }
     let float = &names.float;
     let grad_values: Vec<TokenStream> = grads
@@ -938,6 +991,11 @@ pub fn generate(
         .chain(masked.keys().map(|v| format!("{} (sign bits)", names.text(*v))))
         .chain(summed.keys().map(|v| format!("{} (column sums)", names.text(*v))))
         .chain(packed.keys().map(|v| format!("{} (16 bits)", names.text(*v))))
+        .chain(
+            aux_reads
+                .keys()
+                .filter_map(|&v| rules::aux_of(function, v).map(|aux| format!("{} ({})", names.text(v), aux.field))),
+        )
         .collect();
 
     StaticCode {
@@ -1083,6 +1141,7 @@ fn fuse_elementwise_chains(
             borrowing: None,
             yields: Form::Dense,
             materialize: false,
+            fallback: None,
         }];
         for j in chain {
             absorbed[j] = true;
@@ -1155,6 +1214,33 @@ fn masked_call(call: &GradCall, v: ValueId) -> Option<GradCall> {
     })
 }
 
+/// The context field holding the aux residual the forward of `v` returned (`v5_stats`).
+fn aux_residual(names: &Names, v: ValueId, field: &str) -> Ident {
+    format_ident!("{}_{}", names.text(v), field, span = proc_macro2::Span::mixed_site())
+}
+
+/// The type of an aux residual, in the runtime's kernels.
+fn aux_type(names: &Names, aux: &Aux) -> TokenStream {
+    let (module, ty, generic) = aux.ty;
+    let (k, m, t) = (kernels(), format_ident!("{}", module), format_ident!("{}", ty));
+    let float = &names.float;
+    if generic {
+        quote!(#k::#m::#t<#float>)
+    } else {
+        quote!(#k::#m::#t)
+    }
+}
+
+/// The backward local holding a shared step's result (`v5_sums`).
+fn shared_step(names: &Names, step: &SharedStep) -> Ident {
+    format_ident!(
+        "{}_{}",
+        names.text(step.stmt),
+        step.name,
+        span = proc_macro2::Span::mixed_site()
+    )
+}
+
 /// The context field holding `v` rounded to 16 bits.
 fn packed_residual(names: &Names, v: ValueId) -> Ident {
     format_ident!("{}_packed", names.text(v), span = proc_macro2::Span::mixed_site())
@@ -1187,7 +1273,7 @@ fn keep_column_sums(function: &Function, steps: &mut [Step], outputs: &[ValueId]
                 return false;
             }
             let sign_rule = matches!(call.kernel, Some(Kernel::UnaryGrad(f)) if f.reads_output_sign());
-            call.args.iter().any(|arg| match arg {
+            call.reads().any(|arg| match arg {
                 GradArg::Value(v) => *v == a && !sign_rule,
                 GradArg::Factors(factors) => factors.contains(&a),
                 GradArg::MapDerivative(map, _) => {
@@ -1224,7 +1310,7 @@ fn sign_only_reads(function: &Function, steps: &[Step]) -> BTreeSet<ValueId> {
             call.kernel,
             Some(Kernel::UnaryGrad(UnaryFn::Relu) | Kernel::UnaryGradScalar(UnaryFn::Relu))
         );
-        for arg in &call.args {
+        for arg in call.reads() {
             match arg {
                 GradArg::Value(v) if sign_rule => {
                     sign.insert(*v);
@@ -1310,8 +1396,10 @@ pub fn mentions_ident(tokens: &TokenStream, ident: &Ident) -> bool {
     })
 }
 
-/// The kernel call computing `stmt` in static code, and its label for the plan.
-fn forward_call(function: &Function, names: &Names, stmt: &Stmt) -> (TokenStream, String) {
+/// The kernel call computing `stmt` in static code, and its label for the plan; for a row of
+/// the op table with an aux residual, its `keeping` twin when `keeping` (returning the value
+/// and the aux).
+fn forward_call(function: &Function, names: &Names, stmt: &Stmt, keeping: bool) -> (TokenStream, String) {
     let k = kernels();
     let arg = |v: ValueId| names.arg(v);
     let text = |v: ValueId| match &function.stmt(v).op {
@@ -1329,9 +1417,14 @@ fn forward_call(function: &Function, names: &Names, stmt: &Stmt) -> (TokenStream
     };
     // An op of the table runs its row's forward kernel.
     if let Some((op, inputs, consts)) = rules::table_op(function, stmt) {
-        let ((module, func), forward_args) = op.forward(&inputs, stmt.id, &consts);
+        let forward = op.forward(&inputs, stmt.id, &consts);
+        let (module, func) = match forward.keeping {
+            Some(twin) if keeping => twin,
+            _ => forward.kernel,
+        };
         let float = &names.float;
-        let (args, labels) = forward_args
+        let (args, labels) = forward
+            .args
             .into_iter()
             .map(|a| match a {
                 ForwardArg::Value(v) => (arg(v), text(v)),
@@ -1497,10 +1590,47 @@ fn map_derivative(names: &Names, map: ValueId, wrt: Wrt) -> TokenStream {
 
 /// The expression of one backward call, and its label for the plan.
 fn grad_call(names: &Names, call: &GradCall, g: &Ident, g_text: &str, moves: bool) -> (TokenStream, String) {
+    let (expr, label) = match call.kernel {
+        Some(kernel) => kernel_call(names, kernel, &call.args, g, g_text, moves),
+        None => {
+            let (mut args, mut labels) = call_args(names, &call.args, g, g_text, moves);
+            (args.remove(0), labels.remove(0))
+        }
+    };
+    if call.materialize {
+        materialized(names, call.yields, call.target, expr, &label)
+    } else {
+        (expr, label)
+    }
+}
+
+/// `kernel(args)` as code, and its label for the plan (`g` is moved into it if `moves`).
+fn kernel_call(
+    names: &Names,
+    kernel: Kernel,
+    args: &[GradArg],
+    g: &Ident,
+    g_text: &str,
+    moves: bool,
+) -> (TokenStream, String) {
+    let (args, labels) = call_args(names, args, g, g_text, moves);
+    let (k, (module, func)) = (kernels(), kernel.path());
+    let (m, f) = (format_ident!("{}", module), format_ident!("{}", func));
+    (quote!(#k::#m::#f(#(#args),*)), format!("{func}({})", labels.join(", ")))
+}
+
+/// The arguments of a backward call as code, and their labels for the plan.
+fn call_args(
+    names: &Names,
+    call_args: &[GradArg],
+    g: &Ident,
+    g_text: &str,
+    moves: bool,
+) -> (Vec<TokenStream>, Vec<String>) {
     let function = names.function;
     let mut args = Vec::new();
     let mut labels = Vec::new();
-    for arg in &call.args {
+    for arg in call_args {
         let (tokens, label) = match arg {
             GradArg::G if moves => (quote!(#g), g_text.to_string()),
             GradArg::G => (quote!(#g.clone()), g_text.to_string()),
@@ -1521,6 +1651,15 @@ fn grad_call(names: &Names, call: &GradCall, g: &Ident, g_text: &str, moves: boo
             GradArg::ColumnSums(v) => {
                 let sums = column_sums(names, *v);
                 (quote!(&#sums), format!("{}_colsum", names.text(*v)))
+            }
+            GradArg::Aux(v) => {
+                let field = rules::aux_of(function, *v).map_or("aux", |aux| aux.field);
+                let kept = aux_residual(names, *v, field);
+                (quote!(&#kept), kept.to_string())
+            }
+            GradArg::Step(step) => {
+                let local = shared_step(names, step);
+                (quote!(&#local), local.to_string())
             }
             GradArg::Value(v) => (
                 names.arg(*v),
@@ -1552,19 +1691,7 @@ fn grad_call(names: &Names, call: &GradCall, g: &Ident, g_text: &str, moves: boo
         args.push(tokens);
         labels.push(label);
     }
-    let (expr, label) = match call.kernel.map(Kernel::path) {
-        Some((module, func)) => {
-            let k = kernels();
-            let (m, f) = (format_ident!("{}", module), format_ident!("{}", func));
-            (quote!(#k::#m::#f(#(#args),*)), format!("{func}({})", labels.join(", ")))
-        }
-        None => (args.remove(0), labels.remove(0)),
-    };
-    if call.materialize {
-        materialized(names, call.yields, call.target, expr, &label)
-    } else {
-        (expr, label)
-    }
+    (args, labels)
 }
 
 /// `value`'s adjoint `expr`, held in `form`, written out as the array it stands for.

@@ -1,13 +1,90 @@
 //! Batch normalisation in training mode over NCHW inputs: per-channel batch
 //! statistics over N, H, W, then `gamma · x̂ + beta`.
 //!
-//! The backward functions recompute the statistics from `x` rather than saving
-//! them: two passes over one channel are cheap next to the convolution that
-//! precedes a batch norm, and the signatures stay free of saved intermediates.
+//! Forward hands back what it computed besides its output, the per-channel mean and
+//! `1/sqrt(var + eps)` ([`BatchStats`], 2·C floats), which both engines keep as the op's
+//! residual ([`batch_norm_keeping`]): backward reads them instead of computing them again
+//! from `x` (two passes over it). Backward then makes one pass over the adjoint and `x`
+//! for the per-channel sums `Σg` and `Σg·x̂` ([`batch_norm_sums`]), which are the adjoints
+//! of beta and gamma and what the input's adjoint needs, and one more for the input's
+//! adjoint itself ([`batch_norm_grad_input`], in place in the adjoint's buffer): two passes
+//! over the large arrays for all three adjoints.
 
 use ndarray::{s, Array1, Array4, ArrayBase, Axis, Data, Ix1, Ix4};
 
 use crate::Float;
+
+/// The per-channel batch statistics forward computed: the mean and `1/sqrt(var + eps)` of
+/// each channel over N, H, W. 2·C floats, in one buffer (what a context or a tape node
+/// holds of them: [`BatchStats::bytes`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchStats<F> {
+    /// The C means, then the C inverse standard deviations.
+    values: Vec<F>,
+    /// Elements per channel, `N·H·W`.
+    count: usize,
+}
+
+impl<F: Float> BatchStats<F> {
+    /// Two passes per channel (mean, then squared deviations) so that the variance
+    /// does not suffer the cancellation of `E[x²] - E[x]²`; `x` in standard layout.
+    fn of<S: Data<Elem = F>>(x: &ArrayBase<S, Ix4>, eps: F) -> Self {
+        let (n, c, h, w) = x.dim();
+        let count = n * h * w;
+        let inv_count = F::one() / F::of_usize(count);
+        // Allocated at its final length: its capacity is what `bytes` says.
+        let mut values = vec![F::zero(); 2 * c];
+        for channel in 0..c {
+            let mu = slabs(x, channel).map(|s| sum_lanes(s, |v| v)).sum::<F>() * inv_count;
+            let sq: F = slabs(x, channel).map(|s| sum_lanes(s, |v| (v - mu) * (v - mu))).sum();
+            values[channel] = mu;
+            values[c + channel] = F::one() / (sq * inv_count + eps).sqrt();
+        }
+        BatchStats { values, count }
+    }
+}
+
+impl<F> BatchStats<F> {
+    /// The channels' means.
+    pub fn mean(&self) -> &[F] {
+        &self.values[..self.channels()]
+    }
+
+    /// The channels' `1/sqrt(var + eps)`.
+    pub fn invstd(&self) -> &[F] {
+        &self.values[self.channels()..]
+    }
+
+    /// The number of channels, C.
+    pub fn channels(&self) -> usize {
+        self.values.len() / 2
+    }
+
+    /// Heap bytes held: 2·C floats.
+    pub fn bytes(&self) -> usize {
+        self.values.len() * std::mem::size_of::<F>()
+    }
+}
+
+/// The per-channel sums of backward, `Σg` and `Σg·x̂` over N, H, W ([`batch_norm_sums`]):
+/// the adjoints of beta and gamma, and what the input's adjoint reads.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BatchSums<F> {
+    /// The C sums of `g`, then the C sums of `g·x̂`.
+    values: Vec<F>,
+}
+
+impl<F> BatchSums<F> {
+    /// `Σg` per channel.
+    pub fn sum_g(&self) -> &[F] {
+        &self.values[..self.values.len() / 2]
+    }
+
+    /// `Σg·x̂` per channel.
+    pub fn sum_g_xhat(&self) -> &[F] {
+        &self.values[self.values.len() / 2..]
+    }
+}
 
 /// `gamma[c] · (x - mean_c) / sqrt(var_c + eps) + beta[c]` with biased batch variance.
 /// Panics naming the shapes if gamma or beta do not have one entry per channel.
@@ -17,100 +94,110 @@ pub fn batch_norm<F: Float, S1: Data<Elem = F>, S2: Data<Elem = F>, S3: Data<Ele
     beta: &ArrayBase<S3, Ix1>,
     eps: F,
 ) -> Array4<F> {
-    check_params("batch_norm", x.shape(), gamma.shape(), Some(beta.shape()));
-    let mut y = x.as_standard_layout().into_owned();
-    let stats = ChannelStats::of(&y, eps);
-    for (c, mut channel) in y.axis_iter_mut(Axis(1)).enumerate() {
-        let (mean, scale, shift) = (stats.mean[c], gamma[c] * stats.invstd[c], beta[c]);
-        channel.mapv_inplace(|v| (v - mean) * scale + shift);
-    }
-    y
+    batch_norm_keeping(x, gamma, beta, eps).0
 }
 
-/// Adjoint of `x` in [`batch_norm`] (statistics recomputed from `x`).
-pub fn batch_norm_grad_input<F: Float, S1: Data<Elem = F>, S2: Data<Elem = F>>(
-    g: &Array4<F>,
+/// [`batch_norm`], and the statistics it computed on the way, which its backward reads.
+pub fn batch_norm_keeping<F: Float, S1: Data<Elem = F>, S2: Data<Elem = F>, S3: Data<Elem = F>>(
     x: &ArrayBase<S1, Ix4>,
     gamma: &ArrayBase<S2, Ix1>,
+    beta: &ArrayBase<S3, Ix1>,
     eps: F,
+) -> (Array4<F>, BatchStats<F>) {
+    check_params("batch_norm", x.shape(), gamma.shape(), Some(beta.shape()));
+    let mut y = x.as_standard_layout().into_owned();
+    let stats = BatchStats::of(&y, eps);
+    let (means, invstds) = (stats.mean(), stats.invstd());
+    for (c, mut channel) in y.axis_iter_mut(Axis(1)).enumerate() {
+        let (mean, scale, shift) = (means[c], gamma[c] * invstds[c], beta[c]);
+        channel.mapv_inplace(|v| (v - mean) * scale + shift);
+    }
+    (y, stats)
+}
+
+/// The per-channel sums `Σg` and `Σg·x̂` of [`batch_norm`]'s backward, in one pass over the
+/// adjoint `g` and the input `x`, with the statistics forward kept: what the adjoints of
+/// beta ([`batch_norm_grad_beta`]), gamma ([`batch_norm_grad_gamma`]) and the input
+/// ([`batch_norm_grad_input`]) read.
+pub fn batch_norm_sums<F: Float, S: Data<Elem = F>>(
+    g: &Array4<F>,
+    x: &ArrayBase<S, Ix4>,
+    stats: &BatchStats<F>,
+) -> BatchSums<F> {
+    check_grad("batch_norm_sums", g.shape(), x.shape());
+    check_stats("batch_norm_sums", x.shape(), stats);
+    let (x, g) = (x.as_standard_layout(), g.as_standard_layout());
+    let c = stats.channels();
+    let mut values = vec![F::zero(); 2 * c];
+    for channel in 0..c {
+        let (mean, invstd) = (stats.mean()[channel], stats.invstd()[channel]);
+        let (mut sum_g, mut sum_g_xhat) = (F::zero(), F::zero());
+        for (g, x) in slabs(&g, channel).zip(slabs(&x, channel)) {
+            let (sg, sgx) = sum_lanes_pair(g, x, |g, x| g * (x - mean));
+            sum_g += sg;
+            sum_g_xhat += sgx;
+        }
+        values[channel] = sum_g;
+        values[c + channel] = sum_g_xhat * invstd;
+    }
+    BatchSums { values }
+}
+
+/// Adjoint of `x` in [`batch_norm`], in place in `g`'s buffer, from the statistics forward
+/// kept and the sums of [`batch_norm_sums`]:
+/// `gamma·invstd/M · (M·g - Σg - x̂·Σ(g·x̂))` per channel, `M = N·H·W`.
+pub fn batch_norm_grad_input<F: Float, S1: Data<Elem = F>, S2: Data<Elem = F>>(
+    g: Array4<F>,
+    x: &ArrayBase<S1, Ix4>,
+    gamma: &ArrayBase<S2, Ix1>,
+    stats: &BatchStats<F>,
+    sums: &BatchSums<F>,
 ) -> Array4<F> {
     check_params("batch_norm_grad_input", x.shape(), gamma.shape(), None);
     check_grad("batch_norm_grad_input", g.shape(), x.shape());
-    let (x, g) = (x.as_standard_layout(), g.as_standard_layout());
-    let stats = ChannelStats::of(&x, eps);
+    check_stats("batch_norm_grad_input", x.shape(), stats);
+    let x = x.as_standard_layout();
+    let mut dx = if g.is_standard_layout() {
+        g
+    } else {
+        g.as_standard_layout().into_owned()
+    };
     let m = F::of_usize(stats.count);
-    let mut dx = Array4::zeros(x.raw_dim());
-    for c in 0..stats.mean.len() {
-        let (mean, invstd) = (stats.mean[c], stats.invstd[c]);
-        let (mut sum_g, mut sum_g_xhat) = (F::zero(), F::zero());
-        for (g, x) in slabs(&g, c).zip(slabs(&x, c)) {
-            sum_g += sum_lanes(g, |g| g);
-            sum_g_xhat += sum_lanes_zip(g, x, |g, x| g * (x - mean));
-        }
-        sum_g_xhat *= invstd;
-        // dx = gamma·invstd/M · (M·g - Σg - x̂·Σ(g·x̂)).
+    let (sum_g, sum_g_xhat) = (sums.sum_g(), sums.sum_g_xhat());
+    for c in 0..stats.channels() {
+        let (mean, invstd) = (stats.mean()[c], stats.invstd()[c]);
+        let (sum_g, sum_g_xhat) = (sum_g[c], sum_g_xhat[c]);
         let k = gamma[c] * invstd / m;
         for n in 0..x.dim().0 {
             let mut out = dx.slice_mut(s![n, c, .., ..]);
             let out = out
                 .as_slice_mut()
-                .unwrap_or_else(|| unreachable!("a new array is in standard layout"));
-            let (g, x) = (slab(&g, n, c), slab(&x, n, c));
-            for ((dx, &g), &x) in out.iter_mut().zip(g).zip(x) {
+                .unwrap_or_else(|| unreachable!("an array in standard layout has contiguous H×W blocks"));
+            for (dx, &x) in out.iter_mut().zip(slab(&x, n, c)) {
                 let xhat = (x - mean) * invstd;
-                *dx = k * (m * g - sum_g - xhat * sum_g_xhat);
+                *dx = k * (m * *dx - sum_g - xhat * sum_g_xhat);
             }
         }
     }
     dx
 }
 
-/// Adjoint of `gamma` in [`batch_norm`]: `Σ g · x̂` per channel.
-pub fn batch_norm_grad_gamma<F: Float, S: Data<Elem = F>>(g: &Array4<F>, x: &ArrayBase<S, Ix4>, eps: F) -> Array1<F> {
-    check_grad("batch_norm_grad_gamma", g.shape(), x.shape());
-    let (x, g) = (x.as_standard_layout(), g.as_standard_layout());
-    let stats = ChannelStats::of(&x, eps);
-    Array1::from_shape_fn(stats.mean.len(), |c| {
-        let mean = stats.mean[c];
-        let sum: F = slabs(&g, c)
-            .zip(slabs(&x, c))
-            .map(|(g, x)| sum_lanes_zip(g, x, |g, x| g * (x - mean)))
-            .sum();
-        sum * stats.invstd[c]
-    })
+/// Adjoint of `gamma` in [`batch_norm`]: `Σ g · x̂` per channel, from [`batch_norm_sums`].
+pub fn batch_norm_grad_gamma<F: Float>(sums: &BatchSums<F>) -> Array1<F> {
+    Array1::from(sums.sum_g_xhat().to_vec())
 }
 
-/// Adjoint of `beta` in [`batch_norm`]: `Σ g` per channel.
-pub fn batch_norm_grad_beta<F: Float>(g: &Array4<F>) -> Array1<F> {
+/// Adjoint of `beta` in [`batch_norm`]: `Σ g` per channel, from [`batch_norm_sums`].
+pub fn batch_norm_grad_beta<F: Float>(sums: &BatchSums<F>) -> Array1<F> {
+    Array1::from(sums.sum_g().to_vec())
+}
+
+/// Adjoint of `beta` in [`batch_norm`], `Σ g` per channel, from `g` alone: when no other
+/// adjoint is needed, one pass over `g` instead of the sums' pass over `g` and `x` (and
+/// neither `x` nor the statistics kept).
+pub fn batch_norm_grad_beta_direct<F: Float>(g: &Array4<F>) -> Array1<F> {
     let g = g.as_standard_layout();
     Array1::from_shape_fn(g.dim().1, |c| slabs(&g, c).map(|g| sum_lanes(g, |g| g)).sum())
-}
-
-/// Per-channel batch mean and `1/sqrt(var + eps)` over N, H, W.
-struct ChannelStats<F> {
-    mean: Vec<F>,
-    invstd: Vec<F>,
-    /// Elements per channel, `N·H·W`.
-    count: usize,
-}
-
-impl<F: Float> ChannelStats<F> {
-    /// Two passes per channel (mean, then squared deviations) so that the variance
-    /// does not suffer the cancellation of `E[x²] - E[x]²`; `x` in standard layout.
-    fn of<S: Data<Elem = F>>(x: &ArrayBase<S, Ix4>, eps: F) -> Self {
-        let (n, c, h, w) = x.dim();
-        let count = n * h * w;
-        let inv_count = F::one() / F::of_usize(count);
-        let mut mean = Vec::with_capacity(c);
-        let mut invstd = Vec::with_capacity(c);
-        for channel in 0..c {
-            let mu = slabs(x, channel).map(|s| sum_lanes(s, |v| v)).sum::<F>() * inv_count;
-            let sq: F = slabs(x, channel).map(|s| sum_lanes(s, |v| (v - mu) * (v - mu))).sum();
-            mean.push(mu);
-            invstd.push(F::one() / (sq * inv_count + eps).sqrt());
-        }
-        ChannelStats { mean, invstd, count }
-    }
 }
 
 /// The `H×W` block of sample `n`, channel `c`, of an array in standard layout: contiguous.
@@ -144,21 +231,26 @@ fn sum_lanes<F: Float>(xs: &[F], f: impl Fn(F) -> F) -> F {
     acc.iter().fold(rest, |s, &a| s + a)
 }
 
-/// `Σ f(a, b)` over `a` and `b` element by element (equal lengths), in [`LANES`] partial sums.
-fn sum_lanes_zip<F: Float>(a: &[F], b: &[F], f: impl Fn(F, F) -> F) -> F {
-    let mut acc = [F::zero(); LANES];
+/// `(Σ a, Σ f(a, b))` over `a` and `b` element by element (equal lengths), in one pass of
+/// [`LANES`] partial sums each (each sum adds in the order [`sum_lanes`] would).
+fn sum_lanes_pair<F: Float>(a: &[F], b: &[F], f: impl Fn(F, F) -> F) -> (F, F) {
+    let (mut acc_a, mut acc_f) = ([F::zero(); LANES], [F::zero(); LANES]);
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
-    let rest = ca
-        .remainder()
-        .iter()
-        .zip(cb.remainder())
-        .fold(F::zero(), |s, (&x, &y)| s + f(x, y));
+    let (mut rest_a, mut rest_f) = (F::zero(), F::zero());
+    for (&x, &y) in ca.remainder().iter().zip(cb.remainder()) {
+        rest_a += x;
+        rest_f += f(x, y);
+    }
     for (xa, xb) in ca.zip(cb) {
-        for ((acc, &x), &y) in acc.iter_mut().zip(xa).zip(xb) {
-            *acc += f(x, y);
+        for (((acc_a, acc_f), &x), &y) in acc_a.iter_mut().zip(acc_f.iter_mut()).zip(xa).zip(xb) {
+            *acc_a += x;
+            *acc_f += f(x, y);
         }
     }
-    acc.iter().fold(rest, |s, &a| s + a)
+    (
+        acc_a.iter().fold(rest_a, |s, &a| s + a),
+        acc_f.iter().fold(rest_f, |s, &a| s + a),
+    )
 }
 
 /// Panics naming the shapes unless gamma (and beta) have one entry per channel of `x`.
@@ -181,4 +273,16 @@ fn check_params(op: &str, x: &[usize], gamma: &[usize], beta: Option<&[usize]>) 
 /// Panics naming both shapes unless the adjoint has the input's shape.
 fn check_grad(op: &str, g: &[usize], x: &[usize]) {
     assert_eq!(g, x, "{op}: gradient shape {g:?} differs from input shape {x:?}");
+}
+
+/// Panics naming the shapes unless `stats` were taken of an input with `x`'s channels and
+/// elements per channel.
+fn check_stats<F: Float>(op: &str, x: &[usize], stats: &BatchStats<F>) {
+    let (channels, count) = (x[1], x[0] * x[2] * x[3]);
+    assert!(
+        stats.channels() == channels && stats.count == count,
+        "{op}: statistics of {} channels of {} elements do not match input shape {x:?}",
+        stats.channels(),
+        stats.count
+    );
 }

@@ -303,9 +303,10 @@ impl<'a, F: Float> Op<'a, F> {
     }
 
     /// Bytes of what the node keeps for its backward in a form of its own rather than as a
-    /// shared tensor (a sign mask), counted with the saved tensors.
+    /// shared tensor (a sign mask, a table row's aux residual), counted with the saved tensors.
     pub(crate) fn residual_bytes(&self) -> usize {
         match self {
+            Op::Table(op) => op.residual_bytes(),
             Op::UnarySign { mask, .. } => mask.bytes(),
             _ => 0,
         }

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use ndarray::{ArrayD, ArrayViewD, Axis, Ix1, Ix2, Ix4, IxDyn};
 
 use super::op::{scalar_array, with_array, Op, Pairwise, Unary, Value};
-use super::table::TableOp;
+use super::table::{reads_aux, TableOp};
 use super::{Slot, Tape};
 use crate::kernels::mask::SignMask;
 use crate::kernels::unary::Saves;
@@ -185,10 +185,7 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
         inputs: &[&Self],
         make_op: impl FnOnce(&Rc<Value<'a, F>>) -> TableOp<'a, F>,
     ) -> Self {
-        let mut needs = [false; 3];
-        for (need, input) in needs.iter_mut().zip(inputs) {
-            *need = input.requires_grad();
-        }
+        let needs = needs(inputs);
         self.record(value, inputs, |output| Op::Table(make_op(output).pruned(needs)))
     }
 
@@ -518,7 +515,9 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     /// Training-mode batch normalisation of this N×C×H×W input with per-channel `gamma` and `beta`.
     #[inline(never)]
     pub fn batch_norm(&self, gamma: &Self, beta: &Self, eps: F) -> Self {
-        let y = batch_norm::batch_norm(
+        // The statistics come with the output at no cost: the node keeps them if its
+        // backward reads them.
+        let (y, stats) = batch_norm::batch_norm_keeping(
             &self.value.view_as::<Ix4>("batch_norm"),
             &gamma.value.view_as::<Ix1>("batch_norm"),
             &beta.value.view_as::<Ix1>("batch_norm"),
@@ -527,6 +526,7 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
         self.record_table(y.into_dyn(), &[self, gamma, beta], |_| TableOp::BatchNorm {
             x_value: self.saved(),
             gamma_value: gamma.saved(),
+            stats: Some(stats),
             eps,
         })
     }
@@ -534,13 +534,25 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
     /// 2-D max pooling of this N×C×H×W input over `kernel`×`kernel` windows moved by `stride`.
     #[inline(never)]
     pub fn max_pool2d(&self, kernel: usize, stride: usize) -> Self {
-        let y = pool::max_pool2d(&self.value.view_as::<Ix4>("max_pool2d"), kernel, stride);
-        self.record_table(y.into_dyn(), &[self], |_| TableOp::MaxPool2d {
-            x_value: self.saved(),
-            kernel,
-            stride,
-        })
+        let x = self.value.view_as::<Ix4>("max_pool2d");
+        // Where each window's maximum is, only if backward will read it.
+        let (y, argmax) = if reads_aux::max_pool2d(needs(&[self])) {
+            let (y, argmax) = pool::max_pool2d_keeping(&x, kernel, stride);
+            (y, Some(argmax))
+        } else {
+            (pool::max_pool2d(&x, kernel, stride), None)
+        };
+        self.record_table(y.into_dyn(), &[self], |_| TableOp::MaxPool2d { argmax, kernel, stride })
     }
+}
+
+/// Which of an op's inputs need a gradient, in the tape's numbering.
+fn needs<F: Float>(inputs: &[&Var<'_, '_, F>]) -> [bool; 3] {
+    let mut needs = [false; 3];
+    for (need, input) in needs.iter_mut().zip(inputs) {
+        *need = input.requires_grad();
+    }
+    needs
 }
 
 /// `Var op Var` for every combination of owned and borrowed operands.
