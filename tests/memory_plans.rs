@@ -416,3 +416,146 @@ fn residuals_in_sixteen_bits_hold_half_and_round_the_gradients() {
     }
 }
 
+/// The convolutional block with a max-pool after the relu: the pool keeps where each window's
+/// maximum is (a byte per output element) instead of its input, so relu's output is read
+/// only through its sign (a mask under `auto`); batch norm keeps its input and statistics.
+#[differentiate(wrt(w, bias, gamma, beta), name = pool_block_auto)]
+#[differentiate(wrt(w, bias, gamma, beta), save = "all", name = pool_block_all)]
+#[differentiate(wrt(w, bias, gamma, beta), save = "min", name = pool_block_min)]
+#[differentiate(wrt(w, bias, gamma, beta), residuals = "bf16", name = pool_block_bf16)]
+fn pool_block(x: &Array4<f64>, w: &Array4<f64>, bias: &Array1<f64>, gamma: &Array1<f64>, beta: &Array1<f64>) -> f64 {
+    let h = relu(&batch_norm(&conv2d(x, w, Some(bias), 1, 1), gamma, beta, 1e-5));
+    max_pool2d(&h, 2, 2).mapv(|v| v * v).sum()
+}
+
+#[test]
+fn conv_batch_norm_relu_max_pool_keeps_statistics_and_window_indices() {
+    let _alone = alone();
+    let mut r = rng(11);
+    // Odd planes (7×5: the pool leaves a ragged border) and 5 channels.
+    let (x, w) = (random(&mut r, (2, 3, 7, 5)), random(&mut r, (5, 3, 3, 3)));
+    let (bias, gamma, beta) = (random(&mut r, 5), positive(&mut r, 5), random(&mut r, 5));
+    autodiff::check!(pool_block_auto, &x, &w, &bias, &gamma, &beta);
+    autodiff::check!(pool_block_all, &x, &w, &bias, &gamma, &beta);
+    autodiff::check!(pool_block_min, &x, &w, &bias, &gamma, &beta);
+    let auto = pool_block_auto_grad(&x, &w, &bias, &gamma, &beta);
+    assert_eq!(auto, pool_block_all_grad(&x, &w, &bias, &gamma, &beta));
+    assert_eq!(auto, pool_block_min_grad(&x, &w, &bias, &gamma, &beta));
+    // In 16 bits (the convolution's output rounded), within bf16's rounding of the largest
+    // entry. Not the bias's: batch norm takes out each channel's mean, so its gradient is 0
+    // up to rounding.
+    let (value, bf16) = pool_block_bf16_grad(&x, &w, &bias, &gamma, &beta);
+    assert_eq!(value, auto.0);
+    let error = |got: autodiff::ndarray::ArrayViewD<f64>, exact: autodiff::ndarray::ArrayViewD<f64>| {
+        let scale = exact.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        got.iter().zip(exact).fold(0.0f64, |m, (a, b)| m.max((a - b).abs())) / scale
+    };
+    for (got, exact) in [
+        (bf16.0.view().into_dyn(), auto.1 .0.view().into_dyn()),
+        (bf16.2.view().into_dyn(), auto.1 .2.view().into_dyn()),
+        (bf16.3.view().into_dyn(), auto.1 .3.view().into_dyn()),
+    ] {
+        let error = error(got, exact);
+        assert!(error < 2e-2, "{error:.1e}");
+    }
+
+    let conv: usize = 2 * 5 * 7 * 5; // the convolution's output, batch norm's input
+    let pooled = 2 * 5 * 3 * 2; // the pool's output (which the square reads), and its indices
+    let stats = 2 * 5 * 8; // a mean and an inverse deviation per channel
+    let mask = conv.div_ceil(64) * 8; // relu's sign, in 64-bit words
+    assert_eq!(
+        POOL_BLOCK_AUTO_GRAD_PLAN.residuals,
+        [
+            "v5 (array): x[0]×w[0]×(x[2] + 2 − w[2] + 1)×(x[3] + 2 − w[3] + 1) × 8 B",
+            "v8 (array): x[0]×w[0]×(((x[2] + 2 − w[2] + 1) − 2) / 2 + 1)×(((x[3] + 2 − w[3] + 1) − 2) / 2 + 1) × 8 B",
+            "v6 (batch_norm stats): 2×w[0] × 8 B",
+            "v8 (max_pool2d argmax): x[0]×w[0]×(((x[2] + 2 − w[2] + 1) − 2) / 2 + 1)×(((x[3] + 2 − w[3] + 1) − 2) / 2 + 1) × index_bytes(2) B",
+            "h_7 (relu sign mask): x[0]×w[0]×(x[2] + 2 − w[2] + 1)×(x[3] + 2 − w[3] + 1) bits, in 8-byte words",
+        ]
+    );
+    let predicted = [
+        pool_block_auto_residual_bytes(&x, &w, &bias, &gamma, &beta),
+        pool_block_all_residual_bytes(&x, &w, &bias, &gamma, &beta),
+        pool_block_min_residual_bytes(&x, &w, &bias, &gamma, &beta),
+        pool_block_bf16_residual_bytes(&x, &w, &bias, &gamma, &beta),
+    ];
+    let (_, auto) = held_by_forward!(pool_block_auto_forward(&x, &w, &bias, &gamma, &beta));
+    let (_, all) = held_by_forward!(pool_block_all_forward(&x, &w, &bias, &gamma, &beta));
+    let (_, min) = held_by_forward!(pool_block_min_forward(&x, &w, &bias, &gamma, &beta));
+    let (_, bf16) = held_by_forward!(pool_block_bf16_forward(&x, &w, &bias, &gamma, &beta));
+    assert_eq!(predicted, [Some(auto), Some(all), Some(min), Some(bf16)]);
+    // A byte per window index.
+    assert_eq!(auto, conv * 8 + pooled * 8 + stats + pooled + mask);
+    // `all` keeps relu's output as computed; `min` nothing; in 16 bits the arrays are
+    // rounded, the statistics and indices (exact, and small) are not.
+    assert_eq!(all, conv * 8 + pooled * 8 + stats + pooled + conv * 8);
+    assert_eq!(min, 0);
+    assert_eq!(bf16, conv * 2 + pooled * 2 + stats + pooled + mask);
+    // Before the pool kept its indices it kept its input, relu's output (which relu's rule
+    // then read as floats, not bits), and batch norm kept no statistics.
+    let before = conv * 8 + pooled * 8 + conv * 8;
+    assert!(auto < before, "auto {auto} B, before {before} B");
+}
+
+/// A layer with batch norm and a max-pool, called in a loop over a slice of weights and in a
+/// branch on a float: the aux residuals live in the callee's and the iterations' contexts.
+#[differentiate]
+fn norm_pool<F: Float>(x: &Array4<F>, w: &Array4<F>, gamma: &Array1<F>, beta: &Array1<F>) -> Array4<F> {
+    let b = gamma.mapv(|v| v * F::of(0.0));
+    max_pool2d(
+        &relu(&batch_norm(&conv2d(x, w, Some(&b), 1, 1), gamma, beta, F::of(1e-5))),
+        2,
+        1,
+    )
+}
+
+#[differentiate(name = norm_programs_auto)]
+#[differentiate(save = "all", name = norm_programs_all)]
+#[differentiate(save = "min", name = norm_programs_min)]
+#[differentiate(residuals = "bf16", name = norm_programs_bf16)]
+fn norm_programs(x: &Array4<f64>, ws: &[Array4<f64>], gamma: &Array1<f64>, beta: &Array1<f64>, s: f64) -> f64 {
+    let mut total = 0.0;
+    for i in 0..ws.len() {
+        let z = batch_norm(&conv2d(x, &ws[i], Some(beta), 1, 0), gamma, beta, 1e-3);
+        let p = if s > 0.0 {
+            max_pool2d(&z, 2, 2)
+        } else {
+            max_pool2d(&z.tanh(), 3, 1)
+        };
+        total += p.mapv(|v| v * v).sum();
+    }
+    let h: Array4<f64> = norm_pool(x, &ws[0], gamma, beta);
+    total + h.mapv(|v| v * v * v).sum()
+}
+
+#[test]
+fn batch_norm_and_max_pool_in_loops_calls_and_branches_under_every_policy() {
+    let _alone = alone();
+    let mut r = rng(12);
+    let x = random(&mut r, (2, 3, 6, 5));
+    let ws: Vec<Array4<f64>> = (0..3).map(|_| random(&mut r, (4, 3, 3, 3))).collect();
+    let (gamma, beta) = (positive(&mut r, 4), random(&mut r, 4));
+    for s in [0.5, -0.5] {
+        autodiff::check!(norm_programs_auto, &x, &ws, &gamma, &beta, s);
+        autodiff::check!(norm_programs_all, &x, &ws, &gamma, &beta, s);
+        autodiff::check!(norm_programs_min, &x, &ws, &gamma, &beta, s);
+        let auto = norm_programs_auto_grad(&x, &ws, &gamma, &beta, s);
+        assert_eq!(auto, norm_programs_all_grad(&x, &ws, &gamma, &beta, s));
+        assert_eq!(auto, norm_programs_min_grad(&x, &ws, &gamma, &beta, s));
+        let (value, bf16) = norm_programs_bf16_grad(&x, &ws, &gamma, &beta, s);
+        assert_eq!(value, auto.0);
+        let largest = auto.1 .2.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        assert!((&bf16.2 - &auto.1 .2).iter().all(|d| d.abs() <= 2e-2 * largest));
+        let (_, auto) = held_by_forward!(norm_programs_auto_forward(&x, &ws, &gamma, &beta, s));
+        let (_, all) = held_by_forward!(norm_programs_all_forward(&x, &ws, &gamma, &beta, s));
+        let (_, min) = held_by_forward!(norm_programs_min_forward(&x, &ws, &gamma, &beta, s));
+        let (_, bf16) = held_by_forward!(norm_programs_bf16_forward(&x, &ws, &gamma, &beta, s));
+        assert!(
+            auto <= all && bf16 < auto && min == 0,
+            "auto {auto}, all {all}, bf16 {bf16}"
+        );
+    }
+    // The plan names the residuals the loop's body and the call keep.
+    let source = norm_programs_auto_grad_source();
+    assert!(source.contains("batch_norm_keeping") && source.contains("max_pool2d_keeping"));
+}

@@ -459,3 +459,46 @@ fn sign_masks_work_in_loop_bodies() {
     let target = irregular((4, 6), 1.9);
     autodiff::check!(relu_in_loop, &h0, &w, &v, &target);
 }
+
+#[differentiate(name = norm_all)]
+#[differentiate(wrt(gamma, beta), name = norm_params)]
+#[differentiate(wrt(gamma), name = norm_gamma)]
+#[differentiate(wrt(beta), name = norm_beta)]
+#[differentiate(wrt(x), name = norm_x)]
+#[differentiate(wrt(x, beta), name = norm_x_beta)]
+fn norm(x: &Array4<f64>, gamma: &Array1<f64>, beta: &Array1<f64>) -> f64 {
+    batch_norm(x, gamma, beta, 1e-5).mapv(|v| v * v).sum()
+}
+
+#[test]
+fn batch_norms_adjoints_share_one_pass_for_their_sums() {
+    // Each plan: the per-channel sums' pass, the input's adjoint's pass, beta's adjoint from
+    // the adjoint alone, and whether forward keeps the statistics.
+    for (plan, sums, grad_input, beta_alone, stats) in [
+        (NORM_ALL_GRAD_PLAN, 1, 1, 0, true),
+        (NORM_PARAMS_GRAD_PLAN, 1, 0, 0, true),
+        (NORM_GAMMA_GRAD_PLAN, 1, 0, 0, true),
+        (NORM_BETA_GRAD_PLAN, 0, 0, 1, false),
+        (NORM_X_GRAD_PLAN, 1, 1, 0, true),
+        (NORM_X_BETA_GRAD_PLAN, 1, 1, 0, true),
+    ] {
+        assert_eq!(plan.backward_calls("batch_norm_sums"), sums, "{plan}");
+        assert_eq!(plan.backward_calls("batch_norm_grad_input"), grad_input, "{plan}");
+        assert_eq!(plan.backward_calls("batch_norm_grad_beta_direct"), beta_alone, "{plan}");
+        assert_eq!(plan.saved.contains(&"v3 (stats)"), stats, "{plan}");
+        let keeping = plan.forward.iter().any(|line| line.contains("batch_norm_keeping("));
+        assert_eq!(keeping, stats, "{plan}");
+    }
+    // beta's adjoint alone reads neither x (a parameter here) nor the statistics.
+    assert!(!NORM_BETA_GRAD_PLAN.backward.iter().any(|l| l.contains("stats")));
+    let x = Array4::from_shape_fn((2, 3, 4, 5), |(n, c, i, j)| {
+        ((n * 7 + c * 5 + i * 3 + j) as f64 * 0.3).sin()
+    });
+    let (gamma, beta) = (array![0.5, 1.5, -1.0], array![0.1, 0.2, 0.3]);
+    let (_, (dx, dgamma, dbeta)) = norm_all_grad(&x, &gamma, &beta);
+    assert_eq!(norm_params_grad(&x, &gamma, &beta).1, (dgamma.clone(), dbeta.clone()));
+    assert_eq!(norm_gamma_grad(&x, &gamma, &beta).1, (dgamma,));
+    assert_eq!(norm_beta_grad(&x, &gamma, &beta).1, (dbeta.clone(),));
+    assert_eq!(norm_x_grad(&x, &gamma, &beta).1, (dx.clone(),));
+    assert_eq!(norm_x_beta_grad(&x, &gamma, &beta).1, (dx, dbeta));
+}

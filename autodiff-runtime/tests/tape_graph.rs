@@ -2,7 +2,7 @@
 //! consuming and retaining backward, and the `Gradients` accessors.
 
 use autodiff_runtime::tape::Tape;
-use ndarray::{array, Array0, Array1, Array2, ArrayD, Ix1, Ix2};
+use ndarray::{array, Array0, Array1, Array2, Array4, ArrayD, Ix1, Ix2};
 
 #[test]
 fn constant_inputs_record_no_node() {
@@ -243,4 +243,75 @@ fn relu_saves_a_bit_per_element() {
     let mut grads = tape.backward(&loss);
     let g: Array2<f64> = grads.take_as(&x);
     assert_eq!(g, a.mapv(|v| if v > 0.0 { 1.0 } else { 0.0 }));
+}
+
+#[test]
+fn max_pool_keeps_its_window_indices_not_its_input() {
+    let a = Array4::from_shape_fn((2, 3, 6, 7), |(n, c, i, j)| {
+        ((n * 31 + c * 7 + i * 3 + j) as f64 * 0.37).sin()
+    });
+    let tape = Tape::<f64>::new();
+    let x = tape.param(&a);
+    let h = x.tanh(); // an array the tape owns: keeping it would cost its bytes
+    let loss = h.max_pool2d(2, 2).sum();
+    let nodes = tape.nodes();
+    assert_eq!(nodes[1].op, "max_pool2d");
+    assert_eq!(nodes[1].saved_bytes, 2 * 3 * 3 * 3, "one byte per output element");
+    let mut grads = tape.backward(&loss);
+    let g: Array4<f64> = grads.take_as(&x);
+    // Each window's adjoint reaches its maximum, through tanh's derivative.
+    let dh = autodiff_runtime::kernels::pool::max_pool2d_grad(
+        &Array4::ones((2, 3, 3, 3)),
+        &autodiff_runtime::kernels::pool::max_pool2d_keeping(&a.mapv(f64::tanh), 2, 2).1,
+    );
+    assert_eq!(g, dh * a.mapv(|v| 1.0 - v.tanh().powi(2)));
+    // A constant input records no node, and pools without indices.
+    let k = tape.constant(&a);
+    let _ = k.max_pool2d(3, 1);
+    assert_eq!(tape.nodes().len(), 3);
+}
+
+#[test]
+fn batch_norm_keeps_what_the_adjoints_asked_for_read() {
+    let a = Array4::from_shape_fn((2, 3, 4, 5), |(n, c, i, j)| {
+        ((n * 31 + c * 7 + i * 3 + j) as f64 * 0.37).sin()
+    });
+    let (gamma, beta) = (Array1::from(vec![0.5, 1.5, -1.0]), Array1::from(vec![0.1, 0.2, 0.3]));
+    let r = Array4::from_shape_fn((2, 3, 4, 5), |(n, c, i, j)| ((n + c + i + j) % 5) as f64 - 2.0);
+    let x_bytes = 2 * 3 * 4 * 5 * 8;
+    let stats_bytes = 2 * 3 * 8;
+    // (x, gamma, beta) needing a gradient → the bytes the node keeps: x (an array the tape
+    // owns) and the statistics for x's and gamma's adjoints; nothing for beta's alone, which
+    // sums the adjoint.
+    for (needs, kept) in [
+        ([true, true, true], x_bytes + stats_bytes),
+        ([true, false, false], x_bytes + stats_bytes),
+        ([false, true, false], x_bytes + stats_bytes),
+        ([false, true, true], x_bytes + stats_bytes),
+        ([false, false, true], 0),
+    ] {
+        let tape = Tape::<f64>::new();
+        let x0 = if needs[0] { tape.param(&a) } else { tape.constant(&a) };
+        let x = x0.mul_scalar(1.0); // owned by the tape
+        let leaf = |data, need: bool| if need { tape.param(data) } else { tape.constant(data) };
+        let (g, b) = (leaf(&gamma, needs[1]), leaf(&beta, needs[2]));
+        let y = x.batch_norm(&g, &b, 1e-5);
+        let loss = (&y * &tape.constant(&r)).sum();
+        let node = tape
+            .nodes()
+            .into_iter()
+            .find(|n| n.op == "batch_norm")
+            .unwrap_or_else(|| panic!("no node"));
+        assert_eq!(node.saved_bytes, kept, "{needs:?}");
+        let mut grads = tape.backward(&loss);
+        if needs[2] {
+            // Σr per channel, whichever kernel summed it.
+            let db: Array1<f64> = grads.take_as(&b);
+            let expected = r
+                .sum_axis(ndarray::Axis(0))
+                .sum_axis(ndarray::Axis(1))
+                .sum_axis(ndarray::Axis(1));
+            assert!((db - expected).iter().all(|d| d.abs() < 1e-12), "{needs:?}");
+        }
+    }
 }
