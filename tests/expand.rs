@@ -71,6 +71,19 @@ fn softsign_loss(x: &Array1<f64>) -> f64 {
     (&y * &y).sum()
 }
 
+/// A convolutional block: batch norm keeps its statistics and its three adjoints share one
+/// pass for their sums; the pool keeps its window indices, so relu's output is read only
+/// through its sign.
+#[differentiate(wrt(w, gamma, beta))]
+fn conv_block(x: &Array4<f64>, w: &Array4<f64>, b: &Array1<f64>, gamma: &Array1<f64>, beta: &Array1<f64>) -> f64 {
+    max_pool2d(
+        &relu(&batch_norm(&conv2d(x, w, Some(b), 1, 1), gamma, beta, 1e-5)),
+        2,
+        2,
+    )
+    .sum()
+}
+
 fn check(name: &str, actual: &str) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/expand")
@@ -110,6 +123,11 @@ fn recurrent_expansion() {
 #[test]
 fn stacked_expansion() {
     check("stacked", stacked_grad_source());
+}
+
+#[test]
+fn conv_block_expansion() {
+    check("conv_block", conv_block_grad_source());
 }
 
 #[test]
