@@ -560,3 +560,49 @@ fn custom_rule_at_dual_numbers() {
     }
     .check(1e-8);
 }
+
+/// Batch norm and a max-pool, whose backward reads the statistics and window indices forward
+/// kept: at dual numbers those are duals too (the statistics' tangents) or exact (the indices).
+#[differentiate]
+fn norm_pool<F: Float>(x: &Array4<F>, gamma: &Array1<F>, beta: &Array1<F>) -> F {
+    max_pool2d(&batch_norm(x, gamma, beta, F::of(1e-5)), 2, 1)
+        .mapv(|v| v * v * v)
+        .sum()
+}
+
+#[test]
+fn batch_norm_and_max_pool_from_kept_residuals() {
+    let mut r = rng(9);
+    let (x, gamma, beta) = (random(&mut r, (2, 3, 4, 5)), positive(&mut r, 3), random(&mut r, 3));
+    let (dx, dgamma, dbeta) = (random(&mut r, (2, 3, 4, 5)), random(&mut r, 3), random(&mut r, 3));
+    let directions = (dx.clone(), dgamma.clone(), dbeta.clone());
+    let at = |t: f64| (&x + &(t * &dx), &gamma + &(t * &dgamma), &beta + &(t * &dbeta));
+    let (value, gradient) = norm_pool_grad(&x, &gamma, &beta);
+    let value_at = |t: f64| {
+        let (x, gamma, beta) = at(t);
+        norm_pool(&x, &gamma, &beta)
+    };
+    let gradient_at = |t: f64| {
+        let (x, gamma, beta) = at(t);
+        norm_pool_grad(&x, &gamma, &beta).1.flat()
+    };
+    let hvp = norm_pool_hvp(&x, &gamma, &beta, &directions);
+    Second {
+        value,
+        gradient: gradient.flat(),
+        jvp: norm_pool_jvp(&x, &gamma, &beta, &directions),
+        hvp: (hvp.0, hvp.1.flat(), hvp.2.flat()),
+        directions: directions.flat(),
+        value_at: &value_at,
+        gradient_at: &gradient_at,
+    }
+    .check(1e-7);
+    let args = (
+        dual::seed(&x, &dx),
+        dual::seed(&gamma, &dgamma),
+        dual::seed(&beta, &dbeta),
+    );
+    let static_ = norm_pool_grad::<D64>(&args.0, &args.1, &args.2);
+    let tape = norm_pool_tape_grad::<D64>(&args.0, &args.1, &args.2);
+    assert_tape_matches_static(tuple(static_), tuple(tape));
+}
