@@ -133,6 +133,22 @@ mod old {
         acc.iter().fold(rest, |s, &a| s + a)
     }
 
+    pub fn max_pool2d<F: Float, S: Data<Elem = F>>(x: &ArrayBase<S, Ix4>, kernel: usize, stride: usize) -> Array4<F> {
+        let (n, c, h, w) = x.dim();
+        let (oh, ow) = ((h - kernel) / stride + 1, (w - kernel) / stride + 1);
+        let x = x.as_standard_layout();
+        let x = x.as_slice().unwrap_or_else(|| unreachable!());
+        let mut y = vec![F::zero(); n * c * oh * ow];
+        for (plane, out) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(oh * ow)) {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    out[oy * ow + ox] = plane[argmax(plane, w, oy * stride, ox * stride, kernel)];
+                }
+            }
+        }
+        Array4::from_shape_vec((n, c, oh, ow), y).unwrap_or_else(|_| unreachable!())
+    }
+
     pub fn max_pool2d_grad<F: Float, S: Data<Elem = F>>(
         g: &Array4<F>,
         x: &ArrayBase<S, Ix4>,
@@ -270,6 +286,7 @@ fn max_pool_backward_from_kept_indices_equals_the_recomputing_kernel() {
             let y = max_pool2d(&x, kernel, stride);
             let (kept, argmax) = max_pool2d_keeping(&x, kernel, stride);
             assert_eq!(kept, y);
+            assert_eq!(y, old::max_pool2d(&x, kernel, stride));
             assert_eq!(argmax.bytes(), y.len() * index_bytes(kernel));
             assert_eq!(argmax.input_dim(), x.raw_dim());
             let g = random(&mut rng, y.raw_dim());
@@ -293,4 +310,25 @@ fn max_pool_indices_take_a_byte_up_to_256_positions() {
     assert_eq!(y, max_pool2d(&x.as_standard_layout(), 2, 1));
     let g = random(&mut rng, y.raw_dim());
     assert_eq!(max_pool2d_grad(&g, &argmax), old::max_pool2d_grad(&g, &x, 2, 1));
+}
+
+#[test]
+fn max_pool_keeps_the_old_choice_among_signed_zeros_and_nans() {
+    // Windows mixing -0, +0 and NaN: the value (to the bit) and the element chosen are the
+    // old kernels' (the first of equal values; a NaN first stays, a NaN later never wins).
+    let values = [-0.0, 0.0, f64::NAN, -1.0, 0.0, -0.0, 2.0, f64::NAN];
+    let mut rng = StdRng::seed_from_u64(105);
+    for (kernel, stride) in [(2, 2), (3, 1), (2, 1)] {
+        let x = Array4::from_shape_simple_fn((2, 3, 6, 5), || values[rng.gen_range(0..values.len())]);
+        let bits = |a: &Array4<f64>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let (y, argmax) = max_pool2d_keeping(&x, kernel, stride);
+        assert_eq!(bits(&y), bits(&old::max_pool2d(&x, kernel, stride)));
+        assert_eq!(bits(&max_pool2d(&x, kernel, stride)), bits(&y));
+        let g = random(&mut rng, y.raw_dim());
+        assert_eq!(
+            max_pool2d_grad(&g, &argmax),
+            old::max_pool2d_grad(&g, &x, kernel, stride),
+            "kernel {kernel}, stride {stride}"
+        );
+    }
 }

@@ -57,7 +57,11 @@ impl WindowArgmax {
 /// Max over `kernel`×`kernel` windows moved by `stride`, no padding.
 /// Panics naming the shape if the window does not fit.
 pub fn max_pool2d<F: Float, S: Data<Elem = F>>(x: &ArrayBase<S, Ix4>, kernel: usize, stride: usize) -> Array4<F> {
-    pool(x, kernel, stride, |_, _| {})
+    // The same loop as `max_pool2d_keeping`'s, which keeps its indices in a slice of `()`,
+    // which holds nothing: the same comparisons, so the same values.
+    let (oh, ow) = output_size("max_pool2d", x.shape(), kernel, stride);
+    let mut nothing = vec![(); x.dim().0 * x.dim().1 * oh * ow];
+    pool(x, kernel, stride, &mut nothing, |_| ())
 }
 
 /// [`max_pool2d`], and where each output element came from, which its backward reads.
@@ -72,7 +76,7 @@ pub fn max_pool2d_keeping<F: Float, S: Data<Elem = F>>(
     // below `kernel²`, which the chosen width holds.
     let (y, indices) = if index_bytes(kernel) == 1 {
         let mut indices = vec![0u8; len];
-        let y = pool(x, kernel, stride, |at, index| indices[at] = index as u8);
+        let y = pool(x, kernel, stride, &mut indices, |index| index as u8);
         (y, WindowIndices::Narrow(indices))
     } else {
         assert!(
@@ -80,7 +84,7 @@ pub fn max_pool2d_keeping<F: Float, S: Data<Elem = F>>(
             "max_pool2d: a {kernel}×{kernel} window has more positions than a u32 index holds"
         );
         let mut indices = vec![0u32; len];
-        let y = pool(x, kernel, stride, |at, index| indices[at] = index as u32);
+        let y = pool(x, kernel, stride, &mut indices, |index| index as u32);
         (y, WindowIndices::Wide(indices))
     };
     let argmax = WindowArgmax {
@@ -155,13 +159,20 @@ fn scatter<F: Float, I: Copy + Into<u32>>(dx: &mut [F], g: &[F], indices: &[I], 
     }
 }
 
-/// Pools `x`, calling `keep(output position, window index)` with the row-major index within
-/// its window of each output element's maximum.
-fn pool<F: Float, S: Data<Elem = F>>(
+/// Pools `x`, writing in `indices` (one per output element, in the output's order) the
+/// row-major index within its window of each output element's maximum, as `index` makes it.
+///
+/// A row of windows at a time: each element of a window, in row-major order, is compared
+/// with the row's running maxima (strictly greater: ties keep the earlier element, and a NaN
+/// never replaces the running maximum), in a loop over the row's windows written as two
+/// selects (a branch on the comparison, which the data decide, would be mispredicted half
+/// the time).
+fn pool<F: Float, S: Data<Elem = F>, I: Copy>(
     x: &ArrayBase<S, Ix4>,
     kernel: usize,
     stride: usize,
-    mut keep: impl FnMut(usize, usize),
+    indices: &mut [I],
+    index: impl Fn(usize) -> I,
 ) -> Array4<F> {
     let (n, c, h, w) = x.dim();
     let (oh, ow) = output_size("max_pool2d", x.shape(), kernel, stride);
@@ -171,12 +182,30 @@ fn pool<F: Float, S: Data<Elem = F>>(
         .unwrap_or_else(|| unreachable!("standard layout is contiguous"));
     let mut y = vec![F::zero(); n * c * oh * ow];
     // Each (sample, channel) plane is pooled on its own, from contiguous slices.
-    for (p, (plane, out)) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(oh * ow)).enumerate() {
-        for oy in 0..oh {
-            for ox in 0..ow {
-                let (at, index) = argmax(plane, w, oy * stride, ox * stride, kernel);
-                out[oy * ow + ox] = plane[at];
-                keep((p * oh + oy) * ow + ox, index);
+    for ((plane, out), kept) in x
+        .chunks_exact(h * w)
+        .zip(y.chunks_exact_mut(oh * ow))
+        .zip(indices.chunks_exact_mut(oh * ow))
+    {
+        for ((oy, max), best) in out.chunks_exact_mut(ow).enumerate().zip(kept.chunks_exact_mut(ow)) {
+            let top = oy * stride;
+            for ky in 0..kernel {
+                let row = &plane[(top + ky) * w..(top + ky + 1) * w];
+                for kx in 0..kernel {
+                    let k = ky * kernel + kx;
+                    let (at, candidate) = (index(k), row[kx..].iter().step_by(stride));
+                    if k == 0 {
+                        for ((max, best), &v) in max.iter_mut().zip(best.iter_mut()).zip(candidate) {
+                            (*max, *best) = (v, at);
+                        }
+                        continue;
+                    }
+                    for ((max, best), &v) in max.iter_mut().zip(best.iter_mut()).zip(candidate) {
+                        let better = v > *max;
+                        *max = if better { v } else { *max };
+                        *best = if better { at } else { *best };
+                    }
+                }
             }
         }
     }
@@ -192,21 +221,4 @@ fn output_size(op: &str, shape: &[usize], kernel: usize, stride: usize) -> (usiz
         "{op}: a {kernel}×{kernel} window does not fit input shape {shape:?}"
     );
     ((h - kernel) / stride + 1, (w - kernel) / stride + 1)
-}
-
-/// The index in `plane` (row length `w`) of the first maximum, in row-major order, of the
-/// `kernel`×`kernel` window whose top-left corner is `(top, left)`, and its row-major index
-/// within the window.
-fn argmax<F: Float>(plane: &[F], w: usize, top: usize, left: usize, kernel: usize) -> (usize, usize) {
-    let (mut best, mut best_index) = (top * w + left, 0);
-    for ky in 0..kernel {
-        for kx in 0..kernel {
-            let at = (top + ky) * w + left + kx;
-            // Strictly greater: ties keep the earlier element.
-            if plane[at] > plane[best] {
-                (best, best_index) = (at, ky * kernel + kx);
-            }
-        }
-    }
-    (best, best_index)
 }
