@@ -344,6 +344,18 @@ fn two_threads_match_one_on_both_paths() {
         let db2 = conv2d_grad_bias(&big_g);
         set_num_threads(1);
         assert_eq!(conv2d_grad_bias(&big_g), db2);
+        // Batch norm's statistics and sums split by channel, its input adjoint by sample.
+        let gamma = Array1::from_shape_fn(6, |c| 0.5 + c as f64 * 0.25);
+        let beta = Array1::from_shape_fn(6, |c| c as f64 * 0.1 - 0.2);
+        let bn = |threads| {
+            set_num_threads(threads);
+            let (y, stats) = batch_norm_keeping(&big_g, &gamma, &beta, 1e-5);
+            let sums = batch_norm_sums(&y, &big_g, &stats);
+            let dx = batch_norm_grad_input(y.clone(), &big_g, &gamma, &stats, &sums);
+            set_num_threads(1);
+            (y, batch_norm_grad_gamma(&sums), batch_norm_grad_beta(&sums), dx)
+        };
+        assert_eq!(bn(1), bn(2));
         assert_eq!(dx1, dx2, "{algorithm:?}");
         assert!(scaled_error(&dw2, &dw1) < 1e-14, "{algorithm:?}");
     }

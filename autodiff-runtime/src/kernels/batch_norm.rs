@@ -10,8 +10,9 @@
 //! adjoint itself ([`batch_norm_grad_input`], in place in the adjoint's buffer): two passes
 //! over the large arrays for all three adjoints.
 
-use ndarray::{s, Array1, Array4, ArrayBase, Axis, Data, Ix1, Ix4};
+use ndarray::{Array1, Array4, ArrayBase, Axis, Data, Ix1, Ix4};
 
+use super::team;
 use crate::Float;
 
 /// The per-channel batch statistics forward computed: the mean and `1/sqrt(var + eps)` of
@@ -32,13 +33,17 @@ impl<F: Float> BatchStats<F> {
         let (n, c, h, w) = x.dim();
         let count = n * h * w;
         let inv_count = F::one() / F::of_usize(count);
+        let x = x.view();
+        let pairs = per_channel(x.len(), c, |channel| {
+            let mu = slabs(&x, channel).map(|s| sum_lanes(s, |v| v)).sum::<F>() * inv_count;
+            let sq: F = slabs(&x, channel).map(|s| sum_lanes(s, |v| (v - mu) * (v - mu))).sum();
+            (mu, F::one() / (sq * inv_count + eps).sqrt())
+        });
         // Allocated at its final length: its capacity is what `bytes` says.
         let mut values = vec![F::zero(); 2 * c];
-        for channel in 0..c {
-            let mu = slabs(x, channel).map(|s| sum_lanes(s, |v| v)).sum::<F>() * inv_count;
-            let sq: F = slabs(x, channel).map(|s| sum_lanes(s, |v| (v - mu) * (v - mu))).sum();
+        for (channel, (mu, invstd)) in pairs.into_iter().enumerate() {
             values[channel] = mu;
-            values[c + channel] = F::one() / (sq * inv_count + eps).sqrt();
+            values[c + channel] = invstd;
         }
         BatchStats { values, count }
     }
@@ -128,8 +133,7 @@ pub fn batch_norm_sums<F: Float, S: Data<Elem = F>>(
     check_stats("batch_norm_sums", x.shape(), stats);
     let (x, g) = (x.as_standard_layout(), g.as_standard_layout());
     let c = stats.channels();
-    let mut values = vec![F::zero(); 2 * c];
-    for channel in 0..c {
+    let pairs = per_channel(x.len(), c, |channel| {
         let (mean, invstd) = (stats.mean()[channel], stats.invstd()[channel]);
         let (mut sum_g, mut sum_g_xhat) = (F::zero(), F::zero());
         for (g, x) in slabs(&g, channel).zip(slabs(&x, channel)) {
@@ -137,8 +141,12 @@ pub fn batch_norm_sums<F: Float, S: Data<Elem = F>>(
             sum_g += sg;
             sum_g_xhat += sgx;
         }
+        (sum_g, sum_g_xhat * invstd)
+    });
+    let mut values = vec![F::zero(); 2 * c];
+    for (channel, (sum_g, sum_g_xhat)) in pairs.into_iter().enumerate() {
         values[channel] = sum_g;
-        values[c + channel] = sum_g_xhat * invstd;
+        values[c + channel] = sum_g_xhat;
     }
     BatchSums { values }
 }
@@ -164,21 +172,26 @@ pub fn batch_norm_grad_input<F: Float, S1: Data<Elem = F>, S2: Data<Elem = F>>(
     };
     let m = F::of_usize(stats.count);
     let (sum_g, sum_g_xhat) = (sums.sum_g(), sums.sum_g_xhat());
-    for c in 0..stats.channels() {
-        let (mean, invstd) = (stats.mean()[c], stats.invstd()[c]);
-        let (sum_g, sum_g_xhat) = (sum_g[c], sum_g_xhat[c]);
-        let k = gamma[c] * invstd / m;
-        for n in 0..x.dim().0 {
-            let mut out = dx.slice_mut(s![n, c, .., ..]);
-            let out = out
-                .as_slice_mut()
-                .unwrap_or_else(|| unreachable!("an array in standard layout has contiguous H×W blocks"));
-            for (dx, &x) in out.iter_mut().zip(slab(&x, n, c)) {
+    let (_, channels, h, w) = x.dim();
+    let sample = channels * h * w;
+    let xs = x.as_slice().unwrap_or_else(|| unreachable!("standard layout"));
+    let elements = xs.len();
+    let out = dx.as_slice_mut().unwrap_or_else(|| unreachable!("standard layout"));
+    let gamma = gamma.view();
+    // In place, whole samples per thread (their H×W blocks are contiguous).
+    team::for_chunks_mut(elements, out, sample.max(1), |offset, out| {
+        for (i, out) in out.chunks_mut(h * w).enumerate() {
+            let c = (offset / (h * w) + i) % channels;
+            let (mean, invstd) = (stats.mean()[c], stats.invstd()[c]);
+            let (sum_g, sum_g_xhat) = (sum_g[c], sum_g_xhat[c]);
+            let k = gamma[c] * invstd / m;
+            let start = offset + i * h * w;
+            for (dx, &x) in out.iter_mut().zip(&xs[start..start + h * w]) {
                 let xhat = (x - mean) * invstd;
                 *dx = k * (m * *dx - sum_g - xhat * sum_g_xhat);
             }
         }
-    }
+    });
     dx
 }
 
@@ -198,6 +211,19 @@ pub fn batch_norm_grad_beta<F: Float>(sums: &BatchSums<F>) -> Array1<F> {
 pub fn batch_norm_grad_beta_direct<F: Float>(g: &Array4<F>) -> Array1<F> {
     let g = g.as_standard_layout();
     Array1::from_shape_fn(g.dim().1, |c| slabs(&g, c).map(|g| sum_lanes(g, |g| g)).sum())
+}
+
+/// `f(channel)` for every channel, in order; on the kernel team's threads (channel ranges)
+/// when the pass over `elements` elements is large enough. Each channel's sums run as on
+/// one thread, so the results do not depend on the thread count.
+fn per_channel<F: Float>(elements: usize, channels: usize, f: impl Fn(usize) -> (F, F) + Sync) -> Vec<(F, F)> {
+    let mut out = vec![(F::zero(), F::zero()); channels];
+    team::for_chunks_mut(elements, &mut out, 1, |first, out| {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = f(first + i);
+        }
+    });
+    out
 }
 
 /// The `H×W` block of sample `n`, channel `c`, of an array in standard layout: contiguous.
