@@ -484,15 +484,19 @@ fn conv_batch_norm_relu_max_pool_keeps_statistics_and_window_indices() {
     let (_, min) = held_by_forward!(pool_block_min_forward(&x, &w, &bias, &gamma, &beta));
     let (_, bf16) = held_by_forward!(pool_block_bf16_forward(&x, &w, &bias, &gamma, &beta));
     assert_eq!(predicted, [Some(auto), Some(all), Some(min), Some(bf16)]);
+    // Batch norm's input is kept rounded under bf16: its sums' pass measures the statistics
+    // of the rounded input (the kept ones describe the unrounded one).
+    assert_eq!(POOL_BLOCK_BF16_GRAD_PLAN.backward_calls("batch_norm_sums_measuring"), 1);
+    assert_eq!(POOL_BLOCK_AUTO_GRAD_PLAN.backward_calls("batch_norm_sums_measuring"), 0);
+    assert_eq!(POOL_BLOCK_AUTO_GRAD_PLAN.backward_calls("batch_norm_sums"), 1);
     // A byte per window index.
     assert_eq!(auto, conv * 8 + pooled * 8 + stats + pooled + mask);
     // `all` keeps relu's output as computed; `min` nothing; in 16 bits the arrays are
-    // rounded, but not the convolution's output, which batch norm's backward reads beside
-    // the statistics forward took of the exact values, nor the statistics and indices
-    // (exact, and small).
+    // rounded (the convolution's output too: batch norm's measuring sums read it against the
+    // statistics of the exact values), the statistics and indices (exact, and small) are not.
     assert_eq!(all, conv * 8 + pooled * 8 + stats + pooled + conv * 8);
     assert_eq!(min, 0);
-    assert_eq!(bf16, conv * 8 + pooled * 2 + stats + pooled + mask);
+    assert_eq!(bf16, conv * 2 + pooled * 2 + stats + pooled + mask);
     // Before the pool kept its indices it kept its input, relu's output (which relu's rule
     // then read as floats, not bits), and batch norm kept no statistics.
     let before = conv * 8 + pooled * 8 + conv * 8;
@@ -560,4 +564,46 @@ fn batch_norm_and_max_pool_in_loops_calls_and_branches_under_every_policy() {
     // The plan names the residuals the loop's body and the call keep.
     let source = norm_programs_auto_grad_source();
     assert!(source.contains("batch_norm_keeping") && source.contains("max_pool2d_keeping"));
+}
+
+/// The study's convolutional block, with respect to every input, in f32: batch norm's input
+/// kept in 16 bits, its statistics in full.
+#[differentiate(name = block_full)]
+#[differentiate(residuals = "bf16", name = block_bf16)]
+fn block(x: &Array4<f32>, w: &Array4<f32>, bias: &Array1<f32>, gamma: &Array1<f32>, beta: &Array1<f32>) -> f32 {
+    relu(&batch_norm(&conv2d(x, w, Some(bias), 1, 1), gamma, beta, 1e-5)).sum()
+}
+
+#[test]
+fn batch_norm_of_an_input_kept_in_sixteen_bits_is_the_rounded_inputs() {
+    let _alone = alone();
+    let mut r = rng(13);
+    // The study's small conv2d inputs: weights scaled by 1/√fan-in, a small bias.
+    let f32s = |a: Array4<f64>| a.mapv(|v| v as f32);
+    let (x, w) = (
+        f32s(random(&mut r, (2, 3, 5, 5))),
+        f32s(random(&mut r, (4, 3, 3, 3)) / 27f64.sqrt()),
+    );
+    let bias = random(&mut r, 4).mapv(|v| (0.1 * v) as f32);
+    let gamma = random(&mut r, 4).mapv(|v| (1.0 + 0.2 * v) as f32);
+    let beta = random(&mut r, 4).mapv(|v| (0.1 * v) as f32);
+    let (_, full) = block_full_grad(&x, &w, &bias, &gamma, &beta);
+    let (_, bf16) = block_bf16_grad(&x, &w, &bias, &gamma, &beta);
+    // Every gradient, against the largest entry of them all.
+    let got: Vec<f32> = (bf16.0.iter().chain(&bf16.1))
+        .chain(bf16.2.iter().chain(&bf16.3).chain(&bf16.4))
+        .copied()
+        .collect();
+    let exact: Vec<f32> = (full.0.iter().chain(&full.1))
+        .chain(full.2.iter().chain(&full.3).chain(&full.4))
+        .copied()
+        .collect();
+    let scale = exact.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let error = got.iter().zip(&exact).fold(0.0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
+    assert!(error < 2e-2, "{error:.1e} of the largest entry");
+    // Batch norm takes out each channel's mean, so the bias before it has gradient 0: the
+    // exact derivative at the rounded input keeps that to rounding (1e-6 here), where
+    // normalising the rounded input by the unrounded one's statistics gave 4e-2.
+    assert!(bf16.2.iter().all(|g| g.abs() < 1e-4), "the bias's gradient: {}", bf16.2);
+    assert_eq!(BLOCK_BF16_GRAD_PLAN.backward_calls("batch_norm_sums_measuring"), 1);
 }

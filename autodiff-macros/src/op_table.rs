@@ -73,7 +73,7 @@ macro_rules! static_program {
         autodiff_primitives::vjp_parts!(static_program!(@parts $adjoint, $out,) $vjp)
     };
     (@parts $adjoint:ident, $out:ident,
-        [$(($step:ident = $smodule:ident :: $skernel:ident ($([$($sarg:tt)*]),*)))*]
+        [$(($step:ident = $smodule:ident :: $skernel:ident ($([$($sarg:tt)*]),*) $(rounded $rmodule:ident :: $rkernel:ident)?))*]
         { $($target:ident = $module:ident :: $kernel:ident ($([$($arg:tt)*]),*) $(or $tmodule:ident :: $twin:ident)? $(else $emodule:ident :: $ekernel:ident ($([$($earg:tt)*]),*))?;)* }
         $vjp:tt
     ) => {{
@@ -82,6 +82,7 @@ macro_rules! static_program {
                 stmt: $out,
                 name: stringify!($step),
                 kernel: Kernel::$skernel,
+                rounded: None $(.or(Some(Kernel::$rkernel)))?,
                 args: vec![$(static_arg!($adjoint, [$($sarg)*])),*],
             };
         )*

@@ -87,6 +87,10 @@ pub struct SharedStep {
     /// The step's name in the row (`sums`).
     pub name: &'static str,
     pub kernel: Kernel,
+    /// The kernel's twin for when a value it reads is kept rounded (`residuals = "bf16"`)
+    /// while the aux it reads describes it unrounded (the row's `rounded`); codegen swaps it
+    /// in where it packs such a value.
+    pub rounded: Option<Kernel>,
     /// Its arguments: those of a call, borrowing the adjoint (never `G`, nor another step).
     pub args: Vec<GradArg>,
 }

@@ -36,7 +36,7 @@ macro_rules! for_each_kernel {
             softmax { softmax_grad, log_softmax_grad, }
             loss { mse_grad_pred, mse_grad_target, cross_entropy_grad, }
             conv { conv2d_grad_input, conv2d_grad_weight, conv2d_grad_bias, }
-            batch_norm { batch_norm_sums, batch_norm_grad_input, batch_norm_grad_gamma, batch_norm_grad_beta, batch_norm_grad_beta_direct, }
+            batch_norm { batch_norm_sums, batch_norm_sums_measuring, batch_norm_grad_input, batch_norm_grad_gamma, batch_norm_grad_beta, batch_norm_grad_beta_direct, }
             pool { max_pool2d_grad, }
             mask { relu_grad_masked, fill_masked, outer_masked, }
             fused {

@@ -66,16 +66,18 @@ macro_rules! has_form {
 /// steps (`let s = module::kernel(..);`) split from its lines, which a single pattern cannot
 /// tell apart (`let` is an identifier to `macro_rules!`, like a line's input).
 /// `vjp_parts!(callback!(args..) { vjp })` calls
-/// `callback!(args.. [(s = module::kernel(..)) ..] { lines } { vjp })`: the steps, the lines,
-/// and the whole block again.
+/// `callback!(args.. [(s = module::kernel(..) [rounded module::twin]) ..] { lines } { vjp })`:
+/// the steps, the lines, and the whole block again.
 #[macro_export]
 macro_rules! vjp_parts {
     ($callback:ident ! ($($args:tt)*) { $($vjp:tt)* }) => {
         $crate::vjp_parts!(@steps $callback ($($args)*) [] { $($vjp)* } $($vjp)*)
     };
     (@steps $callback:ident ($($args:tt)*) [$($steps:tt)*] $whole:tt
-        let $step:ident = $module:ident :: $kernel:ident $stepargs:tt; $($rest:tt)*) => {
-        $crate::vjp_parts!(@steps $callback ($($args)*) [$($steps)* ($step = $module::$kernel $stepargs)] $whole $($rest)*)
+        let $step:ident = $module:ident :: $kernel:ident $stepargs:tt
+        $(rounded $rmodule:ident :: $rkernel:ident)?; $($rest:tt)*) => {
+        $crate::vjp_parts!(@steps $callback ($($args)*)
+            [$($steps)* ($step = $module::$kernel $stepargs $(rounded $rmodule::$rkernel)?)] $whole $($rest)*)
     };
     (@steps $callback:ident ($($args:tt)*) [$($steps:tt)*] $whole:tt $($lines:tt)*) => {
         $callback!($($args)* [$($steps)*] { $($lines)* } $whole)

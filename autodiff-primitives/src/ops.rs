@@ -15,7 +15,7 @@
 ///     forward module::kernel([in x] | [opt x] | [const k], ..) [keeping module::twin];
 ///     keeps { field: kind(source), .. }
 ///     vjp {
-///         [let step = module::kernel([arg], ..);] ..
+///         [let step = module::kernel([arg], ..) [rounded module::twin];] ..
 ///         input = module::kernel([arg], ..) [or module::borrowing_twin] [else module::kernel([arg], ..)]; ..
 ///     }
 ///     example (input: ArrayN (shape) domain, ..) => { a float function using the op };
@@ -53,7 +53,11 @@
 ///   that no copy of `g` is made.
 /// - A `let s = module::kernel(..);` before the lines is a *shared step*: a kernel whose
 ///   result several lines read (`[step s]`), run once, before them, when an input needing a
-///   gradient has a line reading it; its arguments borrow (`[&g]`, not `[g]`). A line that
+///   gradient has a line reading it; its arguments borrow (`[&g]`, not `[g]`). After it,
+///   `rounded module::twin` names the kernel's twin for when the static code keeps a value
+///   it reads rounded (`residuals = "bf16"`) while the aux it reads describes the value as
+///   forward computed it: the same arguments, not assuming the two agree (batch norm's
+///   measures the statistics of the `x` it reads). The tape keeps values as computed. A line that
 ///   reads a step may give `else module::kernel(..)`: what it runs instead when no other
 ///   line needed runs the step (batch norm's beta: `Σg` from the sums that gamma's and the
 ///   input's lines share, or from `g` alone, keeping neither `x` nor the statistics, when
@@ -253,12 +257,13 @@ macro_rules! for_each_op {
                 example (x: Array4 (2, 3, 5, 5) all, w: Array4 (4, 3, 3, 3) all, b: Array1 (4,) all) => { conv2d(x, w, Some(b), 1, 1).mapv(|v| v * v).sum() };
             /// `batch_norm(&x, &gamma, &beta, eps)`: training-mode batch norm over channels
             /// (NCHW). Forward keeps the per-channel statistics (2·C floats); backward's one
-            /// pass for the per-channel sums serves all three adjoints.
+            /// pass for the per-channel sums serves all three adjoints (where `x` is kept
+            /// rounded, a pass that also measures the statistics of the `x` it reads).
             BatchNorm batch_norm "batch_norm(&x, &gamma, &beta, eps)" (x, gamma, beta) -> Ix4
                 forward batch_norm::batch_norm([in x], [in gamma], [in beta], [const eps]) keeping batch_norm::batch_norm_keeping;
                 keeps { x_value: saved(x), gamma_value: saved(gamma), stats: aux(batch_norm::BatchStats<F>; 2 * x[1] * float), eps: float() }
                 vjp {
-                    let sums = batch_norm::batch_norm_sums([&g], [val x_value: Ix4], [aux stats]);
+                    let sums = batch_norm::batch_norm_sums([&g], [val x_value: Ix4], [aux stats]) rounded batch_norm::batch_norm_sums_measuring;
                     x = batch_norm::batch_norm_grad_input([g], [val x_value: Ix4], [val gamma_value: Ix1], [aux stats], [step sums]);
                     gamma = batch_norm::batch_norm_grad_gamma([step sums]);
                     beta = batch_norm::batch_norm_grad_beta([step sums]) else batch_norm::batch_norm_grad_beta_direct([&g]);

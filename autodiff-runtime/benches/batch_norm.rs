@@ -7,7 +7,7 @@
 
 use autodiff_runtime::kernels::batch_norm::{
     batch_norm, batch_norm_grad_beta, batch_norm_grad_beta_direct, batch_norm_grad_gamma, batch_norm_grad_input,
-    batch_norm_keeping, batch_norm_sums,
+    batch_norm_keeping, batch_norm_sums, batch_norm_sums_measuring,
 };
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use ndarray::{Array1, Array4};
@@ -45,6 +45,10 @@ fn benches(c: &mut Criterion) {
         )
     });
     group.bench_function("sums", |b| b.iter(|| batch_norm_sums(black_box(&g), &x, &stats)));
+    // What backward runs where the static code keeps x in 16 bits (`residuals = "bf16"`).
+    group.bench_function("sums_measuring", |b| {
+        b.iter(|| batch_norm_sums_measuring(black_box(&g), &x, &stats))
+    });
     group.bench_function("grad_input", |b| {
         b.iter_batched(
             || g.clone(),

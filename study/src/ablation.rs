@@ -393,10 +393,10 @@ mod tests {
                     _ => assert!(error < 1e-12, "{what}"),
                 }
             }
-            // bf16 rounds where the case keeps an array it may round (attention's and the
-            // RNN's matrices; not conv2d's convolution output, which batch norm reads beside
-            // the statistics forward kept).
-            if matches!(case, Case::Attention | Case::Rnn) {
+            // bf16 rounds where the case keeps an array (conv2d's convolution output, which
+            // batch norm's measuring sums read against the statistics of the exact values;
+            // attention's and the RNN's matrices).
+            if matches!(case, Case::Conv2d | Case::Attention | Case::Rnn) {
                 assert!(error_of_largest(&gradients[3], reference) > 0.0, "{}", case.name());
             }
         }

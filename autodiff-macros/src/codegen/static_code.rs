@@ -447,17 +447,21 @@ pub fn generate(
     // 3d. `residuals = "bf16"` (or "f16"): the array residuals still kept as computed are kept
     // rounded to 16 bits, packed where forward makes them and unpacked before backward's
     // first read (`packed`: value -> first and last step reading it). Loop states, which
-    // consecutive iterations share, and what loops and calls read by name stay as they are.
+    // consecutive iterations share, and what loops and calls read by name stay as they are;
+    // so do aux residuals (a row's statistics and indices are not in `value_reads`).
     let mut packed: BTreeMap<ValueId, (usize, usize)> = BTreeMap::new();
     if names.analyses.residuals.format().is_some() {
         // A value read beside an aux residual stays as computed: batch norm's input is read
         // with the statistics forward took of the exact values, and rounding the one but not
         // the other made x̂ inconsistent with them (conv2d's bf16 gradient error 2.3e-3 →
-        // 5.9e-2 against f64, and 0.8 at the tests' small shapes).
+        // 5.9e-2 against f64, and 0.8 at the tests' small shapes). Unless the call reads a
+        // shared step with a `rounded` twin: the twin (run below where a value it reads is
+        // packed) measures the values as read, and the calls reading it normalise by that.
         let read_with_aux: BTreeSet<ValueId> = steps
             .iter()
             .flat_map(|s| s.calls.iter())
             .filter(|c| c.reads().any(|a| matches!(a, GradArg::Aux(_))))
+            .filter(|c| !c.steps().any(|step| step.rounded.is_some()))
             .flat_map(|c| {
                 c.reads()
                     .filter_map(|a| match a {
@@ -492,6 +496,23 @@ pub fn generate(
                 .unwrap_or(last);
             value_reads.remove(&v);
             packed.insert(v, (first, last));
+        }
+        // A shared step reading a value now kept rounded, beside an aux that describes the
+        // value as computed, runs its twin that does not assume the two agree.
+        for arg in steps
+            .iter_mut()
+            .flat_map(|s| s.calls.iter_mut())
+            .flat_map(|c| c.args.iter_mut())
+        {
+            if let GradArg::Step(step) = arg {
+                let reads_rounded = step
+                    .args
+                    .iter()
+                    .any(|a| matches!(a, GradArg::Value(v) if packed.contains_key(v)));
+                if let (Some(twin), true) = (step.rounded, reads_rounded) {
+                    step.kernel = twin;
+                }
+            }
         }
     }
     // Differentiated parameters that receive no gradient need their shape for the zeros;

@@ -9,6 +9,17 @@
 //! of beta and gamma and what the input's adjoint needs, and one more for the input's
 //! adjoint itself ([`batch_norm_grad_input`], in place in the adjoint's buffer): two passes
 //! over the large arrays for all three adjoints.
+//!
+//! Where the static code keeps `x` rounded (`residuals = "bf16"`) while the statistics
+//! describe the unrounded `x`, it runs the sums' twin [`batch_norm_sums_measuring`], whose
+//! pass also measures the mean and spread of the `x` it reads against the kept statistics,
+//! so that backward normalises by the rounded input's own: the exact derivative at the
+//! rounded input. Normalising a rounded `x` by the unrounded one's statistics breaks the
+//! cancellation in the input's adjoint (`M·g − Σg − x̂·Σg·x̂` is a projection only when `x̂`
+//! has mean 0 and variance 1): the gradient of a bias before the norm, 0 in exact arithmetic,
+//! came out 4e-2 where rounding leaves 1e-6 (a small convolutional block in f32). The
+//! measuring pass keeps four sums instead of two, which costs it about three times the
+//! plain pass at the study's shape; only rounded residuals pay it.
 
 use ndarray::{Array1, Array4, ArrayBase, Axis, Data, Ix1, Ix4};
 
@@ -24,6 +35,8 @@ pub struct BatchStats<F> {
     values: Vec<F>,
     /// Elements per channel, `N·H·W`.
     count: usize,
+    /// The `eps` added to the variances.
+    eps: F,
 }
 
 impl<F: Float> BatchStats<F> {
@@ -45,7 +58,7 @@ impl<F: Float> BatchStats<F> {
             values[channel] = mu;
             values[c + channel] = invstd;
         }
-        BatchStats { values, count }
+        BatchStats { values, count, eps }
     }
 }
 
@@ -72,22 +85,42 @@ impl<F> BatchStats<F> {
 }
 
 /// The per-channel sums of backward, `Σg` and `Σg·x̂` over N, H, W ([`batch_norm_sums`]):
-/// the adjoints of beta and gamma, and what the input's adjoint reads.
+/// the adjoints of beta and gamma, and what the input's adjoint reads; with the
+/// normalisation of the `x` they were taken of, relative to the kept statistics (the
+/// identity, unless [`batch_norm_sums_measuring`] measured another).
 #[derive(Clone, Debug, PartialEq)]
 pub struct BatchSums<F> {
-    /// The C sums of `g`, then the C sums of `g·x̂`.
+    /// Per channel, in blocks of C: `Σg`, `Σg·x̂`, and the shift and scale taking `x`
+    /// normalised by the kept statistics to `x̂` (`x̂ = (x̂_kept − shift)·scale`).
     values: Vec<F>,
 }
 
 impl<F> BatchSums<F> {
+    /// The number of channels, C.
+    fn channels(&self) -> usize {
+        self.values.len() / 4
+    }
+
     /// `Σg` per channel.
     pub fn sum_g(&self) -> &[F] {
-        &self.values[..self.values.len() / 2]
+        &self.values[..self.channels()]
     }
 
     /// `Σg·x̂` per channel.
     pub fn sum_g_xhat(&self) -> &[F] {
-        &self.values[self.values.len() / 2..]
+        &self.values[self.channels()..2 * self.channels()]
+    }
+
+    /// Per channel, the mean of `x` normalised by the kept statistics (0 for the `x` they
+    /// were taken of).
+    fn shift(&self) -> &[F] {
+        &self.values[2 * self.channels()..3 * self.channels()]
+    }
+
+    /// Per channel, the factor making `x` normalised by the kept statistics and shifted of
+    /// variance 1 (1 for the `x` they were taken of).
+    fn scale(&self) -> &[F] {
+        &self.values[3 * self.channels()..]
     }
 }
 
@@ -123,7 +156,8 @@ pub fn batch_norm_keeping<F: Float, S1: Data<Elem = F>, S2: Data<Elem = F>, S3: 
 /// The per-channel sums `Σg` and `Σg·x̂` of [`batch_norm`]'s backward, in one pass over the
 /// adjoint `g` and the input `x`, with the statistics forward kept: what the adjoints of
 /// beta ([`batch_norm_grad_beta`]), gamma ([`batch_norm_grad_gamma`]) and the input
-/// ([`batch_norm_grad_input`]) read.
+/// ([`batch_norm_grad_input`]) read. `x` is the input the statistics were taken of (for an
+/// `x` kept rounded, [`batch_norm_sums_measuring`]).
 pub fn batch_norm_sums<F: Float, S: Data<Elem = F>>(
     g: &Array4<F>,
     x: &ArrayBase<S, Ix4>,
@@ -141,14 +175,60 @@ pub fn batch_norm_sums<F: Float, S: Data<Elem = F>>(
             sum_g += sg;
             sum_g_xhat += sgx;
         }
-        (sum_g, sum_g_xhat * invstd)
+        // The kept normalisation as it is: no shift, scale 1.
+        [sum_g, sum_g_xhat * invstd, F::zero(), F::one()]
     });
-    let mut values = vec![F::zero(); 2 * c];
-    for (channel, (sum_g, sum_g_xhat)) in pairs.into_iter().enumerate() {
-        values[channel] = sum_g;
-        values[c + channel] = sum_g_xhat;
+    BatchSums::of(pairs)
+}
+
+/// [`batch_norm_sums`] for an `x` that may differ from the one the statistics were taken of
+/// (kept rounded): the same pass also takes the mean and variance of the `x` it reads, in
+/// units of the kept statistics (an exact shift, so one pass loses nothing to
+/// cancellation), and the sums (and the input's adjoint, through them) normalise by those:
+/// the exact adjoints at the `x` read. For the `x` the statistics were taken of, they are
+/// [`batch_norm_sums`]'s to rounding.
+pub fn batch_norm_sums_measuring<F: Float, S: Data<Elem = F>>(
+    g: &Array4<F>,
+    x: &ArrayBase<S, Ix4>,
+    stats: &BatchStats<F>,
+) -> BatchSums<F> {
+    check_grad("batch_norm_sums_measuring", g.shape(), x.shape());
+    check_stats("batch_norm_sums_measuring", x.shape(), stats);
+    let (x, g) = (x.as_standard_layout(), g.as_standard_layout());
+    let inv_count = F::one() / F::of_usize(stats.count);
+    let sums = per_channel(x.len(), stats.channels(), |channel| {
+        let (mean, invstd) = (stats.mean()[channel], stats.invstd()[channel]);
+        // Σg, Σg·d, Σd, Σd² with d = (x - mean)·invstd.
+        let mut sums = [F::zero(); 4];
+        for (g, x) in slabs(&g, channel).zip(slabs(&x, channel)) {
+            let slab = sum_lanes4(g, x, |x| (x - mean) * invstd);
+            for (total, part) in sums.iter_mut().zip(slab) {
+                *total += part;
+            }
+        }
+        let [sum_g, sum_g_d, sum_d, sum_d2] = sums;
+        // The normalised input's own mean and variance; `eps` in the kept units is
+        // `eps·invstd²`.
+        let shift = sum_d * inv_count;
+        let variance = sum_d2 * inv_count - shift * shift;
+        let scale = F::one() / (variance + stats.eps * invstd * invstd).sqrt();
+        [sum_g, (sum_g_d - shift * sum_g) * scale, shift, scale]
+    });
+    BatchSums::of(sums)
+}
+
+impl<F: Float> BatchSums<F> {
+    /// The sums from their values per channel: `Σg`, `Σg·x̂`, shift, scale.
+    fn of(per_channel: Vec<[F; 4]>) -> Self {
+        let c = per_channel.len();
+        let mut values = vec![F::zero(); 4 * c];
+        for (channel, sums) in per_channel.into_iter().enumerate() {
+            for (k, value) in sums.into_iter().enumerate() {
+                values[k * c + channel] = value;
+            }
+        }
+        BatchSums { values }
     }
-    BatchSums { values }
 }
 
 /// Adjoint of `x` in [`batch_norm`], in place in `g`'s buffer, from the statistics forward
@@ -171,7 +251,7 @@ pub fn batch_norm_grad_input<F: Float, S1: Data<Elem = F>, S2: Data<Elem = F>>(
         g.as_standard_layout().into_owned()
     };
     let m = F::of_usize(stats.count);
-    let (sum_g, sum_g_xhat) = (sums.sum_g(), sums.sum_g_xhat());
+    let (sum_g, sum_g_xhat, shifts, scales) = (sums.sum_g(), sums.sum_g_xhat(), sums.shift(), sums.scale());
     let (_, channels, h, w) = x.dim();
     let sample = channels * h * w;
     let xs = x.as_slice().unwrap_or_else(|| unreachable!("standard layout"));
@@ -182,7 +262,10 @@ pub fn batch_norm_grad_input<F: Float, S1: Data<Elem = F>, S2: Data<Elem = F>>(
     team::for_chunks_mut(elements, out, sample.max(1), |offset, out| {
         for (i, out) in out.chunks_mut(h * w).enumerate() {
             let c = (offset / (h * w) + i) % channels;
-            let (mean, invstd) = (stats.mean()[c], stats.invstd()[c]);
+            // x̂ = ((x - mean)·invstd - shift)·scale = (x - center)·invstd' (the kept mean and
+            // invstd as they are where the sums did not measure another normalisation).
+            let invstd = stats.invstd()[c];
+            let (mean, invstd) = (stats.mean()[c] + shifts[c] / invstd, invstd * scales[c]);
             let (sum_g, sum_g_xhat) = (sum_g[c], sum_g_xhat[c]);
             let k = gamma[c] * invstd / m;
             let start = offset + i * h * w;
@@ -216,8 +299,8 @@ pub fn batch_norm_grad_beta_direct<F: Float>(g: &Array4<F>) -> Array1<F> {
 /// `f(channel)` for every channel, in order; on the kernel team's threads (channel ranges)
 /// when the pass over `elements` elements is large enough. Each channel's sums run as on
 /// one thread, so the results do not depend on the thread count.
-fn per_channel<F: Float>(elements: usize, channels: usize, f: impl Fn(usize) -> (F, F) + Sync) -> Vec<(F, F)> {
-    let mut out = vec![(F::zero(), F::zero()); channels];
+fn per_channel<T: Copy + Default + Send>(elements: usize, channels: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let mut out = vec![T::default(); channels];
     team::for_chunks_mut(elements, &mut out, 1, |first, out| {
         for (i, o) in out.iter_mut().enumerate() {
             *o = f(first + i);
@@ -277,6 +360,33 @@ fn sum_lanes_pair<F: Float>(a: &[F], b: &[F], f: impl Fn(F, F) -> F) -> (F, F) {
         acc_a.iter().fold(rest_a, |s, &a| s + a),
         acc_f.iter().fold(rest_f, |s, &a| s + a),
     )
+}
+
+/// `(Σ a, Σ a·d, Σ d, Σ d²)` with `d = f(b)`, over `a` and `b` element by element (equal
+/// lengths), in one pass of [`LANES`] partial sums each.
+fn sum_lanes4<F: Float>(a: &[F], b: &[F], f: impl Fn(F) -> F) -> [F; 4] {
+    let mut acc = [[F::zero(); 4]; LANES];
+    let add = |sums: &mut [F; 4], x: F, d: F| {
+        sums[0] += x;
+        sums[1] += x * d;
+        sums[2] += d;
+        sums[3] += d * d;
+    };
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let mut rest = [F::zero(); 4];
+    for (&x, &y) in ca.remainder().iter().zip(cb.remainder()) {
+        add(&mut rest, x, f(y));
+    }
+    for (xa, xb) in ca.zip(cb) {
+        for ((sums, &x), &y) in acc.iter_mut().zip(xa).zip(xb) {
+            add(sums, x, f(y));
+        }
+    }
+    let mut total = rest;
+    for (k, total) in total.iter_mut().enumerate() {
+        *total = acc.iter().fold(*total, |s, lane| s + lane[k]);
+    }
+    total
 }
 
 /// Panics naming the shapes unless gamma (and beta) have one entry per channel of `x`.

@@ -98,7 +98,7 @@ macro_rules! field_read {
         autodiff_primitives::vjp_parts!(field_read!(@parts $field, $needs, $inputs,) $vjp)
     };
     (@parts $field:ident, $needs:ident, $inputs:tt,
-        [$(($step:ident = $smodule:ident :: $skernel:ident $sargs:tt))*]
+        [$(($step:ident = $smodule:ident :: $skernel:ident $sargs:tt $(rounded $rmodule:ident :: $rkernel:ident)?))*]
         { $($target:ident = $module:ident :: $kernel:ident $args:tt $(or $tmodule:ident :: $twin:ident)? $(else $emodule:ident :: $ekernel:ident $eargs:tt)?;)* }
         $vjp:tt
     ) => {{
@@ -368,13 +368,14 @@ macro_rules! count_owner {
 
 /// A row's backward program: runs the shared steps some needed line reads, counts the lines
 /// that take `g` by value, then runs the lines that borrow `g` and after them those that
-/// take it (the last of which gets its buffer).
+/// take it (the last of which gets its buffer). A step's `rounded` twin is never run here:
+/// the tape keeps values as forward computed them.
 macro_rules! vjp_program {
     ($adjoint:ident, $g:ident, $name:expr, $needs:ident, $emit:ident, $inputs:tt, $vjp:tt) => {
         autodiff_primitives::vjp_parts!(vjp_program!(@parts $adjoint, $g, $name, $needs, $emit, $inputs,) $vjp)
     };
     (@parts $adjoint:ident, $g:ident, $name:expr, $needs:ident, $emit:ident, $inputs:tt,
-        [$(($step:ident = $smodule:ident :: $skernel:ident ($($sarg:tt),*)))*]
+        [$(($step:ident = $smodule:ident :: $skernel:ident ($($sarg:tt),*) $(rounded $rmodule:ident :: $rkernel:ident)?))*]
         { $($target:ident = $module:ident :: $kernel:ident $args:tt $(or $tmodule:ident :: $twin:ident)? $(else $emodule:ident :: $ekernel:ident $eargs:tt)?;)* }
         $vjp:tt
     ) => {{
