@@ -175,10 +175,13 @@ pub fn batch_norm_sums<F: Float, S: Data<Elem = F>>(
             sum_g += sg;
             sum_g_xhat += sgx;
         }
-        // The kept normalisation as it is: no shift, scale 1.
-        [sum_g, sum_g_xhat * invstd, F::zero(), F::one()]
+        (sum_g, sum_g_xhat * invstd)
     });
-    BatchSums::of(pairs)
+    // The kept normalisation as it is: no shift, scale 1.
+    let sums = pairs
+        .into_iter()
+        .map(|(sum_g, sum_g_xhat)| [sum_g, sum_g_xhat, F::zero(), F::one()]);
+    BatchSums::of(sums.collect())
 }
 
 /// [`batch_norm_sums`] for an `x` that may differ from the one the statistics were taken of
