@@ -8,27 +8,20 @@ mod common;
 use autodiff::prelude::*;
 use autodiff::runtime::alloc::{self, CountingAllocator};
 use common::{positive, random, rng};
-use std::sync::{Mutex, MutexGuard};
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator;
 
-/// The allocator's counters are process-wide: every test of this file runs alone.
-static COUNTERS: Mutex<()> = Mutex::new(());
-
-fn alone() -> MutexGuard<'static, ()> {
-    COUNTERS.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// The bytes a forward half leaves allocated when it returns (what its context holds,
-/// its value being a float), measured by the counting allocator (in a test run `alone`).
+/// its value being a float), measured by the counting allocator's counter of the calling
+/// thread (where the kernels run at one thread), which other tests' threads do not move.
 macro_rules! held_by_forward {
     ($forward:ident($($arg:expr),*)) => {{
         // Once first: the GEMM's thread-local workspace is allocated at its first call.
         let _ = $forward($($arg),*);
-        let before = alloc::current_bytes();
+        let before = alloc::thread_bytes();
         let (value, ctx) = $forward($($arg),*);
-        let held = alloc::current_bytes() - before;
+        let held = usize::try_from(alloc::thread_bytes() - before).expect("forward freed more than it allocated");
         assert_eq!(held, ctx.held_bytes(), "{}: the allocator and held_bytes() disagree", stringify!($forward));
         (value, held)
     }};
@@ -56,7 +49,6 @@ fn mlp(x: &Array2<f64>, w1: &Array2<f64>, b1: &Array1<f64>, w2: &Array2<f64>) ->
 
 #[test]
 fn mlp_policies_agree_and_check_three_ways() {
-    let _alone = alone();
     let mut r = rng(1);
     let (x, w1, b1, w2) = (
         random(&mut r, (6, 5)),
@@ -74,7 +66,6 @@ fn mlp_policies_agree_and_check_three_ways() {
 
 #[test]
 fn mlp_policies_hold_what_they_say() {
-    let _alone = alone();
     let mut r = rng(2);
     let (x, w1, b1, w2) = (
         random(&mut r, (6, 5)),
@@ -114,7 +105,6 @@ fn recurrent(h0: &Array2<f64>, w: &Array2<f64>, u: &Array2<f64>, steps: usize) -
 
 #[test]
 fn loops_and_calls_under_every_policy() {
-    let _alone = alone();
     let mut r = rng(3);
     let (h0, w, u) = (random(&mut r, (3, 4)), random(&mut r, (4, 4)), random(&mut r, (4, 4)));
     autodiff::check!(recurrent_auto, &h0, &w, &u, 3);
@@ -148,7 +138,6 @@ fn owned(x: Array1<f64>, w: &Array1<f64>, flip: bool) -> Array1<f64> {
 
 #[test]
 fn owned_parameters_and_layers_under_min() {
-    let _alone = alone();
     let mut r = rng(4);
     let (x, w) = (positive(&mut r, 5), positive(&mut r, 5));
     let seed = random(&mut r, 5);
@@ -171,7 +160,6 @@ fn conv(x: &Array4<f64>, w: &Array4<f64>, bias: &Array1<f64>, gamma: &Array1<f64
 
 #[test]
 fn conv_block_under_every_policy() {
-    let _alone = alone();
     let mut r = rng(5);
     let (x, w) = (random(&mut r, (2, 3, 5, 5)), random(&mut r, (4, 3, 3, 3)));
     let (bias, gamma, beta) = (random(&mut r, 4), positive(&mut r, 4), random(&mut r, 4));
@@ -190,7 +178,6 @@ fn conv_block_under_every_policy() {
 
 #[test]
 fn the_manifest_states_what_each_context_holds() {
-    let _alone = alone();
     let mut r = rng(6);
     let (x, w1, b1, w2) = (
         random(&mut r, (7, 5)),
@@ -285,7 +272,6 @@ fn fused(x: &Array2<f64>, w: &Array2<f64>, r: &Array2<f64>) -> f64 {
 
 #[test]
 fn relu_reads_its_bits_where_its_kernel_can() {
-    let _alone = alone();
     let mut r = rng(7);
     let (x, w1, b1, w2) = (
         random(&mut r, (6, 5)),
@@ -324,7 +310,6 @@ fn perceptron_dense(x: &Array2<f64>, w1: &Array2<f64>, b1: &Array1<f64>, w2: &Ar
 
 #[test]
 fn a_matrix_read_only_through_its_column_sums_keeps_them() {
-    let _alone = alone();
     let mut r = rng(8);
     let (x, w1, b1) = (random(&mut r, (6, 5)), random(&mut r, (5, 70)), random(&mut r, 70));
     let (w2, b2, target) = (random(&mut r, (70, 3)), random(&mut r, 3), random(&mut r, (6, 3)));
@@ -361,7 +346,6 @@ fn softplus_sum_backward(x: &Array1<f64>, _y: f64, seed: f64) -> Array1<f64> {
 
 #[test]
 fn custom_rules_under_min() {
-    let _alone = alone();
     let x = random(&mut rng(9), 6);
     autodiff::check!(softplus_sum, &x);
     assert_eq!(softplus_sum_residual_bytes(&x), Some(0));
@@ -379,7 +363,6 @@ fn tanh_layers(x: &Array2<f32>, w1: &Array2<f32>, w2: &Array2<f32>) -> f32 {
 
 #[test]
 fn residuals_in_sixteen_bits_hold_half_and_round_the_gradients() {
-    let _alone = alone();
     let mut r = rng(10);
     let f32s = |a: Array2<f64>| a.mapv(|v| v as f32);
     let (x, w1, w2) = (
@@ -430,7 +413,6 @@ fn pool_block(x: &Array4<f64>, w: &Array4<f64>, bias: &Array1<f64>, gamma: &Arra
 
 #[test]
 fn conv_batch_norm_relu_max_pool_keeps_statistics_and_window_indices() {
-    let _alone = alone();
     let mut r = rng(11);
     // Odd planes (7×5: the pool leaves a ragged border) and 5 channels.
     let (x, w) = (random(&mut r, (2, 3, 7, 5)), random(&mut r, (5, 3, 3, 3)));
@@ -536,7 +518,6 @@ fn norm_programs(x: &Array4<f64>, ws: &[Array4<f64>], gamma: &Array1<f64>, beta:
 
 #[test]
 fn batch_norm_and_max_pool_in_loops_calls_and_branches_under_every_policy() {
-    let _alone = alone();
     let mut r = rng(12);
     let x = random(&mut r, (2, 3, 6, 5));
     let ws: Vec<Array4<f64>> = (0..3).map(|_| random(&mut r, (4, 3, 3, 3))).collect();
@@ -576,7 +557,6 @@ fn block(x: &Array4<f32>, w: &Array4<f32>, bias: &Array1<f32>, gamma: &Array1<f3
 
 #[test]
 fn batch_norm_of_an_input_kept_in_sixteen_bits_is_the_rounded_inputs() {
-    let _alone = alone();
     let mut r = rng(13);
     // The study's small conv2d inputs: weights scaled by 1/√fan-in, a small bias.
     let f32s = |a: Array4<f64>| a.mapv(|v| v as f32);

@@ -8,14 +8,30 @@
 //! ```
 //! and read it with [`current_bytes`], [`peak_bytes`], [`reset_peak`] or [`measure`].
 //! Without it installed, every reading is zero ([`is_installed`] tells).
-//! The counters are process-wide: measure with one thread doing the work.
+//! These counters are process-wide: measure with one thread doing the work.
+//!
+//! [`thread_bytes`] counts the calling thread's allocations alone (bytes it allocated
+//! minus bytes it freed). Tests read it: a test harness runs other threads beside the
+//! test (libtest's main thread, a finished test's thread freeing its output buffers after
+//! the next test took its baseline), whose few hundred bytes made process-wide readings
+//! flaky; the kernels run on the calling thread at one thread.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 static CURRENT: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
 static INSTALLED: AtomicBool = AtomicBool::new(false);
+
+thread_local! {
+    /// Bytes the thread allocated minus bytes it freed (negative when it frees what another
+    /// thread allocated). Const-initialised, with no destructor: reading it never allocates,
+    /// which the allocator itself relies on.
+    static THREAD_CURRENT: Cell<isize> = const { Cell::new(0) };
+    /// The highest value of `THREAD_CURRENT` since the thread's last [`reset_thread_peak`].
+    static THREAD_PEAK: Cell<isize> = const { Cell::new(0) };
+}
 
 /// The system allocator with byte counters. Zero-sized; see the module docs.
 pub struct CountingAllocator;
@@ -24,10 +40,18 @@ impl CountingAllocator {
     fn grow(size: usize) {
         let now = CURRENT.fetch_add(size, Ordering::Relaxed) + size;
         PEAK.fetch_max(now, Ordering::Relaxed);
+        // `try_with`: during the thread's teardown the slot may be gone; nothing to count then.
+        if let Ok(now) = THREAD_CURRENT.try_with(|c| {
+            c.set(c.get().wrapping_add_unsigned(size));
+            c.get()
+        }) {
+            let _ = THREAD_PEAK.try_with(|p| p.set(p.get().max(now)));
+        }
     }
 
     fn shrink(size: usize) {
         CURRENT.fetch_sub(size, Ordering::Relaxed);
+        let _ = THREAD_CURRENT.try_with(|c| c.set(c.get().wrapping_sub_unsigned(size)));
     }
 }
 
@@ -78,6 +102,24 @@ pub fn is_installed() -> bool {
 /// Heap bytes allocated and not yet freed.
 pub fn current_bytes() -> usize {
     CURRENT.load(Ordering::Relaxed)
+}
+
+/// Heap bytes the calling thread allocated and has not freed, less what it freed of other
+/// threads' allocations (see the module docs): differences of two readings measure what
+/// the thread's own work between them kept, whatever other threads do meanwhile.
+pub fn thread_bytes() -> isize {
+    THREAD_CURRENT.try_with(Cell::get).unwrap_or(0)
+}
+
+/// The highest value [`thread_bytes`] has reached since the thread's last
+/// [`reset_thread_peak`].
+pub fn thread_peak_bytes() -> isize {
+    THREAD_PEAK.try_with(Cell::get).unwrap_or(0)
+}
+
+/// Sets the calling thread's peak to its current [`thread_bytes`].
+pub fn reset_thread_peak() {
+    let _ = THREAD_PEAK.try_with(|p| p.set(thread_bytes()));
 }
 
 /// The highest value [`current_bytes`] has reached since the last [`reset_peak`].

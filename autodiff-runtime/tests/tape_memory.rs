@@ -2,7 +2,8 @@
 //! reports matches the heap, saved tensors are freed as backward proceeds, and
 //! everything returns to the baseline once the tape and its results are dropped.
 //!
-//! The counters are process-wide, so everything runs in one `#[test]`, in order.
+//! It reads the calling thread's counters (`alloc::thread_bytes`), which the test
+//! harness's other threads do not move; everything runs in one `#[test]`, in order.
 
 use autodiff_runtime::alloc::{self, CountingAllocator};
 use autodiff_runtime::tape::Tape;
@@ -15,10 +16,17 @@ const N: usize = 10_000;
 const DEPTH: usize = 20;
 const ARRAY_BYTES: usize = N * 8;
 
+/// Bytes this thread allocated since `baseline` (a reading of `alloc::thread_bytes`) and
+/// still holds.
+fn held_since(baseline: isize) -> usize {
+    usize::try_from(alloc::thread_bytes() - baseline)
+        .expect("the thread freed more than it allocated since the baseline")
+}
+
 #[test]
 fn tape_memory_matches_the_allocator() {
     let a = Array1::from_shape_fn(N, |i| (i as f64 * 0.37).sin());
-    let baseline = alloc::current_bytes();
+    let baseline = alloc::thread_bytes();
     assert!(alloc::is_installed());
 
     {
@@ -30,7 +38,7 @@ fn tape_memory_matches_the_allocator() {
         }
         let loss = y.sum();
         let memory = tape.memory();
-        let held = alloc::current_bytes() - baseline;
+        let held = held_since(baseline);
         assert_eq!(memory.nodes, DEPTH + 1);
         assert_eq!(
             memory.saved_bytes,
@@ -42,9 +50,9 @@ fn tape_memory_matches_the_allocator() {
         assert!(held >= memory.total(), "held {held} < reported {}", memory.total());
         assert!(held - memory.total() < 1024, "held {held} vs reported {memory:?}");
 
-        alloc::reset_peak();
+        alloc::reset_thread_peak();
         let grads = tape.backward(&loss);
-        let peak = alloc::peak_bytes() - baseline;
+        let peak = usize::try_from(alloc::thread_peak_bytes() - baseline).expect("a peak above the baseline");
         let gradient_bytes = grads.bytes();
         assert_eq!(gradient_bytes, ARRAY_BYTES);
         // Saved tensors are freed as the sweep goes, so the peak is the forward's
@@ -55,7 +63,7 @@ fn tape_memory_matches_the_allocator() {
             "peak {peak} > held {held} + gradients {gradient_bytes}"
         );
         assert_eq!(tape.memory().saved_bytes, 0, "every saved tensor was freed");
-        let after = alloc::current_bytes() - baseline;
+        let after = held_since(baseline);
         // Left: the gradient, `y`'s value (the test still holds it) and bookkeeping.
         let bookkeeping = tape.memory().node_bytes;
         assert!(
@@ -74,7 +82,7 @@ fn tape_memory_matches_the_allocator() {
         assert!((&grads[&x] - &expected.into_dyn()).iter().all(|e| e.abs() < 1e-12));
     }
     assert_eq!(
-        alloc::current_bytes(),
+        alloc::thread_bytes(),
         baseline,
         "tape, vars and gradients dropped: back to the baseline"
     );
@@ -91,7 +99,7 @@ fn tape_memory_matches_the_allocator() {
             "exp's output is sin's input: one buffer"
         );
     }
-    assert_eq!(alloc::current_bytes(), baseline);
+    assert_eq!(alloc::thread_bytes(), baseline);
 
     // A buffer saved by several nodes is counted once.
     {
@@ -113,17 +121,17 @@ fn tape_memory_matches_the_allocator() {
             "still saved after the Vars are gone"
         );
     }
-    assert_eq!(alloc::current_bytes(), baseline);
+    assert_eq!(alloc::thread_bytes(), baseline);
 
     // Pruned ops keep nothing: once the result is dropped, the heap is back.
     {
         let tape = Tape::<f64>::new();
         let k = tape.constant(&a);
-        let before = alloc::current_bytes();
+        let before = alloc::thread_bytes();
         let y = k.exp().tanh().sum();
         drop(y);
-        assert_eq!(alloc::current_bytes(), before, "no node, no saved tensor");
+        assert_eq!(alloc::thread_bytes(), before, "no node, no saved tensor");
         assert!(tape.is_empty());
     }
-    assert_eq!(alloc::current_bytes(), baseline);
+    assert_eq!(alloc::thread_bytes(), baseline);
 }
