@@ -444,6 +444,31 @@ pub fn generate(
             masked.insert(v, i);
         }
     }
+    // 3e. Save or recompute (`save = "auto"`): an array kept as computed that forward made by
+    // an elementwise op from values backward has anyway (parameters, constants, values kept
+    // for their own reads, or values recomputed likewise) is not kept: backward computes it
+    // again before its first read (`recomputed`: value -> the step computing it and the last
+    // step reading it). One elementwise pass for one array less between the halves. Only
+    // where backward runs a matrix product or a convolution, next to which such a pass costs
+    // little; a purely elementwise function would pay for it in a backward made of such passes.
+    let recomputed = recompute_plan(
+        function,
+        names,
+        boundary,
+        &steps,
+        &outputs,
+        &structural,
+        &mut value_reads,
+        &mut token_reads,
+    );
+    // The earliest step at which a recomputation reads each kept value (3d unpacks there).
+    let mut recompute_reads: BTreeMap<ValueId, usize> = BTreeMap::new();
+    for (&v, &(at, _)) in &recomputed {
+        for u in function.stmt(v).op.operands() {
+            let first = recompute_reads.entry(u).or_insert(at);
+            *first = (*first).min(at);
+        }
+    }
     // 3d. `residuals = "bf16"` (or "f16"): the array residuals still kept as computed are kept
     // rounded to 16 bits, packed where forward makes them and unpacked before backward's
     // first read (`packed`: value -> first and last step reading it). Loop states, which
@@ -493,7 +518,8 @@ pub fn generate(
                         })
                     })
                 })
-                .unwrap_or(last);
+                .unwrap_or(last)
+                .min(recompute_reads.get(&v).copied().unwrap_or(usize::MAX));
             value_reads.remove(&v);
             packed.insert(v, (first, last));
         }
@@ -822,6 +848,14 @@ pub fn generate(
             backward_body.extend(quote!(let #value = #packed.unpack::<#float>(); ::core::mem::drop(#packed);));
             plan_backward.push(format!("{0} = unpack({0}_packed)", names.text(v)));
         }
+        // In statement order, so that a recomputed value's recomputed operands come first.
+        for (&v, _) in recomputed.iter().filter(|(_, (at, _))| *at == i) {
+            let stmt = function.stmt(v);
+            let (call, label) = forward_call(function, names, stmt, false);
+            let value = names.ident(v);
+            backward_body.extend(quote!(let #value = #call;));
+            plan_backward.push(format!("{} = {label} (recomputed)", names.text(v)));
+        }
         let g = names.adjoint(step.stmt);
         let g_text = format!("d_{}", names.text(step.stmt));
         // A symbolic adjoint is not an array unless it was materialised at the start of the step.
@@ -969,7 +1003,8 @@ pub fn generate(
             backward_body.extend(quote!(::core::mem::drop(#g);));
         }
         let unpacked = packed.iter().map(|(v, (_, last))| (v, last));
-        for (&v, &last) in value_reads.iter().chain(unpacked) {
+        let recomputed_last = recomputed.iter().map(|(v, (_, last))| (v, last));
+        for (&v, &last) in value_reads.iter().chain(unpacked).chain(recomputed_last) {
             if last == i && droppable(function, v) && names.analyses.liveness {
                 let ident = names.ident(v);
                 backward_body.extend(quote!(::core::mem::drop(#ident);));
@@ -1391,6 +1426,115 @@ fn structural_reads(function: &Function, steps: &[Step]) -> BTreeSet<ValueId> {
         }
     }
     reads
+}
+
+/// Section 3e of [`generate`]: the values backward computes again instead of keeping, each
+/// with the step that computes it and the last step reading it, in statement order. Their
+/// operands' reads are added to `value_reads` (kept values read up to the recomputation;
+/// parameters, which the context then borrows) and `token_reads` (constants).
+#[allow(clippy::too_many_arguments)]
+fn recompute_plan(
+    function: &Function,
+    names: &Names,
+    boundary: &Boundary,
+    steps: &[Step],
+    outputs: &[ValueId],
+    structural: &BTreeSet<ValueId>,
+    value_reads: &mut BTreeMap<ValueId, usize>,
+    token_reads: &mut Vec<TokenStream>,
+) -> BTreeMap<ValueId, (usize, usize)> {
+    let mut recomputed = BTreeMap::new();
+    let heavy = function
+        .stmts
+        .iter()
+        .any(|s| matches!(s.op, Op::Dot(..) | Op::Conv2d { .. }));
+    // A loop body's parameters are its carried and captured values, which its context or
+    // the outer code hold: not recomputed from there.
+    let top = matches!(boundary, Boundary::Top | Boundary::Call);
+    if names.analyses.save != Save::Auto || !names.analyses.liveness || !heavy || !top {
+        return recomputed;
+    }
+    // An operand backward has without keeping anything more for it.
+    let available =
+        |u: ValueId, recomputed: &BTreeMap<ValueId, (usize, usize)>, kept: &BTreeMap<ValueId, usize>| match &function
+            .stmt(u)
+            .op
+        {
+            Op::Param { .. } | Op::Const(_) => true,
+            Op::Index(slice, _) => matches!(function.stmt(*slice).op, Op::Param { .. }),
+            _ => kept.contains_key(&u) || recomputed.contains_key(&u),
+        };
+    let candidates: Vec<ValueId> = value_reads
+        .keys()
+        .copied()
+        .filter(|&v| {
+            droppable(function, v)
+                && !outputs.contains(&v)
+                && !structural.contains(&v)
+                && !names.is_shared(v)
+                && matches!(
+                    function.stmt(v).op,
+                    Op::Binary(..) | Op::Neg(_) | Op::Unary(..) | Op::Pairwise(..) | Op::Powi(..) | Op::Powf(..)
+                )
+        })
+        .collect();
+    // In statement order: an operand is decided before the values made from it.
+    for v in candidates {
+        let operands = function.stmt(v).op.operands();
+        let mut kept = value_reads.clone();
+        kept.remove(&v);
+        if !operands.iter().all(|&u| available(u, &recomputed, &kept)) {
+            continue;
+        }
+        let last = value_reads.remove(&v).unwrap_or(0);
+        let first = steps
+            .iter()
+            .position(|s| {
+                s.calls.iter().any(|c| {
+                    c.reads().any(|a| match a {
+                        GradArg::Value(x) => *x == v,
+                        GradArg::Factors(factors) => factors.contains(&v),
+                        _ => false,
+                    })
+                })
+            })
+            .unwrap_or(last);
+        recomputed.insert(v, (first, last));
+    }
+    // A value recomputed for a later recomputation is computed before it and lives until then.
+    let order: Vec<ValueId> = recomputed.keys().rev().copied().collect();
+    for v in order {
+        let (at, _) = recomputed[&v];
+        for u in function.stmt(v).op.operands() {
+            if let Some((first, last)) = recomputed.get_mut(&u) {
+                *first = (*first).min(at);
+                *last = (*last).max(at);
+            }
+        }
+    }
+    // Kept operands and parameters are read where the recomputation runs.
+    for (&v, &(at, _)) in &recomputed {
+        let op = &function.stmt(v).op;
+        if let Op::Powi(_, t) | Op::Powf(_, t) = op {
+            token_reads.push(t.clone());
+        }
+        for u in op.operands() {
+            match &function.stmt(u).op {
+                Op::Const(t) => token_reads.push(t.clone()),
+                Op::Index(slice, at_index) => {
+                    let last = value_reads.entry(*slice).or_insert(at);
+                    *last = (*last).max(at);
+                    token_reads.push(at_index.clone());
+                }
+                _ if recomputed.contains_key(&u) => {}
+                _ => {
+                    let last = value_reads.entry(u).or_insert(at);
+                    *last = (*last).max(at);
+                }
+            }
+        }
+    }
+    recomputed
 }
 
 /// The slice parameters whose gradient `Vec` the backward declares: the requested ones, and
