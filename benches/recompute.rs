@@ -5,7 +5,8 @@
 //! written out as users write it: swish `z·σ(z)` and the tanh form of gelu
 //! `0.5·z·(1 + tanh(0.79788·(z + 0.044715·z³)))`, followed by a second product and an
 //! `mse`. Under `save = "all"` backward keeps every intermediate its rules read; under
-//! `auto` it keeps `z` (and what no elementwise op makes) and recomputes the rest.
+//! `auto` it computes the arithmetic again (`h = z·σ(z)`, gelu's `z²`, `0.5·z`, `t + 1`, `h`)
+//! from what it keeps anyway (`z`, and `σ(z)` and `tanh(..)`, whose rules read them).
 //!
 //! For each case: the bytes each context holds between forward and backward, and backward
 //! alone (the context prepared untimed), `all` against `auto`, f32, one thread, alternated

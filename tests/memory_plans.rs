@@ -289,10 +289,10 @@ fn relu_reads_its_bits_where_its_kernel_can() {
     let (w, target) = (random(&mut r, (5, 4)), random(&mut r, (6, 4)));
     autodiff::check!(fused_auto, &x, &w, &target);
     assert_eq!(fused_auto_grad(&x, &w, &target), fused_all_grad(&x, &w, &target));
-    // relu's output kept as a float, not as bits; tanh's output, made from it in one
-    // elementwise pass, is computed again in backward under auto (§3e), kept under all.
-    assert_eq!(FUSED_AUTO_GRAD_PLAN.saved, ["v4"]);
-    assert_eq!(FUSED_ALL_GRAD_PLAN.saved, ["v4", "v5"]);
+    // relu's output kept as a float, not as bits; tanh's output kept too (a transcendental
+    // function is not computed again, §3e).
+    assert_eq!(FUSED_AUTO_GRAD_PLAN.saved, ["v4", "v5"]);
+    assert_eq!(FUSED_AUTO_GRAD_PLAN.saved, FUSED_ALL_GRAD_PLAN.saved);
     assert_eq!(FUSED_AUTO_GRAD_PLAN.backward_calls("chain2"), 1);
 }
 
@@ -591,9 +591,9 @@ fn batch_norm_of_an_input_kept_in_sixteen_bits_is_the_rounded_inputs() {
     assert_eq!(BLOCK_BF16_GRAD_PLAN.backward_calls("batch_norm_sums_measuring"), 1);
 }
 
-/// A swish layer, `z·σ(z)` with `z = x·w + b`, and a gelu-like chain after it: elementwise
-/// values made from values backward keeps anyway, which `auto` computes again in backward
-/// instead of keeping (`σ(z)` from `z`; the chain's intermediates from `h`).
+/// A swish layer, `z·σ(z)` with `z = x·w + b`, and a gelu-like chain after it: arithmetic on
+/// values backward keeps anyway, which `auto` computes again in backward instead of keeping
+/// (`h` from `z` and `σ(z)`; the chain's products and sums from `h` and `t`).
 #[differentiate(wrt(w, b, v), name = swish_auto)]
 #[differentiate(wrt(w, b, v), save = "all", name = swish_all)]
 #[differentiate(wrt(w, b, v), residuals = "bf16", name = swish_bf16)]
@@ -620,10 +620,10 @@ fn auto_recomputes_elementwise_values_from_what_it_keeps() {
     assert_eq!(swish_auto_grad(&x, &w, &b, &v), swish_all_grad(&x, &w, &b, &v));
     let (_, auto) = held_by_forward!(swish_auto_forward(&x, &w, &b, &v));
     let (_, all) = held_by_forward!(swish_all_forward(&x, &w, &b, &v));
-    // auto keeps z (σ's input and the product's other operand), t (tanh's output, which its
-    // rule reads) and y·v (the map's input), and computes σ(z), h, t + 1, y and h² again;
-    // all keeps every value the rules read.
-    assert_eq!(auto, (2 * 6 * 7 + 6 * 3) * 8, "auto {auto} B, all {all} B");
+    // auto keeps z and σ(z) (σ's rule reads its output; transcendental functions are not
+    // computed again), t (likewise) and y·v (the map's input), and computes h, h², t + 1 and
+    // y again; all keeps every value the rules read.
+    assert_eq!(auto, (3 * 6 * 7 + 6 * 3) * 8, "auto {auto} B, all {all} B");
     assert!(all >= 5 * 6 * 7 * 8, "all {all} B");
     assert_eq!(swish_auto_residual_bytes(&x, &w, &b, &v), Some(auto));
     let plan = SWISH_AUTO_GRAD_PLAN.to_string();

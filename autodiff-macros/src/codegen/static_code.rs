@@ -445,12 +445,15 @@ pub fn generate(
         }
     }
     // 3e. Save or recompute (`save = "auto"`): an array kept as computed that forward made by
-    // an elementwise op from values backward has anyway (parameters, constants, values kept
-    // for their own reads, or values recomputed likewise) is not kept: backward computes it
-    // again before its first read (`recomputed`: value -> the step computing it and the last
-    // step reading it). One elementwise pass for one array less between the halves. Only
-    // where backward runs a matrix product or a convolution, next to which such a pass costs
-    // little; a purely elementwise function would pay for it in a backward made of such passes.
+    // arithmetic (`+ - * /`, negation, `powi`) from values backward has anyway (parameters,
+    // constants, values kept for their own reads, or values recomputed likewise) is not kept:
+    // backward computes it again before its first read (`recomputed`: value -> the step
+    // computing it and the last step reading it). One pass over memory for one array less
+    // between the halves, and only where backward runs a matrix product or a convolution,
+    // next to which such a pass costs little (a purely elementwise function would pay for
+    // it in a backward made of such passes). Not transcendental functions: recomputing
+    // swish's σ(z) (an exp per element) made backward 1.5× `all`'s at 256×512·512×1024,
+    // against 1.00–1.04× for its product z·σ(z) (`benches/recompute.rs`, 2026-12-02).
     let recomputed = recompute_plan(
         function,
         names,
@@ -1472,10 +1475,7 @@ fn recompute_plan(
                 && !outputs.contains(&v)
                 && !structural.contains(&v)
                 && !names.is_shared(v)
-                && matches!(
-                    function.stmt(v).op,
-                    Op::Binary(..) | Op::Neg(_) | Op::Unary(..) | Op::Pairwise(..) | Op::Powi(..) | Op::Powf(..)
-                )
+                && matches!(function.stmt(v).op, Op::Binary(..) | Op::Neg(_) | Op::Powi(..))
         })
         .collect();
     // In statement order: an operand is decided before the values made from it.
