@@ -216,7 +216,7 @@ fn main() {
     for name in &cases {
         writeln!(
             src,
-            "    Case {{ name: \"{name}\", source: {}_SOURCE, check: check_{name} }},",
+            "    Case {{ name: \"{name}\", source: {0}_SOURCE, check: check_{name}, plan: &{0}_GRAD_PLAN }},",
             name.to_uppercase()
         )
         .unwrap();

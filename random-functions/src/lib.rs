@@ -25,6 +25,8 @@ pub struct Case {
     pub source: &'static str,
     /// Draws inputs in the ranges the generator assumed and runs the three-way check.
     pub check: fn(&mut dyn Uniform) -> CheckReport,
+    /// What `#[differentiate]` decided for it (under the default policy).
+    pub plan: &'static autodiff::Plan,
 }
 
 /// A `rows × cols` matrix with entries in [`ARRAY_RANGE`].
