@@ -32,10 +32,11 @@ impl<D: Dimension> SignMask<D> {
                 .fold(0u64, |w, (k, x)| w | (u64::from(x > F::zero()) << k))
         }
         let bits = match a.as_slice() {
-            Some(xs) if super::gemm::num_threads() > 1 && xs.len() >= 2 * super::team::GRAIN => {
+            Some(xs) => {
                 let mut bits = vec![0u64; xs.len().div_ceil(64)];
                 // 64 comparisons per word: compute-bound, 1.0 → 0.5 ms on two threads at
-                // conv2d's 8×64×56×56, and the output is small. Word `w` covers elements 64·w.. of `xs`.
+                // conv2d's 8×64×56×56, and the output is small; on the team's threads when
+                // there are several and the array is large. Word `w` covers elements 64·w..
                 super::team::for_chunks_mut(xs.len(), &mut bits, 1, |offset, bits| {
                     for (w, c) in bits.iter_mut().zip(xs[offset * 64..].chunks(64)) {
                         *w = word(c.iter().copied());
@@ -43,7 +44,6 @@ impl<D: Dimension> SignMask<D> {
                 });
                 bits
             }
-            Some(xs) => xs.chunks(64).map(|c| word(c.iter().copied())).collect(),
             None => {
                 let mut values = a.iter().copied().peekable();
                 let mut bits = Vec::with_capacity(a.len().div_ceil(64));
@@ -154,7 +154,7 @@ pub fn fill_masked<F: Float, D: Dimension>(g: F, mask: &SignMask<D>) -> Array<F,
     // One thread, even when several are set: splitting this write (measured, into
     // uninitialised memory) made the kernel 1.5× faster but conv2d's backward, whose
     // single-threaded batch-norm kernels read the result next, 2 ms slower (pages
-    // first written by the other vCPU; see `team::for_chunks_mut`).
+    // first written by the other vCPU; see `team::GRAIN`).
     let mut values = vec![F::zero(); mask.dim.size()];
     for (chunk, &word) in values.chunks_mut(64).zip(&mask.bits) {
         let flags = flags(word);
