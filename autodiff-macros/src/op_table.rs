@@ -231,6 +231,16 @@ macro_rules! aux_entry {
     };
 }
 
+/// 1 for an `aux` entry of a row's `keeps`, 0 for the others: [`macro_table!`] counts them.
+macro_rules! aux_count {
+    (aux) => {
+        1
+    };
+    ($kind:ident) => {
+        0
+    };
+}
+
 macro_rules! macro_table {
     ($(
         $(#[$doc:meta])*
@@ -245,6 +255,19 @@ macro_rules! macro_table {
         pub enum TableOp {
             $($(#[$doc])* $variant,)*
         }
+
+        // A row keeps at most one aux residual, which its `keeping` twin returns beside the
+        // value: checked when the table is compiled, naming the row.
+        $(
+            const _: () = assert!(
+                0 $(+ aux_count!($kind))* <= 1,
+                concat!("op table row `", stringify!($name), "`: at most one `aux(..)` entry in `keeps` (the `keeping` twin returns one aux beside the value)")
+            );
+            const _: () = assert!(
+                ((0 $(+ aux_count!($kind))*) > 0) == ((0 $(+ { let _ = stringify!($kkernel); 1 })?) > 0),
+                concat!("op table row `", stringify!($name), "`: an `aux(..)` entry in `keeps` needs a `keeping` twin of the forward kernel, and a twin needs the aux it returns")
+            );
+        )*
 
         // `ALL`, `name` and `written` describe the table for its tests (the README must list
         // every row); the macro itself only runs the programs.
