@@ -100,9 +100,9 @@ fn recurrent_backward<'__ctx>(
 ) {
     let RecurrentContext { w, xs, l3__contexts, w_dim, h_4_dim, .. } = ctx;
     let d_v5 = __seed;
-    let mut d_xs: ::std::vec::Vec<_> = xs
+    let mut d_xs: ::std::vec::Vec<::core::option::Option<_>> = xs
         .iter()
-        .map(|__w| ::autodiff::ndarray::Array::zeros(__w.raw_dim()))
+        .map(|_| ::core::option::Option::None)
         .collect();
     let d_h_4 = ::autodiff::runtime::kernels::reduce::sum_grad(d_v5, &h_4_dim);
     let mut l3__d_carried0 = d_h_4;
@@ -138,7 +138,7 @@ fn recurrent_backward<'__ctx>(
                 &d_l3__v5,
             );
             ::core::mem::drop(d_l3__v5);
-            ::autodiff::runtime::kernels::binary::accumulate(
+            ::autodiff::runtime::kernels::binary::accumulate_slot(
                 &mut d_xs[__index1],
                 d_l3__x_4,
             );
@@ -150,7 +150,7 @@ fn recurrent_backward<'__ctx>(
     let l3__result1 = l3__d_captured2;
     let d_h0 = l3__result0;
     let d_w = l3__result1;
-    (d_h0, d_w, d_xs)
+    (d_h0, d_w, ::autodiff::runtime::kernels::binary::slots_or_zeros(d_xs, xs))
 }
 ///The value of `recurrent` and its gradients with respect to (h0, w, xs), computed by generated static code. See `RECURRENT_GRAD_PLAN` and `recurrent_grad_source()`.
 #[allow(clippy::all)]

@@ -382,6 +382,30 @@ pub fn accumulate<F: Float, D: Dimension>(acc: &mut Array<F, D>, contribution: A
     flat::zip_in_place(acc, &contribution, |acc, c| acc + c);
 }
 
+/// Adds `contribution` into the adjoint in `slot`, or makes it the adjoint when the slot
+/// is empty: a slice element's adjoint (`d_xs[i]`) starts as its first contribution, with
+/// no array of zeros allocated before backward's sweep reaches it and no addition.
+pub fn accumulate_slot<F: Float, D: Dimension>(slot: &mut Option<Array<F, D>>, contribution: Array<F, D>) {
+    match slot {
+        Some(acc) => accumulate(acc, contribution),
+        None => *slot = Some(contribution),
+    }
+}
+
+/// The gradient of a slice from its elements' adjoint slots ([`accumulate_slot`]): zeros
+/// shaped like the element where none was received.
+pub fn slots_or_zeros<F: Float, D: Dimension, S: ndarray::Data<Elem = F>>(
+    slots: Vec<Option<Array<F, D>>>,
+    slice: &[ArrayBase<S, D>],
+) -> Vec<Array<F, D>> {
+    assert_eq!(slots.len(), slice.len(), "slots_or_zeros: one slot per element");
+    slots
+        .into_iter()
+        .zip(slice)
+        .map(|(slot, element)| slot.unwrap_or_else(|| Array::zeros(element.raw_dim())))
+        .collect()
+}
+
 /// The fill value of an operand's adjoint in `a ± b` when the output's adjoint is the
 /// constant `g`: `g` times the number of output elements each operand element fed
 /// (1 without broadcasting).
