@@ -206,7 +206,14 @@ pub(crate) fn gemm_real<F: Float>(
         ndarray::linalg::general_mat_mul(alpha, &a, &b, beta, &mut c);
         return;
     }
-    let parts = parts_for(threads, m, k, n);
+    // A matrix-vector product is split along its output (below), so each block reads whole
+    // rows of the matrix when the matrix is contiguous along k.
+    let rows_contiguous = if n == 1 {
+        a.strides()[1] == 1
+    } else {
+        b.strides()[0] == 1
+    };
+    let parts = parts_for(threads, m, k, n, rows_contiguous);
     if parts <= 1 {
         gemm_crate(alpha, a, b, beta, c);
         return;
@@ -241,10 +248,30 @@ pub(crate) fn gemm_real<F: Float>(
 /// the study's backward passes (2²¹ and up) 1.6–1.8×.
 const PARALLEL_WORK: usize = 1 << 20;
 
+/// Matrix-vector products (an output of one row or one column) whose blocks each read
+/// whole rows of the matrix (`M·x` with `M` contiguous along `k`, or `xᵀ·M` with `M`
+/// contiguous along `k`: the static code's `factors_times`) split from this many
+/// multiply-adds. They read each matrix element once, so they are bound by how fast a
+/// core reads memory, not by its multipliers, and two cores read twice as much. Measured
+/// (Intel Xeon, AVX-512, 2 vCPUs, 2026-12-02 17:15 UTC, f32, one thread against two in
+/// alternating rounds of 100 calls, each after 20 µs of other work, median over 11 rounds):
+/// `M·x` for M 128×256 (2¹⁵) ran 0.91× as fast on two threads, 256×256 and 512×128 (2¹⁶)
+/// 1.18× and 1.36×, 256×512 (2¹⁷) 1.43×. Split the same way (blocks of output rows),
+/// `Mᵀ·x` (each block reading part of every row: `factors_t_times`) ran 0.48–0.69× as fast
+/// at the same sizes, so it keeps [`PARALLEL_WORK`].
+const PARALLEL_MATVEC_WORK: usize = 1 << 16;
+
 /// How many threads `gemm_real` splits an `m×k·k×n` product over: 1 below
-/// [`PARALLEL_WORK`], else up to `threads`, with blocks of at least 16 rows or columns.
-fn parts_for(threads: usize, m: usize, k: usize, n: usize) -> usize {
-    if threads <= 1 || m.saturating_mul(k).saturating_mul(n) < PARALLEL_WORK {
+/// [`PARALLEL_WORK`] (below [`PARALLEL_MATVEC_WORK`] for a matrix-vector product whose
+/// blocks read whole rows, `rows_contiguous`), else up to `threads`, with blocks of at
+/// least 16 rows or columns.
+fn parts_for(threads: usize, m: usize, k: usize, n: usize, rows_contiguous: bool) -> usize {
+    let least = if m.min(n) == 1 && rows_contiguous {
+        PARALLEL_MATVEC_WORK
+    } else {
+        PARALLEL_WORK
+    };
+    if threads <= 1 || m.saturating_mul(k).saturating_mul(n) < least {
         return 1;
     }
     threads.min(m.max(n).div_ceil(16))
@@ -922,7 +949,7 @@ mod tests {
         // Above PARALLEL_WORK, so two threads really split the work: by columns (n ≥ m),
         // by rows (m > n, through transposed views), and accumulating into `c` (beta ≠ 0).
         for (m, k, n) in [(96, 200, 130), (130, 200, 96)] {
-            assert!(m * k * n >= PARALLEL_WORK && parts_for(2, m, k, n) == 2);
+            assert!(m * k * n >= PARALLEL_WORK && parts_for(2, m, k, n, false) == 2);
             let a_stored = Array2::from_shape_fn((k, m), |(i, j)| ((i * 7 + j * 3) % 11) as f64 - 5.0);
             let b = Array2::from_shape_fn((k, n), |(i, j)| ((i + 5 * j) % 13) as f64 - 6.0);
             let a = a_stored.t();
@@ -936,6 +963,41 @@ mod tests {
             // Integer-valued inputs: every partial sum is exact, whatever the split.
             assert_eq!(single, threaded);
             assert_eq!(single, naive(&a, &b.view()) * 2.0 + c0 * 0.5);
+        }
+    }
+
+    #[test]
+    fn threaded_matrix_vector_products_match_single_threaded() {
+        // M·x with M contiguous along k (split from PARALLEL_MATVEC_WORK), xᵀ·M through a
+        // column-major M (the same access), and Mᵀ·x (blocks would read part of every row:
+        // not split below PARALLEL_WORK), with beta 0 and not.
+        let (m, k) = (301, 257);
+        assert!(m * k >= PARALLEL_MATVEC_WORK && m * k < PARALLEL_WORK);
+        let mat = Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f64 - 5.0);
+        let x = Array2::from_shape_fn((k, 1), |(i, _)| (i % 5) as f64 - 2.0);
+        let xt = Array2::from_shape_fn((1, m), |(_, j)| (j % 3) as f64 - 1.0);
+        assert_eq!(parts_for(2, m, k, 1, true), 2);
+        assert_eq!(parts_for(2, k, m, 1, false), 1);
+        for beta in [0.0, 0.5] {
+            let column = |threads: usize| {
+                set_num_threads(threads);
+                let mut y = Array2::from_elem((m, 1), if beta == 0.0 { f64::NAN } else { 1.0 });
+                gemm(2.0, mat.view(), x.view(), beta, y.view_mut());
+                let mut yt = Array2::from_elem((1, k), if beta == 0.0 { f64::NAN } else { 1.0 });
+                // xᵀ·M as (1×m)·(m×k) with the right operand seen column-major.
+                let mat_f = mat.t().as_standard_layout().into_owned();
+                gemm(2.0, xt.view(), mat_f.t(), beta, yt.view_mut());
+                let mut z = Array2::from_elem((k, 1), if beta == 0.0 { f64::NAN } else { 1.0 });
+                gemm(2.0, mat.t(), xt.t(), beta, z.view_mut());
+                set_num_threads(1);
+                (y, yt, z)
+            };
+            let (single, threaded) = (column(1), column(2));
+            // Integer-valued inputs: every partial sum is exact, whatever the split.
+            assert_eq!(single, threaded, "beta {beta}");
+            let old = if beta == 0.0 { 0.0 } else { beta };
+            assert_eq!(single.0, naive(&mat.view(), &x.view()) * 2.0 + old);
+            assert_eq!(single.2, naive(&mat.t(), &xt.t()) * 2.0 + old);
         }
     }
 
