@@ -206,7 +206,14 @@ pub(crate) fn gemm_real<F: Float>(
         ndarray::linalg::general_mat_mul(alpha, &a, &b, beta, &mut c);
         return;
     }
-    let parts = parts_for(threads, m, k, n);
+    // A matrix-vector product is split along its output (below), so each block reads whole
+    // rows of the matrix when the matrix is contiguous along k.
+    let rows_contiguous = if n == 1 {
+        a.strides()[1] == 1
+    } else {
+        b.strides()[0] == 1
+    };
+    let parts = parts_for(threads, m, k, n, rows_contiguous);
     if parts <= 1 {
         gemm_crate(alpha, a, b, beta, c);
         return;
@@ -241,10 +248,30 @@ pub(crate) fn gemm_real<F: Float>(
 /// the study's backward passes (2²¹ and up) 1.6–1.8×.
 const PARALLEL_WORK: usize = 1 << 20;
 
+/// Matrix-vector products (an output of one row or one column) whose blocks each read
+/// whole rows of the matrix (`M·x` with `M` contiguous along `k`, or `xᵀ·M` with `M`
+/// contiguous along `k`: the static code's `factors_times`) split from this many
+/// multiply-adds. They read each matrix element once, so they are bound by how fast a
+/// core reads memory, not by its multipliers, and two cores read twice as much. Measured
+/// (Intel Xeon, AVX-512, 2 vCPUs, 2026-12-02 17:15 UTC, f32, one thread against two in
+/// alternating rounds of 100 calls, each after 20 µs of other work, median over 11 rounds):
+/// `M·x` for M 128×256 (2¹⁵) ran 0.91× as fast on two threads, 256×256 and 512×128 (2¹⁶)
+/// 1.18× and 1.36×, 256×512 (2¹⁷) 1.43×. Split the same way (blocks of output rows),
+/// `Mᵀ·x` (each block reading part of every row: `factors_t_times`) ran 0.48–0.69× as fast
+/// at the same sizes, so it keeps [`PARALLEL_WORK`].
+const PARALLEL_MATVEC_WORK: usize = 1 << 16;
+
 /// How many threads `gemm_real` splits an `m×k·k×n` product over: 1 below
-/// [`PARALLEL_WORK`], else up to `threads`, with blocks of at least 16 rows or columns.
-fn parts_for(threads: usize, m: usize, k: usize, n: usize) -> usize {
-    if threads <= 1 || m.saturating_mul(k).saturating_mul(n) < PARALLEL_WORK {
+/// [`PARALLEL_WORK`] (below [`PARALLEL_MATVEC_WORK`] for a matrix-vector product whose
+/// blocks read whole rows, `rows_contiguous`), else up to `threads`, with blocks of at
+/// least 16 rows or columns.
+fn parts_for(threads: usize, m: usize, k: usize, n: usize, rows_contiguous: bool) -> usize {
+    let least = if m.min(n) == 1 && rows_contiguous {
+        PARALLEL_MATVEC_WORK
+    } else {
+        PARALLEL_WORK
+    };
+    if threads <= 1 || m.saturating_mul(k).saturating_mul(n) < least {
         return 1;
     }
     threads.min(m.max(n).div_ceil(16))
@@ -264,6 +291,15 @@ fn gemm_crate<F: Float>(alpha: F, a: ArrayView2<F>, b: ArrayView2<F>, beta: F, c
         // 47 → 32–36 µs; against MKL (`kernels_vs_pytorch.py gemm`, same run) 71 → 82 %,
         // 84 → 90 % (64×256·256×128) and 94 % (32×256·256×256). 128×256·256×128, where
         // the rule below keeps the crate's own path, would go 54 → 59 µs.
+        //
+        // The transpose itself then took about 8.5 of the 32×128·128×784 product's 46 µs
+        // in scalar code; in registers (`add_transposed_tiles`) it takes 61 → 42 µs
+        // (`benches/gemm.rs threads`, one thread; 36 → 29 µs for 32×256·256×256).
+        // Against MKL (`kernels_vs_pytorch.py gemm --forms nt`, 2026-12-02 17:00 UTC, the
+        // same binary with the scalar transpose forced and not, two runs each, each % against
+        // the MKL of its own run), f32: 32×128·128×784 78–83 → 102–103 %, 64×256·256×128
+        // 87 → 96 %, 32×256·256×256 93–95 → 107 %; f64: 95–98 → 111 %, 94 → 95 %,
+        // 94–117 → 113–114 %.
         let shape = (c.nrows(), c.ncols()).f();
         let mut product = Array2::<F>::uninit(shape);
         // SAFETY: the view covers exactly the temporary's m·n column-major elements; the
@@ -290,9 +326,76 @@ fn short_output_of_dot_layout<F>(a: &ArrayView2<F>, b: &ArrayView2<F>, c: &Array
     dot_layout && m.saturating_mul(n.saturating_add(k)) < n.saturating_mul(k)
 }
 
-/// `c ← product + beta·c` for a column-major `product` (`c` not read when beta is 0), in
-/// 8×8 tiles so that reads and writes both stay within a few cache lines.
+/// `c ← product + beta·c` for a column-major `product` (`c` not read when beta is 0).
+///
+/// f32 and f64 on x86-64 transpose whole tiles in registers (8×8 f32, 4×4 f64: unpack,
+/// shuffle, lane permute; [`add_transposed_avx512`] / [`add_transposed_avx2`], chosen at
+/// run time), the rest (other CPUs and types, the ragged edges) in
+/// [`add_transposed_tiles_scalar`]; both give the same bits (a copy, or one product and
+/// one sum per element, unfused). The figures are at [`gemm_crate`]'s call.
 fn add_transposed_tiles<F: Float>(product: &Array2<F>, beta: F, mut c: ArrayViewMut2<F>) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let (m, n) = c.dim();
+        let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+        let avx2 = std::arch::is_x86_feature_detected!("avx2");
+        let source = product
+            .as_slice_memory_order()
+            .unwrap_or_else(|| unreachable!("an owned temporary"));
+        // A row stride that is not a usize (negative) is excluded by
+        // `short_output_of_dot_layout`; with one row it is never used.
+        let ldc = usize::try_from(c.strides()[0]).unwrap_or(0);
+        if (avx512 || avx2) && product.dim() == (m, n) && c.strides()[1] == 1 && (m <= 1 || ldc >= n) {
+            let destination = c.as_mut_ptr();
+            if TypeId::of::<F>() == TypeId::of::<f32>() {
+                // SAFETY: F is f32 (checked), so the casts reinterpret f32 as f32.
+                let (source, beta) = unsafe {
+                    (
+                        &*(source as *const [F] as *const [f32]),
+                        *(&beta as *const F).cast::<f32>(),
+                    )
+                };
+                let destination = destination.cast::<f32>();
+                // SAFETY: `source` holds m·n column-major elements; `destination` is the
+                // first element of the live m×n view `c` with unit column stride and row
+                // stride `ldc` ≥ n, so rows i < m and columns j < n stay inside it. The
+                // CPU has the features of the copy chosen (checked just above).
+                unsafe {
+                    if avx512 {
+                        add_transposed_avx512_f32(source, m, n, beta, destination, ldc);
+                    } else {
+                        add_transposed_avx2_f32(source, m, n, beta, destination, ldc);
+                    }
+                }
+                return;
+            }
+            if TypeId::of::<F>() == TypeId::of::<f64>() {
+                // SAFETY: as above, for f64.
+                let (source, beta) = unsafe {
+                    (
+                        &*(source as *const [F] as *const [f64]),
+                        *(&beta as *const F).cast::<f64>(),
+                    )
+                };
+                let destination = destination.cast::<f64>();
+                // SAFETY: as above.
+                unsafe {
+                    if avx512 {
+                        add_transposed_avx512_f64(source, m, n, beta, destination, ldc);
+                    } else {
+                        add_transposed_avx2_f64(source, m, n, beta, destination, ldc);
+                    }
+                }
+                return;
+            }
+        }
+    }
+    add_transposed_tiles_scalar(product, beta, c);
+}
+
+/// [`add_transposed_tiles`] without SIMD: in 8×8 tiles, so that reads and writes both stay
+/// within a few cache lines. The baseline the SIMD copies are tested against.
+fn add_transposed_tiles_scalar<F: Float>(product: &Array2<F>, beta: F, mut c: ArrayViewMut2<F>) {
     const TILE: usize = 8;
     let (m, n) = c.dim();
     let product = product
@@ -325,6 +428,160 @@ fn add_transposed_tiles<F: Float>(product: &Array2<F>, beta: F, mut c: ArrayView
             }
         }
     }
+}
+
+/// `c[i][j] ← p[j·m + i] (+ beta·c[i][j])` for `i` in `rows`, `j` in `cols`: the ragged
+/// edges of the SIMD copies, with the scalar path's arithmetic.
+///
+/// # Safety
+/// `p` holds m·n elements; rows `i < m` of `c` (stride `ldc`) hold columns `j < n`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn add_transposed_edge<T: Float>(
+    p: &[T],
+    m: usize,
+    rows: std::ops::Range<usize>,
+    cols: std::ops::Range<usize>,
+    beta: T,
+    c: *mut T,
+    ldc: usize,
+) {
+    for i in rows {
+        for j in cols.clone() {
+            let v = p[j * m + i];
+            let out = c.add(i * ldc + j);
+            *out = if beta == T::zero() { v } else { v + beta * *out };
+        }
+    }
+}
+
+/// The f32 SIMD copy: 8×8 tiles through 256-bit registers, the 8 columns of a tile
+/// loaded (contiguous in the column-major product), transposed (`unpacklo/hi`,
+/// `shuffle`, `permute2f128`: 24 shuffles per 64 elements) and stored as 8 row pieces.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn add_transposed_body_f32(p: &[f32], m: usize, n: usize, beta: f32, c: *mut f32, ldc: usize) {
+    use std::arch::x86_64::*;
+    const T: usize = 8;
+    let (full_m, full_n) = (m - m % T, n - n % T);
+    let vbeta = _mm256_set1_ps(beta);
+    for j0 in (0..full_n).step_by(T) {
+        for i0 in (0..full_m).step_by(T) {
+            // No closure here: it would not inherit the caller's target features.
+            let first = p.as_ptr().add(j0 * m + i0);
+            let r0 = _mm256_loadu_ps(first);
+            let r1 = _mm256_loadu_ps(first.add(m));
+            let r2 = _mm256_loadu_ps(first.add(2 * m));
+            let r3 = _mm256_loadu_ps(first.add(3 * m));
+            let r4 = _mm256_loadu_ps(first.add(4 * m));
+            let r5 = _mm256_loadu_ps(first.add(5 * m));
+            let r6 = _mm256_loadu_ps(first.add(6 * m));
+            let r7 = _mm256_loadu_ps(first.add(7 * m));
+            let t0 = _mm256_unpacklo_ps(r0, r1);
+            let t1 = _mm256_unpackhi_ps(r0, r1);
+            let t2 = _mm256_unpacklo_ps(r2, r3);
+            let t3 = _mm256_unpackhi_ps(r2, r3);
+            let t4 = _mm256_unpacklo_ps(r4, r5);
+            let t5 = _mm256_unpackhi_ps(r4, r5);
+            let t6 = _mm256_unpacklo_ps(r6, r7);
+            let t7 = _mm256_unpackhi_ps(r6, r7);
+            let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+            let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+            let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+            let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+            let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+            let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+            let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+            let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+            let rows = [
+                _mm256_permute2f128_ps::<0x20>(s0, s4),
+                _mm256_permute2f128_ps::<0x20>(s1, s5),
+                _mm256_permute2f128_ps::<0x20>(s2, s6),
+                _mm256_permute2f128_ps::<0x20>(s3, s7),
+                _mm256_permute2f128_ps::<0x31>(s0, s4),
+                _mm256_permute2f128_ps::<0x31>(s1, s5),
+                _mm256_permute2f128_ps::<0x31>(s2, s6),
+                _mm256_permute2f128_ps::<0x31>(s3, s7),
+            ];
+            for (i, row) in rows.into_iter().enumerate() {
+                let out = c.add((i0 + i) * ldc + j0);
+                if beta == 0.0 {
+                    _mm256_storeu_ps(out, row);
+                } else {
+                    _mm256_storeu_ps(out, _mm256_add_ps(row, _mm256_mul_ps(vbeta, _mm256_loadu_ps(out))));
+                }
+            }
+        }
+    }
+    add_transposed_edge(p, m, full_m..m, 0..n, beta, c, ldc);
+    add_transposed_edge(p, m, 0..full_m, full_n..n, beta, c, ldc);
+}
+
+/// The f64 SIMD copy: 4×4 tiles through 256-bit registers (`unpacklo/hi`, `permute2f128`).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn add_transposed_body_f64(p: &[f64], m: usize, n: usize, beta: f64, c: *mut f64, ldc: usize) {
+    use std::arch::x86_64::*;
+    const T: usize = 4;
+    let (full_m, full_n) = (m - m % T, n - n % T);
+    let vbeta = _mm256_set1_pd(beta);
+    for j0 in (0..full_n).step_by(T) {
+        for i0 in (0..full_m).step_by(T) {
+            let first = p.as_ptr().add(j0 * m + i0);
+            let r0 = _mm256_loadu_pd(first);
+            let r1 = _mm256_loadu_pd(first.add(m));
+            let r2 = _mm256_loadu_pd(first.add(2 * m));
+            let r3 = _mm256_loadu_pd(first.add(3 * m));
+            let t0 = _mm256_unpacklo_pd(r0, r1);
+            let t1 = _mm256_unpackhi_pd(r0, r1);
+            let t2 = _mm256_unpacklo_pd(r2, r3);
+            let t3 = _mm256_unpackhi_pd(r2, r3);
+            let rows = [
+                _mm256_permute2f128_pd::<0x20>(t0, t2),
+                _mm256_permute2f128_pd::<0x20>(t1, t3),
+                _mm256_permute2f128_pd::<0x31>(t0, t2),
+                _mm256_permute2f128_pd::<0x31>(t1, t3),
+            ];
+            for (i, row) in rows.into_iter().enumerate() {
+                let out = c.add((i0 + i) * ldc + j0);
+                if beta == 0.0 {
+                    _mm256_storeu_pd(out, row);
+                } else {
+                    _mm256_storeu_pd(out, _mm256_add_pd(row, _mm256_mul_pd(vbeta, _mm256_loadu_pd(out))));
+                }
+            }
+        }
+    }
+    add_transposed_edge(p, m, full_m..m, 0..n, beta, c, ldc);
+    add_transposed_edge(p, m, 0..full_m, full_n..n, beta, c, ldc);
+}
+
+/// [`add_transposed_body_f32`] compiled for AVX-512F (same 256-bit shuffles, EVEX-encoded).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2")]
+unsafe fn add_transposed_avx512_f32(p: &[f32], m: usize, n: usize, beta: f32, c: *mut f32, ldc: usize) {
+    add_transposed_body_f32(p, m, n, beta, c, ldc);
+}
+
+/// [`add_transposed_body_f32`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn add_transposed_avx2_f32(p: &[f32], m: usize, n: usize, beta: f32, c: *mut f32, ldc: usize) {
+    add_transposed_body_f32(p, m, n, beta, c, ldc);
+}
+
+/// [`add_transposed_body_f64`] compiled for AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2")]
+unsafe fn add_transposed_avx512_f64(p: &[f64], m: usize, n: usize, beta: f64, c: *mut f64, ldc: usize) {
+    add_transposed_body_f64(p, m, n, beta, c, ldc);
+}
+
+/// [`add_transposed_body_f64`] compiled for AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn add_transposed_avx2_f64(p: &[f64], m: usize, n: usize, beta: f64, c: *mut f64, ldc: usize) {
+    add_transposed_body_f64(p, m, n, beta, c, ldc);
 }
 
 /// The `gemm` crate's product on strided views, as [`gemm_crate`] describes.
@@ -624,12 +881,75 @@ mod tests {
         ));
     }
 
+    /// The transposes compiled for AVX-512F and AVX2 (whichever this CPU runs: the
+    /// dispatching [`add_transposed_tiles`]) give the scalar tiles' bits, on ragged shapes
+    /// (not multiples of 8 or 4), beta 0 (over a NaN `c`), 1 and an inexact one, into a
+    /// column block of a wider matrix (row stride ≠ width) whose other columns stay untouched.
+    fn transposed_tiles_match_scalar<F: Float>() {
+        let value = |i: usize, j: usize, s: usize| F::of(((i * 131 + j * 71 + s * 17) % 97) as f64 / 7.0 - 6.3);
+        for (m, n) in [
+            (1, 1),
+            (1, 19),
+            (7, 1),
+            (4, 4),
+            (8, 8),
+            (9, 17),
+            (13, 45),
+            (16, 24),
+            (31, 33),
+            (32, 784),
+        ] {
+            let product = Array2::from_shape_fn((m, n).f(), |(i, j)| value(i, j, 1));
+            for beta in [0.0, 1.0, -0.37] {
+                let beta = F::of(beta);
+                let start =
+                    Array2::from_shape_fn(
+                        (m, n + 9),
+                        |(i, j)| {
+                            if beta == F::zero() {
+                                F::nan()
+                            } else {
+                                value(i, j, 2)
+                            }
+                        },
+                    );
+                let (mut dispatched, mut scalar) = (start.clone(), start.clone());
+                add_transposed_tiles(&product, beta, dispatched.slice_mut(ndarray::s![.., 4..4 + n]));
+                add_transposed_tiles_scalar(&product, beta, scalar.slice_mut(ndarray::s![.., 4..4 + n]));
+                let bits = |a: &Array2<F>| a.iter().map(|v| v.to_f64().unwrap().to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&dispatched),
+                    bits(&scalar),
+                    "{} {m}×{n}, beta {}",
+                    F::NAME,
+                    beta.to_f64().unwrap()
+                );
+                let block = dispatched.slice(ndarray::s![.., 4..4 + n]);
+                assert!(
+                    block.iter().all(|v| !v.is_nan()),
+                    "{} {m}×{n}: every element written",
+                    F::NAME
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn transposed_tiles_match_scalar_f32() {
+        transposed_tiles_match_scalar::<f32>();
+    }
+
+    #[test]
+    fn transposed_tiles_match_scalar_f64() {
+        transposed_tiles_match_scalar::<f64>();
+    }
+
     #[test]
     fn threaded_product_matches_single_threaded() {
         // Above PARALLEL_WORK, so two threads really split the work: by columns (n ≥ m),
         // by rows (m > n, through transposed views), and accumulating into `c` (beta ≠ 0).
         for (m, k, n) in [(96, 200, 130), (130, 200, 96)] {
-            assert!(m * k * n >= PARALLEL_WORK && parts_for(2, m, k, n) == 2);
+            assert!(m * k * n >= PARALLEL_WORK && parts_for(2, m, k, n, false) == 2);
             let a_stored = Array2::from_shape_fn((k, m), |(i, j)| ((i * 7 + j * 3) % 11) as f64 - 5.0);
             let b = Array2::from_shape_fn((k, n), |(i, j)| ((i + 5 * j) % 13) as f64 - 6.0);
             let a = a_stored.t();
@@ -643,6 +963,41 @@ mod tests {
             // Integer-valued inputs: every partial sum is exact, whatever the split.
             assert_eq!(single, threaded);
             assert_eq!(single, naive(&a, &b.view()) * 2.0 + c0 * 0.5);
+        }
+    }
+
+    #[test]
+    fn threaded_matrix_vector_products_match_single_threaded() {
+        // M·x with M contiguous along k (split from PARALLEL_MATVEC_WORK), xᵀ·M through a
+        // column-major M (the same access), and Mᵀ·x (blocks would read part of every row:
+        // not split below PARALLEL_WORK), with beta 0 and not.
+        let (m, k) = (301, 257);
+        assert!(m * k >= PARALLEL_MATVEC_WORK && m * k < PARALLEL_WORK);
+        let mat = Array2::from_shape_fn((m, k), |(i, j)| ((i * 7 + j * 3) % 11) as f64 - 5.0);
+        let x = Array2::from_shape_fn((k, 1), |(i, _)| (i % 5) as f64 - 2.0);
+        let xt = Array2::from_shape_fn((1, m), |(_, j)| (j % 3) as f64 - 1.0);
+        assert_eq!(parts_for(2, m, k, 1, true), 2);
+        assert_eq!(parts_for(2, k, m, 1, false), 1);
+        for beta in [0.0, 0.5] {
+            let column = |threads: usize| {
+                set_num_threads(threads);
+                let mut y = Array2::from_elem((m, 1), if beta == 0.0 { f64::NAN } else { 1.0 });
+                gemm(2.0, mat.view(), x.view(), beta, y.view_mut());
+                let mut yt = Array2::from_elem((1, k), if beta == 0.0 { f64::NAN } else { 1.0 });
+                // xᵀ·M as (1×m)·(m×k) with the right operand seen column-major.
+                let mat_f = mat.t().as_standard_layout().into_owned();
+                gemm(2.0, xt.view(), mat_f.t(), beta, yt.view_mut());
+                let mut z = Array2::from_elem((k, 1), if beta == 0.0 { f64::NAN } else { 1.0 });
+                gemm(2.0, mat.t(), xt.t(), beta, z.view_mut());
+                set_num_threads(1);
+                (y, yt, z)
+            };
+            let (single, threaded) = (column(1), column(2));
+            // Integer-valued inputs: every partial sum is exact, whatever the split.
+            assert_eq!(single, threaded, "beta {beta}");
+            let old = if beta == 0.0 { 0.0 } else { beta };
+            assert_eq!(single.0, naive(&mat.view(), &x.view()) * 2.0 + old);
+            assert_eq!(single.2, naive(&mat.t(), &xt.t()) * 2.0 + old);
         }
     }
 

@@ -13,6 +13,9 @@
 //! matrices, so that `Aᵀ·u` for `A = P·Q` runs as `Qᵀ·(Pᵀ·u)`. The forward then need not keep
 //! `P·Q` at all, only its factors, which it often keeps anyway.
 
+use std::mem::MaybeUninit;
+use std::sync::Mutex;
+
 use ndarray::{Array, Array1, Array2, ArrayView2, Dimension, Ix2};
 
 use super::matmul::matvec;
@@ -36,16 +39,56 @@ impl<F: Float> Outer<F> {
     /// The full matrix `u·vᵀ`.
     pub fn dense(&self) -> Array2<F> {
         let (m, n) = self.shape();
+        let v = self.v.to_vec();
+        let mut out = Array2::<F>::uninit((m, n));
+        let data = out
+            .as_slice_mut()
+            .unwrap_or_else(|| unreachable!("a new array is in standard layout"));
         // Written once, row by row (no zeroing pass first): this is most of the work of a
         // backward that the outer form otherwise runs in matrix-vector products.
-        let v = self.v.to_vec();
-        let mut data = Vec::with_capacity(m * n);
-        for &ui in &self.u {
-            data.extend(v.iter().map(|&vj| ui * vj));
+        let write = |offset: usize, chunk: &mut [MaybeUninit<F>]| {
+            for (row, ui) in chunk.chunks_mut(n.max(1)).zip(self.u.iter().skip(offset / n.max(1))) {
+                row.iter_mut().zip(&v).for_each(|(o, &vj)| {
+                    o.write(*ui * vj);
+                });
+            }
+        };
+        if super::gemm::num_threads() > 1 && m.saturating_mul(n) >= PARALLEL_DENSE && n > 0 {
+            let parts = super::gemm::num_threads().min(m);
+            let chunk = m.div_ceil(parts) * n;
+            let chunks: Vec<Mutex<&mut [MaybeUninit<F>]>> = data.chunks_mut(chunk).map(Mutex::new).collect();
+            super::team::for_parts(chunks.len(), &|i| {
+                let mut part = chunks[i].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                write(i * chunk, &mut part);
+            });
+        } else {
+            write(0, data);
         }
-        Array2::from_shape_vec((m, n), data).unwrap_or_else(|_| unreachable!("m·n elements for an m×n matrix"))
+        // SAFETY: `write` initialised every element (each row of each chunk).
+        unsafe { out.assume_init() }
     }
 }
+
+/// Outer products of at least this many elements are written by the kernel team's threads
+/// (blocks of whole rows) when [`super::gemm::set_num_threads`] asks for more than one.
+///
+/// Why split a write at all (`team::GRAIN` keeps memory-bound loops on one thread): the
+/// outer products are the one large write of a backward that otherwise runs in
+/// matrix-vector products (matmul_chain's returned gradients, about 232 K floats), and on
+/// one thread that write paid for where the allocator put it. Measured on the study
+/// machine (Intel Xeon, 2 vCPUs, 2026-12-02, f32): matmul_chain's backward alone took 50 µs
+/// at one thread and 76–78 µs at two when the tape's backward ran before the forward (as
+/// in the study's interleaved rounds), 53–56 µs without it; of those 76 µs the
+/// matrix-vector products took 22 (as at one thread) and the four `dense` writes 52–54
+/// (28–29 at one thread). The arrays were the very blocks the tape's gradients had just
+/// freed (same addresses), half of whose lines the other vCPU had written last (the
+/// split GEMMs): writing the same sizes from this thread first brought the backward back
+/// to 63 µs. Split here, each thread writes half; the backward took 54 µs at two threads in
+/// that state (and 41 against 50 µs without the tape before it). Size: one thread against
+/// two, alternating rounds of 100 calls, each after 20 µs of other work, median over 11
+/// rounds: 128×128 (2¹⁴ elements) 0.76× as fast on two threads, 128×256 (2¹⁵) 1.17×,
+/// 512×128 1.40×, 256×512 1.53×; 64×128 and below unchanged (not split).
+pub(crate) const PARALLEL_DENSE: usize = 1 << 15;
 
 /// A matrix given as the product of `factors` (at least one), left to right.
 pub type Factors<'a, F> = [ArrayView2<'a, F>];
@@ -245,6 +288,24 @@ mod tests {
     #[test]
     fn dense_is_the_outer_product() {
         assert_eq!(outer().dense(), array![[3.0, 0.25], [-6.0, -0.5], [1.5, 0.125]]);
+    }
+
+    #[test]
+    fn dense_on_two_threads_equals_one_thread() {
+        // Above PARALLEL_DENSE with an odd row count (the blocks differ in height), and below.
+        for (m, n) in [(181, 199), (7, 5)] {
+            let g = Outer {
+                u: Array1::from_shape_fn(m, |i| (i as f64 * 0.37).sin()),
+                v: Array1::from_shape_fn(n, |j| (j as f64 * 0.11).cos()),
+            };
+            let single = g.dense();
+            crate::kernels::gemm::set_num_threads(2);
+            let threaded = g.dense();
+            crate::kernels::gemm::set_num_threads(1);
+            assert_eq!(threaded, single, "{m}×{n}");
+            assert_eq!(single, Array2::from_shape_fn((m, n), |(i, j)| g.u[i] * g.v[j]));
+        }
+        const { assert!(181 * 199 >= PARALLEL_DENSE) };
     }
 
     #[test]

@@ -226,7 +226,10 @@ pub(crate) fn for_parts(parts: usize, f: &(dyn Fn(usize) + Sync)) {
 /// the study machine, and a large output written by both threads made the
 /// single-threaded kernels that read it next slower: `mask::fill_masked` split this way
 /// ran 1.5× faster itself but made conv2d's backward 2 ms slower (10.4 against 8.3 ms),
-/// as if the pages the other vCPU wrote first were far from this one.
+/// as if the pages the other vCPU wrote first were far from this one. The one large write
+/// that is split is the static code's outer product written out (`rank1::PARALLEL_DENSE`,
+/// whose comment has the measurements): there one thread alone paid for lines the other
+/// vCPU wrote last, in blocks the allocator handed back.
 pub(crate) const GRAIN: usize = 32_768;
 
 /// Runs `f(offset, chunk)` over `data` cut into one contiguous chunk per thread (each a
