@@ -39,7 +39,6 @@
 //! finer split (batch × output-channel tiles) is needed there.
 
 use ndarray::{Array1, Array2, Array4, ArrayBase, ArrayView2, ArrayViewMut2, Data, Ix1, Ix4};
-use std::sync::Mutex;
 
 use super::gemm::gemm_with_threads;
 use crate::Float;
@@ -282,11 +281,9 @@ fn for_sample_chunks<F: Float>(
         f(n, a, out, threads);
         return;
     }
-    let outs: Vec<Mutex<&mut [F]>> = out.chunks_mut(per_chunk * out_len).map(Mutex::new).collect();
     let ins: Vec<&[F]> = a.chunks(per_chunk * a_len).collect();
-    super::team::for_parts(outs.len(), &|i| {
-        let mut out = outs[i].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(out.len() / out_len, ins[i], &mut out, threads);
+    super::team::for_each_part(out.chunks_mut(per_chunk * out_len).collect(), &|i, out| {
+        f(out.len() / out_len, ins[i], out, threads);
     });
 }
 
@@ -305,15 +302,11 @@ fn sum_sample_chunks<F: Float>(
         return f(n, x, g, threads);
     }
     let pairs: Vec<(&[F], &[F])> = x.chunks(per_chunk * x_len).zip(g.chunks(per_chunk * g_len)).collect();
-    let parts: Vec<Mutex<Vec<F>>> = pairs.iter().map(|_| Mutex::new(Vec::new())).collect();
-    super::team::for_parts(pairs.len(), &|i| {
+    let parts = super::team::for_each_part(vec![Vec::new(); pairs.len()], &|i, part| {
         let (x, g) = pairs[i];
-        let part = f(x.len() / x_len, x, g, threads);
-        *parts[i].lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = part;
+        *part = f(x.len() / x_len, x, g, threads);
     });
-    let mut parts = parts
-        .into_iter()
-        .map(|part| part.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()));
+    let mut parts = parts.into_iter();
     let mut total = parts.next().unwrap_or_default();
     for part in parts {
         total.iter_mut().zip(&part).for_each(|(t, &p)| *t += p);

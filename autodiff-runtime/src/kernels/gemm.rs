@@ -28,7 +28,6 @@
 
 use std::any::TypeId;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use ndarray::{Array2, ArrayView2, ArrayViewMut2, ShapeBuilder};
 
@@ -228,9 +227,7 @@ pub(crate) fn gemm_real<F: Float>(
     let long = if by_columns { n } else { m };
     let block = long.div_ceil(parts).next_multiple_of(16);
     let axis = ndarray::Axis(if by_columns { 1 } else { 0 });
-    let outputs: Vec<Mutex<ArrayViewMut2<F>>> = c.axis_chunks_iter_mut(axis, block).map(Mutex::new).collect();
-    super::team::for_parts(outputs.len(), &|i| {
-        let mut out = outputs[i].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    super::team::for_each_part(c.axis_chunks_iter_mut(axis, block).collect(), &|i, out| {
         let range = i * block..(i * block + block).min(long);
         if by_columns {
             gemm_crate(alpha, a, b.slice(ndarray::s![.., range]), beta, out.view_mut());

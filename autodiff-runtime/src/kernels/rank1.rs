@@ -14,7 +14,6 @@
 //! `P·Q` at all, only its factors, which it often keeps anyway.
 
 use std::mem::MaybeUninit;
-use std::sync::Mutex;
 
 use ndarray::{Array, Array1, Array2, ArrayView2, Dimension, Ix2};
 
@@ -56,11 +55,7 @@ impl<F: Float> Outer<F> {
         if super::gemm::num_threads() > 1 && m.saturating_mul(n) >= PARALLEL_DENSE && n > 0 {
             let parts = super::gemm::num_threads().min(m);
             let chunk = m.div_ceil(parts) * n;
-            let chunks: Vec<Mutex<&mut [MaybeUninit<F>]>> = data.chunks_mut(chunk).map(Mutex::new).collect();
-            super::team::for_parts(chunks.len(), &|i| {
-                let mut part = chunks[i].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                write(i * chunk, &mut part);
-            });
+            super::team::for_each_part(data.chunks_mut(chunk).collect(), &|i, part| write(i * chunk, part));
         } else {
             write(0, data);
         }

@@ -218,6 +218,23 @@ pub(crate) fn for_parts(parts: usize, f: &(dyn Fn(usize) + Sync)) {
     }
 }
 
+/// Runs `f(i, &mut parts[i])` for every part, each on its own thread as [`for_parts`]
+/// runs them (part 0 on this one), and hands the parts back: the way threaded kernels give
+/// each thread its own block of an output (a `&mut` slice or view) or collect a result per
+/// part. A part whose `f` panicked is handed back as it was left.
+pub(crate) fn for_each_part<T: Send>(parts: Vec<T>, f: &(dyn Fn(usize, &mut T) + Sync)) -> Vec<T> {
+    let cells: Vec<Mutex<T>> = parts.into_iter().map(Mutex::new).collect();
+    for_parts(cells.len(), &|i| {
+        // Each part is locked by its own call alone: the lock is never contended.
+        let mut part = cells[i].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(i, &mut part);
+    });
+    cells
+        .into_iter()
+        .map(|cell| cell.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()))
+        .collect()
+}
+
 /// Elements below which a loop stays on the calling thread: PyTorch's grain size
 /// (`at::internal::GRAIN_SIZE`).
 ///
@@ -253,11 +270,7 @@ pub(crate) fn for_chunks_mut<T: Send>(
         return f(0, data);
     }
     let chunk = data.len().div_ceil(parts).next_multiple_of(align.max(1));
-    let chunks: Vec<Mutex<&mut [T]>> = data.chunks_mut(chunk).map(Mutex::new).collect();
-    for_parts(chunks.len(), &|i| {
-        let mut part = chunks[i].lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(i * chunk, &mut part);
-    });
+    for_each_part(data.chunks_mut(chunk).collect(), &|i, part| f(i * chunk, part));
 }
 
 #[cfg(test)]
@@ -294,13 +307,13 @@ mod tests {
     #[test]
     fn parts_write_disjoint_halves() {
         let mut data = vec![0usize; 1000];
-        let chunks: Vec<Mutex<&mut [usize]>> = data.chunks_mut(250).map(Mutex::new).collect();
-        for_parts(chunks.len(), &|i| {
-            let mut chunk = chunks[i].lock().unwrap();
+        let parts = for_each_part(data.chunks_mut(250).collect(), &|i, chunk| {
             chunk.iter_mut().for_each(|v| *v = i + 1);
         });
-        drop(chunks);
+        assert_eq!(parts.len(), 4);
         assert!(data.chunks(250).enumerate().all(|(i, c)| c.iter().all(|&v| v == i + 1)));
+        let sums = for_each_part(vec![0usize; 3], &|i, sum| *sum = 10 * i);
+        assert_eq!(sums, [0, 10, 20]);
     }
 
     #[test]
