@@ -17,13 +17,10 @@
 use std::time::Duration;
 
 use autodiff::prelude::*;
-use ndarray::Array;
 
 #[allow(dead_code)] // each bench uses part of the shared harness
 mod common;
-use common::{paired, timed_backward};
-
-type F = f32;
+use common::{paired, random, timed_backward};
 
 #[differentiate(wrt(w1, b1, w2))]
 #[differentiate(wrt(w1, b1, w2), save = "all", name = swish_all)]
@@ -40,17 +37,6 @@ fn gelu(x: &Array2<f32>, w1: &Array2<f32>, b1: &Array1<f32>, w2: &Array2<f32>, t
     let inner = (&z + &z * &z * &z * 0.044715) * 0.797_884_6;
     let h = &z * 0.5 * (inner.tanh() + 1.0);
     mse(&h.dot(w2), target)
-}
-
-/// A fixed pseudo-random array in [-1, 1): the same inputs on every run.
-fn random<D: ndarray::Dimension, Sh: ndarray::ShapeBuilder<Dim = D>>(shape: Sh, seed: u64) -> Array<F, D> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    Array::from_shape_simple_fn(shape, || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((state >> 40) as F / (1u64 << 24) as F) * 2.0 - 1.0
-    })
 }
 
 fn row(case: &str, shapes: &str, (auto, all, ratio): (f64, f64, f64), held_auto: usize, held_all: usize) {

@@ -21,11 +21,10 @@ use std::time::{Duration, Instant};
 
 use autodiff::prelude::*;
 use autodiff::runtime::tape::Tape;
-use ndarray::Array;
 
 #[allow(dead_code)] // each bench uses part of the shared harness
 mod common;
-use common::{paired, timed_backward};
+use common::{paired, random, timed_backward};
 
 type F = f32;
 
@@ -70,17 +69,6 @@ fn chain(a: &Array2<f32>, b: &Array2<f32>, c: &Array2<f32>, d: &Array2<f32>) -> 
 #[differentiate(wrt(b, c, d), opt(seed = false), name = chain_dense_no_seed)]
 fn chain_dense(a: &Array2<f32>, b: &Array2<f32>, c: &Array2<f32>, d: &Array2<f32>, r: &Array2<f32>) -> f32 {
     (a.dot(b).dot(c).dot(d) * r).sum()
-}
-
-/// A fixed pseudo-random array in [-1, 1): the same inputs on every run.
-fn random<D: ndarray::Dimension, Sh: ndarray::ShapeBuilder<Dim = D>>(shape: Sh, seed: u64) -> Array<F, D> {
-    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    Array::from_shape_simple_fn(shape, || {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((state >> 40) as F / (1u64 << 24) as F) * 2.0 - 1.0
-    })
 }
 
 /// Tape backward alone: recording (`|tape| record`) untimed.

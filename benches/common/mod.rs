@@ -76,3 +76,18 @@ pub fn timed_backward<C, R>(
 pub fn report(case: &str, what: &str, (first, second, ratio): (f64, f64, f64)) {
     println!("{case:<18} {what:<28} {first:>10.1} µs {second:>10.1} µs   ratio {ratio:.3}");
 }
+
+/// A fixed pseudo-random `f32` array in [-1, 1): the same inputs on every run.
+#[allow(dead_code)] // not every bench draws its inputs here
+pub fn random<D: ndarray::Dimension, Sh: ndarray::ShapeBuilder<Dim = D>>(
+    shape: Sh,
+    seed: u64,
+) -> ndarray::Array<f32, D> {
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    ndarray::Array::from_shape_simple_fn(shape, || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+    })
+}

@@ -510,17 +510,7 @@ pub fn generate(
             {
                 continue;
             }
-            let first = steps
-                .iter()
-                .position(|s| {
-                    s.calls.iter().any(|c| {
-                        c.reads().any(|a| match a {
-                            GradArg::Value(x) => *x == v,
-                            GradArg::Factors(factors) => factors.contains(&v),
-                            _ => false,
-                        })
-                    })
-                })
+            let first = first_value_read(&steps, v)
                 .unwrap_or(last)
                 .min(recompute_reads.get(&v).copied().unwrap_or(usize::MAX));
             value_reads.remove(&v);
@@ -1437,6 +1427,19 @@ fn structural_reads(function: &Function, steps: &[Step]) -> BTreeSet<ValueId> {
     reads
 }
 
+/// The first step whose calls read `v` as a value (or among a product's factors).
+fn first_value_read(steps: &[Step], v: ValueId) -> Option<usize> {
+    steps.iter().position(|s| {
+        s.calls.iter().any(|c| {
+            c.reads().any(|a| match a {
+                GradArg::Value(x) => *x == v,
+                GradArg::Factors(factors) => factors.contains(&v),
+                _ => false,
+            })
+        })
+    })
+}
+
 /// Section 3e of [`generate`]: the values backward computes again instead of keeping, each
 /// with the step that computes it and the last step reading it, in statement order. Their
 /// operands' reads are added to `value_reads` (kept values read up to the recomputation;
@@ -1493,18 +1496,7 @@ fn recompute_plan(
             continue;
         }
         let last = value_reads.remove(&v).unwrap_or(0);
-        let first = steps
-            .iter()
-            .position(|s| {
-                s.calls.iter().any(|c| {
-                    c.reads().any(|a| match a {
-                        GradArg::Value(x) => *x == v,
-                        GradArg::Factors(factors) => factors.contains(&v),
-                        _ => false,
-                    })
-                })
-            })
-            .unwrap_or(last);
+        let first = first_value_read(steps, v).unwrap_or(last);
         recomputed.insert(v, (first, last));
     }
     // A value recomputed for a later recomputation is computed before it and lives until then.
