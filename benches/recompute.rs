@@ -14,8 +14,6 @@
 //!
 //! Run: `cargo bench --bench recompute` (`BUDGET_MS` per pair, default 2000).
 
-use std::time::Duration;
-
 use autodiff::prelude::*;
 
 #[allow(dead_code)] // each bench uses part of the shared harness
@@ -49,12 +47,7 @@ fn row(case: &str, shapes: &str, (auto, all, ratio): (f64, f64, f64), held_auto:
 }
 
 fn main() {
-    let budget = Duration::from_millis(
-        std::env::var("BUDGET_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(2000),
-    );
+    let budget = common::budget();
     println!("backward alone, f32, 1 thread; paired medians");
     println!("| case | x · w1 · w2 | held: auto | all | auto ÷ all | backward: auto | all | auto ÷ all |");
     println!("|---|---|---|---|---|---|---|---|");

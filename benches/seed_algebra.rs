@@ -17,7 +17,7 @@
 //!
 //! Run: `cargo bench --bench seed_algebra`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use autodiff::prelude::*;
 use autodiff::runtime::tape::Tape;
@@ -94,12 +94,7 @@ fn row(case: &str, loss: &str, off_on: (f64, f64, f64), tape_static: (f64, f64, 
 }
 
 fn main() {
-    let budget = Duration::from_millis(
-        std::env::var("BUDGET_MS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(2000),
-    );
+    let budget = common::budget();
     println!("backward alone, f32, 1 thread; paired medians; r: a fixed random array of the output's shape");
     println!(
         "| case | loss | static | static, seed off | seed off / on | tape | tape / static | held | held, seed off |"

@@ -91,3 +91,14 @@ pub fn random<D: ndarray::Dimension, Sh: ndarray::ShapeBuilder<Dim = D>>(
         ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
     })
 }
+
+/// The time each [`paired`] comparison runs for: `BUDGET_MS` milliseconds, 2000 unless set.
+#[allow(dead_code)] // not every bench reads it
+pub fn budget() -> Duration {
+    Duration::from_millis(
+        std::env::var("BUDGET_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(2000),
+    )
+}
