@@ -18,6 +18,8 @@
 //!
 //! Leaves borrow their data (no copy). Values are reference-counted: an
 //! intermediate is freed when no [`Var`] and no saved-tensor slot refers to it.
+//! A tape made with [`Tape::with_residuals`] keeps the computed arrays its nodes save
+//! rounded to 16 bits instead (one packed copy per value), unpacked for each rule.
 //!
 //! ```
 //! use autodiff_runtime::tape::Tape;
