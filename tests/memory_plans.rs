@@ -655,6 +655,9 @@ fn the_tape_with_bf16_residuals_is_the_static_codes_on_tanh_layers() {
     }
 }
 
+/// The gradients of `block`: x, w, bias, gamma, beta.
+type BlockGradients = (Array4<f32>, Array4<f32>, Array1<f32>, Array1<f32>, Array1<f32>);
+
 /// The same on the study's convolutional block (conv2d → batch norm → relu → sum, every input):
 /// both keep the convolution's output rounded, batch norm's statistics and relu's sign bits as
 /// they are, and run batch norm's measuring sums in backward. Bit for bit here too.
@@ -696,7 +699,7 @@ fn the_tape_with_bf16_residuals_is_the_static_codes_on_a_conv_block() {
         grads.take_as::<Ix1>(&leaves.3),
         grads.take_as::<Ix1>(&leaves.4),
     );
-    let all = |g: &(Array4<f32>, Array4<f32>, Array1<f32>, Array1<f32>, Array1<f32>)| {
+    let all = |g: &BlockGradients| {
         let g = g.clone();
         (g.0.into_iter().chain(g.1).chain(g.2).chain(g.3).chain(g.4)).collect::<Vec<f32>>()
     };
