@@ -1,28 +1,13 @@
 //! The tape with 16-bit residuals (`Tape::with_residuals`): gradients within the formats'
-//! rounding of the tape's own in `f32`, one packed copy per computed value (counted once,
-//! as the counting allocator sees it), and what stays as it is (leaves, relu's sign masks,
-//! batch norm's statistics, max-pooling's window indices).
-//!
-//! The allocator's counters are process-wide, so every test holds one lock while it runs.
+//! rounding of the tape's own in `f32`, one packed copy per computed value (counted once;
+//! `tape_memory.rs` compares the count with the allocator's), and what stays as it is
+//! (leaves, relu's sign masks, batch norm's statistics, max-pooling's window indices).
 
-use std::sync::{Mutex, MutexGuard};
-
-use autodiff_runtime::alloc::{self, CountingAllocator};
 use autodiff_runtime::kernels::packed::Half;
 use autodiff_runtime::kernels::unary;
 use autodiff_runtime::tape::{Tape, Var};
 use half::bf16;
 use ndarray::{Array1, Array2, ArrayD, Axis, Dimension};
-
-#[global_allocator]
-static ALLOC: CountingAllocator = CountingAllocator;
-
-static ALONE: Mutex<()> = Mutex::new(());
-
-/// Serialises the tests: another test's allocations would land in this one's counts.
-fn alone() -> MutexGuard<'static, ()> {
-    ALONE.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// Smooth, deterministic values in about [-1, 1] (no two entries alike).
 fn values<D: Dimension>(shape: impl ndarray::ShapeBuilder<Dim = D>, seed: f32) -> ndarray::Array<f32, D> {
@@ -90,7 +75,6 @@ fn compare<'a>(
 /// product keeps it again (the same copy), relu keeps its sign bits.
 #[test]
 fn an_mlp_in_sixteen_bits_is_within_their_rounding_of_f32() {
-    let _alone = alone();
     let (x, w1, b1) = (values((16, 8), 0.1), values((8, 32), 0.2), values(32, 0.3));
     let (w2, b2, t) = (values((32, 4), 0.4) / 4.0, values(4, 0.5), values((16, 4), 0.6));
     let results = compare([2e-2, 3e-3], 4, |tape| {
@@ -116,7 +100,6 @@ fn an_mlp_in_sixteen_bits_is_within_their_rounding_of_f32() {
 /// rounded input by the statistics of the unrounded one left 4e-2 in the static code).
 #[test]
 fn a_conv_batch_norm_relu_max_pool_block_in_sixteen_bits() {
-    let _alone = alone();
     let (x, w) = (values((2, 3, 7, 5), 0.1), values((5, 3, 3, 3), 0.2) / 27f32.sqrt());
     let (bias, gamma, beta) = (values(5, 0.3) / 10.0, values(5, 0.4) / 5.0 + 1.0, values(5, 0.5) / 10.0);
     let results = compare([2e-2, 3e-3], 3, |tape| {
@@ -154,7 +137,6 @@ fn a_conv_batch_norm_relu_max_pool_block_in_sixteen_bits() {
 /// product with v: one copy) and the attention's output.
 #[test]
 fn softmax_attention_in_sixteen_bits() {
-    let _alone = alone();
     let (x, t) = (values((12, 16), 0.1), values((12, 16), 0.2));
     let (wq, wk, wv, wo) = (
         values((16, 8), 0.3) / 4.0,
@@ -180,7 +162,6 @@ fn softmax_attention_in_sixteen_bits() {
 /// The rule reads the rounded value: `sum(tanh(x))`'s gradient is exactly `1 − bf16(tanh x)²`.
 #[test]
 fn the_rule_reads_the_value_rounded() {
-    let _alone = alone();
     let a = values(100, 0.7) * 2.0;
     let tape = Tape::with_residuals(Half::Bf16);
     let x = tape.param(&a);
@@ -191,57 +172,32 @@ fn the_rule_reads_the_value_rounded() {
     assert_eq!(Tape::<f32>::new().residuals(), None);
 }
 
-/// What the tape reports is what the allocator sees: half the bytes for the packed value,
-/// counted once though three slots of two nodes save it, and the `f32` array freed with the
-/// last `Var` referring to it.
+/// Half the bytes for the packed value, counted once though three slots of two nodes save
+/// it (`tape_memory.rs` checks the same against the counting allocator).
 #[test]
-fn saved_bytes_halve_as_the_allocator_sees_them() {
-    let _alone = alone();
-    const N: usize = 20_000;
-    let (a, w) = (values((N / 100, 100), 0.1), values((100, 100), 0.2) / 10.0);
-    // The product's first call allocates the GEMM's per-thread scratch, which stays.
-    {
-        let tape = Tape::<f32>::new();
-        drop(tape.constant(&a).dot(&tape.constant(&w)));
-    }
-    let mut held = Vec::new();
-    for residuals in [None, Some(Half::Bf16)] {
-        let baseline = alloc::current_bytes();
-        let tape = residuals.map_or_else(Tape::new, Tape::with_residuals);
-        let (x, w) = (tape.constant(&a), tape.param(&w));
-        let loss = {
+fn saved_bytes_halve_and_a_value_saved_twice_counts_once() {
+    let (a, w) = (values((200, 100), 0.1), values((100, 100), 0.2) / 10.0);
+    let saved: Vec<(usize, usize)> = [None, Some(Half::Bf16)]
+        .into_iter()
+        .map(|residuals| {
+            let tape = residuals.map_or_else(Tape::new, Tape::with_residuals);
+            let (x, w) = (tape.constant(&a), tape.param(&w));
             let h = x.dot(&w).tanh(); // keeps h (its output)
-            (&h * &h).sum() // keeps h twice (each operand for the other's adjoint)
-        }; // the product x·w, h and h·h: their Vars are gone
-        let memory = tape.memory();
-        let bytes = alloc::current_bytes() - baseline;
-        assert!(bytes >= memory.total(), "held {bytes} < reported {memory:?}");
-        // Up to the loss's 0-d value and the leaves' handles.
-        assert!(bytes - memory.total() < 512, "held {bytes}, reported {memory:?}");
-        assert_eq!(
-            tape.nodes()[2].saved_bytes,
-            2 * memory.saved_bytes,
-            "per node, each slot counts"
-        );
-        held.push((memory.saved_bytes, bytes, memory.node_bytes));
-        let grads = tape.backward(&loss);
-        assert_eq!(tape.memory().saved_bytes, 0, "every saved tensor was freed");
-        drop((grads, loss, x));
-        // The packed copies' index is emptied once their nodes are freed.
-        assert!(tape.memory().node_bytes < 4096, "{:?}", tape.memory());
-    }
-    assert_eq!(held[0].0, N * 4);
-    assert_eq!(held[1].0, N * 2);
-    // Measured: the f32 tape holds N two-byte halves more than the bf16 one, less the bf16
-    // tape's index of its packed copies (in its bookkeeping).
-    assert_eq!(held[0].1 + (held[1].2 - held[0].2), held[1].1 + N * 2);
+            let _loss = (&h * &h).sum(); // keeps h twice (each operand for the other's adjoint)
+            (tape.memory().saved_bytes, tape.nodes()[2].saved_bytes)
+        })
+        .collect();
+    assert_eq!(
+        saved,
+        [(80_000, 160_000), (40_000, 80_000)],
+        "per node, each slot counts"
+    );
 }
 
 /// A computed value saved by two nodes is packed once; each node's rule unpacks it for itself,
 /// and a retained graph keeps the packed copy for the next backward (same gradients).
 #[test]
 fn one_copy_per_value_kept_by_a_retained_graph() {
-    let _alone = alone();
     let a = values((30, 20), 0.3);
     let tape = Tape::with_residuals(Half::Bf16);
     let x = tape.param(&a);
@@ -263,7 +219,6 @@ fn one_copy_per_value_kept_by_a_retained_graph() {
 /// whole; so do 0-d values.
 #[test]
 fn leaves_and_scalars_are_not_packed() {
-    let _alone = alone();
     let a = values((10, 10), 0.4);
     for tape in [Tape::<f32>::new(), Tape::with_residuals(Half::Bf16)] {
         let x = tape.param(&a);
@@ -287,7 +242,6 @@ fn leaves_and_scalars_are_not_packed() {
 /// keeping it keeps it packed.
 #[test]
 fn a_value_computed_from_constants_is_packed() {
-    let _alone = alone();
     let a = values(64, 0.5);
     let tape = Tape::with_residuals(Half::F16);
     let (c, w) = (tape.constant(&a), tape.param(&a));
@@ -303,7 +257,6 @@ fn a_value_computed_from_constants_is_packed() {
 /// bytes on both tapes; of the block only the convolution's output is halved.
 #[test]
 fn masks_and_aux_residuals_are_not_packed() {
-    let _alone = alone();
     let (x, w) = (values((2, 2, 8, 8), 0.1), values((3, 2, 3, 3), 0.2));
     let (gamma, beta): (Array1<f32>, Array1<f32>) = (values(3, 0.3) + 1.0, values(3, 0.4));
     let mut per_node = Vec::new();
@@ -342,7 +295,6 @@ fn masks_and_aux_residuals_are_not_packed() {
 /// An f64 tape keeps a quarter of the bytes, and its gradients are the rounded residuals'.
 #[test]
 fn an_f64_tape_keeps_a_quarter() {
-    let _alone = alone();
     let a: Array2<f64> = values((8, 8), 0.6).mapv(f64::from);
     let tape = Tape::with_residuals(Half::Bf16);
     let x = tape.param(&a);

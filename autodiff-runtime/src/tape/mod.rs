@@ -323,6 +323,8 @@ impl<'a, F: Float> Tape<'a, F> {
     /// Replaces each saved computed array of a new node by its value's packed copy (made
     /// now if no earlier node saved the value). A saved tensor is one of the node's inputs
     /// or its output; which one says whether it is a leaf (kept as it is) and its id.
+    /// Not inlined: `record` runs for every op of every tape, and stays as small as it was.
+    #[inline(never)]
     fn pack_saved(
         &self,
         op: &mut Op<'a, F>,
@@ -491,11 +493,7 @@ impl<'a, F: Float> Tape<'a, F> {
                 node.op = Op::Freed { name: node.op.name() };
             } else if packing {
                 // A retained graph keeps the packed copies, shared as before.
-                for (slot, packed) in node.op.saved_mut().into_iter().zip(packed) {
-                    if let (Some(slot), Some(packed)) = (slot, packed) {
-                        *slot = packed;
-                    }
-                }
+                repack(&mut node.op, packed);
             }
         }
         *sweeping = false;
@@ -518,7 +516,9 @@ impl<'a, F: Float> Tape<'a, F> {
 }
 
 /// Widens the packed residuals a node holds into arrays of `F` for its rule, returning the
-/// packed copies (by slot) to put back if the graph is retained.
+/// packed copies (by slot) to put back if the graph is retained. Not inlined, as
+/// [`repack`]: the sweep's loop stays the unpacked tape's.
+#[inline(never)]
 fn unpack<'a, F: Float>(op: &mut Op<'a, F>) -> [Option<Saved<'a, F>>; 2] {
     let mut packed = [None, None];
     for (slot, out) in op.saved_mut().into_iter().zip(&mut packed) {
@@ -530,6 +530,16 @@ fn unpack<'a, F: Float>(op: &mut Op<'a, F>) -> [Option<Saved<'a, F>>; 2] {
         }
     }
     packed
+}
+
+/// Puts back the packed copies [`unpack`] took out of a node's slots.
+#[inline(never)]
+fn repack<'a, F: Float>(op: &mut Op<'a, F>, packed: [Option<Saved<'a, F>>; 2]) {
+    for (slot, packed) in op.saved_mut().into_iter().zip(packed) {
+        if let (Some(slot), Some(packed)) = (slot, packed) {
+            *slot = packed;
+        }
+    }
 }
 
 /// Adds one contribution to an adjoint: the first is moved in, later ones `+=`
