@@ -632,3 +632,102 @@ fn auto_recomputes_elementwise_values_from_what_it_keeps() {
     let (exact, rounded) = (swish_all_grad(&x, &w, &b, &v), swish_bf16_grad(&x, &w, &b, &v));
     assert!(error_of_largest(&rounded.1 .0, &exact.1 .0) < 2e-2);
 }
+
+/// The largest difference between the gradients `got` and `exact`, relative to the largest
+/// entry of them all (a gradient 0 in exact arithmetic, such as a bias's before batch norm,
+/// is judged against the others' scale).
+fn error_of_all<'g>(got: impl IntoIterator<Item = &'g f32>, exact: impl IntoIterator<Item = &'g f32>) -> f32 {
+    let (got, exact): (Vec<f32>, Vec<f32>) = (got.into_iter().copied().collect(), exact.into_iter().copied().collect());
+    assert_eq!(got.len(), exact.len());
+    let scale = exact.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    got.iter().zip(&exact).fold(0.0f32, |m, (a, b)| m.max((a - b).abs())) / scale
+}
+
+/// The tape with bf16 residuals (`Tape::with_residuals`) keeps the values the static code's
+/// `residuals = "bf16"` keeps rounded, in functions without loops: the same bytes, and the
+/// same gradients (here bit for bit: both engines' kernels read the same rounded values in
+/// the same order). Two tanh layers: h and the second layer's output, 2 bytes each.
+#[test]
+fn the_tape_with_bf16_residuals_is_the_static_codes_on_tanh_layers() {
+    use autodiff::runtime::kernels::packed::Half;
+    use autodiff::runtime::tape::Tape;
+    let mut r = rng(10);
+    let f32s = |a: Array2<f64>| a.mapv(|v| v as f32);
+    let (x, w1, w2) = (
+        f32s(random(&mut r, (9, 6))),
+        f32s(random(&mut r, (6, 20))),
+        f32s(random(&mut r, (20, 4))),
+    );
+    let (value, statics) = layer_bf16_grad(&x, &w1, &w2);
+    let (_, exact) = layer_full_grad(&x, &w1, &w2);
+    let tape = Tape::with_residuals(Half::Bf16);
+    let (xv, w1v, w2v) = (tape.param(&x), tape.param(&w1), tape.param(&w2));
+    let y = layer_full_on_tape(&xv, &w1v, &w2v);
+    assert_eq!(y.scalar(), value);
+    assert_eq!(Some(tape.memory().saved_bytes), layer_bf16_residual_bytes(&x, &w1, &w2));
+    let mut grads = tape.backward(&y);
+    let taped = (grads.take_as(&xv), grads.take_as(&w1v), grads.take_as(&w2v));
+    let pairs = [
+        (&taped.0, &statics.0, &exact.0),
+        (&taped.1, &statics.1, &exact.1),
+        (&taped.2, &statics.2, &exact.2),
+    ];
+    for (k, (tape, statics, exact)) in pairs.into_iter().enumerate() {
+        assert_eq!(tape, statics, "gradient {k}: the tape's and the static code's");
+        // The rounding is there: both are off the full-precision gradient (by 3e-3 to 4e-3).
+        assert!(error_of_largest(statics, exact) > 1e-4, "gradient {k}");
+    }
+}
+
+/// The gradients of `block`: x, w, bias, gamma, beta.
+type BlockGradients = (Array4<f32>, Array4<f32>, Array1<f32>, Array1<f32>, Array1<f32>);
+
+/// The same on the study's convolutional block (conv2d → batch norm → relu → sum, every input):
+/// both keep the convolution's output rounded, batch norm's statistics and relu's sign bits as
+/// they are, and run batch norm's measuring sums in backward. Bit for bit here too.
+#[test]
+fn the_tape_with_bf16_residuals_is_the_static_codes_on_a_conv_block() {
+    use autodiff::runtime::kernels::packed::Half;
+    use autodiff::runtime::tape::Tape;
+    let mut r = rng(13);
+    let f32s = |a: Array4<f64>| a.mapv(|v| v as f32);
+    let (x, w) = (
+        f32s(random(&mut r, (2, 3, 5, 5))),
+        f32s(random(&mut r, (4, 3, 3, 3)) / 27f64.sqrt()),
+    );
+    let bias = random(&mut r, 4).mapv(|v| (0.1 * v) as f32);
+    let gamma = random(&mut r, 4).mapv(|v| (1.0 + 0.2 * v) as f32);
+    let beta = random(&mut r, 4).mapv(|v| (0.1 * v) as f32);
+    let (value, statics) = block_bf16_grad(&x, &w, &bias, &gamma, &beta);
+    let (_, exact) = block_full_grad(&x, &w, &bias, &gamma, &beta);
+    let tape = Tape::with_residuals(Half::Bf16);
+    let leaves = (
+        tape.param(&x),
+        tape.param(&w),
+        tape.param(&bias),
+        tape.param(&gamma),
+        tape.param(&beta),
+    );
+    let y = block_full_on_tape(&leaves.0, &leaves.1, &leaves.2, &leaves.3, &leaves.4);
+    assert_eq!(y.scalar(), value);
+    assert_eq!(
+        Some(tape.memory().saved_bytes),
+        block_bf16_residual_bytes(&x, &w, &bias, &gamma, &beta)
+    );
+    let mut grads = tape.backward(&y);
+    let taped = (
+        grads.take_as::<Ix4>(&leaves.0),
+        grads.take_as::<Ix4>(&leaves.1),
+        grads.take_as::<Ix1>(&leaves.2),
+        grads.take_as::<Ix1>(&leaves.3),
+        grads.take_as::<Ix1>(&leaves.4),
+    );
+    let all = |g: &BlockGradients| {
+        let g = g.clone();
+        (g.0.into_iter().chain(g.1).chain(g.2).chain(g.3).chain(g.4)).collect::<Vec<f32>>()
+    };
+    let (taped, statics, exact) = (all(&taped), all(&statics), all(&exact));
+    assert_eq!(taped, statics, "the tape's gradients and the static code's");
+    // Both off the full-precision gradients by the rounding (7e-4 of the largest entry).
+    assert!(error_of_all(&statics, &exact) > 1e-4);
+}

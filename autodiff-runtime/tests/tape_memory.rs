@@ -1,13 +1,15 @@
 //! The tape's memory, measured with the counting allocator: what `memory()`
-//! reports matches the heap, saved tensors are freed as backward proceeds, and
-//! everything returns to the baseline once the tape and its results are dropped.
+//! reports matches the heap (with residuals kept in 16 bits too), saved tensors are freed
+//! as backward proceeds, and everything returns to the baseline once the tape and its
+//! results are dropped.
 //!
 //! It reads the calling thread's counters (`alloc::thread_bytes`), which the test
 //! harness's other threads do not move; everything runs in one `#[test]`, in order.
 
 use autodiff_runtime::alloc::{self, CountingAllocator};
+use autodiff_runtime::kernels::packed::Half;
 use autodiff_runtime::tape::Tape;
-use ndarray::Array1;
+use ndarray::{Array1, Array2};
 
 #[global_allocator]
 static ALLOC: CountingAllocator = CountingAllocator;
@@ -134,4 +136,45 @@ fn tape_memory_matches_the_allocator() {
         assert!(tape.is_empty());
     }
     assert_eq!(alloc::thread_bytes(), baseline);
+
+    // With bf16 residuals (`Tape::with_residuals`) the saved value takes half the bytes,
+    // counted once though three slots of two nodes save it, and its f32 array is freed with
+    // the last `Var` referring to it: what the tape reports is again what the heap holds.
+    {
+        const M: usize = 20_000;
+        let a = Array2::from_shape_fn((M / 100, 100), |(i, j)| ((i * 100 + j) as f32 * 0.37).sin());
+        let w = Array2::from_shape_fn((100, 100), |(i, j)| ((i + 3 * j) as f32 * 0.11).cos() / 10.0);
+        let mut held = Vec::new();
+        // Once first: the products' first calls allocate the GEMM's per-thread scratch,
+        // which stays (hence last in this test, and a baseline of its own).
+        for (run, residuals) in [None, None, Some(Half::Bf16)].into_iter().enumerate() {
+            let baseline = alloc::thread_bytes();
+            let tape = residuals.map_or_else(Tape::new, Tape::with_residuals);
+            let (x, w) = (tape.constant(&a), tape.param(&w));
+            let loss = {
+                let h = x.dot(&w).tanh(); // keeps h (its output)
+                (&h * &h).sum() // keeps h twice (each operand for the other's adjoint)
+            }; // the product x·w, h and h·h: their Vars are gone
+            let memory = tape.memory();
+            let bytes = held_since(baseline);
+            assert!(bytes >= memory.total(), "held {bytes} < reported {memory:?}");
+            // Up to the loss's 0-d value and the leaves' handles.
+            assert!(bytes - memory.total() < 512, "held {bytes}, reported {memory:?}");
+            held.push((memory.saved_bytes, bytes, memory.node_bytes));
+            let grads = tape.backward(&loss);
+            assert_eq!(tape.memory().saved_bytes, 0, "every saved tensor was freed");
+            drop((grads, loss, x, w));
+            // The packed copies' index is emptied once their nodes are freed.
+            assert!(tape.memory().node_bytes < 4096, "{:?}", tape.memory());
+            drop(tape);
+            if run > 0 {
+                assert_eq!(alloc::thread_bytes(), baseline, "{residuals:?}: back to the baseline");
+            }
+        }
+        let (full, half) = (held[1], held[2]);
+        assert_eq!((full.0, half.0), (M * 4, M * 2));
+        // Measured: the f32 tape holds M two-byte halves more than the bf16 one, less the
+        // bf16 tape's index of its packed copies (in its bookkeeping).
+        assert_eq!(full.1 + (half.2 - full.2), half.1 + M * 2);
+    }
 }

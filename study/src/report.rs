@@ -434,10 +434,10 @@ pub fn stability_table(rows: &[StabilityResult]) -> String {
 }
 
 /// The residual-precision table: per case and wrt mode, the `f32` static gradient with its
-/// array residuals as computed, in bf16 and in f16, against the `f64` gradient, beside the
-/// bytes held between forward and backward. A 16-bit row holding what the full row holds
-/// packed nothing (the case keeps only relu's bits, column sums or loop states, which stay
-/// as they are) and is the same code.
+/// array residuals as computed, in bf16 and in f16, and the tape's as computed and in bf16,
+/// against the `f64` gradient, beside the bytes held between forward and backward. A 16-bit
+/// row holding what its mode's full row holds packed nothing (the case keeps only relu's
+/// bits, column sums or loop states, which stay as they are) and is the same code.
 pub fn residual_table(rows: &[ResidualPrecisionResult]) -> String {
     let mut out = String::new();
     if rows.is_empty() {
@@ -445,7 +445,7 @@ pub fn residual_table(rows: &[ResidualPrecisionResult]) -> String {
     }
     let _ = writeln!(
         out,
-        "\nResidual precision (#[differentiate(residuals = ..)]): f32 static gradients vs the f64 ones, at the timed shapes (held: KB = 1000 B)"
+        "\nResidual precision (#[differentiate(residuals = ..)], Tape::with_residuals): f32 gradients vs the f64 static ones, at the timed shapes (held: KB = 1000 B)"
     );
     let _ = writeln!(
         out,
@@ -461,13 +461,13 @@ pub fn residual_table(rows: &[ResidualPrecisionResult]) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<17} {:<6} {:<9} {:>10} {:>5} {:>10} {:>11} {:>12}  note",
-        "case", "wrt", "residuals", "held", "g ok", "max |g|", "of largest", "per element"
+        "{:<17} {:<6} {:<6} {:<9} {:>10} {:>5} {:>10} {:>11} {:>12}  note",
+        "case", "wrt", "mode", "residuals", "held", "g ok", "max |g|", "of largest", "per element"
     );
     for r in rows {
         let full = rows
             .iter()
-            .find(|f| f.case == r.case && f.wrt == r.wrt && f.residuals == "full");
+            .find(|f| f.case == r.case && f.wrt == r.wrt && f.mode == r.mode && f.residuals == "full");
         let note = match full {
             Some(f) if r.residuals != "full" && f.held_bytes == r.held_bytes => {
                 "nothing to pack: holds what full holds"
@@ -476,9 +476,10 @@ pub fn residual_table(rows: &[ResidualPrecisionResult]) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<17} {:<6} {:<9} {:>10} {:>5} {:>10.3e} {:>11} {:>12}  {note}",
+            "{:<17} {:<6} {:<6} {:<9} {:>10} {:>5} {:>10.3e} {:>11} {:>12}  {note}",
             r.case,
             r.wrt,
+            r.mode,
             r.residuals,
             fmt_bytes_decimal(r.held_bytes),
             if r.grad_finite { "yes" } else { "NO" },
@@ -762,6 +763,7 @@ mod tests {
         let row = |residuals: &str, held: usize, err: f64| ResidualPrecisionResult {
             case: "conv2d".into(),
             wrt: "params".into(),
+            mode: "static".into(),
             residuals: residuals.into(),
             dtype: "f32".into(),
             held_bytes: held,

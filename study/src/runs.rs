@@ -12,6 +12,7 @@
 //! Results are dropped after the clock stopped in every mode.
 
 use autodiff::ndarray::{Array, ArrayD, Dimension, Ix1, Ix2, Ix4};
+use autodiff::runtime::kernels::packed::Half;
 use autodiff::runtime::tape::{Gradients, Tape, Var};
 use autodiff::Float;
 
@@ -135,11 +136,15 @@ macro_rules! static_mode {
 /// The tape mode from a `#[differentiate]` expansion's `p_on_tape`.
 /// `$kind` is `param` or `constant` for each argument (`params` or `constants`
 /// for a slice, see `wiring.rs`); `$dim` is a gradient's (or a slice element's) dimension.
+/// After `$F,` the tape's residual precision (`Option<Half>`: `Tape::with_residuals`).
 macro_rules! tape_mode {
-    ($F:ty; $on_tape:path; ($($arg:ident : $kind:ident),*); ($($g:ident : $dim:ty),*)) => {
+    ($F:ty; $on_tape:path; $args:tt; $grads:tt) => {
+        tape_mode!($F, None; $on_tape; $args; $grads)
+    };
+    ($F:ty, $residuals:expr; $on_tape:path; ($($arg:ident : $kind:ident),*); ($($g:ident : $dim:ty),*)) => {
         ModeRun {
             forward: Box::new(move || {
-                let tape = Tape::<$F>::new();
+                let tape = new_tape::<$F>($residuals);
                 let (out, elapsed) = time(|| {
                     $(let $arg = tape_leaf!(tape, $kind, $arg);)*
                     $on_tape($(tape_arg!($kind, $arg)),*)
@@ -147,9 +152,9 @@ macro_rules! tape_mode {
                 std::hint::black_box(out);
                 elapsed
             }),
-            backward: tape_backward!($F; $on_tape; ($($arg : $kind),*)),
+            backward: tape_backward!($F, new_tape::<$F>($residuals); $on_tape; ($($arg : $kind),*)),
             forward_backward: Box::new(move || {
-                let tape = Tape::<$F>::new();
+                let tape = new_tape::<$F>($residuals);
                 let (grads, elapsed) = time(|| {
                     $(let $arg = tape_leaf!(tape, $kind, $arg);)*
                     let y = $on_tape($(tape_arg!($kind, $arg)),*);
@@ -158,9 +163,9 @@ macro_rules! tape_mode {
                 std::hint::black_box(grads);
                 elapsed
             }),
-            memory: tape_memory!($F; $on_tape; ($($arg : $kind),*)),
+            memory: tape_memory!($F, new_tape::<$F>($residuals); $on_tape; ($($arg : $kind),*)),
             gradients: Box::new(move || {
-                let tape = Tape::<$F>::new();
+                let tape = new_tape::<$F>($residuals);
                 $(let $arg = tape_leaf!(tape, $kind, $arg);)*
                 let y = $on_tape($(tape_arg!($kind, $arg)),*);
                 let value = y.scalar();
@@ -169,6 +174,11 @@ macro_rules! tape_mode {
             }),
         }
     };
+}
+
+/// A tape keeping its saved computed arrays as computed (`None`) or in 16 bits.
+fn new_tape<'a, F: Float>(residuals: Option<Half>) -> Tape<'a, F> {
+    residuals.map_or_else(Tape::new, Tape::with_residuals)
 }
 
 /// The floor from `floor.rs`'s hand-written forward and backward.
@@ -215,37 +225,29 @@ macro_rules! floor_mode {
 /// The three modes of one case and wrt mode, in [`Mode::ALL`] order.
 pub fn modes<F: Float>(inputs: &Inputs<F>, wrt: Wrt) -> Vec<(Mode, ModeRun<'_>)> {
     let one = F::one();
-    let (static_run, tape_run, floor_run) = match (inputs, wrt) {
+    let (static_run, floor_run) = match (inputs, wrt) {
         (Inputs::SimpleQuadratic { x }, Wrt::All) => (
             static_mode!(F; simple_quadratic_grad, simple_quadratic_forward, simple_quadratic_backward; (x); (dx)),
-            tape_mode!(F; simple_quadratic_on_tape; (x: param); (x: Ix1)),
             floor_mode!(F; floor::simple_quadratic_forward, |s| floor::simple_quadratic_backward(s, one); (x)),
         ),
         (Inputs::SimpleQuadratic { x }, Wrt::Params) => (
             static_mode!(F; simple_quadratic_params_grad, simple_quadratic_params_forward, simple_quadratic_params_backward; (x); (dx)),
-            tape_mode!(F; simple_quadratic_params_on_tape; (x: param); (x: Ix1)),
             floor_mode!(F; floor::simple_quadratic_forward, |s| floor::simple_quadratic_backward(s, one); (x)),
         ),
         (Inputs::SmallMlp { x, w1, b1, w2, b2 }, Wrt::All) => (
             static_mode!(F; small_mlp_grad, small_mlp_forward, small_mlp_backward; (x, w1, b1, w2, b2); (dx, dw1, db1, dw2, db2)),
-            tape_mode!(F; small_mlp_on_tape; (x: param, w1: param, b1: param, w2: param, b2: param);
-                (x: Ix2, w1: Ix2, b1: Ix1, w2: Ix2, b2: Ix1)),
             floor_mode!(F; floor::small_mlp_forward, |s| floor::small_mlp_backward(s, one, Wrt::All); (x, w1, b1, w2, b2)),
         ),
         (Inputs::SmallMlp { x, w1, b1, w2, b2 }, Wrt::Params) => (
             static_mode!(F; small_mlp_params_grad, small_mlp_params_forward, small_mlp_params_backward; (x, w1, b1, w2, b2); (dw1, db1, dw2, db2)),
-            tape_mode!(F; small_mlp_params_on_tape; (x: constant, w1: param, b1: param, w2: param, b2: param);
-                (w1: Ix2, b1: Ix1, w2: Ix2, b2: Ix1)),
             floor_mode!(F; floor::small_mlp_forward, |s| floor::small_mlp_backward(s, one, Wrt::Params); (x, w1, b1, w2, b2)),
         ),
         (Inputs::MatmulChain { a, b, c, d }, Wrt::All) => (
             static_mode!(F; matmul_chain_grad, matmul_chain_forward, matmul_chain_backward; (a, b, c, d); (da, db, dc, dd)),
-            tape_mode!(F; matmul_chain_on_tape; (a: param, b: param, c: param, d: param); (a: Ix2, b: Ix2, c: Ix2, d: Ix2)),
             floor_mode!(F; floor::matmul_chain_forward, |s| floor::matmul_chain_backward(s, one, Wrt::All); (a, b, c, d)),
         ),
         (Inputs::MatmulChain { a, b, c, d }, Wrt::Params) => (
             static_mode!(F; matmul_chain_params_grad, matmul_chain_params_forward, matmul_chain_params_backward; (a, b, c, d); (db, dc, dd)),
-            tape_mode!(F; matmul_chain_params_on_tape; (a: constant, b: param, c: param, d: param); (b: Ix2, c: Ix2, d: Ix2)),
             floor_mode!(F; floor::matmul_chain_forward, |s| floor::matmul_chain_backward(s, one, Wrt::Params); (a, b, c, d)),
         ),
         (
@@ -260,8 +262,6 @@ pub fn modes<F: Float>(inputs: &Inputs<F>, wrt: Wrt) -> Vec<(Mode, ModeRun<'_>)>
         ) => (
             static_mode!(F; conv2d_block_grad, conv2d_block_forward, conv2d_block_backward; (x, w, bias, gamma, beta);
                 (dx, dw, dbias, dgamma, dbeta)),
-            tape_mode!(F; conv2d_block_on_tape; (x: param, w: param, bias: param, gamma: param, beta: param);
-                (x: Ix4, w: Ix4, bias: Ix1, gamma: Ix1, beta: Ix1)),
             floor_mode!(F; floor::conv2d_block_forward, |s| floor::conv2d_block_backward(s, one, Wrt::All); (x, w, bias, gamma, beta)),
         ),
         (
@@ -276,8 +276,6 @@ pub fn modes<F: Float>(inputs: &Inputs<F>, wrt: Wrt) -> Vec<(Mode, ModeRun<'_>)>
         ) => (
             static_mode!(F; conv2d_block_params_grad, conv2d_block_params_forward, conv2d_block_params_backward;
                 (x, w, bias, gamma, beta); (dw, dbias, dgamma, dbeta)),
-            tape_mode!(F; conv2d_block_params_on_tape; (x: constant, w: param, bias: param, gamma: param, beta: param);
-                (w: Ix4, bias: Ix1, gamma: Ix1, beta: Ix1)),
             floor_mode!(F; floor::conv2d_block_forward, |s| floor::conv2d_block_backward(s, one, Wrt::Params); (x, w, bias, gamma, beta)),
         ),
         (
@@ -293,8 +291,6 @@ pub fn modes<F: Float>(inputs: &Inputs<F>, wrt: Wrt) -> Vec<(Mode, ModeRun<'_>)>
         ) => (
             static_mode!(F; attention_grad, attention_forward, attention_backward; (xs, wq, wk, wv, wo, targets);
                 (dxs, dwq, dwk, dwv, dwo)),
-            tape_mode!(F; attention_on_tape; (xs: params, wq: param, wk: param, wv: param, wo: param, targets: constants);
-                (xs: Ix2, wq: Ix2, wk: Ix2, wv: Ix2, wo: Ix2)),
             floor_mode!(F; floor::attention_forward, |s| floor::attention_backward(s, one, Wrt::All); (xs, wq, wk, wv, wo, targets)),
         ),
         (
@@ -310,29 +306,110 @@ pub fn modes<F: Float>(inputs: &Inputs<F>, wrt: Wrt) -> Vec<(Mode, ModeRun<'_>)>
         ) => (
             static_mode!(F; attention_params_grad, attention_params_forward, attention_params_backward;
                 (xs, wq, wk, wv, wo, targets); (dwq, dwk, dwv, dwo)),
-            tape_mode!(F; attention_params_on_tape;
-                (xs: constants, wq: param, wk: param, wv: param, wo: param, targets: constants);
-                (wq: Ix2, wk: Ix2, wv: Ix2, wo: Ix2)),
             floor_mode!(F; floor::attention_forward, |s| floor::attention_backward(s, one, Wrt::Params); (xs, wq, wk, wv, wo, targets)),
         ),
         (Inputs::Rnn { h0, w, u, xs, target }, Wrt::All) => (
             static_mode!(F; rnn_grad, rnn_forward, rnn_backward; (h0, w, u, xs, target); (dh0, dw, du, dxs)),
-            tape_mode!(F; rnn_on_tape; (h0: param, w: param, u: param, xs: params, target: constant);
-                (h0: Ix2, w: Ix2, u: Ix2, xs: Ix2)),
             floor_mode!(F; floor::rnn_forward, |s| floor::rnn_backward(s, one, Wrt::All); (h0, w, u, xs, target)),
         ),
         (Inputs::Rnn { h0, w, u, xs, target }, Wrt::Params) => (
             static_mode!(F; rnn_params_grad, rnn_params_forward, rnn_params_backward; (h0, w, u, xs, target); (dw, du)),
-            tape_mode!(F; rnn_params_on_tape; (h0: constant, w: param, u: param, xs: constants, target: constant);
-                (w: Ix2, u: Ix2)),
             floor_mode!(F; floor::rnn_forward, |s| floor::rnn_backward(s, one, Wrt::Params); (h0, w, u, xs, target)),
         ),
     };
     vec![
         (Mode::Static, static_run),
-        (Mode::Tape, tape_run),
+        (Mode::Tape, tape_mode_of(inputs, wrt, None)),
         (Mode::Floor, floor_run),
     ]
+}
+
+/// The tape mode of one case and wrt mode, keeping its saved computed arrays as computed
+/// (`residuals` `None`) or in 16 bits (`Tape::with_residuals`).
+pub fn tape_mode_of<F: Float>(inputs: &Inputs<F>, wrt: Wrt, residuals: Option<Half>) -> ModeRun<'_> {
+    match (inputs, wrt) {
+        (Inputs::SimpleQuadratic { x }, Wrt::All) => {
+            tape_mode!(F, residuals; simple_quadratic_on_tape; (x: param); (x: Ix1))
+        }
+        (Inputs::SimpleQuadratic { x }, Wrt::Params) => {
+            tape_mode!(F, residuals; simple_quadratic_params_on_tape; (x: param); (x: Ix1))
+        }
+        (Inputs::SmallMlp { x, w1, b1, w2, b2 }, Wrt::All) => {
+            tape_mode!(F, residuals; small_mlp_on_tape; (x: param, w1: param, b1: param, w2: param, b2: param);
+                (x: Ix2, w1: Ix2, b1: Ix1, w2: Ix2, b2: Ix1))
+        }
+        (Inputs::SmallMlp { x, w1, b1, w2, b2 }, Wrt::Params) => {
+            tape_mode!(F, residuals; small_mlp_params_on_tape; (x: constant, w1: param, b1: param, w2: param, b2: param);
+                (w1: Ix2, b1: Ix1, w2: Ix2, b2: Ix1))
+        }
+        (Inputs::MatmulChain { a, b, c, d }, Wrt::All) => {
+            tape_mode!(F, residuals; matmul_chain_on_tape; (a: param, b: param, c: param, d: param); (a: Ix2, b: Ix2, c: Ix2, d: Ix2))
+        }
+        (Inputs::MatmulChain { a, b, c, d }, Wrt::Params) => {
+            tape_mode!(F, residuals; matmul_chain_params_on_tape; (a: constant, b: param, c: param, d: param); (b: Ix2, c: Ix2, d: Ix2))
+        }
+        (
+            Inputs::Conv2d {
+                x,
+                w,
+                bias,
+                gamma,
+                beta,
+            },
+            Wrt::All,
+        ) => {
+            tape_mode!(F, residuals; conv2d_block_on_tape; (x: param, w: param, bias: param, gamma: param, beta: param);
+                (x: Ix4, w: Ix4, bias: Ix1, gamma: Ix1, beta: Ix1))
+        }
+        (
+            Inputs::Conv2d {
+                x,
+                w,
+                bias,
+                gamma,
+                beta,
+            },
+            Wrt::Params,
+        ) => {
+            tape_mode!(F, residuals; conv2d_block_params_on_tape; (x: constant, w: param, bias: param, gamma: param, beta: param);
+                (w: Ix4, bias: Ix1, gamma: Ix1, beta: Ix1))
+        }
+        (
+            Inputs::Attention {
+                xs,
+                wq,
+                wk,
+                wv,
+                wo,
+                targets,
+            },
+            Wrt::All,
+        ) => {
+            tape_mode!(F, residuals; attention_on_tape; (xs: params, wq: param, wk: param, wv: param, wo: param, targets: constants);
+                (xs: Ix2, wq: Ix2, wk: Ix2, wv: Ix2, wo: Ix2))
+        }
+        (
+            Inputs::Attention {
+                xs,
+                wq,
+                wk,
+                wv,
+                wo,
+                targets,
+            },
+            Wrt::Params,
+        ) => tape_mode!(F, residuals; attention_params_on_tape;
+                (xs: constants, wq: param, wk: param, wv: param, wo: param, targets: constants);
+                (wq: Ix2, wk: Ix2, wv: Ix2, wo: Ix2)),
+        (Inputs::Rnn { h0, w, u, xs, target }, Wrt::All) => {
+            tape_mode!(F, residuals; rnn_on_tape; (h0: param, w: param, u: param, xs: params, target: constant);
+                (h0: Ix2, w: Ix2, u: Ix2, xs: Ix2))
+        }
+        (Inputs::Rnn { h0, w, u, xs, target }, Wrt::Params) => {
+            tape_mode!(F, residuals; rnn_params_on_tape; (h0: constant, w: param, u: param, xs: constants, target: constant);
+                (w: Ix2, u: Ix2))
+        }
+    }
 }
 
 /// The samplers of one phase for every mode, in mode order (for
@@ -391,8 +468,13 @@ pub const ABLATION_VARIANTS: [&str; 12] = [
     "dense seed, no seed algebra",
 ];
 
+/// The tape's rows after the static code's in the ablation and per policy: the tape as it
+/// is, and the tape keeping its saved computed arrays in bf16 (`Tape::with_residuals`, the
+/// tape's side of `residuals = "bf16"`).
+pub const TAPE_VARIANTS: [&str; 2] = ["tape", "tape, bf16 residuals"];
+
 /// The static code of one case with each analysis switched off (`#[differentiate(opt(..))]`)
-/// in [`ABLATION_VARIANTS`] order, then the tape, all with respect to the parameters (the
+/// in [`ABLATION_VARIANTS`] order, then the tapes ([`TAPE_VARIANTS`]), all with respect to the parameters (the
 /// data constant, as a model is trained: where dead-gradient elimination has work to do).
 pub fn ablation_modes<F: Float>(inputs: &Inputs<F>) -> Vec<(&'static str, ModeRun<'_>)> {
     // The twelve static variants of a case (`grad, forward, backward` of each expansion).
@@ -514,7 +596,13 @@ pub fn ablation_modes<F: Float>(inputs: &Inputs<F>) -> Vec<(&'static str, ModeRu
         ),
     };
     statics.push(tape);
-    ABLATION_VARIANTS.iter().copied().chain(["tape"]).zip(statics).collect()
+    statics.push(tape_mode_of(inputs, Wrt::Params, Some(Half::Bf16)));
+    ABLATION_VARIANTS
+        .iter()
+        .copied()
+        .chain(TAPE_VARIANTS)
+        .zip(statics)
+        .collect()
 }
 
 /// The memory plan's policies with respect to every input, in table order: each variant's
@@ -523,7 +611,7 @@ pub const POLICY_VARIANTS: [&str; 4] = ["all on", "save = all", "save = min", "b
 
 /// The static code of one case under each memory-plan policy (`save = "auto"`, the default
 /// and "all on"; `save = "all"`; `save = "min"`; `residuals = "bf16"`) in
-/// [`POLICY_VARIANTS`] order, then the tape, all with respect to every input, data included
+/// [`POLICY_VARIANTS`] order, then the tapes ([`TAPE_VARIANTS`]), all with respect to every input, data included
 /// (the published script's gradients). simple_quadratic's only input is its parameter, so
 /// its parameter expansions serve.
 pub fn policy_modes<F: Float>(inputs: &Inputs<F>) -> Vec<(&'static str, ModeRun<'_>)> {
@@ -601,7 +689,13 @@ pub fn policy_modes<F: Float>(inputs: &Inputs<F>) -> Vec<(&'static str, ModeRun<
         ),
     };
     statics.push(tape);
-    POLICY_VARIANTS.iter().copied().chain(["tape"]).zip(statics).collect()
+    statics.push(tape_mode_of(inputs, Wrt::All, Some(Half::Bf16)));
+    POLICY_VARIANTS
+        .iter()
+        .copied()
+        .chain(TAPE_VARIANTS)
+        .zip(statics)
+        .collect()
 }
 
 /// The precisions the residual-precision rows compare, as `residuals = ..` spells them.

@@ -8,8 +8,9 @@
 //! Beside it, the residual-precision rows ([`residual_precision`]): for every case of
 //! the study, at the timed shapes and in both wrt modes, the `f32` static gradient with
 //! its array residuals kept as computed, in bfloat16 and in IEEE half
-//! (`#[differentiate(residuals = ..)]`), each against the `f64` gradient, with the bytes
-//! the context holds, so that the cost in accuracy stands beside the saving.
+//! (`#[differentiate(residuals = ..)]`), and the tape's `f32` gradient as computed and with
+//! bf16 residuals (`Tape::with_residuals`), each against the `f64` gradient, with the bytes
+//! the context (the tape) holds, so that the cost in accuracy stands beside the saving.
 
 use autodiff::ndarray::{Array1, Array2, ArrayD, Ix1, Ix2};
 use autodiff::prelude::*;
@@ -20,7 +21,8 @@ use serde::{Deserialize, Serialize};
 use crate::accuracy::{error_of_largest, worst_error};
 use crate::cases::{attention_grad, attention_tape_grad, Case, Inputs, Shapes, Wrt};
 use crate::depth;
-use crate::runs::residual_modes;
+use crate::runs::{residual_modes, tape_mode_of, ModeRun};
+use autodiff::runtime::kernels::packed::Half;
 
 /// Softmax cross-entropy, averaged over the batch.
 #[differentiate]
@@ -227,15 +229,19 @@ pub fn run() -> Vec<StabilityResult> {
     out
 }
 
-/// One residual-precision row: a case's `f32` static gradient with its array residuals in
-/// one precision, against the `f64` static gradient (residuals as computed) on the same
-/// inputs.
+/// One residual-precision row: a case's `f32` static (or tape) gradient with its array
+/// residuals in one precision, against the `f64` static gradient (residuals as computed) on
+/// the same inputs.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ResidualPrecisionResult {
     /// The case.
     pub case: String,
     /// `"all"` or `"params"`.
     pub wrt: String,
+    /// `"static"` (the generated code) or `"tape"` (`Tape::new()` as computed,
+    /// `Tape::with_residuals(Half::Bf16)` for bf16).
+    #[serde(default = "static_mode")]
+    pub mode: String,
     /// The precision of the array residuals: `"full"` (as computed, the default), `"bf16"`
     /// or `"f16"` (`#[differentiate(residuals = ..)]`).
     pub residuals: String,
@@ -260,9 +266,14 @@ pub struct ResidualPrecisionResult {
     pub err_of_largest_vs_f64: f64,
 }
 
+fn static_mode() -> String {
+    "static".to_string()
+}
+
 /// The residual-precision rows of `cases` at the timed shapes (`Shapes::published` at
 /// `scale`, inputs from `seed`): per case and wrt mode, the `f32` static gradient with
-/// full, bf16 and f16 residuals against the `f64` one.
+/// full, bf16 and f16 residuals, then the tape's with full and bf16 residuals, against the
+/// `f64` one.
 pub fn residual_precision(cases: &[Case], scale: f64, seed: u64) -> Vec<ResidualPrecisionResult> {
     let mut out = Vec::new();
     for &case in cases {
@@ -275,46 +286,73 @@ pub fn residual_precision(cases: &[Case], scale: f64, seed: u64) -> Vec<Residual
     out
 }
 
-/// The rows of one case and wrt mode.
+/// The rows of one case and wrt mode: the static code's in [`crate::runs::RESIDUAL_PRECISIONS`]
+/// order, then the tape's as computed and in bf16.
 pub fn residual_rows(wide: &Inputs<f64>, narrow: &Inputs<f32>, wrt: Wrt) -> Vec<ResidualPrecisionResult> {
     let reference = {
         let mut runs = residual_modes(wide, wrt);
         (runs[0].1.gradients)().1
     };
-    residual_modes(narrow, wrt)
+    let statics = residual_modes(narrow, wrt)
         .into_iter()
-        .map(|(residuals, mut run)| {
-            let (_, grads) = (run.gradients)();
-            let memory = (run.memory)();
-            ResidualPrecisionResult {
-                case: wide.case().name().to_string(),
-                wrt: wrt.name().to_string(),
-                residuals: residuals.to_string(),
-                dtype: "f32".to_string(),
-                held_bytes: memory.held_bytes,
-                held_bytes_reported: memory.held_bytes_reported,
-                grad_finite: grads.iter().all(|g| g.iter().all(|v| v.is_finite())),
-                max_abs_grad: grads
-                    .iter()
-                    .flat_map(|g| g.iter())
-                    .fold(0.0, |m: f64, v| m.max(v.abs())),
-                rel_err_vs_f64: worst_error(&grads, &reference),
-                err_of_largest_vs_f64: error_of_largest(&grads, &reference),
-            }
-        })
+        .map(|(residuals, run)| ("static", residuals, run));
+    let tapes = [("full", None), ("bf16", Some(Half::Bf16))]
+        .map(|(residuals, format)| ("tape", residuals, tape_mode_of(narrow, wrt, format)));
+    statics
+        .chain(tapes)
+        .map(|(mode, residuals, run)| residual_row(wide.case(), wrt, mode, residuals, run, &reference))
         .collect()
+}
+
+/// One row: `run`'s gradient against `reference`, and the bytes it holds.
+fn residual_row(
+    case: Case,
+    wrt: Wrt,
+    mode: &str,
+    residuals: &str,
+    mut run: ModeRun<'_>,
+    reference: &[ArrayD<f64>],
+) -> ResidualPrecisionResult {
+    let (_, grads) = (run.gradients)();
+    let memory = (run.memory)();
+    ResidualPrecisionResult {
+        case: case.name().to_string(),
+        wrt: wrt.name().to_string(),
+        mode: mode.to_string(),
+        residuals: residuals.to_string(),
+        dtype: "f32".to_string(),
+        held_bytes: memory.held_bytes,
+        held_bytes_reported: memory.held_bytes_reported,
+        grad_finite: grads.iter().all(|g| g.iter().all(|v| v.is_finite())),
+        max_abs_grad: grads
+            .iter()
+            .flat_map(|g| g.iter())
+            .fold(0.0, |m: f64, v| m.max(v.abs())),
+        rel_err_vs_f64: worst_error(&grads, reference),
+        err_of_largest_vs_f64: error_of_largest(&grads, reference),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The rows of one case at its finite-difference shapes, by precision.
+    /// The rows of one case at its finite-difference shapes, by precision: the static
+    /// code's three, then the tape's two.
     fn rows_of(case: Case, wrt: Wrt) -> Vec<ResidualPrecisionResult> {
         let wide = Inputs::random(Shapes::tiny(case), 11);
         let rows = residual_rows(&wide, &wide.cast(), wrt);
-        let names: Vec<&str> = rows.iter().map(|r| r.residuals.as_str()).collect();
-        assert_eq!(names, ["full", "bf16", "f16"]);
+        let names: Vec<(&str, &str)> = rows.iter().map(|r| (r.mode.as_str(), r.residuals.as_str())).collect();
+        assert_eq!(
+            names,
+            [
+                ("static", "full"),
+                ("static", "bf16"),
+                ("static", "f16"),
+                ("tape", "full"),
+                ("tape", "bf16")
+            ]
+        );
         rows
     }
 
@@ -346,6 +384,26 @@ mod tests {
                 // The context's own account: the allocator's counts every test thread.
                 assert!(bf16.held_bytes_reported < full.held_bytes_reported, "{what}: {rows:?}");
                 assert_eq!(bf16.held_bytes_reported, f16.held_bytes_reported, "{what}");
+                // The tape in bf16: within the format's rounding, holding less than as computed.
+                let (tape, tape_bf16) = (&rows[3], &rows[4]);
+                assert!(tape.err_of_largest_vs_f64 < 1e-4, "{what}: {tape:?}");
+                assert!(
+                    tape_bf16.err_of_largest_vs_f64 > tape.err_of_largest_vs_f64,
+                    "{what}: {tape_bf16:?} {tape:?}"
+                );
+                assert!(tape_bf16.err_of_largest_vs_f64 < 5e-2, "{what}: {tape_bf16:?}");
+                // The tape's index of its packed copies costs 16 bytes a value, what packing
+                // saves on the tiny RNN's 8-element states: less held only elsewhere.
+                assert!(
+                    tape_bf16.held_bytes_reported <= tape.held_bytes_reported,
+                    "{what}: {rows:?}"
+                );
+                if case != Case::Rnn {
+                    assert!(
+                        tape_bf16.held_bytes_reported < tape.held_bytes_reported,
+                        "{what}: {rows:?}"
+                    );
+                }
             }
         }
     }
@@ -357,7 +415,7 @@ mod tests {
         for case in [Case::SimpleQuadratic, Case::SmallMlp, Case::MatmulChain] {
             for wrt in Wrt::BOTH {
                 let rows = rows_of(case, wrt);
-                for row in &rows[1..] {
+                for row in &rows[1..3] {
                     assert_eq!(row.held_bytes_reported, rows[0].held_bytes_reported, "{row:?}");
                     assert_eq!(row.err_of_largest_vs_f64, rows[0].err_of_largest_vs_f64, "{row:?}");
                 }
@@ -366,12 +424,12 @@ mod tests {
     }
 
     /// `residual_precision` gives both wrt modes of each case, every input first, the three
-    /// precisions each.
+    /// static precisions and the two tapes each.
     #[test]
     fn both_wrt_modes_have_rows() {
         let rows = residual_precision(&[Case::Rnn], 0.05, 3);
         let wrts: Vec<&str> = rows.iter().map(|r| r.wrt.as_str()).collect();
-        assert_eq!(wrts, ["all", "all", "all", "params", "params", "params"]);
+        assert_eq!(wrts, [["all"; 5], ["params"; 5]].concat());
         assert!(rows.iter().all(|r| r.case == "rnn" && r.dtype == "f32"));
     }
 }

@@ -65,11 +65,15 @@ macro_rules! static_memory {
 }
 
 /// Backward alone on the tape, on a graph freshly recorded untimed. `$kind` is
-/// `param`, `constant` or `plain` for each argument.
+/// `param`, `constant` or `plain` for each argument. After `$F,` an expression making the
+/// tape (`Tape::with_residuals(..)`); `Tape::new()` without.
 macro_rules! tape_backward {
-    ($F:ty; $on_tape:path; ($($arg:ident : $kind:ident),*)) => {
+    ($F:ty; $on_tape:path; $args:tt) => {
+        tape_backward!($F, ::autodiff::runtime::tape::Tape::<$F>::new(); $on_tape; $args)
+    };
+    ($F:ty, $new:expr; $on_tape:path; ($($arg:ident : $kind:ident),*)) => {
         Box::new(move || {
-            let tape = ::autodiff::runtime::tape::Tape::<$F>::new();
+            let tape = $new;
             $(let $arg = tape_leaf!(tape, $kind, $arg);)*
             let y = $on_tape($(tape_arg!($kind, $arg)),*);
             let (grads, elapsed) = $crate::measure::time(|| tape.backward(&y));
@@ -80,12 +84,15 @@ macro_rules! tape_backward {
 }
 
 /// One forward+backward on the tape under the counting allocator; the held bytes
-/// reported are the tape's own account.
+/// reported are the tape's own account. The tape as in [`tape_backward!`].
 macro_rules! tape_memory {
-    ($F:ty; $on_tape:path; ($($arg:ident : $kind:ident),*)) => {
+    ($F:ty; $on_tape:path; $args:tt) => {
+        tape_memory!($F, ::autodiff::runtime::tape::Tape::<$F>::new(); $on_tape; $args)
+    };
+    ($F:ty, $new:expr; $on_tape:path; ($($arg:ident : $kind:ident),*)) => {
         Box::new(move || {
             let mut probe = $crate::measure::MemoryProbe::start();
-            let tape = ::autodiff::runtime::tape::Tape::<$F>::new();
+            let tape = $new;
             $(let $arg = tape_leaf!(tape, $kind, $arg);)*
             let y = $on_tape($(tape_arg!($kind, $arg)),*);
             probe.after_forward();

@@ -73,6 +73,11 @@ impl<D: Dimension> Packed<D> {
         self.dim.clone()
     }
 
+    /// The shape of the array it was packed from, as a slice (no copy).
+    pub fn shape(&self) -> &[usize] {
+        self.dim.slice()
+    }
+
     /// Heap bytes it holds: two per element.
     pub fn bytes(&self) -> usize {
         match &self.values {

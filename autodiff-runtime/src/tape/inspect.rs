@@ -29,12 +29,14 @@ pub struct NodeInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct TapeMemory {
     /// Bytes of saved tensors the tape owns, each distinct buffer counted once
-    /// (borrowed leaves cost nothing; a buffer also held by a live `Var` counts).
+    /// (borrowed leaves cost nothing; a buffer also held by a live `Var` counts; a packed
+    /// copy, `Tape::with_residuals`, two bytes per element, once however many nodes share it).
     pub saved_bytes: usize,
     /// Nodes recorded.
     pub nodes: usize,
     /// Approximate bytes of bookkeeping: the node vector, the `Rc` boxes of the
-    /// saved tensors, labels and boxed closures in nodes, leaf and hook lists.
+    /// saved tensors, labels and boxed closures in nodes, leaf and hook lists, and (on a
+    /// tape with 16-bit residuals) the index of the packed copies.
     pub node_bytes: usize,
     /// Bytes of gradients the tape holds. Always 0 between calls: a backward
     /// hands every gradient to the returned `Gradients` (see `Gradients::bytes`),
@@ -122,7 +124,8 @@ impl<'a, F: Float> Tape<'a, F> {
                 + buffers.len() * rc_box
                 + extra
                 + graph.grad_leaves.capacity() * size_of::<usize>()
-                + self.hooks.borrow().capacity() * size_of::<(usize, super::Hook<'a, F>)>(),
+                + self.hooks.borrow().capacity() * size_of::<(usize, super::Hook<'a, F>)>()
+                + self.packed.borrow().capacity() * size_of::<(usize, std::rc::Weak<Value<'a, F>>)>(),
             gradient_bytes: 0,
         }
     }

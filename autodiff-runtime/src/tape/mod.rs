@@ -18,6 +18,8 @@
 //!
 //! Leaves borrow their data (no copy). Values are reference-counted: an
 //! intermediate is freed when no [`Var`] and no saved-tensor slot refers to it.
+//! A tape made with [`Tape::with_residuals`] keeps the computed arrays its nodes save
+//! rounded to 16 bits instead (one packed copy per value), unpacked for each rule.
 //!
 //! ```
 //! use autodiff_runtime::tape::Tape;
@@ -43,12 +45,13 @@ mod table;
 mod var;
 
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
 use ndarray::{Array, ArrayBase, ArrayD, Data, Dimension, IxDyn};
 
+use crate::kernels::packed::{Half, Packed};
 use crate::Float;
-use op::{Op, Value};
+use op::{Op, Saved, Value};
 
 pub use gradients::Gradients;
 pub use inspect::{NodeInfo, TapeMemory};
@@ -65,6 +68,12 @@ pub struct Tape<'a, F: Float> {
     graph: RefCell<Graph<'a, F>>,
     /// Hooks by value id, in registration order (few, so a scan is cheapest).
     hooks: RefCell<Vec<(usize, Hook<'a, F>)>>,
+    /// The 16-bit format computed arrays are kept in for backward (`None`: as computed).
+    residuals: Option<Half>,
+    /// With `residuals`: the packed copy of each computed value some node saves, by value id
+    /// (increasing), so that every node saving a value shares one copy. Weak, so that the
+    /// copy is freed with the last node holding it; dead entries are dropped after a backward.
+    packed: RefCell<Vec<(usize, Weak<Value<'a, F>>)>>,
 }
 
 /// What the tape records.
@@ -132,7 +141,7 @@ impl<'a, F: Float> Default for Tape<'a, F> {
 }
 
 impl<'a, F: Float> Tape<'a, F> {
-    /// An empty tape.
+    /// An empty tape, which keeps what backward reads as forward computed it.
     pub fn new() -> Self {
         Tape {
             next_id: Cell::new(0),
@@ -142,7 +151,68 @@ impl<'a, F: Float> Tape<'a, F> {
                 sweeping: false,
             }),
             hooks: RefCell::new(Vec::new()),
+            residuals: None,
+            packed: RefCell::new(Vec::new()),
         }
+    }
+
+    /// An empty tape that keeps the arrays it computed, where a node saves them for
+    /// backward, rounded to 16 bits (`format`): the tape's side of
+    /// `#[differentiate(residuals = "bf16")]` (or `"f16"`). Forward computes in `F` as
+    /// usual; each saved computed array is packed once (one copy shared by every node that
+    /// saves it, counted once by [`Tape::memory`]) and unpacked into an `F` array just before
+    /// the rule of a node reading it runs, which computes and accumulates in `F`. Once the
+    /// `Var`s of a value are dropped, the tape holds its packed copy only: half the bytes of
+    /// an `f32` array, a quarter of an `f64` one.
+    ///
+    /// Kept as they are: leaves (a borrowed one costs the tape nothing, an owned one is the
+    /// caller's data), 0-d values (the static code's floats), relu's sign masks, and a table
+    /// row's aux residuals (batch norm's statistics, max-pooling's window indices). Batch
+    /// norm reading its input rounded measures that input's statistics in its backward sums
+    /// (`batch_norm_sums_measuring`), the exact derivative at the rounded input, as the
+    /// static code does.
+    ///
+    /// The gradients are those of the static code under the same option where both keep
+    /// the same values rounded (up to the order of float operations). They may differ in
+    /// functions with loops: the static code keeps a loop's carried states as computed (one
+    /// buffer shared between iterations), where the tape, which sees no loop, packs them.
+    ///
+    /// ```
+    /// use autodiff_runtime::kernels::packed::Half;
+    /// use autodiff_runtime::tape::Tape;
+    /// use ndarray::{Array2, ArrayD};
+    ///
+    /// /// `sum(tanh(x·w)²)`: its gradient in `w`, and the bytes saved for backward.
+    /// fn run<'a>(tape: &Tape<'a, f32>, x: &'a Array2<f32>, w: &'a Array2<f32>) -> (ArrayD<f32>, usize) {
+    ///     let (x, w) = (tape.constant(x), tape.param(w));
+    ///     let h = x.dot(&w).tanh(); // tanh keeps its output, 64×16, for its rule
+    ///     let y = h.mul(&h).sum(); // mul keeps h too: the same buffer (the same packed copy)
+    ///     let saved = tape.memory().saved_bytes;
+    ///     (tape.backward(&y).take(&w).unwrap(), saved)
+    /// }
+    ///
+    /// let x = Array2::from_shape_fn((64, 32), |(i, j)| ((i * 32 + j) as f32 * 0.01).sin());
+    /// let w = Array2::from_shape_fn((32, 16), |(i, j)| ((i + 2 * j) as f32 * 0.1).cos() / 8.0);
+    /// let (exact, full) = run(&Tape::new(), &x, &w);
+    /// let (rounded, half) = run(&Tape::with_residuals(Half::Bf16), &x, &w);
+    /// // h, counted once (x is borrowed: the tape holds none of it).
+    /// assert_eq!((full, half), (64 * 16 * 4, 64 * 16 * 2));
+    /// // Within bf16's rounding (8 significant bits) of the largest entry, and not exact.
+    /// let scale = exact.iter().fold(0f32, |m, g| m.max(g.abs()));
+    /// assert!((&rounded - &exact).iter().all(|e| e.abs() < 1e-2 * scale));
+    /// assert_ne!(rounded, exact);
+    /// ```
+    pub fn with_residuals(format: Half) -> Self {
+        Tape {
+            residuals: Some(format),
+            ..Self::new()
+        }
+    }
+
+    /// The 16-bit format this tape keeps its saved computed arrays in
+    /// ([`Tape::with_residuals`]); `None` for a tape that keeps them as computed.
+    pub fn residuals(&self) -> Option<Half> {
+        self.residuals
     }
 
     /// A leaf that requires a gradient, borrowing `value` (no copy).
@@ -231,7 +301,10 @@ impl<'a, F: Float> Tape<'a, F> {
         if sources == [Slot::None; 3] {
             return Var::new(self, value, output, Slot::None, false);
         }
-        let op = make_op(&value);
+        let mut op = make_op(&value);
+        if let Some(format) = self.residuals {
+            self.pack_saved(&mut op, format, inputs, &value, output);
+        }
         let nodes = &mut self.graph.borrow_mut().nodes;
         let slot = Slot::Node(Slot::index(nodes.len()));
         nodes.push(Node {
@@ -245,6 +318,53 @@ impl<'a, F: Float> Tape<'a, F> {
             n_inputs: inputs.len() as u8,
         });
         Var::new(self, value, output, slot, false)
+    }
+
+    /// Replaces each saved computed array of a new node by its value's packed copy (made
+    /// now if no earlier node saved the value). A saved tensor is one of the node's inputs
+    /// or its output; which one says whether it is a leaf (kept as it is) and its id.
+    /// Not inlined: `record` runs for every op of every tape, and stays as small as it was.
+    #[inline(never)]
+    fn pack_saved(
+        &self,
+        op: &mut Op<'a, F>,
+        format: Half,
+        inputs: &[&Var<'_, 'a, F>],
+        output_value: &Saved<'a, F>,
+        output: usize,
+    ) {
+        for slot in op.packable_mut().into_iter().flatten() {
+            let id = if Rc::ptr_eq(slot, output_value) {
+                output
+            } else {
+                match inputs.iter().find(|input| input.holds(slot)) {
+                    Some(input) if !input.is_leaf() => input.id(),
+                    _ => continue,
+                }
+            };
+            // A 0-d value is a float in the static code, which keeps those as they are.
+            let Value::Owned(array) = &**slot else { continue };
+            if array.ndim() == 0 {
+                continue;
+            }
+            let mut packed = self.packed.borrow_mut();
+            let at = match packed.binary_search_by_key(&id, |(id, _)| *id) {
+                Ok(at) => {
+                    if let Some(copy) = packed[at].1.upgrade() {
+                        *slot = copy;
+                        continue;
+                    }
+                    at // packed before, and freed by a backward since
+                }
+                Err(at) => {
+                    packed.insert(at, (id, Weak::new()));
+                    at
+                }
+            };
+            let copy = Rc::new(Value::Packed(Packed::pack(array, format)));
+            packed[at].1 = Rc::downgrade(&copy);
+            *slot = copy;
+        }
     }
 
     pub(crate) fn push_hook(&self, id: usize, hook: Hook<'a, F>) {
@@ -312,6 +432,7 @@ impl<'a, F: Float> Tape<'a, F> {
         );
         let mut graph = self.graph.borrow_mut();
         let hooks = self.hooks.borrow();
+        let packing = self.residuals.is_some();
         let Graph {
             nodes,
             grad_leaves,
@@ -358,6 +479,9 @@ impl<'a, F: Float> Tape<'a, F> {
                     node.output
                 );
             }
+            // Packed residuals widened for this rule only: a value saved by several nodes is
+            // unpacked for each, and the wide copy freed with the rule.
+            let packed = if packing { unpack(&mut node.op) } else { [None, None] };
             let sources = node.sources;
             node.op.backward(g, node.needs(), &mut |k, adjoint| match sources[k] {
                 Slot::Node(input) => accumulate(&mut earlier[input as usize].adjoint, adjoint),
@@ -367,9 +491,16 @@ impl<'a, F: Float> Tape<'a, F> {
             if !retain_graph {
                 // The node's saved tensors are freed as soon as its rule has run.
                 node.op = Op::Freed { name: node.op.name() };
+            } else if packing {
+                // A retained graph keeps the packed copies, shared as before.
+                repack(&mut node.op, packed);
             }
         }
         *sweeping = false;
+        if packing {
+            // Copies whose last node this sweep freed.
+            self.packed.borrow_mut().retain(|(_, copy)| copy.strong_count() > 0);
+        }
 
         let mut grads = Vec::new();
         for (&leaf, adjoint) in grad_leaves.iter().zip(leaf_adjoints) {
@@ -381,6 +512,33 @@ impl<'a, F: Float> Tape<'a, F> {
             }
         }
         Gradients::new(grads)
+    }
+}
+
+/// Widens the packed residuals a node holds into arrays of `F` for its rule, returning the
+/// packed copies (by slot) to put back if the graph is retained. Not inlined, as
+/// [`repack`]: the sweep's loop stays the unpacked tape's.
+#[inline(never)]
+fn unpack<'a, F: Float>(op: &mut Op<'a, F>) -> [Option<Saved<'a, F>>; 2] {
+    let mut packed = [None, None];
+    for (slot, out) in op.saved_mut().into_iter().zip(&mut packed) {
+        if let Some(slot) = slot {
+            if let Value::Packed(copy) = &**slot {
+                let wide = Rc::new(Value::Unpacked(copy.unpack::<F>()));
+                *out = Some(std::mem::replace(slot, wide));
+            }
+        }
+    }
+    packed
+}
+
+/// Puts back the packed copies [`unpack`] took out of a node's slots.
+#[inline(never)]
+fn repack<'a, F: Float>(op: &mut Op<'a, F>, packed: [Option<Saved<'a, F>>; 2]) {
+    for (slot, packed) in op.saved_mut().into_iter().zip(packed) {
+        if let (Some(slot), Some(packed)) = (slot, packed) {
+            *slot = packed;
+        }
     }
 }
 

@@ -10,17 +10,30 @@ use ndarray::{arr0, ArrayBase, ArrayD, ArrayViewD, Data, Dimension, IxDyn};
 
 use super::table::TableOp;
 use crate::kernels::mask::SignMask;
+use crate::kernels::packed::Packed;
 use crate::kernels::unary::Saves;
 use crate::kernels::{binary, mask, pairwise, unary};
 use crate::Float;
 
 /// A value on the tape: a leaf borrowed from the caller (never copied) or an
 /// array the tape computed. Shared through `Rc` by `Var`s and saved-tensor slots.
+///
+/// A tape with 16-bit residuals ([`super::Tape::with_residuals`]) has two more forms, which
+/// only saved-tensor slots hold, never a `Var`: the packed copy of a computed array (one per
+/// value, shared by every node that saves it), and, while one node's rule runs, that copy
+/// unpacked for it.
 pub(crate) enum Value<'a, F> {
     /// Leaf data borrowed for the tape's lifetime `'a`.
     Borrowed(ArrayViewD<'a, F>),
     /// An array owned by the tape (an op's output or an owned leaf).
     Owned(ArrayD<F>),
+    /// A computed array rounded to 16 bits, kept for backward. No kernel reads it: the
+    /// sweep replaces it with [`Value::Unpacked`] for the rule of the node holding it.
+    Packed(Packed<IxDyn>),
+    /// A [`Value::Packed`] widened back to `F` for one node's rule. Read as an owned array;
+    /// distinct from it so that a rule can tell its input was rounded (batch norm then
+    /// measures the statistics of what it reads: its row's `rounded` twin).
+    Unpacked(ArrayD<F>),
 }
 
 /// A tensor kept from the forward pass for a node's backward.
@@ -31,7 +44,8 @@ impl<F: Float> Value<'_, F> {
     pub(crate) fn view(&self) -> ArrayViewD<'_, F> {
         match self {
             Value::Borrowed(view) => view.view(),
-            Value::Owned(array) => array.view(),
+            Value::Owned(array) | Value::Unpacked(array) => array.view(),
+            Value::Packed(_) => packed_read(),
         }
     }
 
@@ -39,7 +53,8 @@ impl<F: Float> Value<'_, F> {
     pub(crate) fn shape(&self) -> &[usize] {
         match self {
             Value::Borrowed(view) => view.shape(),
-            Value::Owned(array) => array.shape(),
+            Value::Owned(array) | Value::Unpacked(array) => array.shape(),
+            Value::Packed(packed) => packed.shape(),
         }
     }
 
@@ -48,16 +63,25 @@ impl<F: Float> Value<'_, F> {
     pub(crate) fn raw_dim(&self) -> IxDyn {
         match self {
             Value::Borrowed(view) => view.raw_dim(),
-            Value::Owned(array) => array.raw_dim(),
+            Value::Owned(array) | Value::Unpacked(array) => array.raw_dim(),
+            Value::Packed(packed) => packed.raw_dim(),
         }
     }
 
-    /// Heap bytes of the data that the tape owns (borrowed leaves cost it nothing).
+    /// Heap bytes of the data that the tape owns (borrowed leaves cost it nothing; a packed
+    /// copy two per element).
     pub(crate) fn owned_bytes(&self) -> usize {
         match self {
             Value::Borrowed(_) => 0,
-            Value::Owned(array) => array.len() * std::mem::size_of::<F>(),
+            Value::Owned(array) | Value::Unpacked(array) => array.len() * std::mem::size_of::<F>(),
+            Value::Packed(packed) => packed.bytes(),
         }
+    }
+
+    /// Whether this is a packed residual widened for the rule now running: the rule reads
+    /// it rounded.
+    pub(crate) fn is_unpacked(&self) -> bool {
+        matches!(self, Value::Unpacked(_))
     }
 
     /// A fixed-rank view for a rank-specific kernel; panics naming `op` and the shape.
@@ -78,11 +102,19 @@ macro_rules! with_array {
     ($value:expr, |$x:ident| $body:expr) => {
         match $value {
             Value::Borrowed($x) => $body,
-            Value::Owned($x) => $body,
+            Value::Owned($x) | Value::Unpacked($x) => $body,
+            Value::Packed(_) => $crate::tape::op::packed_read(),
         }
     };
 }
 pub(crate) use with_array;
+
+/// A kernel reached a packed residual: the sweep unpacks every one before the rule holding
+/// it runs, and `Var`s never hold one, so this is a tape bug.
+#[cold]
+pub(crate) fn packed_read() -> ! {
+    unreachable!("tape: a packed residual was read before the sweep unpacked it")
+}
 
 /// The tape's side of the unary rows of the primitive table: the `Unary` enum and its
 /// dispatch to the row's kernels.
@@ -299,6 +331,34 @@ impl<'a, F: Float> Op<'a, F> {
             | Op::UnarySign { .. }
             | Op::Custom(_)
             | Op::Freed { .. } => [None, None],
+        }
+    }
+
+    /// The saved-tensor slots, to replace what they hold (packing in forward, unpacking for
+    /// the rule in backward). Every slot [`Op::saved`] lists, in the same order.
+    pub(crate) fn saved_mut(&mut self) -> [Option<&mut Saved<'a, F>>; 2] {
+        match self {
+            Op::Table(op) => op.saved_mut(),
+            Op::Pairwise { a, b, .. } => [Some(a), Some(b)],
+            Op::ScalarDiv { x: saved, .. } | Op::Unary { saved, .. } | Op::Map { x: saved, .. } => [Some(saved), None],
+            Op::AddScalar
+            | Op::SubScalar
+            | Op::ScalarSub
+            | Op::MulScalar(_)
+            | Op::DivScalar(_)
+            | Op::UnarySign { .. }
+            | Op::Custom(_)
+            | Op::Freed { .. } => [None, None],
+        }
+    }
+
+    /// The saved-tensor slots a tape with 16-bit residuals may keep packed: all of them,
+    /// except a table row's values that a kernel reads beside an aux residual describing them
+    /// as computed (see `TableOp::packable_mut`).
+    pub(crate) fn packable_mut(&mut self) -> [Option<&mut Saved<'a, F>>; 2] {
+        match self {
+            Op::Table(op) => op.packable_mut(),
+            op => op.saved_mut(),
         }
     }
 

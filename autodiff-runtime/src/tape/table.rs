@@ -40,6 +40,95 @@ macro_rules! push_saved {
     };
 }
 
+/// [`push_saved!`] for the saved tensors a tape with 16-bit residuals may keep packed: not a
+/// value a kernel reads beside an aux residual (see [`field_exact!`]).
+macro_rules! push_packable {
+    (saved, $field:ident, $out:ident, $next:ident, $vjp:tt) => {
+        if !field_exact!($field, $vjp) {
+            push_saved!(saved, $field, $out, $next);
+        }
+    };
+    ($kind:ident, $field:ident, $out:ident, $next:ident, $vjp:tt) => {
+        let _ = $field;
+    };
+}
+
+/// Whether the kept field `$field` must stay as computed on a tape with 16-bit residuals: a
+/// kernel reads it beside an aux residual, which describes the value unrounded (batch norm's
+/// statistics), and the call reads no shared step with a `rounded` twin that measures the
+/// value as read. The static code's rule (`static_code.rs` §3d); no row has such a field
+/// today (batch norm's sums have their twin), but a new row would.
+macro_rules! field_exact {
+    ($field:ident, $vjp:tt) => {
+        autodiff_primitives::vjp_parts!(field_exact!(@parts $field,) $vjp)
+    };
+    (@parts $field:ident,
+        [$(($step:ident = $smodule:ident :: $skernel:ident $sargs:tt $(rounded $rmodule:ident :: $rkernel:ident)?))*]
+        { $($target:ident = $module:ident :: $kernel:ident $args:tt $(or $tmodule:ident :: $twin:ident)? $(else $emodule:ident :: $ekernel:ident $eargs:tt)?;)* }
+        $vjp:tt
+    ) => {{
+        // Per step, whether it has a `rounded` twin.
+        $(let $step: bool = has_twin!($($rkernel)?);)*
+        false
+            $(|| (!$step && reads!($field; $sargs) && reads_an_aux!($sargs)))*
+            $(
+                || (reads!($field; $args) && reads_an_aux!($args) && !reads_a_twin_step!($args))
+                $(|| (reads!($field; $eargs) && reads_an_aux!($eargs) && !reads_a_twin_step!($eargs)))?
+            )*
+    }};
+}
+
+/// Whether a step names a `rounded` twin.
+macro_rules! has_twin {
+    () => {
+        false
+    };
+    ($twin:ident) => {
+        true
+    };
+}
+
+/// Whether a kernel's arguments read an aux residual.
+macro_rules! reads_an_aux {
+    (()) => { false };
+    (([aux $k:ident] $(, $rest:tt)*)) => { true };
+    (($first:tt $(, $rest:tt)*)) => { reads_an_aux!(($($rest),*)) };
+}
+
+/// Whether a kernel's arguments read a shared step with a `rounded` twin (the steps are
+/// `bool` locals saying so).
+macro_rules! reads_a_twin_step {
+    (()) => { false };
+    (([step $k:ident] $(, $rest:tt)*)) => { $k || reads_a_twin_step!(($($rest),*)) };
+    (($first:tt $(, $rest:tt)*)) => { reads_a_twin_step!(($($rest),*)) };
+}
+
+/// Whether a step's arguments read a saved value that was kept in 16 bits and unpacked for
+/// this rule.
+macro_rules! reads_unpacked {
+    (()) => { false };
+    (([val $k:ident $(: $d:ident)?] $(, $rest:tt)*)) => {
+        needed($k, stringify!($k)).is_unpacked() || reads_unpacked!(($($rest),*))
+    };
+    (($first:tt $(, $rest:tt)*)) => { reads_unpacked!(($($rest),*)) };
+}
+
+/// A shared step's call: its `rounded` twin where a value it reads was kept in 16 bits (the
+/// twin measures the value as read, where the plain kernel trusts an aux residual taken of
+/// the value as computed), else its kernel.
+macro_rules! step_call {
+    ($adjoint:ident, $g:ident, $name:expr, $smodule:ident :: $skernel:ident ($($sarg:tt),*) rounded $rmodule:ident :: $rkernel:ident) => {
+        if reads_unpacked!(($($sarg),*)) {
+            $rmodule::$rkernel($(arg!($adjoint, borrow, $g, $name, $sarg)),*)
+        } else {
+            $smodule::$skernel($(arg!($adjoint, borrow, $g, $name, $sarg)),*)
+        }
+    };
+    ($adjoint:ident, $g:ident, $name:expr, $smodule:ident :: $skernel:ident ($($sarg:tt),*)) => {
+        $smodule::$skernel($(arg!($adjoint, borrow, $g, $name, $sarg)),*)
+    };
+}
+
 /// Heap bytes a kept field holds besides saved tensors (copied labels).
 macro_rules! extra_bytes {
     (labels, $field:ident) => {
@@ -368,8 +457,8 @@ macro_rules! count_owner {
 
 /// A row's backward program: runs the shared steps some needed line reads, counts the lines
 /// that take `g` by value, then runs the lines that borrow `g` and after them those that
-/// take it (the last of which gets its buffer). A step's `rounded` twin is never run here:
-/// the tape keeps values as forward computed them.
+/// take it (the last of which gets its buffer). A step's `rounded` twin runs where a value
+/// the step reads was kept in 16 bits (`Tape::with_residuals`), as in the static code.
 macro_rules! vjp_program {
     ($adjoint:ident, $g:ident, $name:expr, $needs:ident, $emit:ident, $inputs:tt, $vjp:tt) => {
         autodiff_primitives::vjp_parts!(vjp_program!(@parts $adjoint, $g, $name, $needs, $emit, $inputs,) $vjp)
@@ -381,7 +470,7 @@ macro_rules! vjp_program {
     ) => {{
         $(
             let $step = if step_runs!($step, $needs, $inputs, $vjp) {
-                Some($smodule::$skernel($(arg!($adjoint, borrow, $g, $name, $sarg)),*))
+                Some(step_call!($adjoint, $g, $name, $smodule::$skernel ($($sarg),*) $(rounded $rmodule::$rkernel)?))
             } else {
                 None
             };
@@ -443,6 +532,29 @@ macro_rules! tape_table {
                 let mut next = 0;
                 match self {
                     $(TableOp::$variant { $($field),* } => { $(push_saved!($kind, $field, saved, next);)* })*
+                }
+                saved
+            }
+
+            /// The saved-tensor slots, mutably, in the order of [`TableOp::saved`].
+            #[allow(unused_assignments)]
+            pub(crate) fn saved_mut(&mut self) -> [Option<&mut Saved<'a, F>>; 2] {
+                let mut saved = [None, None];
+                let mut next = 0;
+                match self {
+                    $(TableOp::$variant { $($field),* } => { $(push_saved!($kind, $field, saved, next);)* })*
+                }
+                saved
+            }
+
+            /// The saved-tensor slots a tape with 16-bit residuals may keep packed: every one
+            /// but a value read beside an aux residual that describes it as computed.
+            #[allow(unused_assignments, unused_variables)]
+            pub(crate) fn packable_mut(&mut self) -> [Option<&mut Saved<'a, F>>; 2] {
+                let mut saved = [None, None];
+                let mut next = 0;
+                match self {
+                    $(TableOp::$variant { $($field),* } => { $(push_packable!($kind, $field, saved, next, $vjp);)* })*
                 }
                 saved
             }

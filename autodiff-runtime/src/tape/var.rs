@@ -64,6 +64,11 @@ impl<'t, 'a, F: Float> Var<'t, 'a, F> {
         }
     }
 
+    /// Whether a saved-tensor slot holds this value (the same `Rc`).
+    pub(crate) fn holds(&self, saved: &Rc<Value<'a, F>>) -> bool {
+        Rc::ptr_eq(&self.value, saved)
+    }
+
     /// Where this value's adjoint accumulates in a backward.
     pub(crate) fn slot(&self) -> Slot {
         self.slot
