@@ -550,6 +550,39 @@ fn batch_norm_and_max_pool_in_loops_calls_and_branches_under_every_policy() {
     assert!(source.contains("batch_norm_keeping") && source.contains("max_pool2d_keeping"));
 }
 
+/// The largest difference between the gradients `got` and `exact`, relative to the largest
+/// entry of them all (a gradient 0 in exact arithmetic, such as a bias's before batch norm,
+/// is judged against the others' scale).
+fn error_of_all<'g>(got: impl IntoIterator<Item = &'g f32>, exact: impl IntoIterator<Item = &'g f32>) -> f32 {
+    let (got, exact): (Vec<f32>, Vec<f32>) = (got.into_iter().copied().collect(), exact.into_iter().copied().collect());
+    assert_eq!(got.len(), exact.len());
+    let scale = exact.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    got.iter().zip(&exact).fold(0.0f32, |m, (a, b)| m.max((a - b).abs())) / scale
+}
+
+/// `block`'s arguments, or its gradients: x, w, bias, gamma, beta.
+type BlockArrays = (Array4<f32>, Array4<f32>, Array1<f32>, Array1<f32>, Array1<f32>);
+
+/// The gradients of `block`, one vector.
+fn block_flat(g: &BlockArrays) -> Vec<f32> {
+    let g = g.clone();
+    (g.0.into_iter().chain(g.1).chain(g.2).chain(g.3).chain(g.4)).collect()
+}
+
+/// `block`'s inputs, the study's small conv2d ones: weights scaled by 1/√fan-in, a small bias.
+fn block_inputs() -> BlockArrays {
+    let mut r = rng(13);
+    let f32s = |a: Array4<f64>| a.mapv(|v| v as f32);
+    let (x, w) = (
+        f32s(random(&mut r, (2, 3, 5, 5))),
+        f32s(random(&mut r, (4, 3, 3, 3)) / 27f64.sqrt()),
+    );
+    let bias = random(&mut r, 4).mapv(|v| (0.1 * v) as f32);
+    let gamma = random(&mut r, 4).mapv(|v| (1.0 + 0.2 * v) as f32);
+    let beta = random(&mut r, 4).mapv(|v| (0.1 * v) as f32);
+    (x, w, bias, gamma, beta)
+}
+
 /// The study's convolutional block, with respect to every input, in f32: batch norm's input
 /// kept in 16 bits, its statistics in full.
 #[differentiate(name = block_full)]
@@ -560,29 +593,11 @@ fn block(x: &Array4<f32>, w: &Array4<f32>, bias: &Array1<f32>, gamma: &Array1<f3
 
 #[test]
 fn batch_norm_of_an_input_kept_in_sixteen_bits_is_the_rounded_inputs() {
-    let mut r = rng(13);
-    // The study's small conv2d inputs: weights scaled by 1/√fan-in, a small bias.
-    let f32s = |a: Array4<f64>| a.mapv(|v| v as f32);
-    let (x, w) = (
-        f32s(random(&mut r, (2, 3, 5, 5))),
-        f32s(random(&mut r, (4, 3, 3, 3)) / 27f64.sqrt()),
-    );
-    let bias = random(&mut r, 4).mapv(|v| (0.1 * v) as f32);
-    let gamma = random(&mut r, 4).mapv(|v| (1.0 + 0.2 * v) as f32);
-    let beta = random(&mut r, 4).mapv(|v| (0.1 * v) as f32);
+    let (x, w, bias, gamma, beta) = block_inputs();
     let (_, full) = block_full_grad(&x, &w, &bias, &gamma, &beta);
     let (_, bf16) = block_bf16_grad(&x, &w, &bias, &gamma, &beta);
     // Every gradient, against the largest entry of them all.
-    let got: Vec<f32> = (bf16.0.iter().chain(&bf16.1))
-        .chain(bf16.2.iter().chain(&bf16.3).chain(&bf16.4))
-        .copied()
-        .collect();
-    let exact: Vec<f32> = (full.0.iter().chain(&full.1))
-        .chain(full.2.iter().chain(&full.3).chain(&full.4))
-        .copied()
-        .collect();
-    let scale = exact.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    let error = got.iter().zip(&exact).fold(0.0f32, |m, (a, b)| m.max((a - b).abs())) / scale;
+    let error = error_of_all(&block_flat(&bf16), &block_flat(&full));
     assert!(error < 2e-2, "{error:.1e} of the largest entry");
     // Batch norm takes out each channel's mean, so the bias before it has gradient 0: the
     // exact derivative at the rounded input keeps that to rounding (1e-6 here), where
@@ -633,16 +648,6 @@ fn auto_recomputes_elementwise_values_from_what_it_keeps() {
     assert!(error_of_largest(&rounded.1 .0, &exact.1 .0) < 2e-2);
 }
 
-/// The largest difference between the gradients `got` and `exact`, relative to the largest
-/// entry of them all (a gradient 0 in exact arithmetic, such as a bias's before batch norm,
-/// is judged against the others' scale).
-fn error_of_all<'g>(got: impl IntoIterator<Item = &'g f32>, exact: impl IntoIterator<Item = &'g f32>) -> f32 {
-    let (got, exact): (Vec<f32>, Vec<f32>) = (got.into_iter().copied().collect(), exact.into_iter().copied().collect());
-    assert_eq!(got.len(), exact.len());
-    let scale = exact.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    got.iter().zip(&exact).fold(0.0f32, |m, (a, b)| m.max((a - b).abs())) / scale
-}
-
 /// The tape with bf16 residuals (`Tape::with_residuals`) keeps the values the static code's
 /// `residuals = "bf16"` keeps rounded, in functions without loops: the same bytes, and the
 /// same gradients (here bit for bit: both engines' kernels read the same rounded values in
@@ -679,9 +684,6 @@ fn the_tape_with_bf16_residuals_is_the_static_codes_on_tanh_layers() {
     }
 }
 
-/// The gradients of `block`: x, w, bias, gamma, beta.
-type BlockGradients = (Array4<f32>, Array4<f32>, Array1<f32>, Array1<f32>, Array1<f32>);
-
 /// The same on the study's convolutional block (conv2d → batch norm → relu → sum, every input):
 /// both keep the convolution's output rounded, batch norm's statistics and relu's sign bits as
 /// they are, and run batch norm's measuring sums in backward. Bit for bit here too.
@@ -689,15 +691,7 @@ type BlockGradients = (Array4<f32>, Array4<f32>, Array1<f32>, Array1<f32>, Array
 fn the_tape_with_bf16_residuals_is_the_static_codes_on_a_conv_block() {
     use autodiff::runtime::kernels::packed::Half;
     use autodiff::runtime::tape::Tape;
-    let mut r = rng(13);
-    let f32s = |a: Array4<f64>| a.mapv(|v| v as f32);
-    let (x, w) = (
-        f32s(random(&mut r, (2, 3, 5, 5))),
-        f32s(random(&mut r, (4, 3, 3, 3)) / 27f64.sqrt()),
-    );
-    let bias = random(&mut r, 4).mapv(|v| (0.1 * v) as f32);
-    let gamma = random(&mut r, 4).mapv(|v| (1.0 + 0.2 * v) as f32);
-    let beta = random(&mut r, 4).mapv(|v| (0.1 * v) as f32);
+    let (x, w, bias, gamma, beta) = block_inputs();
     let (value, statics) = block_bf16_grad(&x, &w, &bias, &gamma, &beta);
     let (_, exact) = block_full_grad(&x, &w, &bias, &gamma, &beta);
     let tape = Tape::with_residuals(Half::Bf16);
@@ -722,11 +716,7 @@ fn the_tape_with_bf16_residuals_is_the_static_codes_on_a_conv_block() {
         grads.take_as::<Ix1>(&leaves.3),
         grads.take_as::<Ix1>(&leaves.4),
     );
-    let all = |g: &BlockGradients| {
-        let g = g.clone();
-        (g.0.into_iter().chain(g.1).chain(g.2).chain(g.3).chain(g.4)).collect::<Vec<f32>>()
-    };
-    let (taped, statics, exact) = (all(&taped), all(&statics), all(&exact));
+    let (taped, statics, exact) = (block_flat(&taped), block_flat(&statics), block_flat(&exact));
     assert_eq!(taped, statics, "the tape's gradients and the static code's");
     // Both off the full-precision gradients by the rounding (7e-4 of the largest entry).
     assert!(error_of_all(&statics, &exact) > 1e-4);
