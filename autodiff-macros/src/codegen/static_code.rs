@@ -1490,9 +1490,7 @@ fn recompute_plan(
     // In statement order: an operand is decided before the values made from it.
     for v in candidates {
         let operands = function.stmt(v).op.operands();
-        let mut kept = value_reads.clone();
-        kept.remove(&v);
-        if !operands.iter().all(|&u| available(u, &recomputed, &kept)) {
+        if !operands.iter().all(|&u| available(u, &recomputed, value_reads)) {
             continue;
         }
         let last = value_reads.remove(&v).unwrap_or(0);
