@@ -176,12 +176,34 @@ pub struct SharedBuffers {
 impl SharedBuffers {
     /// The heap bytes of `array`'s allocation (its elements and the reference counts
     /// beside them) the first time its buffer is seen, 0 after.
+    /// An empty array's pointer is a placeholder shared by every empty buffer (a loop's edge
+    /// iteration holds one where the code around the loop keeps the state), so each empty
+    /// array counts its own header.
     pub fn count<F, D: ndarray::Dimension>(&mut self, array: &ndarray::ArcArray<F, D>) -> usize {
+        // `Arc`'s two counters and ndarray's owned representation (pointer, length, capacity).
+        let header = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<Vec<F>>();
+        if array.is_empty() {
+            return header;
+        }
         if !self.seen.insert(array.as_ptr() as usize) {
             return 0;
         }
-        // `Arc`'s two counters and ndarray's owned representation (pointer, length, capacity).
-        let header = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<Vec<F>>();
         array.len() * std::mem::size_of::<F>() + header
+    }
+
+    /// The heap bytes of a loop state kept in 16 bits (`residuals = "bf16"`), shared by the
+    /// iteration that made it and the next, the first time its allocation is seen: the
+    /// `Arc`'s counters, the packing and its values. `None` (an edge iteration's state,
+    /// which the code around the loop keeps) holds nothing.
+    pub fn count_packed<D: ndarray::Dimension>(
+        &mut self,
+        packed: &Option<std::sync::Arc<crate::kernels::packed::Packed<D>>>,
+    ) -> usize {
+        let Some(packed) = packed else { return 0 };
+        if !self.seen.insert(std::sync::Arc::as_ptr(packed) as usize) {
+            return 0;
+        }
+        let header = 2 * std::mem::size_of::<usize>() + std::mem::size_of::<crate::kernels::packed::Packed<D>>();
+        header + packed.bytes()
     }
 }

@@ -1,8 +1,10 @@
-///What `recurrent_backward` needs from `recurrent_forward`: the intermediates (none) (parameters are borrowed, not copied).
+///What `recurrent_backward` needs from `recurrent_forward`: the intermediates h_4 (parameters are borrowed, not copied).
 #[allow(non_camel_case_types, dead_code)]
 struct RecurrentContext<'__ctx> {
+    h0: &'__ctx Array2<f64>,
     w: &'__ctx Array2<f64>,
     xs: &'__ctx [Array2<f64>],
+    h_4: ::autodiff::ndarray::Array<f64, ::autodiff::ndarray::Ix2>,
     l3__contexts: ::std::vec::Vec<
         (
             ::autodiff::ndarray::ArcArray<f64, ::autodiff::ndarray::Ix2>,
@@ -19,7 +21,7 @@ impl<'__ctx> RecurrentContext<'__ctx> {
     /// Bytes of the arrays this context owns (saved intermediates; parameters are borrowed).
     #[allow(dead_code)]
     pub fn held_bytes(&self) -> usize {
-        0
+        0 + self.h_4.len() * ::core::mem::size_of::<f64>()
             + {
                 let mut __shared = ::autodiff::runtime::alloc::SharedBuffers::default();
                 let mut __bytes = ::autodiff::runtime::alloc::buffer_bytes(
@@ -51,6 +53,7 @@ fn recurrent_forward<'__ctx>(
         let mut l3__contexts = ::std::vec::Vec::with_capacity(
             ::core::iter::ExactSizeIterator::len(&((0)..(xs.len()))),
         );
+        let l3__count = ::core::iter::ExactSizeIterator::len(&((0)..(xs.len())));
         for __index1 in (0)..(xs.len()) {
             let l3__x_4_dim = (&xs[__index1]).raw_dim();
             let l3__v5 = ::autodiff::runtime::kernels::matmul::matmul(&l3__h_carried, w);
@@ -64,20 +67,35 @@ fn recurrent_forward<'__ctx>(
             ::core::mem::drop(l3__v6);
             let l3__next0 = l3__h_7.into_shared();
             let l3__h_7 = ::core::clone::Clone::clone(&l3__next0);
-            l3__contexts.push((l3__h_carried, l3__h_7, l3__x_4_dim, l3__v5_dim));
+            l3__contexts
+                .push((
+                    if l3__contexts.is_empty() {
+                        ::core::default::Default::default()
+                    } else {
+                        l3__h_carried
+                    },
+                    if l3__contexts.len() + 1 == l3__count {
+                        ::core::default::Default::default()
+                    } else {
+                        l3__h_7
+                    },
+                    l3__x_4_dim,
+                    l3__v5_dim,
+                ));
             l3__h_carried = l3__next0;
         }
         (l3__contexts, l3__h_carried.into_owned())
     };
     let h_4_dim = (&h_4).raw_dim();
     let v5 = ::autodiff::runtime::kernels::reduce::sum(&h_4);
-    ::core::mem::drop(h_4);
     let __value = v5;
     (
         __value,
         RecurrentContext {
+            h0,
             w,
             xs,
+            h_4,
             l3__contexts,
             w_dim,
             h_4_dim,
@@ -98,7 +116,7 @@ fn recurrent_backward<'__ctx>(
     ::autodiff::ndarray::Array<f64, ::autodiff::ndarray::Ix2>,
     ::std::vec::Vec<::autodiff::ndarray::Array<f64, ::autodiff::ndarray::Ix2>>,
 ) {
-    let RecurrentContext { w, xs, l3__contexts, w_dim, h_4_dim, .. } = ctx;
+    let RecurrentContext { h0, w, xs, h_4, l3__contexts, w_dim, h_4_dim, .. } = ctx;
     let d_v5 = __seed;
     let mut d_xs: ::std::vec::Vec<::core::option::Option<_>> = xs
         .iter()
@@ -107,11 +125,23 @@ fn recurrent_backward<'__ctx>(
     let d_h_4 = ::autodiff::runtime::kernels::reduce::sum_grad(d_v5, &h_4_dim);
     let mut l3__d_carried0 = d_h_4;
     let mut l3__d_captured2 = ::autodiff::ndarray::Array::zeros(w_dim.clone());
-    for (__index1, (l3__h_carried, l3__h_7, l3__x_4_dim, l3__v5_dim)) in ((0)..(xs
+    let l3__count = l3__contexts.len();
+    for (l3__position, (__index1, (l3__h_carried, l3__h_7, l3__x_4_dim, l3__v5_dim))) in ((0)..(xs
         .len()))
         .zip(l3__contexts)
+        .enumerate()
         .rev()
     {
+        let l3__h_carried = if l3__position == 0 {
+            (h0).to_owned().into_shared()
+        } else {
+            l3__h_carried
+        };
+        let l3__h_7 = if l3__position + 1 == l3__count {
+            (&h_4).to_owned().into_shared()
+        } else {
+            l3__h_7
+        };
         let l3__seed0 = l3__d_carried0;
         let (l3__grad0,) = {
             let d_l3__h_7 = l3__seed0;

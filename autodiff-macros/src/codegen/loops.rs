@@ -7,6 +7,11 @@
 //! body's backward seeded with the carried variables' adjoints, which it updates, and adds
 //! the captured values' contributions to an accumulator.
 //!
+//! A state is held once: consecutive contexts share it (`ArcArray`), the first context
+//! leaves the initial value and the last the loop's output to the code around the loop
+//! (`EdgeField`), and under `residuals = "bf16"` the contexts share one 16-bit packing of
+//! it, made where the state is (`Packing`).
+//!
 //! Before: `let mut h = h0.to_owned(); for i in 0..n { h = (h.dot(w) + &xs[i]).tanh(); }`
 //! After (forward):  `let (ctxs, h_9) = { let mut h = h0.to_owned(); let mut ctxs = Vec::with_capacity(n);`
 //!                   `for i in 0..n { ..body.. ctxs.push((h, v3)); h = next; } (ctxs, h) };`
@@ -24,6 +29,21 @@ use crate::activity::Activity;
 use crate::ir::{Function, Init, Kind, Loop, Op, Origin, ValueId};
 use crate::liveness::ForwardLiveness;
 
+/// A context field that one iteration at the loop's edge leaves out, because the code
+/// around the loop has the same state: the first iteration's carried-in state is the
+/// variable's initial value, the last iteration's carried-out state the loop's output.
+/// The outer code keeps that value (the loop's backward reads it), so holding it in the
+/// edge iteration's context as well would hold one state twice (an RNN's `h0` copied into
+/// its carried state, and its final state copied out of the buffer the last context
+/// shares). That context holds an empty array instead, and backward copies the outer
+/// value into the field before that iteration's body runs (one state copied per run,
+/// where forward used to copy it anyway).
+struct EdgeField {
+    field: Ident,
+    first: bool,
+    outer: ValueId,
+}
+
 /// A loop's body, generated.
 pub struct BodyCode<'f> {
     names: Names<'f>,
@@ -33,6 +53,77 @@ pub struct BodyCode<'f> {
     /// Per carried variable: the local seeding the body's output with its adjoint, if the
     /// variable is active.
     seeds: Vec<Option<Ident>>,
+    /// Fields the first or last iteration's context leaves to the outer code.
+    edges: Vec<EdgeField>,
+    /// Under `residuals = "bf16"` (or "f16"): the context fields holding carried states,
+    /// kept in 16 bits.
+    packed_states: Vec<StateField>,
+}
+
+/// A context field holding a carried array's state: the state carried in (`input`), or
+/// the one the iteration made for the next.
+struct StateField {
+    field: Ident,
+    carried: usize,
+    input: bool,
+}
+
+/// The 16-bit twins of the carried states that contexts hold: `twin(k)` packs carried
+/// variable `k`'s current state, `next_twin(k)` the state this iteration made for it.
+struct Packing {
+    prefix: String,
+    carried: Vec<usize>,
+}
+
+impl Packing {
+    fn new(body: &BodyCode, l: &Loop) -> Self {
+        let carried = (0..l.carried.len())
+            .filter(|&k| body.packed_states.iter().any(|s| s.carried == k))
+            .collect();
+        Packing {
+            prefix: body.names.prefix().to_string(),
+            carried,
+        }
+    }
+
+    fn twin(&self, k: usize) -> Ident {
+        format_ident!("{}packed{}", self.prefix, k, span = Span::mixed_site())
+    }
+
+    fn next_twin(&self, k: usize) -> Ident {
+        format_ident!("{}next_packed{}", self.prefix, k, span = Span::mixed_site())
+    }
+}
+
+/// The context fields of a loop body that hold carried states (an output that passes a
+/// parameter through is that parameter's field; one that passes an outer value through
+/// is no field).
+fn state_fields(l: &Loop, names: &Names, code: &StaticCode) -> Vec<StateField> {
+    let saved = |ident: &Ident| code.fields.iter().any(|f| f.ident == *ident);
+    let mut states: Vec<StateField> = Vec::new();
+    for k in (0..l.carried.len()).filter(|&k| l.body.stmts[k].kind.is_array()) {
+        let param = names.ident(l.body.param_id(k).unwrap_or(ValueId(k)));
+        if saved(&param) {
+            states.push(StateField {
+                field: param,
+                carried: k,
+                input: true,
+            });
+        }
+    }
+    for k in (0..l.carried.len()).filter(|&k| l.body.stmts[k].kind.is_array()) {
+        let out = l.outputs[k];
+        let field = names.ident(out);
+        let made_by_body = !matches!(l.body.stmt(out).op, Op::Param { .. } | Op::Index(..));
+        if made_by_body && saved(&field) && !states.iter().any(|s| s.field == field) {
+            states.push(StateField {
+                field,
+                carried: k,
+                input: false,
+            });
+        }
+    }
+    states
 }
 
 /// Where one of the loop's adjoint results goes, and where it comes from.
@@ -85,6 +176,36 @@ pub fn targets(function: &Function, id: ValueId, l: &Loop, activity: &Activity) 
 fn loop_outputs(function: &Function, id: ValueId, l: &Loop) -> Vec<ValueId> {
     (0..l.carried.len())
         .map(|k| function.loop_output(id, k).unwrap_or(id))
+        .collect()
+}
+
+/// The context fields of the loop `id` whose edge iteration leaves them to the outer code
+/// (see [`EdgeField`]): a state carried in from the initial value (not a constant), and a
+/// state made for the loop's output, which the rest of the function reads (not one of two
+/// outputs the body made the same).
+fn edge_fields(function: &Function, id: ValueId, l: &Loop, names: &Names, code: &StaticCode) -> Vec<EdgeField> {
+    state_fields(l, names, code)
+        .into_iter()
+        .filter_map(|state| {
+            let k = state.carried;
+            let outer = if state.input {
+                match l.carried[k].init {
+                    Init::Value(init) if !matches!(function.stmt(init).op, Op::Const(_) | Op::ConstArray(_)) => init,
+                    _ => return None,
+                }
+            } else {
+                let repeated = l.outputs.iter().filter(|&&o| o == l.outputs[k]).count() > 1;
+                match function.loop_output(id, k) {
+                    Some(out) if !repeated => out,
+                    _ => return None,
+                }
+            };
+            Some(EdgeField {
+                field: state.field,
+                first: state.input,
+                outer,
+            })
+        })
         .collect()
 }
 
@@ -148,28 +269,40 @@ impl<'f> BodyCode<'f> {
         let mut code = static_code::generate(&l.body, body_activity, &liveness, &names, &[], &boundary);
         // A carried array is shared (`ArcArray`) between the iteration that computed it and
         // the next, which reads it: saving it in both contexts costs a reference count, not
-        // a copy of the state per iteration.
-        let shared: Vec<(Ident, Kind)> = (0..l.carried.len())
-            .filter(|&k| l.body.stmts[k].kind.is_array())
-            .flat_map(|k| {
-                let kind = l.body.stmts[k].kind;
-                let param = names.ident(l.body.param_id(k).unwrap_or(ValueId(k)));
-                [(param, kind), (names.ident(l.outputs[k]), kind)]
-            })
-            .collect();
+        // a copy of the state per iteration. Under `residuals = "bf16"` (or "f16") the two
+        // contexts share one 16-bit packing of it instead (`None` at an edge, see `EdgeField`).
+        let states = state_fields(l, &names, &code);
+        let packed = names.analyses.residuals.format().is_some();
         for field in &mut code.fields {
-            if let Some((_, kind)) = shared.iter().find(|(ident, _)| *ident == field.ident) {
-                field.ty = names.shared_type(*kind);
-                field.held = Some(Held::Shared);
+            if let Some(state) = states.iter().find(|s| s.field == field.ident) {
+                let kind = l.body.stmts[state.carried].kind;
+                if packed {
+                    let dim = names.dim_type(kind);
+                    field.ty = quote!(::core::option::Option<::std::sync::Arc<::autodiff::runtime::kernels::packed::Packed<#dim>>>);
+                    field.held = Some(Held::SharedPacked);
+                } else {
+                    field.ty = names.shared_type(kind);
+                    field.held = Some(Held::Shared);
+                }
             }
         }
+        let edges = edge_fields(function, id, l, &names, &code);
         let contexts = format_ident!("{}contexts", names.prefix(), span = Span::mixed_site());
+        let packed_states = if packed { states } else { Vec::new() };
         BodyCode {
             names,
             code,
             contexts,
             seeds,
+            edges,
+            packed_states,
         }
+    }
+
+    /// The outer values the loop's backward reads for its edge iterations (see
+    /// [`EdgeField`]); the outer code keeps them to that step.
+    pub fn edge_reads(&self) -> impl Iterator<Item = ValueId> + '_ {
+        self.edges.iter().map(|e| e.outer)
     }
 
     /// The outer context's field holding the per-iteration contexts.
@@ -263,6 +396,14 @@ impl<'f> BodyCode<'f> {
         };
         plan.push(format!("for {index} in {range} {{"));
         plan.extend(self.code.plan_forward.iter().map(|line| format!("    {line}")));
+        if let (true, Some(format)) = (keep, bn.analyses.residuals.format()) {
+            let format = format.to_lowercase();
+            plan.extend(
+                self.packed_states
+                    .iter()
+                    .map(|s| format!("    {0}_packed = {format}({0})", s.field)),
+            );
+        }
         plan.push("}".to_string());
 
         // The next values of the carried variables: a float is copied; an array becomes
@@ -304,12 +445,76 @@ impl<'f> BodyCode<'f> {
             nexts.push(next);
         }
         let forward_body = &self.code.forward_body;
-        let push = keep.then(|| quote!(#contexts.push((#(#saved,)*));));
+        let count = format_ident!("{}count", bn.prefix(), span = Span::mixed_site());
+        let last = quote!(#contexts.len() + 1 == #count);
+        // Under 16-bit residuals, each carried state a context holds is packed once, where
+        // it is made, into a twin carried beside it (`None` where no context holds it).
+        let packed = Packing::new(self, l);
+        let pushed = self.code.fields.iter().map(|f| {
+            let ident = &f.ident;
+            if let Some(state) = self.packed_states.iter().find(|s| s.field == *ident) {
+                let k = state.carried;
+                return if state.input {
+                    let twin = packed.twin(k);
+                    quote!(#twin)
+                } else {
+                    let next = packed.next_twin(k);
+                    quote!(::core::clone::Clone::clone(&#next))
+                };
+            }
+            match self.edges.iter().find(|e| e.field == *ident) {
+                Some(EdgeField { first: true, .. }) => quote! {
+                    if #contexts.is_empty() { ::core::default::Default::default() } else { #ident }
+                },
+                Some(EdgeField { first: false, .. }) => quote! {
+                    if #last { ::core::default::Default::default() } else { #ident }
+                },
+                None => quote!(#ident),
+            }
+        });
+        let push = keep.then(|| quote!(#contexts.push((#(#pushed,)*));));
+        if keep && !(self.edges.is_empty() && self.packed_states.is_empty()) {
+            code.extend(quote!(let #count = ::core::iter::ExactSizeIterator::len(&(#range));));
+        }
+        let (mut pack_next, mut carry_twins) = (TokenStream::new(), TokenStream::new());
+        if keep {
+            let format = format_ident!("{}", bn.analyses.residuals.format().unwrap_or("Bf16"));
+            let pack = |value: &Ident| {
+                quote!(::core::option::Option::Some(::std::sync::Arc::new(
+                    ::autodiff::runtime::kernels::packed::Packed::pack(&#value, ::autodiff::runtime::kernels::packed::Half::#format)
+                )))
+            };
+            for &k in &packed.carried {
+                let (twin, next_twin) = (packed.twin(k), packed.next_twin(k));
+                // Iteration 0's state is the initial value: packed unless the code around
+                // the loop keeps it (an edge) or no context holds a state carried in.
+                let input = self.packed_states.iter().find(|s| s.input && s.carried == k);
+                let init = match input {
+                    Some(s) if !self.edges.iter().any(|e| e.field == s.field) => pack(&carried[k]),
+                    _ => quote!(::core::option::Option::None),
+                };
+                code.extend(quote!(let mut #twin = #init;));
+                // The next state is read by the next iteration's context (if one holds a
+                // state carried in) and by this one's (if it holds the state it made, and
+                // this is not the last iteration, whose output the code around keeps).
+                let output = self.packed_states.iter().find(|s| !s.input && s.carried == k);
+                let always = output.is_some_and(|s| !self.edges.iter().any(|e| e.field == s.field));
+                let value = pack(&nexts[k]);
+                pack_next.extend(if always {
+                    quote!(let #next_twin = #value;)
+                } else {
+                    quote!(let #next_twin = if #last { ::core::option::Option::None } else { #value };)
+                });
+                carry_twins.extend(quote!(#twin = #next_twin;));
+            }
+        }
         code.extend(quote! {
             for #index in #range {
                 #forward_body
                 #next_code
+                #pack_next
                 #push
+                #carry_twins
                 #(#carried = #nexts;)*
             }
         });
@@ -419,14 +624,67 @@ impl<'f> BodyCode<'f> {
             }
         }
         let backward_body = &self.code.backward_body;
+        let (position, count) = (
+            format_ident!("{}position", prefix, span = Span::mixed_site()),
+            format_ident!("{}count", prefix, span = Span::mixed_site()),
+        );
+        // A packed state is unpacked before the body reads it; an edge's comes from outside.
+        let unpacked = self.packed_states.iter().map(|state| {
+            let field = &state.field;
+            let missing = match self.edges.iter().find(|e| e.field == *field) {
+                Some(edge) => {
+                    let outer = names.arg(edge.outer);
+                    quote!((#outer).to_owned().into_shared())
+                }
+                None => quote!(::core::default::Default::default()),
+            };
+            quote! {
+                let #field = match #field {
+                    ::core::option::Option::Some(packed) => packed.unpack::<#float>().into_shared(),
+                    ::core::option::Option::None => #missing,
+                };
+            }
+        });
+        let edges = self
+            .edges
+            .iter()
+            .filter(|e| !self.packed_states.iter().any(|s| s.field == e.field))
+            .map(|e| {
+                let (field, outer) = (&e.field, names.arg(e.outer));
+                let at_edge = if e.first {
+                    quote!(#position == 0)
+                } else {
+                    quote!(#position + 1 == #count)
+                };
+                quote!(let #field = if #at_edge { (#outer).to_owned().into_shared() } else { #field };)
+            });
+        if !self.edges.is_empty() {
+            code.extend(quote!(let #count = #contexts.len();));
+        }
+        let pattern = quote!((#index, (#(#fields,)*)));
+        let (pattern, iterations) = if self.edges.is_empty() {
+            (pattern, quote!((#range).zip(#contexts).rev()))
+        } else {
+            (
+                quote!((#position, #pattern)),
+                quote!((#range).zip(#contexts).enumerate().rev()),
+            )
+        };
         code.extend(quote! {
-            for (#index, (#(#fields,)*)) in (#range).zip(#contexts).rev() {
+            for #pattern in #iterations {
+                #(#unpacked)*
+                #(#edges)*
                 #(#seeds)*
                 let (#(#grads,)*) = { #backward_body };
                 #updates
             }
         });
         plan.push(format!("for {index} in rev({range}) {{"));
+        plan.extend(
+            self.packed_states
+                .iter()
+                .map(|s| format!("    {0} = unpack({0}_packed)", s.field)),
+        );
         plan.extend(self.code.plan_backward.iter().map(|line| format!("    {line}")));
         plan.push("}".to_string());
 

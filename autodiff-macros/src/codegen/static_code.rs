@@ -71,6 +71,8 @@ pub enum Held {
     /// An `ArcArray` whose buffer other fields may share (a loop's state, saved by one
     /// iteration as its output and by the next as its input): each buffer counts once.
     Shared,
+    /// A loop's state kept in 16 bits (`Option<Arc<Packed<D>>>`), shared like [`Held::Shared`].
+    SharedPacked,
     /// A residual in a compact form, a sign mask (`kernels::mask::SignMask`) or a 16-bit
     /// packing (`kernels::packed::Packed`), which counts its own bytes (`.bytes()`).
     Compact,
@@ -88,12 +90,13 @@ impl Held {
             Held::Compact => quote!(#access.bytes()),
             Held::Call => quote!(#access.held_bytes()),
             // Counted where the context list is, which knows the buffers seen so far.
-            Held::Shared => quote!(0),
+            Held::Shared | Held::SharedPacked => quote!(0),
             Held::Contexts(items) => {
                 let counts = items.iter().enumerate().filter_map(|(k, item)| {
                     let k = syn::Index::from(k);
                     item.as_ref().map(|held| match held {
                         Held::Shared => quote!(__shared.count(&__t.#k)),
+                        Held::SharedPacked => quote!(__shared.count_packed(&__t.#k)),
                         _ => held.bytes(quote!(__t.#k), float),
                     })
                 });
@@ -327,6 +330,10 @@ pub fn generate(
                         read(v, i, &mut value_reads, &mut token_reads);
                     }
                 }
+                // The states its edge iterations leave to the code around it.
+                for v in body.edge_reads() {
+                    read(v, i, &mut value_reads, &mut token_reads);
+                }
                 token_reads.extend(body.code.constant_reads.iter().cloned());
                 dim_reads.extend(loops::dims_read(function, step.stmt, l, activity));
             }
@@ -475,7 +482,8 @@ pub fn generate(
     // 3d. `residuals = "bf16"` (or "f16"): the array residuals still kept as computed are kept
     // rounded to 16 bits, packed where forward makes them and unpacked before backward's
     // first read (`packed`: value -> first and last step reading it). Loop states, which
-    // consecutive iterations share, and what loops and calls read by name stay as they are;
+    // consecutive iterations share, are packed by the loop (`loops.rs`: one packing per
+    // state, shared by both contexts); what loops and calls read by name stays as it is;
     // so do aux residuals (a row's statistics and indices are not in `value_reads`).
     let mut packed: BTreeMap<ValueId, (usize, usize)> = BTreeMap::new();
     if names.analyses.residuals.format().is_some() {
@@ -1416,6 +1424,13 @@ fn structural_reads(function: &Function, steps: &[Step]) -> BTreeSet<ValueId> {
             Op::Loop(l) => {
                 reads.extend(l.captured.iter().map(|&(_, v)| v));
                 reads.extend(l.flag);
+                // Its edge iterations' states (`loops::BodyCode::edge_reads`), a superset:
+                // every array initial value and output.
+                reads.extend(l.carried.iter().filter_map(|c| match c.init {
+                    Init::Value(v) => Some(v),
+                    _ => None,
+                }));
+                reads.extend((0..l.carried.len()).filter_map(|k| function.loop_output(step.stmt, k)));
             }
             Op::Call(c) | Op::Custom { call: c, .. } => {
                 reads.extend(calls::reads(c).0);
