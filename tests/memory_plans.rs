@@ -721,3 +721,61 @@ fn the_tape_with_bf16_residuals_is_the_static_codes_on_a_conv_block() {
     // Both off the full-precision gradients by the rounding (7e-4 of the largest entry).
     assert!(error_of_all(&statics, &exact) > 1e-4);
 }
+
+/// The study's RNN, small: `h ← tanh(h·w + x_t·u)` from the parameter `h0`, loss against a
+/// target.
+#[differentiate(wrt(w, u), name = rnn_auto)]
+#[differentiate(wrt(w, u), residuals = "bf16", name = rnn_bf16)]
+fn rnn(h0: &Array2<f64>, w: &Array2<f64>, u: &Array2<f64>, xs: &[Array2<f64>], target: &Array2<f64>) -> f64 {
+    let mut h = h0.to_owned();
+    for x in xs {
+        h = (h.dot(w) + x.dot(u)).tanh();
+    }
+    mse(&h, target)
+}
+
+/// A loop holds each state once: the states it made, shared by the iteration that made one
+/// and the next, and neither a copy of `h0` (the parameter, which backward borrows) nor a
+/// second copy of the final state (which the loss keeps for the last iteration too). What
+/// is left beside the states is the contexts' bookkeeping, well under a state's bytes.
+/// Under bf16 the states it made are packed, but the last, which the code around the loop
+/// keeps as computed.
+#[test]
+fn a_loop_holds_each_state_once() {
+    let mut r = rng(11);
+    let inputs = |r: &mut _, batch: usize, width: usize, steps: usize| {
+        let xs: Vec<Array2<f64>> = (0..steps).map(|_| random(r, (batch, width))).collect();
+        let (h0, w, u, target) = (
+            random(r, (batch, width)),
+            random(r, (width, width)),
+            random(r, (width, width)),
+            random(r, (batch, width)),
+        );
+        (h0, w, u, xs, target)
+    };
+    let (h0, w, u, xs, target) = inputs(&mut r, 3, 4, 3);
+    autodiff::check!(rnn_auto, &h0, &w, &u, &xs, &target);
+    // States large beside the contexts' bookkeeping.
+    let (batch, width, steps) = (32, 64, 6);
+    let (h0, w, u, xs, target) = inputs(&mut r, batch, width, steps);
+    let state = batch * width * 8;
+    let (_, auto) = held_by_forward!(rnn_auto_forward(&h0, &w, &u, &xs, &target));
+    assert!(
+        auto >= steps * state && auto < steps * state + state / 4,
+        "{auto} B for {steps} states of {state} B"
+    );
+    let (_, bf16) = held_by_forward!(rnn_bf16_forward(&h0, &w, &u, &xs, &target));
+    let packed = (steps - 1) * state / 4 + state;
+    assert!(
+        bf16 >= packed && bf16 < packed + state / 4,
+        "{bf16} B, {packed} B of states"
+    );
+    let (exact, rounded) = (
+        rnn_auto_grad(&h0, &w, &u, &xs, &target),
+        rnn_bf16_grad(&h0, &w, &u, &xs, &target),
+    );
+    for (g, e) in [(&rounded.1 .0, &exact.1 .0), (&rounded.1 .1, &exact.1 .1)] {
+        let error = error_of_largest(g, e);
+        assert!(error > 0.0 && error < 2e-2, "{error}");
+    }
+}
