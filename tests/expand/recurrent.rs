@@ -124,7 +124,9 @@ fn recurrent_backward<'__ctx>(
         .collect();
     let d_h_4 = ::autodiff::runtime::kernels::reduce::sum_grad(d_v5, &h_4_dim);
     let mut l3__d_carried0 = d_h_4;
-    let mut l3__d_captured2 = ::autodiff::ndarray::Array::zeros(w_dim.clone());
+    let mut l3__d_captured2: ::core::option::Option<
+        ::autodiff::ndarray::Array<f64, ::autodiff::ndarray::Ix2>,
+    > = ::core::option::Option::None;
     let l3__count = l3__contexts.len();
     for (l3__position, (__index1, (l3__h_carried, l3__h_7, l3__x_4_dim, l3__v5_dim))) in ((0)..(xs
         .len()))
@@ -162,11 +164,23 @@ fn recurrent_backward<'__ctx>(
                 &d_l3__v5,
                 w,
             );
-            ::autodiff::runtime::kernels::matmul::matmul_grad_rhs_acc(
-                (&mut l3__d_captured2),
-                &l3__h_carried,
-                &d_l3__v5,
-            );
+            match l3__d_captured2.as_mut() {
+                ::core::option::Option::Some(__acc) => {
+                    ::autodiff::runtime::kernels::matmul::matmul_grad_rhs_acc(
+                        (__acc),
+                        &l3__h_carried,
+                        &d_l3__v5,
+                    );
+                }
+                ::core::option::Option::None => {
+                    l3__d_captured2 = ::core::option::Option::Some(
+                        ::autodiff::runtime::kernels::matmul::matmul_grad_rhs(
+                            &l3__h_carried,
+                            &d_l3__v5,
+                        ),
+                    );
+                }
+            }
             ::core::mem::drop(d_l3__v5);
             ::autodiff::runtime::kernels::binary::accumulate_slot(
                 &mut d_xs[__index1],
@@ -177,7 +191,8 @@ fn recurrent_backward<'__ctx>(
         l3__d_carried0 = l3__grad0;
     }
     let l3__result0 = l3__d_carried0;
-    let l3__result1 = l3__d_captured2;
+    let l3__result1 = l3__d_captured2
+        .unwrap_or_else(|| ::autodiff::ndarray::Array::zeros(w_dim.clone()));
     let d_h0 = l3__result0;
     let d_w = l3__result1;
     (d_h0, d_w, ::autodiff::runtime::kernels::binary::slots_or_zeros(d_xs, xs))

@@ -583,19 +583,26 @@ impl<'f> BodyCode<'f> {
             plan.push(format!("{d} = {init}"));
             code.extend(quote!(let mut #d = #init;));
         }
-        // The captured values' adjoints start at zero (the loop may run no iteration) and
-        // the body adds into them in place.
+        // The captured values' adjoints: a float starts at zero; an array starts empty and
+        // takes its first contribution's buffer, the body adding the others into it in
+        // place (zeros up front would be held through the sweep beside every context:
+        // attention's four weight gradients, 1 MB). Zeros if none came (the loop may run
+        // no iteration).
         let results = results(function, id, l, activity);
         for (v, source) in &results {
             if let Source::Captured(index) = source {
                 let acc = accumulator(*index);
-                let init = if function.kind(*v).is_array() {
-                    let dim = names.dim(*v);
-                    quote!(::autodiff::ndarray::Array::zeros(#dim.clone()))
+                let kind = function.kind(*v);
+                let (ty, init) = if kind.is_array() {
+                    let array = names.value_type(kind);
+                    (
+                        quote!(::core::option::Option<#array>),
+                        quote!(::core::option::Option::None),
+                    )
                 } else {
-                    zero.clone()
+                    (quote!(#float), zero.clone())
                 };
-                code.extend(quote!(let mut #acc = #init;));
+                code.extend(quote!(let mut #acc: #ty = #init;));
             }
         }
 
@@ -698,6 +705,10 @@ impl<'f> BodyCode<'f> {
                 Source::Carried(k) => {
                     let d = adjoint(k);
                     quote!(#d)
+                }
+                Source::Captured(index) if function.kind(v).is_array() => {
+                    let (acc, dim) = (accumulator(index), names.dim(v));
+                    quote!(#acc.unwrap_or_else(|| ::autodiff::ndarray::Array::zeros(#dim.clone())))
                 }
                 Source::Captured(index) => {
                     let acc = accumulator(index);

@@ -806,8 +806,13 @@ pub fn generate(
             backward_body.extend(quote!(let #mutability #d = #expr;));
             plan_backward.push(format!("{d_text} = {label}"));
         } else if function.kind(target).is_array() {
+            // A loop's accumulator starts empty and takes its first contribution's buffer.
             let k = kernels();
-            backward_body.extend(quote!(#k::binary::accumulate(&mut #d, #expr);));
+            let kernel = match accumulator(target) {
+                Some(_) => quote!(accumulate_slot),
+                None => quote!(accumulate),
+            };
+            backward_body.extend(quote!(#k::binary::#kernel(&mut #d, #expr);));
             plan_backward.push(format!("{d_text} += {label}"));
         } else {
             backward_body.extend(quote!(#d += #expr;));
@@ -979,16 +984,24 @@ pub fn generate(
                 call.materialize,
                 names.analyses.reuse,
             ) {
+                // The accumulator is empty until its first contribution, which the
+                // product's plain form writes (no zeros allocated before the sweep).
                 let fused = GradCall {
                     kernel: Some(kernel),
-                    args: std::iter::once(GradArg::Tokens(quote!(&mut #acc)))
+                    args: std::iter::once(GradArg::Tokens(quote!(__acc)))
                         .chain(call.args.iter().cloned())
                         .collect(),
                     ..call.clone()
                 };
                 let (expr, label) = grad_call(names, &fused, &g, &g_text, moves);
+                let (first, _) = grad_call(names, call, &g, &g_text, moves);
                 received.entry(call.target).or_default();
-                backward_body.extend(quote!(#expr;));
+                backward_body.extend(quote! {
+                    match #acc.as_mut() {
+                        ::core::option::Option::Some(__acc) => { #expr; }
+                        ::core::option::Option::None => #acc = ::core::option::Option::Some(#first),
+                    }
+                });
                 plan_backward.push(format!("d_{} += {label}", names.text(call.target)));
                 continue;
             }
