@@ -420,7 +420,7 @@ pub fn generate(
     // first would add a pass over memory), so there the value is kept as it is.
     // `save = "all"` keeps every residual as computed.
     // What loops and calls read by name: kept as it is whatever the form (3c, 3d).
-    let structural = structural_reads(function, &steps);
+    let structural = structural_reads(function, &steps, true);
     let mut masked: BTreeMap<ValueId, usize> = BTreeMap::new();
     if names.analyses.liveness && names.analyses.save != Save::All {
         for &v in &sign_only {
@@ -483,10 +483,20 @@ pub fn generate(
     // rounded to 16 bits, packed where forward makes them and unpacked before backward's
     // first read (`packed`: value -> first and last step reading it). Loop states, which
     // consecutive iterations share, are packed by the loop (`loops.rs`: one packing per
-    // state, shared by both contexts); what loops and calls read by name stays as it is;
-    // so do aux residuals (a row's statistics and indices are not in `value_reads`).
+    // state, shared by both contexts); what loops and calls read by name stays as it is,
+    // but for a loop's initial value and output, which its edge iterations read as states
+    // (unpacked before that loop's step like before any other first read); so do aux
+    // residuals (a row's statistics and indices are not in `value_reads`).
     let mut packed: BTreeMap<ValueId, (usize, usize)> = BTreeMap::new();
     if names.analyses.residuals.format().is_some() {
+        let by_name = structural_reads(function, &steps, false);
+        let first_edge_read = |v: ValueId| {
+            steps.iter().position(|s| {
+                bodies
+                    .get(&s.stmt)
+                    .is_some_and(|body| body.edge_reads().any(|e| e == v))
+            })
+        };
         // A value read beside an aux residual stays as computed: batch norm's input is read
         // with the statistics forward took of the exact values, and rounding the one but not
         // the other made x̂ inconsistent with them (conv2d's bf16 gradient error 2.3e-3 →
@@ -512,13 +522,16 @@ pub fn generate(
             if !function.kind(v).is_array()
                 || !droppable(function, v)
                 || outputs.contains(&v)
-                || structural.contains(&v)
+                || by_name.contains(&v)
                 || names.is_shared(v)
                 || read_with_aux.contains(&v)
             {
                 continue;
             }
             let first = first_value_read(&steps, v)
+                .into_iter()
+                .chain(first_edge_read(v))
+                .min()
                 .unwrap_or(last)
                 .min(recompute_reads.get(&v).copied().unwrap_or(usize::MAX));
             value_reads.remove(&v);
@@ -1349,7 +1362,7 @@ fn column_sums(names: &Names, v: ValueId) -> Ident {
 /// for `b`) to read the sums forward keeps, where nothing else in backward reads the matrix
 /// but relu's rule (through its sign, which a mask may keep).
 fn keep_column_sums(function: &Function, steps: &mut [Step], outputs: &[ValueId]) {
-    let structural = structural_reads(function, steps);
+    let structural = structural_reads(function, steps, true);
     let summable = |call: &GradCall| match (call.kernel, call.args.first()) {
         (Some(Kernel::filled_matmul_grad_rhs), Some(GradArg::Factors(factors))) => match factors[..] {
             [a] => Some(a),
@@ -1427,7 +1440,7 @@ fn sign_only_reads(function: &Function, steps: &[Step]) -> BTreeSet<ValueId> {
 
 /// The values backward reads other than through kernel arguments: slices of indexed
 /// elements, what loops and calls read, a custom rule's output.
-fn structural_reads(function: &Function, steps: &[Step]) -> BTreeSet<ValueId> {
+fn structural_reads(function: &Function, steps: &[Step], edges: bool) -> BTreeSet<ValueId> {
     let mut reads = BTreeSet::new();
     for step in steps {
         match &function.stmt(step.stmt).op {
@@ -1437,13 +1450,15 @@ fn structural_reads(function: &Function, steps: &[Step]) -> BTreeSet<ValueId> {
             Op::Loop(l) => {
                 reads.extend(l.captured.iter().map(|&(_, v)| v));
                 reads.extend(l.flag);
-                // Its edge iterations' states (`loops::BodyCode::edge_reads`), a superset:
-                // every array initial value and output.
-                reads.extend(l.carried.iter().filter_map(|c| match c.init {
-                    Init::Value(v) => Some(v),
-                    _ => None,
-                }));
-                reads.extend((0..l.carried.len()).filter_map(|k| function.loop_output(step.stmt, k)));
+                // With `edges`, its edge iterations' states (`loops::BodyCode::edge_reads`),
+                // a superset: every array initial value and output.
+                if edges {
+                    reads.extend(l.carried.iter().filter_map(|c| match c.init {
+                        Init::Value(v) => Some(v),
+                        _ => None,
+                    }));
+                    reads.extend((0..l.carried.len()).filter_map(|k| function.loop_output(step.stmt, k)));
+                }
             }
             Op::Call(c) | Op::Custom { call: c, .. } => {
                 reads.extend(calls::reads(c).0);
