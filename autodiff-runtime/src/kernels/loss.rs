@@ -139,6 +139,14 @@ pub fn cross_entropy_grad<F: Float, S: Data<Elem = F>>(
     let scale = g / F::of_usize(labels.len());
     let mut grad = logits.to_owned();
     for (mut row, &label) in grad.rows_mut().into_iter().zip(labels) {
+        // Rows of the owned copy are contiguous: softmax's vectorised lane where `F` has one.
+        if let Some(values) = row.as_slice_mut() {
+            if super::softmax::softmax_in_place(values) {
+                row.mapv_inplace(|p| p * scale);
+                row[label] -= scale;
+                continue;
+            }
+        }
         let max = row.fold(F::neg_infinity(), |m, &v| m.max(v));
         let mut sum_exp = F::zero();
         row.mapv_inplace(|v| {
