@@ -20,7 +20,8 @@ use rten_simd::SimdUnaryOp;
 pub enum VectorFn {
     /// `eˣ`: for `f32` within 1 ulp of `f32::exp` (`rten_vecmath::Exp`).
     Exp,
-    /// `tanh x`: for `f32` within 3 ulp of `f32::tanh` (`rten_vecmath::Tanh`).
+    /// `tanh x`: for `f32` within 3 ulp of `f32::tanh` (`rten_vecmath::Tanh`); `tanh(+0)`
+    /// comes out as `−0` (equal under `==`).
     Tanh,
     /// The logistic function `1 / (1 + e⁻ˣ)`: for `f32` within a few ulp where the result
     /// is a normal float; below `x ≈ −87.3`, where the exact value is subnormal, `0`
