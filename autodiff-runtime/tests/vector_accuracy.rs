@@ -395,3 +395,76 @@ fn f32_cross_entropy_gradient_is_as_accurate_as_the_scalar_loop() {
         "vectorised {vectorised:e}, scalar {scalar:e}"
     );
 }
+
+/// Today's (pre-vectorisation) log-softmax along rows, copied as the reference.
+fn log_softmax_reference<F: Float>(a: &Array2<F>, axis: Axis) -> Array2<F> {
+    let mut y = a.to_owned();
+    for mut lane in y.lanes_mut(axis) {
+        let max = lane.fold(F::neg_infinity(), |m, &v| m.max(v));
+        let total = lane.fold(F::zero(), |acc, &v| acc + (v - max).exp());
+        let log_total = total.ln();
+        lane.mapv_inplace(|v| (v - max) - log_total);
+    }
+    y
+}
+
+#[test]
+fn f32_log_softmax_and_cross_entropy_are_as_accurate_as_the_scalar_loop() {
+    let a = logits().mapv(|x| f64::from(x as f32));
+    let a32 = a.mapv(|x| x as f32);
+    // log-softmax: absolute error (its values are logarithms, of magnitude up to 20 here;
+    // the shift v − max rounds in f32 in both loops).
+    let exact = softmax::log_softmax(&a, Axis(1));
+    let error = |y: &Array2<f32>| {
+        y.iter()
+            .zip(&exact)
+            .map(|(&y, &e)| (f64::from(y) - e).abs())
+            .fold(0.0, f64::max)
+    };
+    let (vectorised, scalar) = (
+        error(&softmax::log_softmax(&a32, Axis(1))),
+        error(&log_softmax_reference(&a32, Axis(1))),
+    );
+    eprintln!("log_softmax: vectorised {vectorised:e}, scalar {scalar:e} absolute");
+    assert!(
+        vectorised <= scalar + 4.0 * f64::from(f32::EPSILON),
+        "vectorised {vectorised:e}, scalar {scalar:e}"
+    );
+    // Columns are strided: today's scalar loop, bit for bit; f64 likewise.
+    assert_eq!(
+        softmax::log_softmax(&a32, Axis(0)),
+        log_softmax_reference(&a32, Axis(0))
+    );
+    assert_eq!(softmax::log_softmax(&a, Axis(1)), log_softmax_reference(&a, Axis(1)));
+
+    let labels: Vec<usize> = (0..a.nrows()).map(|i| i * 7 % a.ncols()).collect();
+    let exact = loss::cross_entropy(&a, &labels);
+    let got = loss::cross_entropy(&a32, &labels);
+    let relative = (f64::from(got) - exact).abs() / exact;
+    eprintln!("cross_entropy: {relative:e} relative");
+    assert!(relative <= 1e-6, "cross_entropy {got} against {exact}: {relative:e}");
+    // f64 and a view with strided rows (a transpose's transpose... of a column-major copy)
+    // run today's scalar loop, bit for bit.
+    assert_eq!(
+        loss::cross_entropy(&a, &labels),
+        cross_entropy_reference(&a.view(), &labels)
+    );
+    let column_major = a32.t().as_standard_layout().into_owned();
+    let strided = column_major.t();
+    assert!(strided.row(0).as_slice().is_none());
+    assert_eq!(
+        loss::cross_entropy(&strided, &labels),
+        cross_entropy_reference(&strided, &labels)
+    );
+}
+
+/// Today's (pre-vectorisation) cross-entropy, copied as the reference.
+fn cross_entropy_reference<F: Float>(logits: &ndarray::ArrayView2<F>, labels: &[usize]) -> F {
+    let mut total = F::zero();
+    for (row, &label) in logits.rows().into_iter().zip(labels) {
+        let max = row.fold(F::neg_infinity(), |m, &v| m.max(v));
+        let sum_exp = row.fold(F::zero(), |acc, &v| acc + (v - max).exp());
+        total = total + sum_exp.ln() - (row[label] - max);
+    }
+    total / F::of_usize(labels.len())
+}

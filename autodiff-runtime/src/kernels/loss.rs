@@ -117,7 +117,15 @@ fn check_labels(op: &str, shape: &[usize], labels: &[usize]) {
 pub fn cross_entropy<F: Float, S: Data<Elem = F>>(logits: &ArrayBase<S, Ix2>, labels: &[usize]) -> F {
     check_labels("cross_entropy", logits.shape(), labels);
     let mut total = F::zero();
+    // `exp(v - max)` of a contiguous row where `F` has a vectorised `exp` (softmax's lane).
+    let mut scratch = Vec::new();
     for (row, &label) in logits.rows().into_iter().zip(labels) {
+        if let Some(values) = row.as_slice() {
+            if let Some((max, log_total)) = super::softmax::max_and_log_sum_exp(values, &mut scratch) {
+                total = total + log_total - (row[label] - max);
+                continue;
+            }
+        }
         let max = row.fold(F::neg_infinity(), |m, &v| m.max(v));
         let sum_exp = row.fold(F::zero(), |acc, &v| acc + (v - max).exp());
         // logsumexp - row[label] = ln Σ exp(v - max) - (row[label] - max); both terms are small.

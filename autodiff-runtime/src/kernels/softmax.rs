@@ -79,6 +79,18 @@ pub(crate) fn softmax_in_place<F: Float>(lane: &mut [F]) -> bool {
     true
 }
 
+/// `max` and `ln Σ exp(x - max)` of a contiguous lane, through the vectorised `exp` of `F`
+/// (`f32`), `exp(x - max)` written into `scratch`; `None` for a type without one (`f64`,
+/// duals), whose callers then run the scalar loop. For `log_softmax` and cross-entropy.
+pub(crate) fn max_and_log_sum_exp<F: Float>(xs: &[F], scratch: &mut Vec<F>) -> Option<(F, F)> {
+    let exp = F::vectorised(VectorFn::Exp)?;
+    let max = in_blocks(xs, F::neg_infinity(), |m, v| m.max(v));
+    scratch.clear();
+    scratch.extend(xs.iter().map(|&v| v - max));
+    exp.map_in_place(scratch);
+    Some((max, in_blocks(scratch, F::zero(), |total, e| total + e).ln()))
+}
+
 /// The reduction of `xs` by `op` (a sum, a max) with 16 running values combined at the
 /// end: the compiler keeps them in one SIMD register, where one running value is a chain
 /// of dependent operations that cost as much as the vectorised `exp` of the same lane
@@ -131,7 +143,16 @@ pub fn softmax_grad<F: Float, S: Data<Elem = F>, D: RemoveAxis>(
 pub fn log_softmax<F: Float, S: Data<Elem = F>, D: RemoveAxis>(a: &ArrayBase<S, D>, axis: Axis) -> Array<F, D> {
     check_axis("log_softmax", a.shape(), axis);
     let mut y = a.to_owned();
+    // `exp(v - max)` of a contiguous lane, where `F` has a vectorised `exp`: reused by every
+    // lane, so the call allocates once more than it did.
+    let mut scratch = Vec::new();
     for mut lane in y.lanes_mut(axis) {
+        if let Some(values) = lane.as_slice_mut() {
+            if let Some((max, log_total)) = max_and_log_sum_exp(values, &mut scratch) {
+                values.iter_mut().for_each(|v| *v = (*v - max) - log_total);
+                continue;
+            }
+        }
         let max = lane_max(&lane);
         let total = lane.fold(F::zero(), |acc, &v| acc + (v - max).exp());
         // `(v - max) - ln total`, not `v - (max + ln total)`: adding `ln total`
