@@ -23,7 +23,7 @@ macro_rules! unary_tests {
         $(#[$doc:meta])*
         $variant:ident $name:ident ($grad:ident, $scalar:ident, $grad_scalar:ident, $saves_const:ident)
             forms($($form:ident),*), domain $domain:ident,
-            forward |$x:ident| $forward:expr,
+            forward |$x:ident| $forward:expr, $(vector $vector:ident,)?
             saves $saves:ident,
             derivative |$s:ident| $derivative:expr;
     )*) => {$(
@@ -129,7 +129,7 @@ macro_rules! unary_names {
     ($(
         $(#[$doc:meta])*
         $variant:ident $name:ident ($($kernel:ident),*) forms($($form:ident),*), domain $domain:ident,
-            forward |$x:ident| $forward:expr, saves $saves:ident, derivative |$s:ident| $derivative:expr;
+            forward |$x:ident| $forward:expr, $(vector $vector:ident,)? saves $saves:ident, derivative |$s:ident| $derivative:expr;
     )*) => {
         const UNARY_NAMES: &[&str] = &[$(stringify!($name)),*];
     };

@@ -5,7 +5,7 @@
 /// ```text
 /// /// doc
 /// Variant name (grad, scalar, grad_scalar, SAVES_CONST) forms(..), domain D,
-///     forward |x| f(x), saves Input|Output|OutputSign, derivative |s| f'(in terms of s);
+///     forward |x| f(x), [vector V,] saves Input|Output|OutputSign, derivative |s| f'(in terms of s);
 /// ```
 ///
 /// - `name` is the method and function name users write; the other identifiers name the
@@ -23,6 +23,10 @@
 ///   Output` for a derivative that reads only whether `y > 0` (relu): both engines then keep
 ///   one bit per element (`kernels::mask::SignMask`) instead of the output, unless the output
 ///   is kept anyway, and hand the formula 1 or 0 for `y`.
+/// - `vector V` (optional) names the vectorised form of the forward on whole slices,
+///   `kernels::vector::VectorFn::V`, which the runtime's array kernel runs on the float
+///   types that have one (`f32`: SIMD, within a few ulp of `f(x)`) over contiguous arrays;
+///   other types (`f64`, duals), strided arrays and the scalar forms run `f(x)` itself.
 /// - The formulas are Rust over `F: Float` (`F::one()`, `F::of(0.5)`, ...), compiled by the
 ///   runtime, where `stable_sigmoid` is in scope.
 #[macro_export]
@@ -31,7 +35,7 @@ macro_rules! for_each_unary {
         $callback! {
             /// `eˣ`.
             Exp exp (exp_grad, exp_scalar, exp_grad_scalar, EXP_SAVES) forms(float), domain all,
-                forward |x| x.exp(), saves Output, derivative |y| y;
+                forward |x| x.exp(), vector Exp, saves Output, derivative |y| y;
             /// Natural logarithm.
             Ln ln (ln_grad, ln_scalar, ln_grad_scalar, LN_SAVES) forms(float), domain positive,
                 forward |x| x.ln(), saves Input, derivative |x| x.recip();
@@ -40,7 +44,7 @@ macro_rules! for_each_unary {
                 forward |x| x.sqrt(), saves Output, derivative |y| F::of(0.5) / y;
             /// Hyperbolic tangent.
             Tanh tanh (tanh_grad, tanh_scalar, tanh_grad_scalar, TANH_SAVES) forms(ext, function, float), domain all,
-                forward |x| x.tanh(), saves Output, derivative |y| F::one() - y * y;
+                forward |x| x.tanh(), vector Tanh, saves Output, derivative |y| F::one() - y * y;
             /// Sine.
             Sin sin (sin_grad, sin_scalar, sin_grad_scalar, SIN_SAVES) forms(float), domain all,
                 forward |x| x.sin(), saves Input, derivative |x| x.cos();
@@ -63,7 +67,7 @@ macro_rules! for_each_unary {
                 derivative |y| if y > F::zero() { F::one() } else { F::zero() };
             /// The logistic function `1 / (1 + e⁻ˣ)`, stable at large `|x|`.
             Sigmoid sigmoid (sigmoid_grad, sigmoid_scalar, sigmoid_grad_scalar, SIGMOID_SAVES) forms(ext, function), domain all,
-                forward |x| stable_sigmoid(x), saves Output, derivative |y| y * (F::one() - y);
+                forward |x| stable_sigmoid(x), vector Sigmoid, saves Output, derivative |y| y * (F::one() - y);
             /// `ln(1 + eˣ)`, a smooth relu, computed as `max(x, 0) + ln(1 + e^-|x|)` so that
             /// it neither overflows for large `x` nor loses its value for very negative `x`.
             Softplus softplus (softplus_grad, softplus_scalar, softplus_grad_scalar, SOFTPLUS_SAVES) forms(ext, function), domain all,

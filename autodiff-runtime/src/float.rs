@@ -4,6 +4,7 @@ use ndarray::{ArrayView2, ArrayViewMut2, NdFloat};
 use num_traits::FromPrimitive;
 
 use crate::kernels::gemm::Backend;
+use crate::kernels::vector::{self, VectorFn, Vectorised};
 
 /// A floating-point element type the runtime can differentiate: `f32`, `f64`, or a
 /// [`Dual`](crate::dual::Dual) number over one of them (forward mode, second derivatives).
@@ -61,6 +62,20 @@ pub trait Float: NdFloat + FromPrimitive + std::iter::Sum + Default {
     ) {
         crate::kernels::gemm::gemm_real(backend, threads, alpha, a, b, beta, c);
     }
+
+    /// How this type computes `f` on a whole contiguous slice, if it has a vectorised
+    /// form ([`kernels::vector`](crate::kernels::vector)); `None` (the default) where it
+    /// has none, and then the kernels run the primitive row's scalar formula.
+    ///
+    /// `f32` overrides it with SIMD forms within a few ulp of its `libm` functions; `f64`
+    /// and [`Dual`](crate::dual::Dual) keep the default, so that their results, which the
+    /// gradient tests compare against finite differences, are those of the scalar formula
+    /// bit for bit.
+    #[inline]
+    fn vectorised(f: VectorFn) -> Option<Vectorised<Self>> {
+        let _ = f;
+        None
+    }
 }
 
 impl Float for f32 {
@@ -89,6 +104,11 @@ impl Float for f32 {
 
     fn of_f16(value: half::f16) -> Self {
         value.to_f32()
+    }
+
+    #[inline]
+    fn vectorised(f: VectorFn) -> Option<Vectorised<Self>> {
+        Some(vector::f32_form(f))
     }
 }
 

@@ -12,6 +12,7 @@
 
 use ndarray::{Array, ArrayBase, Data, Dimension, ShapeBuilder, Zip};
 
+use super::vector::VectorFn;
 use crate::Float;
 
 /// Whether two shapes are equal, compared inline: `==` on `[usize]` calls `memcmp`, whose
@@ -119,6 +120,22 @@ where
         Some(xs) => from_standard_vec(a.raw_dim(), xs.iter().map(|&x| f(x)).collect()),
         None => a.mapv(f),
     }
+}
+
+/// [`map`], through `F`'s vectorised form of `vector` where there is one
+/// ([`Float::vectorised`]: `f32`) and `a` is contiguous in standard layout; `f`, the
+/// scalar formula, everywhere else (other types, strided views, `vector` being `None`).
+#[inline]
+pub(crate) fn map_vectorised<F, S, D>(a: &ArrayBase<S, D>, vector: Option<VectorFn>, f: impl Fn(F) -> F) -> Array<F, D>
+where
+    F: Float,
+    S: Data<Elem = F>,
+    D: Dimension,
+{
+    if let (Some(form), Some(xs)) = (vector.and_then(F::vectorised), a.as_slice()) {
+        return from_standard_vec(a.raw_dim(), form.map(xs));
+    }
+    map(a, f)
 }
 
 /// `f(g, x)` elementwise, as a new array of `g`'s shape, for `x` of `g`'s shape or

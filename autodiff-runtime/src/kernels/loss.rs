@@ -117,7 +117,15 @@ fn check_labels(op: &str, shape: &[usize], labels: &[usize]) {
 pub fn cross_entropy<F: Float, S: Data<Elem = F>>(logits: &ArrayBase<S, Ix2>, labels: &[usize]) -> F {
     check_labels("cross_entropy", logits.shape(), labels);
     let mut total = F::zero();
+    // `exp(v - max)` of a contiguous row where `F` has a vectorised `exp` (softmax's lane).
+    let mut scratch = Vec::new();
     for (row, &label) in logits.rows().into_iter().zip(labels) {
+        if let Some(values) = row.as_slice() {
+            if let Some((max, log_total)) = super::softmax::max_and_log_sum_exp(values, &mut scratch) {
+                total = total + log_total - (row[label] - max);
+                continue;
+            }
+        }
         let max = row.fold(F::neg_infinity(), |m, &v| m.max(v));
         let sum_exp = row.fold(F::zero(), |acc, &v| acc + (v - max).exp());
         // logsumexp - row[label] = ln Σ exp(v - max) - (row[label] - max); both terms are small.
@@ -139,6 +147,14 @@ pub fn cross_entropy_grad<F: Float, S: Data<Elem = F>>(
     let scale = g / F::of_usize(labels.len());
     let mut grad = logits.to_owned();
     for (mut row, &label) in grad.rows_mut().into_iter().zip(labels) {
+        // Rows of the owned copy are contiguous: softmax's vectorised lane where `F` has one.
+        if let Some(values) = row.as_slice_mut() {
+            if super::softmax::softmax_in_place(values) {
+                row.mapv_inplace(|p| p * scale);
+                row[label] -= scale;
+                continue;
+            }
+        }
         let max = row.fold(F::neg_infinity(), |m, &v| m.max(v));
         let mut sum_exp = F::zero();
         row.mapv_inplace(|v| {

@@ -26,6 +26,7 @@ pub mod reduce;
 pub mod softmax;
 pub(crate) mod team;
 pub mod unary;
+pub mod vector;
 
 /// Every kernel of the catalog the macro emits calls to (`autodiff_primitives::for_each_kernel!`)
 /// exists here: a name the catalog lists and this crate lacks fails this crate's build.

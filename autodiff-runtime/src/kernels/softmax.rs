@@ -7,6 +7,7 @@
 
 use ndarray::{Array, ArrayBase, Axis, Data, RemoveAxis, Zip};
 
+use super::vector::VectorFn;
 use crate::Float;
 
 /// Panics naming `op`, the axis and the shape if `axis` is out of bounds.
@@ -39,6 +40,11 @@ pub fn softmax<F: Float, S: Data<Elem = F>, D: RemoveAxis>(a: &ArrayBase<S, D>, 
     check_axis("softmax", a.shape(), axis);
     let mut y = a.to_owned();
     for mut lane in y.lanes_mut(axis) {
+        if let Some(values) = lane.as_slice_mut() {
+            if softmax_in_place(values) {
+                continue;
+            }
+        }
         let max = lane_max(&lane);
         let mut total = F::zero();
         lane.mapv_inplace(|v| {
@@ -52,6 +58,58 @@ pub fn softmax<F: Float, S: Data<Elem = F>, D: RemoveAxis>(a: &ArrayBase<S, D>, 
         lane.mapv_inplace(|e| e * inv);
     }
     y
+}
+
+/// [`softmax`] of a contiguous lane in place, through the vectorised `exp` of `F` (`f32`):
+/// the max and the sum in blocks, the shift, one vectorised pass, the scaling. Returns
+/// false, with `lane` untouched, for a type without one (`f64`, duals), whose callers
+/// then run the scalar loop, so that those types compute exactly what they did before.
+pub(crate) fn softmax_in_place<F: Float>(lane: &mut [F]) -> bool {
+    let Some(exp) = F::vectorised(VectorFn::Exp) else {
+        return false;
+    };
+    // The max exactly as `lane_max` finds it (`max` ignores NaN either way; the order of
+    // the comparisons does not change the result).
+    let max = in_blocks(lane, F::neg_infinity(), |m, v| m.max(v));
+    lane.iter_mut().for_each(|v| *v -= max);
+    exp.map_in_place(lane);
+    // The max element contributes exp(0) = 1, so the total is at least 1.
+    let inv = in_blocks(lane, F::zero(), |total, e| total + e).recip();
+    lane.iter_mut().for_each(|e| *e *= inv);
+    true
+}
+
+/// `max` and `ln Σ exp(x - max)` of a contiguous lane, through the vectorised `exp` of `F`
+/// (`f32`), `exp(x - max)` written into `scratch`; `None` for a type without one (`f64`,
+/// duals), whose callers then run the scalar loop. For `log_softmax` and cross-entropy.
+pub(crate) fn max_and_log_sum_exp<F: Float>(xs: &[F], scratch: &mut Vec<F>) -> Option<(F, F)> {
+    let exp = F::vectorised(VectorFn::Exp)?;
+    let max = in_blocks(xs, F::neg_infinity(), |m, v| m.max(v));
+    scratch.clear();
+    scratch.extend(xs.iter().map(|&v| v - max));
+    exp.map_in_place(scratch);
+    Some((max, in_blocks(scratch, F::zero(), |total, e| total + e).ln()))
+}
+
+/// The reduction of `xs` by `op` (a sum, a max) with 16 running values combined at the
+/// end: the compiler keeps them in one SIMD register, where one running value is a chain
+/// of dependent operations that cost as much as the vectorised `exp` of the same lane
+/// (softmax of 128×128 `f32`: 25 µs with one, against 4 for the `exp`). Only the
+/// vectorised path reduces this way: the order of additions changes their rounding, which
+/// `f32` allows and `f64` must not see.
+#[inline]
+fn in_blocks<F: Float>(xs: &[F], init: F, op: impl Fn(F, F) -> F) -> F {
+    const LANES: usize = 16;
+    let mut running = [init; LANES];
+    let blocks = xs.chunks_exact(LANES);
+    let tail = blocks.remainder();
+    for block in blocks {
+        for (r, &x) in running.iter_mut().zip(block) {
+            *r = op(*r, x);
+        }
+    }
+    let combined = running.iter().fold(init, |acc, &r| op(acc, r));
+    tail.iter().fold(combined, |acc, &x| op(acc, x))
 }
 
 /// Backward of [`softmax`] from its output `y`: `y ⊙ (g - Σ_axis g⊙y)`.
@@ -85,7 +143,16 @@ pub fn softmax_grad<F: Float, S: Data<Elem = F>, D: RemoveAxis>(
 pub fn log_softmax<F: Float, S: Data<Elem = F>, D: RemoveAxis>(a: &ArrayBase<S, D>, axis: Axis) -> Array<F, D> {
     check_axis("log_softmax", a.shape(), axis);
     let mut y = a.to_owned();
+    // `exp(v - max)` of a contiguous lane, where `F` has a vectorised `exp`: reused by every
+    // lane, so the call allocates once more than it did.
+    let mut scratch = Vec::new();
     for mut lane in y.lanes_mut(axis) {
+        if let Some(values) = lane.as_slice_mut() {
+            if let Some((max, log_total)) = max_and_log_sum_exp(values, &mut scratch) {
+                values.iter_mut().for_each(|v| *v = (*v - max) - log_total);
+                continue;
+            }
+        }
         let max = lane_max(&lane);
         let total = lane.fold(F::zero(), |acc, &v| acc + (v - max).exp());
         // `(v - max) - ln total`, not `v - (max + ln total)`: adding `ln total`

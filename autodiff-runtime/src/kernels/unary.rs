@@ -10,6 +10,7 @@
 use ndarray::{Array, ArrayBase, Data, Dimension, Zip};
 
 use super::flat;
+use super::vector::VectorFn;
 use crate::Float;
 
 /// Which value an elementwise op's backward reads: its input or its output.
@@ -38,22 +39,48 @@ pub fn stable_sigmoid<F: Float>(x: F) -> F {
     }
 }
 
+/// A row's optional `vector` column as an `Option<VectorFn>`.
+macro_rules! vector_fn {
+    () => {
+        None
+    };
+    ($vector:ident) => {
+        Some(VectorFn::$vector)
+    };
+}
+
+/// What a row's optional `vector` column makes of its `f32` forward, for its doc.
+macro_rules! vector_doc {
+    () => {
+        "the scalar formula, element by element"
+    };
+    ($vector:ident) => {
+        concat!(
+            "the vectorised form `VectorFn::",
+            stringify!($vector),
+            "` (`kernels::vector`)"
+        )
+    };
+}
+
 macro_rules! unary_kernels {
     ($(
         $(#[$doc:meta])*
         $variant:ident $name:ident ($grad:ident, $scalar:ident, $grad_scalar:ident, $saves_const:ident)
             forms($($form:ident),*), domain $domain:ident,
-            forward |$x:ident| $forward:expr,
+            forward |$x:ident| $forward:expr, $(vector $vector:ident,)?
             saves $saves:ident,
             derivative |$s:ident| $derivative:expr;
     )*) => {$(
         $(#[$doc])*
+        ///
+        #[doc = concat!("On `f32` arrays in standard layout: ", vector_doc!($($vector)?), ".")]
         // Not inlined: a loop over an array gains nothing from inlining, and a generated
         // function with thousands of kernel calls would otherwise become one giant body
         // that LLVM optimises in superlinear time.
         #[inline(never)]
         pub fn $name<F: Float, S: Data<Elem = F>, D: Dimension>(a: &ArrayBase<S, D>) -> Array<F, D> {
-            flat::map(a, |$x: F| $forward)
+            flat::map_vectorised(a, vector_fn!($($vector)?), |$x: F| $forward)
         }
 
         #[doc = concat!("Backward of [`", stringify!($name), "`]: `g * f'`, in place in `g`'s buffer; `saved` is the op's ", stringify!($saves), ".")]

@@ -613,7 +613,7 @@ macro_rules! var_methods {
         $(#[$doc:meta])*
         $variant:ident $name:ident ($grad:ident, $scalar:ident, $grad_scalar:ident, $saves_const:ident)
             forms($($form:ident),*), domain $domain:ident,
-            forward |$x:ident| $forward:expr,
+            forward |$x:ident| $forward:expr, $(vector $vector:ident,)?
             saves $saves:ident,
             derivative |$s:ident| $derivative:expr;
     )*) => {
