@@ -20,8 +20,8 @@ use rten_simd::SimdUnaryOp;
 pub enum VectorFn {
     /// `eˣ`: for `f32` within 1 ulp of `f32::exp` (`rten_vecmath::Exp`).
     Exp,
-    /// `tanh x`: for `f32` within 3 ulp of `f32::tanh` (`rten_vecmath::Tanh`); `tanh(+0)`
-    /// comes out as `−0` (equal under `==`).
+    /// `tanh x`: for `f32` within 3 ulp of `f32::tanh` (`rten_vecmath::Tanh`), with the
+    /// sign of zero std gives (`SignedTanh`).
     Tanh,
     /// The logistic function `1 / (1 + e⁻ˣ)`: for `f32` within a few ulp where the result
     /// is a normal float; below `x ≈ −87.3`, where the exact value is subnormal, `0`
@@ -68,6 +68,23 @@ fn map_with<Op: SimdUnaryOp<f32>>(op: &Op, xs: &[f32]) -> Vec<f32> {
     out
 }
 
+/// `rten_vecmath::Tanh` with the sign of zero std gives: it takes `x <= 0` as negative and
+/// so returns `−0` for `+0` (std: `+0`, which `1 / tanh(0)` or `is_sign_negative` would
+/// tell). At `x == ±0` this returns `x` itself, in the same pass (a compare and a select per
+/// vector; a second pass over the output measured 1.7 µs on 8192 elements, half the function).
+#[derive(Default)]
+struct SignedTanh;
+
+impl SimdUnaryOp<f32> for SignedTanh {
+    #[inline(always)]
+    fn eval<I: rten_simd::Isa>(&self, isa: I, x: I::F32) -> I::F32 {
+        use rten_simd::ops::{BitOps, NumOps};
+        let ops = isa.f32();
+        let y = rten_vecmath::Tanh {}.eval(isa, x);
+        ops.select(x, y, ops.eq(x, ops.zero()))
+    }
+}
+
 /// The vectorised forms of `f32`, for [`Float::vectorised`](crate::Float::vectorised).
 pub(crate) fn f32_form(f: VectorFn) -> Vectorised<f32> {
     match f {
@@ -76,8 +93,8 @@ pub(crate) fn f32_form(f: VectorFn) -> Vectorised<f32> {
             map_in_place: |xs| rten_vecmath::Exp {}.map_mut(xs),
         },
         VectorFn::Tanh => Vectorised {
-            map: |xs| map_with(&rten_vecmath::Tanh {}, xs),
-            map_in_place: |xs| rten_vecmath::Tanh {}.map_mut(xs),
+            map: |xs| map_with(&SignedTanh, xs),
+            map_in_place: |xs| SignedTanh.map_mut(xs),
         },
         VectorFn::Sigmoid => Vectorised {
             map: |xs| map_with(&rten_vecmath::Sigmoid {}, xs),
