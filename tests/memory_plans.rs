@@ -764,3 +764,39 @@ fn a_loop_holds_each_state_once() {
         assert!(error > 0.0 && error < 2e-2, "{error}");
     }
 }
+
+/// The tape with bf16 residuals and the static code's `residuals = "bf16"` on the RNN: the
+/// tape packs every state it saves (`h0`, a leaf, it keeps as it is); the static code packs
+/// the states its loop made, and the code around the loop packs the last one, which the loss
+/// keeps. The same rounded values read in the same order: the same gradients, bit for bit.
+#[test]
+fn the_tape_with_bf16_residuals_is_the_static_codes_on_a_loop() {
+    use autodiff::runtime::kernels::packed::Half;
+    use autodiff::runtime::tape::Tape;
+    let mut r = rng(12);
+    let (batch, width, steps) = (4, 8, 5);
+    let xs: Vec<Array2<f64>> = (0..steps).map(|_| random(&mut r, (batch, width))).collect();
+    let (h0, w, u, target) = (
+        random(&mut r, (batch, width)),
+        random(&mut r, (width, width)),
+        random(&mut r, (width, width)),
+        random(&mut r, (batch, width)),
+    );
+    let (value, statics) = rnn_bf16_grad(&h0, &w, &u, &xs, &target);
+    let tape = Tape::with_residuals(Half::Bf16);
+    let (h0v, wv, uv, tv) = (
+        tape.constant(&h0),
+        tape.param(&w),
+        tape.param(&u),
+        tape.constant(&target),
+    );
+    let xsv: Vec<_> = xs.iter().map(|x| tape.constant(x)).collect();
+    let y = rnn_auto_on_tape(&h0v, &wv, &uv, &xsv, &tv);
+    assert_eq!(y.scalar(), value);
+    let mut grads = tape.backward(&y);
+    let taped = (grads.take_as(&wv), grads.take_as(&uv));
+    assert_eq!(taped.0, statics.0, "w");
+    assert_eq!(taped.1, statics.1, "u");
+    let (_, exact) = rnn_auto_grad(&h0, &w, &u, &xs, &target);
+    assert!(error_of_largest(&statics.0, &exact.0) > 0.0, "rounded");
+}
