@@ -460,7 +460,9 @@ pub fn generate(
     // next to which such a pass costs little (a purely elementwise function would pay for
     // it in a backward made of such passes). Not transcendental functions: recomputing
     // swish's σ(z) (an exp per element) made backward 1.5× `all`'s at 256×512·512×1024,
-    // against 1.00–1.04× for its product z·σ(z) (`benches/recompute.rs`, 2026-12-02).
+    // against 1.00–1.04× for its product z·σ(z) (`benches/recompute.rs`, 2026-12-02, with
+    // the scalar `exp` of the time; `f32` arrays' is vectorised since, `kernels/vector.rs`,
+    // which may change that verdict for `f32`).
     let recomputed = recompute_plan(
         function,
         names,
