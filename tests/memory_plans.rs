@@ -349,15 +349,20 @@ fn tanh_layers(x: &Array2<f32>, w1: &Array2<f32>, w2: &Array2<f32>) -> f32 {
     h.dot(w2).tanh().sum()
 }
 
-#[test]
-fn residuals_in_sixteen_bits_hold_half_and_round_the_gradients() {
+/// `tanh_layers`' inputs: a 9×6 batch through 20 hidden units to 4 outputs.
+fn layer_inputs() -> (Array2<f32>, Array2<f32>, Array2<f32>) {
     let mut r = rng(10);
     let f32s = |a: Array2<f64>| a.mapv(|v| v as f32);
-    let (x, w1, w2) = (
+    (
         f32s(random(&mut r, (9, 6))),
         f32s(random(&mut r, (6, 20))),
         f32s(random(&mut r, (20, 4))),
-    );
+    )
+}
+
+#[test]
+fn residuals_in_sixteen_bits_hold_half_and_round_the_gradients() {
+    let (x, w1, w2) = layer_inputs();
     let (_, full) = held_by_forward!(layer_full_forward(&x, &w1, &w2));
     let (_, bf16) = held_by_forward!(layer_bf16_forward(&x, &w1, &w2));
     let (_, f16) = held_by_forward!(layer_f16_forward(&x, &w1, &w2));
@@ -641,13 +646,7 @@ fn auto_recomputes_elementwise_values_from_what_it_keeps() {
 fn the_tape_with_bf16_residuals_is_the_static_codes_on_tanh_layers() {
     use autodiff::runtime::kernels::packed::Half;
     use autodiff::runtime::tape::Tape;
-    let mut r = rng(10);
-    let f32s = |a: Array2<f64>| a.mapv(|v| v as f32);
-    let (x, w1, w2) = (
-        f32s(random(&mut r, (9, 6))),
-        f32s(random(&mut r, (6, 20))),
-        f32s(random(&mut r, (20, 4))),
-    );
+    let (x, w1, w2) = layer_inputs();
     let (value, statics) = layer_bf16_grad(&x, &w1, &w2);
     let (_, exact) = layer_full_grad(&x, &w1, &w2);
     let tape = Tape::with_residuals(Half::Bf16);
