@@ -60,21 +60,15 @@ pub fn softmax<F: Float, S: Data<Elem = F>, D: RemoveAxis>(a: &ArrayBase<S, D>, 
     y
 }
 
-/// [`softmax`] of a contiguous lane in place, through the vectorised `exp` of `F` (`f32`):
-/// the max and the sum in blocks, the shift, one vectorised pass, the scaling. Returns
-/// false, with `lane` untouched, for a type without one (`f64`, duals), whose callers
-/// then run the scalar loop, so that those types compute exactly what they did before.
+/// [`softmax`] of a contiguous lane in place, through the vectorised `exp` of `F` (`f32`).
+/// Returns false, with `lane` untouched, for a type without one (`f64`, duals), whose
+/// callers then run the scalar loop, so that those types compute exactly what they did before.
 pub(crate) fn softmax_in_place<F: Float>(lane: &mut [F]) -> bool {
-    let Some(exp) = F::vectorised(VectorFn::Exp) else {
+    let Some((_, total)) = exp_shifted_by_max(lane) else {
         return false;
     };
-    // The max exactly as `lane_max` finds it (`max` ignores NaN either way; the order of
-    // the comparisons does not change the result).
-    let max = in_blocks(lane, F::neg_infinity(), |m, v| m.max(v));
-    lane.iter_mut().for_each(|v| *v -= max);
-    exp.map_in_place(lane);
     // The max element contributes exp(0) = 1, so the total is at least 1.
-    let inv = in_blocks(lane, F::zero(), |total, e| total + e).recip();
+    let inv = total.recip();
     lane.iter_mut().for_each(|e| *e *= inv);
     true
 }
@@ -83,12 +77,23 @@ pub(crate) fn softmax_in_place<F: Float>(lane: &mut [F]) -> bool {
 /// (`f32`), `exp(x - max)` written into `scratch`; `None` for a type without one (`f64`,
 /// duals), whose callers then run the scalar loop. For `log_softmax` and cross-entropy.
 pub(crate) fn max_and_log_sum_exp<F: Float>(xs: &[F], scratch: &mut Vec<F>) -> Option<(F, F)> {
-    let exp = F::vectorised(VectorFn::Exp)?;
-    let max = in_blocks(xs, F::neg_infinity(), |m, v| m.max(v));
+    F::vectorised(VectorFn::Exp)?;
     scratch.clear();
-    scratch.extend(xs.iter().map(|&v| v - max));
-    exp.map_in_place(scratch);
-    Some((max, in_blocks(scratch, F::zero(), |total, e| total + e).ln()))
+    scratch.extend_from_slice(xs);
+    exp_shifted_by_max(scratch).map(|(max, total)| (max, total.ln()))
+}
+
+/// The lane's max, then `exp(v - max)` over it in place (one vectorised pass) and their
+/// total, in blocks: the common part of [`softmax_in_place`] and [`max_and_log_sum_exp`].
+/// `None`, with `lane` untouched, for a type without a vectorised `exp`.
+fn exp_shifted_by_max<F: Float>(lane: &mut [F]) -> Option<(F, F)> {
+    let exp = F::vectorised(VectorFn::Exp)?;
+    // The max exactly as `lane_max` finds it (`max` ignores NaN either way; the order of
+    // the comparisons does not change the result).
+    let max = in_blocks(lane, F::neg_infinity(), |m, v| m.max(v));
+    lane.iter_mut().for_each(|v| *v -= max);
+    exp.map_in_place(lane);
+    Some((max, in_blocks(lane, F::zero(), |total, e| total + e)))
 }
 
 /// The reduction of `xs` by `op` (a sum, a max) with 16 running values combined at the
