@@ -10,7 +10,7 @@
 //! A state is held once: consecutive contexts share it (`ArcArray`), the first context
 //! leaves the initial value and the last the loop's output to the code around the loop
 //! (`EdgeField`), and under `residuals = "bf16"` the contexts share one 16-bit packing of
-//! it, made where the state is (`Packing`).
+//! it, made where the state is and carried beside it (`BodyCode::packed_twin`).
 //!
 //! Before: `let mut h = h0.to_owned(); for i in 0..n { h = (h.dot(w) + &xs[i]).tanh(); }`
 //! After (forward):  `let (ctxs, h_9) = { let mut h = h0.to_owned(); let mut ctxs = Vec::with_capacity(n);`
@@ -66,33 +66,6 @@ struct StateField {
     field: Ident,
     carried: usize,
     input: bool,
-}
-
-/// The 16-bit twins of the carried states that contexts hold: `twin(k)` packs carried
-/// variable `k`'s current state, `next_twin(k)` the state this iteration made for it.
-struct Packing {
-    prefix: String,
-    carried: Vec<usize>,
-}
-
-impl Packing {
-    fn new(body: &BodyCode, l: &Loop) -> Self {
-        let carried = (0..l.carried.len())
-            .filter(|&k| body.packed_states.iter().any(|s| s.carried == k))
-            .collect();
-        Packing {
-            prefix: body.names.prefix().to_string(),
-            carried,
-        }
-    }
-
-    fn twin(&self, k: usize) -> Ident {
-        format_ident!("{}packed{}", self.prefix, k, span = Span::mixed_site())
-    }
-
-    fn next_twin(&self, k: usize) -> Ident {
-        format_ident!("{}next_packed{}", self.prefix, k, span = Span::mixed_site())
-    }
 }
 
 /// The context fields of a loop body that hold carried states (an output that passes a
@@ -299,6 +272,17 @@ impl<'f> BodyCode<'f> {
         }
     }
 
+    /// Under 16-bit residuals, the packing of carried variable `k`'s current state, carried
+    /// beside it (`None` where no context holds it).
+    fn packed_twin(&self, k: usize) -> Ident {
+        format_ident!("{}packed{}", self.names.prefix(), k, span = Span::mixed_site())
+    }
+
+    /// The packing of the state this iteration made for carried variable `k`.
+    fn next_packed_twin(&self, k: usize) -> Ident {
+        format_ident!("{}next_packed{}", self.names.prefix(), k, span = Span::mixed_site())
+    }
+
     /// The outer values the loop's backward reads for its edge iterations (see
     /// [`EdgeField`]); the outer code keeps them to that step.
     pub fn edge_reads(&self) -> impl Iterator<Item = ValueId> + '_ {
@@ -449,16 +433,15 @@ impl<'f> BodyCode<'f> {
         let last = quote!(#contexts.len() + 1 == #count);
         // Under 16-bit residuals, each carried state a context holds is packed once, where
         // it is made, into a twin carried beside it (`None` where no context holds it).
-        let packed = Packing::new(self, l);
         let pushed = self.code.fields.iter().map(|f| {
             let ident = &f.ident;
             if let Some(state) = self.packed_states.iter().find(|s| s.field == *ident) {
                 let k = state.carried;
                 return if state.input {
-                    let twin = packed.twin(k);
+                    let twin = self.packed_twin(k);
                     quote!(#twin)
                 } else {
-                    let next = packed.next_twin(k);
+                    let next = self.next_packed_twin(k);
                     quote!(::core::clone::Clone::clone(&#next))
                 };
             }
@@ -484,8 +467,9 @@ impl<'f> BodyCode<'f> {
                     ::autodiff::runtime::kernels::packed::Packed::pack(&#value, ::autodiff::runtime::kernels::packed::Half::#format)
                 )))
             };
-            for &k in &packed.carried {
-                let (twin, next_twin) = (packed.twin(k), packed.next_twin(k));
+            let packed_carried = (0..l.carried.len()).filter(|&k| self.packed_states.iter().any(|s| s.carried == k));
+            for k in packed_carried {
+                let (twin, next_twin) = (self.packed_twin(k), self.next_packed_twin(k));
                 // Iteration 0's state is the initial value: packed unless the code around
                 // the loop keeps it (an edge) or no context holds a state carried in.
                 let input = self.packed_states.iter().find(|s| s.input && s.carried == k);
